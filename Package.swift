@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "pantau",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "pantau", targets: ["pantau"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // C libraries from Debian, each behind one thin Swift wrapper module.
+        .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+
+        .target(name: "PantauYAML", dependencies: ["CYAML"]),
+        .target(name: "PantauCore", dependencies: ["PantauYAML"]),
+        .target(name: "PantauModbus", dependencies: [
+            "PantauCore", "CModbus", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "PantauMQTT", dependencies: [
+            "PantauCore", "CMosquitto", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "PantauJournal", dependencies: [
+            "PantauCore", "CSQLite", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "PantauGateway", dependencies: [
+            "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "pantau", dependencies: [
+            "PantauGateway",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "PantauCoreTests", dependencies: ["PantauCore", "PantauYAML"]),
+        .testTarget(name: "PantauModbusTests", dependencies: ["PantauModbus"]),
+        .testTarget(name: "PantauMQTTTests", dependencies: ["PantauMQTT"]),
+        .testTarget(name: "PantauJournalTests", dependencies: ["PantauJournal"]),
+        .testTarget(name: "PantauGatewayTests", dependencies: ["PantauGateway"]),
+    ]
+)

@@ -1,0 +1,330 @@
+/// The whole validated configuration of one gateway (`gateway.yaml`). Parsed once; nothing downstream re-checks it.
+public struct GatewayConfig: Sendable, Hashable {
+    public var identity: GatewayIdentity
+    public var buses: [BusConfig]
+    public var devices: [DeviceConfig]
+    public var mqtt: MQTTConfig
+    public var journal: JournalConfig
+    public var aggregation: AggregationConfig
+    /// Folders searched for profiles, in order; a profile id found earlier wins.
+    public var profileDirectories: [String]
+    public var statusSocket: String
+    /// The file this configuration came from.
+    public var file: String
+
+    public init(
+        identity: GatewayIdentity, buses: [BusConfig], devices: [DeviceConfig], mqtt: MQTTConfig,
+        journal: JournalConfig = JournalConfig(), aggregation: AggregationConfig = AggregationConfig(),
+        profileDirectories: [String] = [], statusSocket: String = "/run/pantau/status.sock", file: String = ""
+    ) {
+        self.identity = identity
+        self.buses = buses
+        self.devices = devices
+        self.mqtt = mqtt
+        self.journal = journal
+        self.aggregation = aggregation
+        self.profileDirectories = profileDirectories
+        self.statusSocket = statusSocket
+        self.file = file
+    }
+}
+
+public struct GatewayIdentity: Sendable, Hashable {
+    /// The field site, e.g. `cisadane-pintu-air-10`.
+    public var site: String
+    /// This gateway, unique within the site, e.g. `gw-01`.
+    public var id: String
+
+    public init(site: String, id: String) {
+        self.site = site
+        self.id = id
+    }
+}
+
+/// One physical bus. Exactly one thread owns it.
+public struct BusConfig: Sendable, Hashable {
+    public enum Transport: Sendable, Hashable {
+        case rtu(RTUSettings)
+        case tcp(host: String, port: Int)
+    }
+
+    public var name: String
+    public var transport: Transport
+
+    public init(name: String, transport: Transport) {
+        self.name = name
+        self.transport = transport
+    }
+}
+
+public struct RTUSettings: Sendable, Hashable {
+    public var device: String
+    public var serial: SerialSettings
+    /// Switch the port to RS-485 mode with TIOCSRS485 (off for USB adapters that switch direction themselves).
+    public var rs485: Bool
+    /// Silence kept between frames; nil means the Modbus t3.5 for the line settings.
+    public var interFrameDelayMicros: Int?
+
+    public init(device: String, serial: SerialSettings, rs485: Bool = false, interFrameDelayMicros: Int? = nil) {
+        self.device = device
+        self.serial = serial
+        self.rs485 = rs485
+        self.interFrameDelayMicros = interFrameDelayMicros
+    }
+
+    public var effectiveInterFrameMicros: Int { interFrameDelayMicros ?? serial.interFrameSilenceMicros }
+}
+
+/// One device on a bus, with its profile resolved.
+public struct DeviceConfig: Sendable, Hashable {
+    public var name: String
+    public var bus: String
+    public var unitId: Int
+    public var profile: DeviceProfile
+    public var pollInterval: Interval
+    /// Overrides of the profile's timing for this device.
+    public var timing: ProfileTiming
+    public var location: DeviceLocation?
+    /// Free install parameters (e.g. `mounting_height_m`), by name.
+    public var install: [String: Double]
+    /// Per-point report strategies; points not listed use `AggregationConfig.defaultReport`.
+    public var report: [String: ReportStrategy]
+    public var flood: [FloodAlertConfig]
+    public var rain: RainConfig?
+    public var airQuality: AirQualityConfig?
+
+    public init(
+        name: String, bus: String, unitId: Int, profile: DeviceProfile, pollInterval: Interval,
+        timing: ProfileTiming? = nil, location: DeviceLocation? = nil, install: [String: Double] = [:],
+        report: [String: ReportStrategy] = [:], flood: [FloodAlertConfig] = [], rain: RainConfig? = nil,
+        airQuality: AirQualityConfig? = nil
+    ) {
+        self.name = name
+        self.bus = bus
+        self.unitId = unitId
+        self.profile = profile
+        self.pollInterval = pollInterval
+        self.timing = timing ?? profile.timing
+        self.location = location
+        self.install = install
+        self.report = report
+        self.flood = flood
+        self.rain = rain
+        self.airQuality = airQuality
+    }
+}
+
+public struct DeviceLocation: Sendable, Hashable {
+    public var latitude: Double?
+    public var longitude: Double?
+    public var description: String?
+
+    public init(latitude: Double? = nil, longitude: Double? = nil, description: String? = nil) {
+        self.latitude = latitude
+        self.longitude = longitude
+        self.description = description
+    }
+}
+
+public struct MQTTConfig: Sendable, Hashable {
+    public struct Broker: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public struct TLS: Sendable, Hashable {
+        public var caFile: String
+        public var certFile: String?
+        public var keyFile: String?
+        public init(caFile: String, certFile: String? = nil, keyFile: String? = nil) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+        }
+    }
+
+    /// Tried in order; on failure the next one (failover).
+    public var brokers: [Broker]
+    public var clientId: String
+    public var username: String?
+    /// Resolved at load time from `password_file` or `password_env`; never written in the config itself.
+    public var password: String?
+    public var tls: TLS?
+    public var topicPrefix: String
+    public var keepaliveSeconds: Int
+    /// Messages in flight waiting for PUBACK.
+    public var inflightWindow: Int
+    /// Seconds of the first and the longest reconnect wait (jittered exponential backoff between them).
+    public var reconnectMinSeconds: Double
+    public var reconnectMaxSeconds: Double
+
+    public init(
+        brokers: [Broker], clientId: String, username: String? = nil, password: String? = nil, tls: TLS? = nil,
+        topicPrefix: String = "pantau", keepaliveSeconds: Int = 30, inflightWindow: Int = 64,
+        reconnectMinSeconds: Double = 0.5, reconnectMaxSeconds: Double = 30
+    ) {
+        self.brokers = brokers
+        self.clientId = clientId
+        self.username = username
+        self.password = password
+        self.tls = tls
+        self.topicPrefix = topicPrefix
+        self.keepaliveSeconds = keepaliveSeconds
+        self.inflightWindow = inflightWindow
+        self.reconnectMinSeconds = reconnectMinSeconds
+        self.reconnectMaxSeconds = reconnectMaxSeconds
+    }
+}
+
+public struct JournalConfig: Sendable, Hashable {
+    public enum Durability: String, Sendable, Hashable {
+        /// fsync every group commit: nothing committed is lost on power failure.
+        case full
+        /// No fsync per group: a power cut may lose the last groups, a process crash loses nothing committed.
+        case normal
+    }
+
+    public var path: String
+    public var durability: Durability
+    public var maxBytes: Int64
+    public var maxAge: Interval
+    /// The longest an append waits for its group commit.
+    public var commitInterval: Interval
+    /// Share of publish slots given to the backlog while live data is flowing (0 to 1).
+    public var backlogShare: Double
+
+    public init(
+        path: String = "/var/lib/pantau/journal.sqlite", durability: Durability = .full,
+        maxBytes: Int64 = 256 * 1024 * 1024, maxAge: Interval = Interval(milliseconds: 7 * 86_400_000),
+        commitInterval: Interval = Interval(milliseconds: 200), backlogShare: Double = 0.5
+    ) {
+        self.path = path
+        self.durability = durability
+        self.maxBytes = maxBytes
+        self.maxAge = maxAge
+        self.commitInterval = commitInterval
+        self.backlogShare = backlogShare
+    }
+}
+
+/// When a point's raw telemetry is published.
+public struct ReportStrategy: Sendable, Hashable {
+    public enum Mode: String, Sendable, Hashable {
+        case everyPoll = "every_poll"
+        case onChange = "on_change"
+    }
+
+    public var mode: Mode
+    /// On change: publish when |new - last published| exceeds this.
+    public var deadbandAbsolute: Double?
+    /// On change: publish when |new - last| / |last| exceeds this fraction.
+    public var deadbandRelative: Double?
+    /// Publish at least this often, even without change.
+    public var heartbeat: Interval?
+
+    public init(
+        mode: Mode = .everyPoll, deadbandAbsolute: Double? = nil, deadbandRelative: Double? = nil,
+        heartbeat: Interval? = nil
+    ) {
+        self.mode = mode
+        self.deadbandAbsolute = deadbandAbsolute
+        self.deadbandRelative = deadbandRelative
+        self.heartbeat = heartbeat
+    }
+}
+
+public struct AggregationConfig: Sendable, Hashable {
+    /// Tumbling window lengths, aligned to wall-clock boundaries.
+    public var windows: [Interval]
+    public var defaultReport: ReportStrategy
+    /// Below this share of expected samples an index is "insufficient data".
+    public var minimumCoverage: Double
+
+    public init(
+        windows: [Interval] = [.minutes(1), .minutes(15), .minutes(60)],
+        defaultReport: ReportStrategy = ReportStrategy(), minimumCoverage: Double = 0.75
+    ) {
+        self.windows = windows
+        self.defaultReport = defaultReport
+        self.minimumCoverage = minimumCoverage
+    }
+}
+
+/// Flood alert levels, in BPBD convention: Siaga 4 is normal, Siaga 1 (Awas) the highest.
+public enum SiagaLevel: Int, Sendable, Hashable, CaseIterable, Comparable {
+    case siaga4 = 4, siaga3 = 3, siaga2 = 2, siaga1 = 1
+
+    /// Higher danger compares greater.
+    public static func < (a: SiagaLevel, b: SiagaLevel) -> Bool { a.rawValue > b.rawValue }
+}
+
+/// Flood alerting for one water-level point of a device.
+public struct FloodAlertConfig: Sendable, Hashable {
+    /// The point giving the level, or (with `mountingHeight`) the distance from sensor to water.
+    public var point: String
+    /// When set, level = mountingHeight - distance, in the point's unit.
+    public var mountingHeight: Double?
+    /// Thresholds in the point's unit (after the distance conversion): entering Siaga 3, 2 and 1.
+    public var siaga3: Double
+    public var siaga2: Double
+    public var siaga1: Double
+    /// A level must fall this far below a threshold before the alert steps down.
+    public var hysteresis: Double
+    /// A new level must hold this long before it is declared.
+    public var minimumDwell: Interval
+    /// Rise that raises a rate-of-rise alert within `rateOfRisePeriod`, in the point's unit.
+    public var rateOfRise: Double?
+    public var rateOfRisePeriod: Interval
+    /// Poll interval at each level; levels not listed keep the device interval.
+    public var pollIntervals: [SiagaLevel: Interval]
+
+    public init(
+        point: String, mountingHeight: Double? = nil, siaga3: Double, siaga2: Double, siaga1: Double,
+        hysteresis: Double = 0, minimumDwell: Interval = .seconds(0), rateOfRise: Double? = nil,
+        rateOfRisePeriod: Interval = .minutes(15), pollIntervals: [SiagaLevel: Interval] = [:]
+    ) {
+        self.point = point
+        self.mountingHeight = mountingHeight
+        self.siaga3 = siaga3
+        self.siaga2 = siaga2
+        self.siaga1 = siaga1
+        self.hysteresis = hysteresis
+        self.minimumDwell = minimumDwell
+        self.rateOfRise = rateOfRise
+        self.rateOfRisePeriod = rateOfRisePeriod
+        self.pollIntervals = pollIntervals
+    }
+}
+
+/// A tipping-bucket rain gauge point.
+public struct RainConfig: Sendable, Hashable {
+    /// The counter point (tips or tenths of mm, as the profile decodes it to mm).
+    public var point: String
+    /// Millimetres of rain per counter step after profile scaling (1 when the profile already gives mm).
+    public var mmPerCount: Double
+    /// The counter's modulus, for wrap-around (65536 for a u16 register).
+    public var counterModulus: Double
+
+    public init(point: String, mmPerCount: Double = 1, counterModulus: Double = 65536) {
+        self.point = point
+        self.mmPerCount = mmPerCount
+        self.counterModulus = counterModulus
+    }
+}
+
+/// Which air-quality indices to compute from a device's pollutant points.
+public struct AirQualityConfig: Sendable, Hashable {
+    public enum Index: String, Sendable, Hashable { case ispu, aqi }
+    public var indices: [Index]
+    /// Averaging period per ISPU parameter (quantity name), overriding the regulation's 24 h.
+    public var averaging: [String: Interval]
+
+    public init(indices: [Index] = [.ispu], averaging: [String: Interval] = [:]) {
+        self.indices = indices
+        self.averaging = averaging
+    }
+}
