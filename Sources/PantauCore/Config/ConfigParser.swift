@@ -1,0 +1,422 @@
+import PantauYAML
+
+/// Parses `gateway.yaml` into a validated `GatewayConfig`, reporting every problem as `file:line:column: message`.
+public enum ConfigParser {
+    /// - Parameters:
+    ///   - defaultProfileDirectories: searched after the folders the config lists under `profiles:`.
+    ///   - environment: looks up `password_env` (injected so tests need not touch the process environment).
+    public static func parse(
+        _ text: String, file: String, defaultProfileDirectories: [String] = [], library: ProfileLibrary? = nil,
+        environment: @escaping (String) -> String? = FileSystem.environment
+    ) -> Result<GatewayConfig, ConfigurationError> {
+        let reader = NodeReader(file: file)
+        guard let root = reader.parseDocument(text) else {
+            if reader.diagnostics.isEmpty { reader.error(at: YAMLMark(line: 1, column: 1), "the configuration is empty") }
+            return .failure(ConfigurationError(reader.diagnostics))
+        }
+        let config = Parsing(reader: reader, file: file, environment: environment)
+            .parse(root, defaultProfileDirectories: defaultProfileDirectories, extra: library)
+        if let config, reader.diagnostics.isEmpty { return .success(config) }
+        return .failure(ConfigurationError(reader.diagnostics))
+    }
+
+    /// Reads and parses a file; an unreadable file is reported like any other configuration error.
+    public static func load(
+        path: String, defaultProfileDirectories: [String],
+        environment: @escaping (String) -> String? = FileSystem.environment
+    ) -> Result<GatewayConfig, ConfigurationError> {
+        do {
+            let text = try FileSystem.readText(path)
+            return parse(text, file: path, defaultProfileDirectories: defaultProfileDirectories, environment: environment)
+        } catch {
+            return .failure(ConfigurationError([
+                Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the configuration: \(error.reason)")
+            ]))
+        }
+    }
+}
+
+private struct Parsing {
+    let reader: NodeReader
+    let file: String
+    let environment: (String) -> String?
+
+    func parse(_ root: YAMLNode, defaultProfileDirectories: [String], extra: ProfileLibrary?) -> GatewayConfig? {
+        guard let map = reader.mapping(root, what: "the configuration") else { return nil }
+        let baseDir = FileSystem.directoryOf(file)
+
+        var identity: GatewayIdentity?
+        if let g = map.mapping("gateway", required: true) {
+            let site = name(g, "site", required: true)
+            let id = name(g, "id", required: true)
+            g.finish()
+            if let site, let id { identity = GatewayIdentity(site: site, id: id) }
+        }
+
+        var profileDirs: [String] = []
+        for item in map.list("profiles") ?? [] {
+            guard let dir = reader.string(item, what: "a profile folder") else { continue }
+            let path = FileSystem.resolve(dir, relativeTo: baseDir)
+            if FileSystem.isDirectory(path) { profileDirs.append(path) } else { reader.error(item, "profile folder '\(path)' does not exist") }
+        }
+        var library = ProfileLibrary(directories: profileDirs + defaultProfileDirectories)
+        if let extra { library.add(extra) }
+
+        let buses = parseBuses(map)
+        let devices = parseDevices(map, buses: buses, library: library)
+        let mqtt = map.mapping("mqtt", required: true).flatMap { parseMQTT($0, identity: identity) }
+        let journal = map.mapping("journal").map { parseJournal($0, baseDir: baseDir) } ?? JournalConfig()
+        let aggregation = map.mapping("aggregation").map(parseAggregation) ?? AggregationConfig()
+        var socket = "/run/pantau/status.sock"
+        if let s = map.mapping("status") {
+            if let path = s.string("socket") { socket = FileSystem.resolve(path, relativeTo: baseDir) }
+            s.finish()
+        }
+        map.finish()
+        guard let identity, let mqtt else { return nil }
+        return GatewayConfig(
+            identity: identity, buses: buses.map(\.config), devices: devices, mqtt: mqtt, journal: journal,
+            aggregation: aggregation, profileDirectories: profileDirs + defaultProfileDirectories,
+            statusSocket: socket, file: file)
+    }
+
+    /// Names go into MQTT topics, so they may not contain `/`, `+`, `#` or blanks.
+    func name(_ m: MappingReader, _ key: String, required: Bool) -> String? {
+        guard let node = m.value(key, required: required), let text = reader.string(node, what: "'\(key)' in \(m.what)")
+        else { return nil }
+        let ok = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+        if !ok {
+            reader.error(node, "'\(key)' in \(m.what) may only use letters, digits, '-', '_' and '.' (it becomes part of MQTT topics), found '\(text)'")
+            return nil
+        }
+        return text
+    }
+
+    struct ParsedBus {
+        var config: BusConfig
+        var node: YAMLNode
+    }
+
+    func parseBuses(_ map: MappingReader) -> [ParsedBus] {
+        var buses: [ParsedBus] = []
+        var ttys: [String: (String, YAMLNode)] = [:]
+        for item in map.list("buses", required: true) ?? [] {
+            guard let b = reader.mapping(item, what: "a bus") else { continue }
+            let busName = name(b, "name", required: true)
+            let what = busName.map { "bus '\($0)'" } ?? "a bus"
+            let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp")], required: true)
+            var transport: BusConfig.Transport?
+            if type == "tcp" {
+                let host = b.string("host", required: true)
+                let port = b.int("port", range: 1...65535) ?? 502
+                if let host { transport = .tcp(host: host, port: port) }
+            } else if type == "rtu" {
+                let device = b.string("device", required: true)
+                var serial = SerialSettings()
+                if let baud = b.int("baud") {
+                    if ProfileParser.supportedBauds.contains(baud) { serial.baud = baud } else if let n = b.value("baud") {
+                        reader.error(n, "baud \(baud) of \(what) is not a standard rate (\(ProfileParser.supportedBauds.map(String.init).joined(separator: ", ")))")
+                    }
+                }
+                if let p = b.choice("parity", [("none", SerialSettings.Parity.none), ("even", .even), ("odd", .odd)]) { serial.parity = p }
+                if let d = b.int("data_bits", range: 7...8) { serial.dataBits = d }
+                if let s = b.int("stop_bits", range: 1...2) { serial.stopBits = s }
+                let rs485 = b.bool("rs485") ?? false
+                let delay = b.int("inter_frame_delay_us", range: 0...1_000_000)
+                if let device, let node = b.value("device") {
+                    let canonical = FileSystem.canonical(device)
+                    if let (other, _) = ttys[canonical] {
+                        reader.error(node, "\(what) uses serial port '\(device)', which bus '\(other)' already owns; one bus per port")
+                    } else {
+                        ttys[canonical] = (busName ?? "?", node)
+                    }
+                    transport = .rtu(RTUSettings(device: device, serial: serial, rs485: rs485, interFrameDelayMicros: delay))
+                }
+            }
+            b.finish()
+            guard let busName, let transport else { continue }
+            if let earlier = buses.first(where: { $0.config.name == busName }) {
+                reader.error(item, "duplicate bus name '\(busName)' (first defined at line \(earlier.node.mark.line))")
+                continue
+            }
+            buses.append(ParsedBus(config: BusConfig(name: busName, transport: transport), node: item))
+        }
+        return buses
+    }
+
+    func parseDevices(_ map: MappingReader, buses: [ParsedBus], library: ProfileLibrary) -> [DeviceConfig] {
+        var devices: [DeviceConfig] = []
+        var names: [String: YAMLNode] = [:]
+        var units: [String: String] = [:]
+        for item in map.list("devices", required: true) ?? [] {
+            guard let d = reader.mapping(item, what: "a device") else { continue }
+            let deviceName = name(d, "name", required: true)
+            let what = deviceName.map { "device '\($0)'" } ?? "a device"
+            var bus: BusConfig?
+            if let node = d.value("bus", required: true), let busName = reader.string(node, what: "'bus' of \(what)") {
+                bus = buses.first { $0.config.name == busName }?.config
+                if bus == nil {
+                    reader.error(node, "\(what) is on bus '\(busName)', which is not defined under 'buses' (defined: \(buses.map(\.config.name).joined(separator: ", ")))")
+                }
+            }
+            var unit: Int?
+            if let node = d.value("unit", required: true) {
+                // With an unknown bus (already reported) accept either range, so one mistake gives one error.
+                var isTCP = bus == nil
+                if case .tcp = bus?.transport { isTCP = true }
+                if let u = reader.int(node, what: "'unit' of \(what)") {
+                    if (1...247).contains(u) || (isTCP && u == 255) {
+                        unit = u
+                    } else {
+                        reader.error(node, "unit id \(u) of \(what) is outside 1-247" + (isTCP ? " (or 255 for Modbus TCP)" : ""))
+                    }
+                }
+            }
+            var profile: DeviceProfile?
+            if let node = d.value("profile", required: true), let id = reader.string(node, what: "'profile' of \(what)") {
+                if let p = library[id] {
+                    profile = p
+                } else if let problem = library.problems[id] {
+                    reader.error(node, "profile '\(id)' of \(what) has errors:\n" + problem.description)
+                } else {
+                    let known = library.profiles.keys.sorted()
+                    let hint = known.min { editDistance($0, id) < editDistance($1, id) }.map { " (did you mean '\($0)'?)" } ?? ""
+                    reader.error(node, "unknown profile '\(id)' for \(what)\(hint); searched \(library.directories.joined(separator: ", "))")
+                }
+            }
+            let interval = d.interval("poll_interval", minimum: Interval(milliseconds: 100)) ?? .seconds(10)
+            var timing = profile?.timing ?? ProfileTiming()
+            if let t = d.int("timeout_ms", range: 10...60_000) { timing.responseTimeoutMs = t }
+            if let r = d.int("retries", range: 0...10) { timing.retries = r }
+            if let t = d.mapping("timing") { timing = ProfileParser.parseTiming(t, base: timing) }
+            var location: DeviceLocation?
+            if let l = d.mapping("location") {
+                location = DeviceLocation(
+                    latitude: l.double("lat", range: -90...90), longitude: l.double("lon", range: -180...180),
+                    description: l.string("description"))
+                l.finish()
+            }
+            var install: [String: Double] = [:]
+            if let i = d.mapping("install"), case .mapping(let pairs) = i.node.content {
+                for pair in pairs {
+                    guard let key = pair.key.scalar else { continue }
+                    _ = i.value(key)
+                    if let v = reader.double(pair.value, what: "install parameter '\(key)' of \(what)") { install[key] = v }
+                }
+                i.finish()
+            }
+            var report: [String: ReportStrategy] = [:]
+            if let r = d.mapping("report"), case .mapping(let pairs) = r.node.content {
+                for pair in pairs {
+                    guard let point = pair.key.scalar else { continue }
+                    _ = r.value(point)
+                    if let profile, profile.point(named: point) == nil {
+                        reader.error(pair.key, "report strategy for '\(point)', which is not a point of profile '\(profile.id)'")
+                    }
+                    if let m = reader.mapping(pair.value, what: "report strategy of '\(point)'") { report[point] = parseReport(m) }
+                }
+                r.finish()
+            }
+            var flood: [FloodAlertConfig] = []
+            for f in d.list("flood") ?? [] {
+                if let m = reader.mapping(f, what: "a flood alert of \(what)"), let c = parseFlood(m, profile: profile) { flood.append(c) }
+            }
+            var rain: RainConfig?
+            if let r = d.mapping("rain") {
+                let point = pointName(r, profile: profile)
+                let mm = r.double("mm_per_count") ?? 1
+                let modulus = r.double("counter_modulus") ?? 65536
+                r.finish()
+                if let point { rain = RainConfig(point: point, mmPerCount: mm, counterModulus: modulus) }
+            }
+            var air: AirQualityConfig?
+            if let a = d.mapping("air_quality") {
+                var indices: [AirQualityConfig.Index] = []
+                for n in a.list("indices") ?? [] {
+                    switch n.scalar {
+                    case "ispu": indices.append(.ispu)
+                    case "aqi": indices.append(.aqi)
+                    default: reader.error(n, "an air-quality index must be ispu or aqi, found \(reader.describe(n))")
+                    }
+                }
+                var averaging: [String: Interval] = [:]
+                if let av = a.mapping("averaging"), case .mapping(let pairs) = av.node.content {
+                    for pair in pairs {
+                        guard let q = pair.key.scalar else { continue }
+                        _ = av.value(q)
+                        if let i = reader.interval(pair.value, what: "averaging period of '\(q)'", minimum: .minutes(1)) { averaging[q] = i }
+                    }
+                    av.finish()
+                }
+                a.finish()
+                air = AirQualityConfig(indices: indices.isEmpty ? [.ispu] : indices, averaging: averaging)
+            }
+            d.finish()
+            guard let deviceName, let bus, let unit, let profile else { continue }
+            if let earlier = names[deviceName] {
+                reader.error(item, "duplicate device name '\(deviceName)' (first defined at line \(earlier.mark.line))")
+                continue
+            }
+            names[deviceName] = item
+            let key = "\(bus.name)#\(unit)"
+            if let other = units[key], let node = d.value("unit") {
+                reader.error(node, "\(what) and device '\(other)' both use unit id \(unit) on bus '\(bus.name)'")
+            }
+            units[key] = deviceName
+            devices.append(DeviceConfig(
+                name: deviceName, bus: bus.name, unitId: unit, profile: profile, pollInterval: interval, timing: timing,
+                location: location, install: install, report: report, flood: flood, rain: rain, airQuality: air))
+        }
+        return devices
+    }
+
+    func pointName(_ m: MappingReader, profile: DeviceProfile?) -> String? {
+        guard let node = m.value("point", required: true), let point = reader.string(node, what: "'point' in \(m.what)") else { return nil }
+        if let profile, profile.point(named: point) == nil {
+            reader.error(node, "'\(point)' is not a point of profile '\(profile.id)' (points: \(profile.points.map(\.name).joined(separator: ", ")))")
+            return nil
+        }
+        return point
+    }
+
+    func parseReport(_ m: MappingReader) -> ReportStrategy {
+        let mode = m.choice("mode", [("every_poll", ReportStrategy.Mode.everyPoll), ("on_change", .onChange)]) ?? .everyPoll
+        let strategy = ReportStrategy(
+            mode: mode, deadbandAbsolute: m.double("deadband", range: 0...Double.greatestFiniteMagnitude),
+            deadbandRelative: m.double("deadband_relative", range: 0...10), heartbeat: m.interval("heartbeat", minimum: .seconds(1)))
+        m.finish()
+        return strategy
+    }
+
+    func parseFlood(_ m: MappingReader, profile: DeviceProfile?) -> FloodAlertConfig? {
+        let point = pointName(m, profile: profile)
+        let mounting = m.double("mounting_height")
+        let s3 = m.double("siaga3", required: true)
+        let s2 = m.double("siaga2", required: true)
+        let s1 = m.double("siaga1", required: true)
+        if let s3, let s2, let s1, !(s3 < s2 && s2 < s1) {
+            reader.error(m.node, "flood thresholds must rise from siaga3 to siaga2 to siaga1, found \(s3), \(s2), \(s1)")
+        }
+        let hysteresis = m.double("hysteresis", range: 0...1_000_000) ?? 0
+        let dwell = m.interval("min_dwell") ?? .seconds(0)
+        let rate = m.double("rate_of_rise", range: 0...1_000_000)
+        let period = m.interval("rate_period", minimum: .minutes(1)) ?? .minutes(15)
+        var intervals: [SiagaLevel: Interval] = [:]
+        if let p = m.mapping("poll_intervals") {
+            for level in SiagaLevel.allCases {
+                if let i = p.interval("siaga\(level.rawValue)", minimum: Interval(milliseconds: 100)) { intervals[level] = i }
+            }
+            p.finish()
+        }
+        m.finish()
+        guard let point, let s3, let s2, let s1 else { return nil }
+        return FloodAlertConfig(
+            point: point, mountingHeight: mounting, siaga3: s3, siaga2: s2, siaga1: s1, hysteresis: hysteresis,
+            minimumDwell: dwell, rateOfRise: rate, rateOfRisePeriod: period, pollIntervals: intervals)
+    }
+
+    func parseMQTT(_ m: MappingReader, identity: GatewayIdentity?) -> MQTTConfig? {
+        var brokers: [MQTTConfig.Broker] = []
+        let tlsMap = m.mapping("tls")
+        var tls: MQTTConfig.TLS?
+        if let t = tlsMap {
+            let ca = t.string("ca_file", required: true)
+            let cert = t.string("cert_file")
+            let key = t.string("key_file")
+            for (k, path) in [("ca_file", ca), ("cert_file", cert), ("key_file", key)] {
+                if let path, !FileSystem.exists(path), let node = t.value(k) { reader.error(node, "\(k) '\(path)' does not exist") }
+            }
+            if (cert == nil) != (key == nil) { reader.error(t.node, "a client certificate needs both cert_file and key_file") }
+            t.finish()
+            if let ca { tls = MQTTConfig.TLS(caFile: ca, certFile: cert, keyFile: key) }
+        }
+        let defaultPort = tlsMap == nil ? 1883 : 8883
+        for item in m.list("brokers", required: true) ?? [] {
+            if let text = item.scalar {
+                let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+                let port = parts.count == 2 ? Int(parts[1]) : defaultPort
+                if let port, (1...65535).contains(port), !parts[0].isEmpty {
+                    brokers.append(MQTTConfig.Broker(host: parts[0], port: port))
+                } else {
+                    reader.error(item, "a broker must be host or host:port, found '\(text)'")
+                }
+            } else if let b = reader.mapping(item, what: "a broker") {
+                let host = b.string("host", required: true)
+                let port = b.int("port", range: 1...65535) ?? defaultPort
+                b.finish()
+                if let host { brokers.append(MQTTConfig.Broker(host: host, port: port)) }
+            }
+        }
+        if brokers.isEmpty, let node = m.value("brokers") { reader.error(node, "at least one broker is needed") }
+        let clientId = m.string("client_id") ?? identity.map { "pantau-\($0.site)-\($0.id)" } ?? "pantau"
+        let username = m.string("username")
+        var password: String?
+        if let node = m.value("password_file"), let path = reader.string(node, what: "'password_file' in \(m.what)") {
+            do {
+                var text = try FileSystem.readText(path)
+                while text.last == "\n" || text.last == "\r" { text.removeLast() }
+                password = text
+            } catch {
+                reader.error(node, "cannot read password_file '\(path)': \(error.reason)")
+            }
+        }
+        if let node = m.value("password_env"), let name = reader.string(node, what: "'password_env' in \(m.what)") {
+            if password != nil {
+                reader.error(node, "give either password_file or password_env, not both")
+            } else if let value = environment(name) {
+                password = value
+            } else {
+                reader.error(node, "password_env names '\(name)', which is not set in the environment")
+            }
+        }
+        if m.has("password"), let node = m.value("password") {
+            reader.error(node, "passwords are not written in the configuration; use password_file or password_env")
+        }
+        var prefix = "pantau"
+        if let node = m.value("topic_prefix"), let p = reader.string(node, what: "'topic_prefix' in \(m.what)") {
+            if p.isEmpty || p.contains("+") || p.contains("#") || p.hasPrefix("/") || p.hasSuffix("/") {
+                reader.error(node, "topic_prefix may not be empty, contain + or #, or start or end with /")
+            } else {
+                prefix = p
+            }
+        }
+        let keepalive = m.int("keepalive", range: 5...3600) ?? 30
+        let inflight = m.int("inflight", range: 1...65535) ?? 64
+        let reconnectMin = m.interval("reconnect_min", minimum: Interval(milliseconds: 10))
+        let reconnectMax = m.interval("reconnect_max", minimum: Interval(milliseconds: 100))
+        m.finish()
+        guard !brokers.isEmpty else { return nil }
+        return MQTTConfig(
+            brokers: brokers, clientId: clientId, username: username, password: password, tls: tls, topicPrefix: prefix,
+            keepaliveSeconds: keepalive, inflightWindow: inflight,
+            reconnectMinSeconds: Double(reconnectMin?.milliseconds ?? 500) / 1000,
+            reconnectMaxSeconds: Double(reconnectMax?.milliseconds ?? 30_000) / 1000)
+    }
+
+    func parseJournal(_ m: MappingReader, baseDir: String) -> JournalConfig {
+        var j = JournalConfig()
+        if let p = m.string("path") { j.path = FileSystem.resolve(p, relativeTo: baseDir) }
+        if let d = m.choice("durability", [("full", JournalConfig.Durability.full), ("normal", .normal)]) { j.durability = d }
+        if let b = m.byteSize("max_bytes") {
+            if b < 1 << 20, let node = m.value("max_bytes") { reader.error(node, "journal max_bytes must be at least 1MiB") } else { j.maxBytes = b }
+        }
+        if let a = m.interval("max_age", minimum: .minutes(1)) { j.maxAge = a }
+        if let c = m.interval("commit_interval", minimum: Interval(milliseconds: 1)) {
+            if c > .seconds(10), let node = m.value("commit_interval") { reader.error(node, "journal commit_interval must be 10s or less") } else { j.commitInterval = c }
+        }
+        if let s = m.double("backlog_share", range: 0.05...1) { j.backlogShare = s }
+        m.finish()
+        return j
+    }
+
+    func parseAggregation(_ m: MappingReader) -> AggregationConfig {
+        var a = AggregationConfig()
+        if let list = m.list("windows") {
+            a.windows = list.compactMap { reader.interval($0, what: "a window length", minimum: .seconds(10)) }
+        }
+        if let c = m.double("min_coverage", range: 0...1) { a.minimumCoverage = c }
+        if let r = m.mapping("report") { a.defaultReport = parseReport(r) }
+        m.finish()
+        return a
+    }
+}
