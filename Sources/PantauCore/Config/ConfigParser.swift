@@ -104,6 +104,7 @@ private struct Parsing {
             guard let b = reader.mapping(item, what: "a bus") else { continue }
             let busName = name(b, "name", required: true)
             let what = busName.map { "bus '\($0)'" } ?? "a bus"
+            b.what = what
             let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp")], required: true)
             var transport: BusConfig.Transport?
             if type == "tcp" {
@@ -152,6 +153,7 @@ private struct Parsing {
             guard let d = reader.mapping(item, what: "a device") else { continue }
             let deviceName = name(d, "name", required: true)
             let what = deviceName.map { "device '\($0)'" } ?? "a device"
+            d.what = what
             var bus: BusConfig?
             if let node = d.value("bus", required: true), let busName = reader.string(node, what: "'bus' of \(what)") {
                 bus = buses.first { $0.config.name == busName }?.config

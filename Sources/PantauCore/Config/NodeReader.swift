@@ -143,7 +143,7 @@ public final class NodeReader {
 public final class MappingReader {
     public let node: YAMLNode
     public let reader: NodeReader
-    public let what: String
+    public var what: String
     private var pairs: [String: YAMLPair] = [:]
     private var order: [String] = []
     private var queried: Set<String> = []

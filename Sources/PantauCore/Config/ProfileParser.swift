@@ -108,6 +108,7 @@ public enum ProfileParser {
         guard let m = reader.mapping(node, what: "a point") else { return nil }
         let name = m.string("name", required: true)
         let what = name.map { "point '\($0)'" } ?? "a point"
+        m.what = what
         if let name, let n = m.value("name"), !isIdentifier(name, extra: "_") {
             reader.error(n, "point name '\(name)' may only use lowercase letters, digits and '_'")
         }

@@ -1,0 +1,15 @@
+import ArgumentParser
+import PantauGateway
+
+@main
+struct Pantau: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pantau",
+        abstract: "Edge gateway for environment sensing: Modbus RTU/TCP sensors to MQTT, with a durable journal.",
+        discussion: "Exit codes follow sysexits: 78 for a configuration error, 69 when a device or broker is unreachable.",
+        version: PantauVersion.current,
+        subcommands: [
+            CheckConfigCommand.self, ProfilesCommand.self,
+        ]
+    )
+}
