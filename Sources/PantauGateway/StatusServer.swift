@@ -1,0 +1,151 @@
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Answers `pantau status` on a local unix socket: each connection receives one JSON snapshot, then EOF.
+/// Read-only by construction: the server never reads what a client sends.
+public final class StatusServer: Sendable {
+    public let path: String
+    private let snapshot: @Sendable () -> [UInt8]
+    private let logger: Logger
+    private let state = Mutex<(fd: Int32, running: Bool, thread: pthread_t?)>((-1, false, nil))
+
+    public init(path: String, logger: Logger, snapshot: @escaping @Sendable () -> [UInt8]) {
+        self.path = path
+        self.logger = logger
+        self.snapshot = snapshot
+    }
+
+    public struct SocketError: Error, CustomStringConvertible {
+        public var path: String
+        public var operation: String
+        public var errno: Int32
+        public var description: String { "status socket \(path): \(operation) failed: \(String(cString: strerror(errno)))" }
+    }
+
+    /// Binds the socket (group-readable, mode 0660) and starts answering on a thread of its own.
+    public func start() throws(SocketError) {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError(path: path, operation: "socket", errno: errno) }
+        unlink(path)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw SocketError(path: path, operation: "bind (path too long)", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+            raw[bytes.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else {
+            let e = errno
+            close(fd)
+            throw SocketError(path: path, operation: "bind", errno: e)
+        }
+        chmod(path, 0o660)
+        guard listen(fd, 8) == 0 else {
+            let e = errno
+            close(fd)
+            throw SocketError(path: path, operation: "listen", errno: e)
+        }
+        state.withLock { $0 = (fd, true, nil) }
+        let thread = startThread(name: "status") { [self] in self.serve(fd) }
+        state.withLock { $0.thread = thread }
+    }
+
+    public func stop() {
+        let (thread, fd) = state.withLock { s -> (pthread_t?, Int32) in
+            s.running = false
+            return (s.thread, s.fd)
+        }
+        if let thread { pthread_join(thread, nil) }
+        if fd >= 0 {
+            close(fd)
+            unlink(path)
+        }
+        state.withLock { $0 = (-1, false, nil) }
+    }
+
+    private func serve(_ listener: Int32) {
+        while state.withLock({ $0.running }) {
+            var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 200) > 0 else { continue }
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else { continue }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var body = snapshot()
+            body.append(UInt8(ascii: "\n"))
+            var sent = 0
+            while sent < body.count {
+                let n = body[sent...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break }
+                sent += n
+            }
+            close(client)
+        }
+    }
+
+    /// Reads one snapshot from a running gateway's socket (the client side of `pantau status`).
+    public static func query(path: String) throws(SocketError) -> [UInt8] {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError(path: path, operation: "socket", errno: errno) }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw SocketError(path: path, operation: "connect (path too long)", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+            raw[bytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { throw SocketError(path: path, operation: "connect", errno: errno) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n < 0 { throw SocketError(path: path, operation: "read", errno: errno) }
+            if n == 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return out
+    }
+}
+
+/// Starts a named pthread running `body`: the gateway's long-running loops (buses, publisher, status) run on threads
+/// it owns, never on Swift's cooperative pool, because they block in C calls.
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Box: @unchecked Sendable {
+        let body: @Sendable () -> Void
+        let name: String
+        init(_ body: @escaping @Sendable () -> Void, name: String) {
+            self.body = body
+            self.name = name
+        }
+    }
+    let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { raw in
+        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    return thread
+}
