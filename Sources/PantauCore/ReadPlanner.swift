@@ -37,28 +37,25 @@ public enum ReadPlanner {
         let tables = Dictionary(grouping: points, by: \.table)
         for table in RegisterTable.allCases.sorted(by: { $0.readFunctionCode < $1.readFunctionCode }) {
             guard let tablePoints = tables[table] else { continue }
-            let spans = tablePoints.map { Span(start: $0.address, end: $0.address + max($0.span, 1)) }.sorted()
-            if timing.singlePointReads {
-                var seen: Set<Span> = []
-                for span in spans where seen.insert(span).inserted { requests.append(span.request(table)) }
-            } else {
-                let limits = Limits(table: table, timing: timing)
-                requests += coalesce(spans, limits: limits).map { $0.request(table) }
-            }
+            let spans = tablePoints.map { Span(start: $0.address, end: $0.address + max($0.span, 1)) }
+            let reads = timing.singlePointReads ? Array(Set(spans)) : coalesce(spans, limits: Limits(table, timing))
+            requests += reads.sorted().map { $0.request(table) }
         }
         return requests
     }
 
     /// One sweep in start order: a point joins the open request when the hole before it and the resulting length
-    /// stay within the limits, otherwise it opens the next one. Sorting by start makes this minimal even with
-    /// overlapping points: a point rejected for length ends after every point the open request could still take,
-    /// so those later points lie inside it and ride along in the next request anyway.
+    /// stay within the limits, otherwise it opens the next one. This is minimal even with overlapping points: a
+    /// point rejected for length ends after every later point the open request could still have taken, so those
+    /// lie inside it and ride along in the next request anyway. Among points starting together the longest comes
+    /// first, so shorter ones ride inside it even when it is an oversized point that takes no company.
     static func coalesce(_ spans: [Span], limits: Limits) -> [Span] {
         var result: [Span] = []
         var open: Span?
-        for span in spans {
+        for span in spans.sorted(by: { ($0.start, -$0.end) < ($1.start, -$1.end) }) {
+            // A point inside the open request joins even when that request is an oversized point on its own.
             if let current = open, span.start - current.end <= limits.maxGap,
-                max(current.end, span.end) - current.start <= limits.maxCount
+                span.end <= current.end || span.end - current.start <= limits.maxCount
             {
                 open = Span(start: current.start, end: max(current.end, span.end))
             } else {
@@ -87,7 +84,7 @@ public enum ReadPlanner {
         var maxCount: Int
         var maxGap: Int
 
-        init(table: RegisterTable, timing: ProfileTiming) {
+        init(_ table: RegisterTable, _ timing: ProfileTiming) {
             let registers = max(1, min(timing.maxRegistersPerRead, ReadPlanner.protocolMaxRegisters))
             let gap = max(0, timing.maxGap)
             if table.isBitTable {

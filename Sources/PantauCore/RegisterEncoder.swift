@@ -79,7 +79,7 @@ public enum RegisterEncoder {
         let byteCount = count * 2
         var words = [UInt16](repeating: 0, count: count)
         for (position, significance) in order.significanceAtWirePosition.enumerated() where position < byteCount {
-            let byte = UInt16(truncatingIfNeeded: bits >> UInt64(8 * (byteCount - 1 - significance)))
+            let byte = UInt16(truncatingIfNeeded: bits >> UInt64(8 * (byteCount - 1 - significance))) & 0xFF
             words[position / 2] |= position % 2 == 0 ? byte << 8 : byte
         }
         return words
