@@ -65,9 +65,6 @@ public struct DecodeFailure: Error, Sendable, Hashable, CustomStringConvertible 
 
 /// Turns raw registers into engineering values. Written in Swift from bit patterns, never with libmodbus helpers.
 public enum RegisterDecoder {
-    /// Decimal places beyond this (either sign) are treated as a corrupt decimals register, not as a value.
-    static let decimalsLimit = 15
-
     /// Decodes every point of `profile` present in `image`. A point whose registers are missing is `.deviceError`.
     public static func decode(
         profile: DeviceProfile, image: RegisterImage, device: String, acquiredAt: UnixMillis
@@ -109,9 +106,7 @@ public enum RegisterDecoder {
         point: PointSpec, words: [UInt16], decimals: Int = 0
     ) -> Result<PointValue, DecodeFailure> {
         guard words.count == point.span else {
-            return .failure(DecodeFailure(
-                .wrongWordCount, point, words, "expected \(point.span) word(s), got \(words.count)"
-            ))
+            return failure(.wrongWordCount, point, words, "expected \(point.span) word(s), got \(words.count)")
         }
         if point.table.isBitTable { return .success(.flag(words[0] != 0)) }
         switch point.type {
@@ -119,25 +114,22 @@ public enum RegisterDecoder {
             return .success(.text(text(from: words, order: point.order)))
         case .bit:
             guard let index = point.bit, (0...15).contains(index) else {
-                return .failure(DecodeFailure(
-                    .invalidBitIndex, point, words, "bit index \(point.bit.map(String.init) ?? "missing") not in 0...15"
-                ))
+                let shown = point.bit.map(String.init) ?? "missing"
+                return failure(.invalidBitIndex, point, words, "bit index \(shown) not in 0...15")
             }
             return .success(.flag(words[0] >> UInt16(index) & 1 == 1))
         default:
             guard point.order.significanceAtWirePosition.count == words.count * 2 else {
-                return .failure(DecodeFailure(
-                    .orderMismatch, point, words,
-                    "byte order \(point.order) does not fit \(point.type.rawValue) (\(words.count * 2) bytes)"
-                ))
+                let reason = "byte order \(point.order) does not fit \(point.type.rawValue) (\(words.count * 2) bytes)"
+                return failure(.orderMismatch, point, words, reason)
             }
             let raw = rawNumber(bits: assemble(words, order: point.order), type: point.type, encoding: point.encoding)
             guard raw.isFinite else {
-                return .failure(DecodeFailure(.notFinite, point, words, "\(point.type.rawValue) is \(raw)"))
+                return failure(.notFinite, point, words, "\(point.type.rawValue) is \(raw)")
             }
             let value = engineering(raw: raw, scale: point.scale, decimals: decimals) + point.offset
             guard value.isFinite else {
-                return .failure(DecodeFailure(.notFinite, point, words, "scaled value \(value) is not finite"))
+                return failure(.notFinite, point, words, "scaled value \(value) is not finite")
             }
             return .success(.number(value))
         }
@@ -195,6 +187,12 @@ public enum RegisterDecoder {
         default:
             return Double(bits)
         }
+    }
+
+    static func failure(
+        _ code: DecodeFailure.Code, _ point: PointSpec, _ words: [UInt16], _ reason: String
+    ) -> Result<PointValue, DecodeFailure> {
+        .failure(DecodeFailure(code, point, words, reason))
     }
 
     /// `raw × scale × 10^-decimals`, dividing by exact powers of ten where it can so 1234 × 0.01 prints as 12.34.
@@ -268,10 +266,8 @@ private struct DecodeSession {
         var words: [UInt16] = []
         for address in point.address..<(point.address + point.span) {
             guard let word = image[point.table, address] else {
-                return .failure(DecodeFailure(
-                    .missingRegisters, point, words,
-                    "\(point.table.rawValue) \(address) was not read (read failed or not in the plan)"
-                ))
+                let reason = "\(point.table.rawValue) \(address) was not read (read failed or not in the plan)"
+                return RegisterDecoder.failure(.missingRegisters, point, words, reason)
             }
             words.append(word)
         }
@@ -279,7 +275,7 @@ private struct DecodeSession {
         if let source = point.decimalsFrom {
             switch decimalPlaces(from: source) {
             case .success(let places): decimals = places
-            case .failure(let problem): return .failure(DecodeFailure(.invalidDecimals, point, words, problem.reason))
+            case .failure(let problem): return RegisterDecoder.failure(.invalidDecimals, point, words, problem.reason)
             }
         }
         return RegisterDecoder.decodeValue(point: point, words: words, decimals: decimals)
@@ -296,11 +292,11 @@ private struct DecodeSession {
         case .failure(let failure):
             return .failure(DecimalsProblem("decimals point failed: \(failure.message)"))
         case .success(let decoded):
-            let limit = Double(RegisterDecoder.decimalsLimit)
+            // More places than a double holds digits means a corrupt register, not a setting.
+            let limit = 15.0
             guard let places = decoded.numeric, places.rounded() == places, (-limit...limit).contains(places) else {
-                return .failure(DecimalsProblem(
-                    "decimals point '\(name)' holds \(decoded), not an integer in ±\(RegisterDecoder.decimalsLimit)"
-                ))
+                let shown = decoded.numeric.map { "\($0)" } ?? "text"
+                return .failure(DecimalsProblem("decimals point '\(name)' holds \(shown), not an integer within ±15"))
             }
             return .success(Int(places))
         }

@@ -44,14 +44,18 @@ let wireCases: [WireCase] = [
     // BF C0 00 00: f32 -1.5
     WireCase(type: .f32, order: "CDAB", words: [0x0000, 0xBFC0], expected: .number(-1.5)),
     // 00 11 22 33 44 55 66 77: u64 4822678189205111 (53 bits, so a double holds it exactly)
-    WireCase(type: .u64, order: "ABCDEFGH", words: [0x0011, 0x2233, 0x4455, 0x6677],
-             expected: .number(4_822_678_189_205_111)),
-    WireCase(type: .u64, order: "HGFEDCBA", words: [0x7766, 0x5544, 0x3322, 0x1100],
-             expected: .number(4_822_678_189_205_111)),
-    WireCase(type: .u64, order: "GHEFCDAB", words: [0x6677, 0x4455, 0x2233, 0x0011],
-             expected: .number(4_822_678_189_205_111)),
-    WireCase(type: .u64, order: "BADCFEHG", words: [0x1100, 0x3322, 0x5544, 0x7766],
-             expected: .number(4_822_678_189_205_111)),
+    WireCase(
+        type: .u64, order: "ABCDEFGH", words: [0x0011, 0x2233, 0x4455, 0x6677],
+        expected: .number(4_822_678_189_205_111)),
+    WireCase(
+        type: .u64, order: "HGFEDCBA", words: [0x7766, 0x5544, 0x3322, 0x1100],
+        expected: .number(4_822_678_189_205_111)),
+    WireCase(
+        type: .u64, order: "GHEFCDAB", words: [0x6677, 0x4455, 0x2233, 0x0011],
+        expected: .number(4_822_678_189_205_111)),
+    WireCase(
+        type: .u64, order: "BADCFEHG", words: [0x1100, 0x3322, 0x5544, 0x7766],
+        expected: .number(4_822_678_189_205_111)),
     // FF FF FF FF FF FF FF 85: i64 -123
     WireCase(type: .i64, order: "ABCDEFGH", words: [0xFFFF, 0xFFFF, 0xFFFF, 0xFF85], expected: .number(-123)),
     WireCase(type: .i64, order: "HGFEDCBA", words: [0x85FF, 0xFFFF, 0xFFFF, 0xFFFF], expected: .number(-123)),
@@ -233,10 +237,12 @@ private func readings(_ points: [PointSpec], _ holding: [Int: UInt16]) -> [Strin
         let reading = try #require(
             RegisterDecoder.decode(profile: profile, image: image, device: "aq-01", acquiredAt: 42).first
         )
-        #expect(reading == Reading(
-            device: "aq-01", point: "no2", quantity: "no2", unit: "ppb", value: .number(25), quality: .good,
-            acquiredAt: 42
-        ))
+        #expect(
+            reading
+                == Reading(
+                    device: "aq-01", point: "no2", quantity: "no2", unit: "ppb", value: .number(25), quality: .good,
+                    acquiredAt: 42
+                ))
     }
 
     @Test(arguments: [
@@ -247,7 +253,9 @@ private func readings(_ points: [PointSpec], _ holding: [Int: UInt16]) -> [Strin
         #expect(decodeOne(point("s", .string, at: 0, length: words.count), words: words) == .text(expected))
     }
 
-    @Test(arguments: [(RegisterTable.coil, UInt16(1), true), (.coil, 0, false), (.discrete, 1, true), (.discrete, 0, false)])
+    @Test(arguments: [
+        (RegisterTable.coil, UInt16(1), true), (.coil, 0, false), (.discrete, 1, true), (.discrete, 0, false),
+    ])
     func bitTables(_ table: RegisterTable, _ raw: UInt16, _ expected: Bool) {
         let spec = point("door", .bit, at: 12, table: table)
         let profile = DeviceProfile(id: "t", points: [spec])
@@ -289,7 +297,8 @@ private func readings(_ points: [PointSpec], _ holding: [Int: UInt16]) -> [Strin
     @Test func interpretationsOfFourRegisters() {
         let rows = RegisterDecoder.interpretations(words: [0x9340, 0x454A, 0x5C6D, 0xADFA])
         #expect(rows.count == 12)
-        #expect(rows.contains { $0.type == .f64 && $0.order.description == "BADCFEHG" && $0.value == .number(1234.5678) })
+        #expect(
+            rows.contains { $0.type == .f64 && $0.order.description == "BADCFEHG" && $0.value == .number(1234.5678) })
         #expect(Set(rows.map(\.type)) == [.u64, .i64, .f64])
     }
 

@@ -87,7 +87,8 @@ private let scalings: [(scale: Double, offset: Double, decimals: Int)] = [
                         value = Double.random(in: -1e6...1e6, using: &random)
                     } else {
                         let range = rawRange(row.type, row.encoding)
-                        let raw = Double(Int64.random(in: Int64(range.lowerBound)...Int64(range.upperBound), using: &random))
+                        let raw = Double(
+                            Int64.random(in: Int64(range.lowerBound)...Int64(range.upperBound), using: &random))
                         // Off the grid by less than half a step, so rounding to nearest is exercised too.
                         value = raw * step + scaling.offset + Double.random(in: -0.45...0.45, using: &random) * step
                     }
@@ -119,7 +120,8 @@ private let scalings: [(scale: Double, offset: Double, decimals: Int)] = [
         (.i32, .twosComplement, .nan, [0x0000, 0x0000]),
     ])
     func integersRoundAndClamp(_ type: ValueType, _ encoding: IntegerEncoding, _ value: Double, _ words: [UInt16]) {
-        let spec = PointSpec(name: "x", quantity: "counter", table: .holding, address: 0, type: type, encoding: encoding)
+        let spec = PointSpec(
+            name: "x", quantity: "counter", table: .holding, address: 0, type: type, encoding: encoding)
         #expect(RegisterEncoder.encode(point: spec, value: .number(value)) == words)
     }
 
@@ -162,10 +164,12 @@ private let scalings: [(scale: Double, offset: Double, decimals: Int)] = [
     @Test func encodedProfileDecodesThroughTheImage() {
         let points = [
             PointSpec(name: "decimals", quantity: "decimals", table: .holding, address: 3, type: .u16, publish: false),
-            PointSpec(name: "level", quantity: "water_level", table: .holding, address: 4, type: .i16,
-                      decimalsFrom: "decimals", unit: "m"),
-            PointSpec(name: "temp", quantity: "temperature", table: .holding, address: 10, type: .f32,
-                      order: ByteOrder("CDAB", byteCount: 4), unit: "Cel"),
+            PointSpec(
+                name: "level", quantity: "water_level", table: .holding, address: 4, type: .i16,
+                decimalsFrom: "decimals", unit: "m"),
+            PointSpec(
+                name: "temp", quantity: "temperature", table: .holding, address: 10, type: .f32,
+                order: ByteOrder("CDAB", byteCount: 4), unit: "Cel"),
         ]
         var image = RegisterImage()
         let values: [String: Double] = ["decimals": 3, "level": -1.234, "temp": 27.5]

@@ -71,12 +71,16 @@ private let plannerCases: [PlannerCase] = [
     PlannerCase(
         name: "hole one over maxGap splits", points: [holding(0), holding(10)], timing: ProfileTiming(maxGap: 8),
         expectedCount: 2,
-        expected: [ReadRequest(table: .holding, address: 0, count: 1), ReadRequest(table: .holding, address: 10, count: 1)]
+        expected: [
+            ReadRequest(table: .holding, address: 0, count: 1), ReadRequest(table: .holding, address: 10, count: 1),
+        ]
     ),
     PlannerCase(
         name: "maxGap 0 joins only adjacent points", points: [holding(0, 2), holding(2), holding(4)],
         timing: ProfileTiming(maxGap: 0), expectedCount: 2,
-        expected: [ReadRequest(table: .holding, address: 0, count: 3), ReadRequest(table: .holding, address: 4, count: 1)]
+        expected: [
+            ReadRequest(table: .holding, address: 0, count: 3), ReadRequest(table: .holding, address: 4, count: 1),
+        ]
     ),
     PlannerCase(
         name: "tables never mix, sorted by function code",
@@ -144,11 +148,14 @@ private let plannerCases: [PlannerCase] = [
     PlannerCase(
         name: "a point larger than the cap gets its own request", points: [holding(0, 20), holding(20)],
         timing: ProfileTiming(maxRegistersPerRead: 16), expectedCount: 2,
-        expected: [ReadRequest(table: .holding, address: 0, count: 20), ReadRequest(table: .holding, address: 20, count: 1)]
+        expected: [
+            ReadRequest(table: .holding, address: 0, count: 20), ReadRequest(table: .holding, address: 20, count: 1),
+        ]
     ),
     PlannerCase(
         name: "coils bridge maxGap × 16 bits", points: [span(.coil, 0), span(.coil, 129)],
-        timing: ProfileTiming(maxGap: 8), expectedCount: 1, expected: [ReadRequest(table: .coil, address: 0, count: 130)]
+        timing: ProfileTiming(maxGap: 8), expectedCount: 1,
+        expected: [ReadRequest(table: .coil, address: 0, count: 130)]
     ),
     PlannerCase(
         name: "coils split beyond maxGap × 16 bits", points: [span(.coil, 0), span(.coil, 130)],
@@ -169,7 +176,9 @@ private let plannerCases: [PlannerCase] = [
     PlannerCase(
         name: "points given out of order", points: [holding(50), holding(3), holding(48), holding(0)],
         timing: ProfileTiming(maxGap: 4), expectedCount: 2,
-        expected: [ReadRequest(table: .holding, address: 0, count: 4), ReadRequest(table: .holding, address: 48, count: 3)]
+        expected: [
+            ReadRequest(table: .holding, address: 0, count: 4), ReadRequest(table: .holding, address: 48, count: 3),
+        ]
     ),
 ]
 
@@ -179,14 +188,19 @@ private func checkInvariants(_ plan: [ReadRequest], points: [PointSpec], timing:
         #expect(plan.contains { $0.covers(point) }, "\(point.name) is not covered by \(plan)")
     }
     for request in plan {
-        let cap = request.table.isBitTable ? min(2000, 16 * min(timing.maxRegistersPerRead, 125))
+        let cap =
+            request.table.isBitTable
+            ? min(2000, 16 * min(timing.maxRegistersPerRead, 125))
             : min(timing.maxRegistersPerRead, 125)
         let oversized = points.contains {
             $0.table == request.table && $0.address == request.address && $0.span == request.count
         }
         #expect(request.count <= cap || oversized, "\(request) exceeds \(cap)")
         if timing.singlePointReads {
-            #expect(points.contains { $0.table == request.table && $0.address == request.address && $0.span == request.count })
+            #expect(
+                points.contains {
+                    $0.table == request.table && $0.address == request.address && $0.span == request.count
+                })
         }
     }
     let keys = plan.map { [Int($0.table.readFunctionCode), $0.address, $0.count] }
@@ -249,7 +263,10 @@ private func checkInvariants(_ plan: [ReadRequest], points: [PointSpec], timing:
     @Test func assembleBuildsTheImageTheDecoderReads() {
         let points = [holding(0, 2), holding(5), span(.coil, 3)]
         let plan = ReadPlanner.plan(points: points, timing: ProfileTiming())
-        #expect(plan == [ReadRequest(table: .coil, address: 3, count: 1), ReadRequest(table: .holding, address: 0, count: 6)])
+        #expect(
+            plan == [
+                ReadRequest(table: .coil, address: 3, count: 1), ReadRequest(table: .holding, address: 0, count: 6),
+            ])
         let image = ReadPlan.assemble([
             (plan[0], [1]),
             (plan[1], [0x42F6, 0xE979, 9, 9, 9, 77, 0xDEAD]),
