@@ -23,8 +23,9 @@ public struct ReadRequest: Sendable, Hashable, CustomStringConvertible {
 
 /// Plans the fewest read transactions that cover a device's points within its constraints.
 public enum ReadPlanner {
-    /// The protocol's limits on one read: 125 registers or 2000 bits (the same 250-byte payload).
+    /// The most registers one read may ask for (FC03/FC04), by the protocol.
     public static let protocolMaxRegisters = 125
+    /// The most bits one read may ask for (FC01/FC02): the same 250-byte payload as 125 registers.
     public static let protocolMaxBits = 2000
 
     /// The fewest requests such that every point lies whole inside one of them, sorted by function code then
