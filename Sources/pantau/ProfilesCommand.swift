@@ -103,7 +103,7 @@ struct ProfilesCommand: ParsableCommand {
                     continue
                 }
                 switch result {
-                case .success(let p): print("\(file): OK (\(p.id), \(p.points.count) points, \(p.testVectors.count) vectors)")
+                case .success(let p): print("\(file): OK (\(p.id), \(p.points.count) point\(p.points.count == 1 ? "" : "s"), \(p.testVectors.count) vector\(p.testVectors.count == 1 ? "" : "s"))")
                 case .failure(let e):
                     print(e.description)
                     bad += 1
