@@ -42,6 +42,8 @@ class MosquittoBroker:
             "log_type information",
             "log_timestamp true",
             "max_queued_messages 100000",
+            # A restarted broker must not drop QoS 0 for a collector that reconnects after the gateway.
+            "queue_qos0_messages true",
         ]
         if self.persistent:
             store = os.path.join(self.workdir, "mosquitto-db")

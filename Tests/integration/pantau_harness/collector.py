@@ -151,13 +151,21 @@ class MqttCollector:
         found = self.messages(topic_glob)
         return found[-1] if found else None
 
-    def wait_for(self, predicate: Callable[["MqttCollector"], Any], timeout: float, what: str = "condition") -> Any:
-        """Returns the first truthy value of `predicate(self)`; fails the test after `timeout` seconds."""
+    def wait_for(
+        self, predicate: Callable[["MqttCollector"], Any], timeout: float, what: str = "condition",
+        watch: Any = None,
+    ) -> Any:
+        """Returns the first truthy value of `predicate(self)`; fails the test after `timeout` seconds.
+
+        `watch` (e.g. the GatewayProcess) fails the wait at once when its `.alive` turns false, with its logs.
+        """
         deadline = time.monotonic() + timeout
         while True:
             value = predicate(self)
             if value:
                 return value
+            if watch is not None and not watch.alive:
+                raise AssertionError(f"process exited while waiting for {what}:\n{watch.logs()[-4000:]}")
             if time.monotonic() >= deadline:
                 topics = sorted({m.topic for m in self.all()})
                 raise AssertionError(
@@ -166,9 +174,10 @@ class MqttCollector:
                 )
             time.sleep(0.05)
 
-    def wait_for_messages(self, topic_glob: str, count: int = 1, timeout: float = 10.0,
-                          since: float | None = None) -> list[Received]:
+    def wait_for_messages(
+        self, topic_glob: str, count: int = 1, timeout: float = 10.0, since: float | None = None, watch: Any = None,
+    ) -> list[Received]:
         return self.wait_for(
             lambda c: (found := c.messages(topic_glob, since)) and len(found) >= count and found,
-            timeout, f"{count} message(s) on {topic_glob}",
+            timeout, f"{count} message(s) on {topic_glob}", watch,
         )

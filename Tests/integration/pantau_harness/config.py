@@ -14,7 +14,7 @@ SITE = "test-site"
 GATEWAY_ID = "gw-test"
 TOPIC_PREFIX = "pantau"
 BASE_TOPIC = f"{TOPIC_PREFIX}/{SITE}/{GATEWAY_ID}"
-PLAIN = re.compile(r"^[A-Za-z_/.][A-Za-z0-9_./-]*$")
+PLAIN = re.compile(r"^[A-Za-z0-9_/.][A-Za-z0-9_./-]*$")
 RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 
 
@@ -30,9 +30,17 @@ def scalar(value: Any) -> str:
     text = str(value)
     if re.fullmatch(r"\d+(\.\d+)?(ms|s|m|h|d)", text):
         return text  # durations stay plain scalars, as an installer would write them
-    if PLAIN.match(text) and text.lower() not in RESERVED:
+    if PLAIN.match(text) and text.lower() not in RESERVED and not _numeric(text):
         return text
     return json.dumps(text)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def flow(mapping: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ EX_CONFIG = 78  # sysexits.h EX_CONFIG: what `pantau check-config` and `pantau r
 
 
 def binary_path() -> str:
-    return os.environ.get("PANTAU_BIN") or os.path.join(repo_root(), ".build", "debug", "pantau")
+    return os.path.abspath(os.environ.get("PANTAU_BIN") or os.path.join(repo_root(), ".build", "debug", "pantau"))
 
 
 def binary_missing_reason() -> str | None:
@@ -70,9 +70,9 @@ class GatewayProcess:
             return ""
 
 
-def check_config(config_path: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+def check_config(config_path: str, cwd: str | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
     """Runs `pantau check-config FILE`; stdout and stderr are both kept (diagnostics may go to either)."""
     return subprocess.run(
         [binary_path(), "check-config", config_path], capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, cwd=cwd,
     )
