@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import subprocess
 import sys
 import time
@@ -102,7 +103,7 @@ class RtuDevice(ModbusDevice):
         return ["--rtu", self.pair.device_path, "--baud", str(self.baud), "--parity", self.parity]
 
     def _ready(self) -> bool:
-        return True
+        return True  # no port to probe: the READY line means pymodbus holds the pty
 
 
 class PtyPair:
@@ -126,12 +127,18 @@ class PtyPair:
             stdout=subprocess.DEVNULL, stderr=log,
         )
         log.close()
-        both = lambda: os.path.exists(self.gateway_path) and os.path.exists(self.device_path)  # noqa: E731
-        if not wait_until(both, STARTUP_TIMEOUT):
+        if not wait_until(self._linked, STARTUP_TIMEOUT):
             self.stop()
             raise RuntimeError("socat did not create the pty pair")
         # socat logs "starting data transfer loop" once both ends are open; before that, bytes may be lost.
-        wait_until(lambda: b"starting data transfer loop" in open(self.log_path, "rb").read(), 5)
+        wait_until(self._transferring, 5)
+
+    def _linked(self) -> bool:
+        return os.path.exists(self.gateway_path) and os.path.exists(self.device_path)
+
+    def _transferring(self) -> bool:
+        with open(self.log_path, "rb") as f:
+            return b"starting data transfer loop" in f.read()
 
     def stop(self) -> None:
         terminate(self.proc, grace=3)
@@ -139,8 +146,6 @@ class PtyPair:
 
 def _readline_with_timeout(proc: subprocess.Popen, timeout: float) -> bytes:
     """The first stdout line of `proc`, or b"" if it exits or stays quiet past `timeout`."""
-    import selectors
-
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
