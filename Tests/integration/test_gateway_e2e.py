@@ -179,7 +179,7 @@ def test_broker_outage_is_a_backlog_not_a_gap(make_broker, mqtt_collector, pymod
 
     # Not retained: a fresh publication after the restart, not the broker's stored copy of the old one.
     online_again = collector.wait_for(
-        lambda c: [m for m in with_state(c, topic("status"), "online", since=restarted) if not m.retain], 45,
+        lambda c: [m for m in with_state(c, topic("status"), "online", since=restarted) if not m.retain], 30,
         "status online again after the broker restart", gw)[0].json()
     if "ts" in online_again:
         assert online_again["ts"] >= int(outage_start * 1000), online_again
@@ -193,7 +193,7 @@ def test_broker_outage_is_a_backlog_not_a_gap(make_broker, mqtt_collector, pymod
         return bool(live) and s == set(range(min(s), max(s) + 1))
 
     try:
-        collector.wait_for(caught_up, 45, "live telemetry again and no hole in the sequence numbers", gw)
+        collector.wait_for(caught_up, 30, "live telemetry again and no hole in the sequence numbers", gw)
     except AssertionError:
         pass  # the assertions below say which part is missing
     assert collector.messages(telemetry, since=restarted), "no telemetry after the broker restart"
