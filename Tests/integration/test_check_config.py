@@ -1,0 +1,112 @@
+"""`pantau check-config FILE`: every mistake in fixtures/broken/*.yaml is reported as `file:line:column: message`.
+
+Each broken file states what it expects in comment lines, so adding a case is adding a file:
+
+    # expect: LINE:COL word|other word
+
+LINE and COL are 1-based and point at the offending YAML node (libyaml's start mark of the key, value or mapping;
+for a syntax error, libyaml's problem mark). The message must contain one of the `|`-separated words
+(case-insensitive). Every expectation of a file must be reported by one run: the checker does not stop at the first.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from pantau_harness.gateway import EX_CONFIG, check_config
+from pantau_harness.procs import harness_root
+
+FIXTURES = os.path.join(harness_root(), "fixtures")
+BROKEN = sorted(glob.glob(os.path.join(FIXTURES, "broken", "*.yaml")))
+EXPECT = re.compile(r"^#\s*expect:\s*(\d+):(\d+)\s+(.+?)\s*$")
+DIAGNOSTIC = re.compile(r"^(?P<file>\S[^:]*):(?P<line>\d+):(?P<col>\d+):\s*(?P<message>.*)$")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    line: int
+    column: int
+    words: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.column} ~ {'|'.join(self.words)}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    file: str
+    line: int
+    column: int
+    message: str
+
+
+def expectations(path: str) -> list[Expectation]:
+    found = []
+    with open(path, encoding="utf-8") as f:
+        for text in f:
+            m = EXPECT.match(text.strip())
+            if m:
+                words = tuple(w.strip().lower() for w in m.group(3).split("|") if w.strip())
+                found.append(Expectation(int(m.group(1)), int(m.group(2)), words))
+    return found
+
+
+def diagnostics(output: str) -> list[Diagnostic]:
+    found = []
+    for text in output.splitlines():
+        m = DIAGNOSTIC.match(text.strip())
+        if m:
+            found.append(Diagnostic(m["file"], int(m["line"]), int(m["col"]), m["message"]))
+    return found
+
+
+def run_in_fixture_dir(path: str):
+    """Runs from the file's folder with the bare file name, so `profiles: [../profiles]` resolves the same way
+    whether the gateway takes it relative to the working directory or to the config file."""
+    return check_config(os.path.basename(path), cwd=os.path.dirname(path))
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=[os.path.basename(p) for p in BROKEN])
+def test_broken_file_expectations_point_into_the_file(path):
+    """Harness check (no binary needed): every `# expect:` names a real, non-blank position of its file."""
+    expected = expectations(path)
+    assert expected, f"{path} has no '# expect: LINE:COL words' line"
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for e in expected:
+        assert 1 <= e.line <= len(lines), f"{path}: {e} is past the end"
+        text = lines[e.line - 1]
+        assert not text.lstrip().startswith("#"), f"{path}: {e} points into a comment"
+        assert 1 <= e.column <= len(text) and not text[e.column - 1].isspace(), f"{path}: {e} points at a blank"
+
+
+@pytest.mark.gateway
+@pytest.mark.parametrize("path", BROKEN, ids=[os.path.basename(p) for p in BROKEN])
+def test_check_config_reports_every_mistake_at_its_place(pantau_bin, path):
+    result = run_in_fixture_dir(path)
+    output = result.stdout + result.stderr
+    assert result.returncode == EX_CONFIG, f"exit {result.returncode}, expected {EX_CONFIG} (EX_CONFIG):\n{output}"
+    found = [d for d in diagnostics(output) if os.path.basename(d.file) == os.path.basename(path)]
+    assert found, f"no 'file:line:column: message' line naming {os.path.basename(path)}:\n{output}"
+    missing = []
+    for e in expectations(path):
+        at_place = [d for d in found if (d.line, d.column) == (e.line, e.column)]
+        if not any(any(w in d.message.lower() for w in e.words) for d in at_place):
+            missing.append(f"  {e}  (at that place: {[d.message for d in at_place] or 'nothing'})")
+    assert not missing, f"{os.path.basename(path)}: expected diagnostics not reported:\n" + "\n".join(missing) + (
+        f"\n--- output ---\n{output}"
+    )
+
+
+@pytest.mark.gateway
+def test_check_config_accepts_the_valid_file(pantau_bin):
+    path = os.path.join(FIXTURES, "configs", "valid.yaml")
+    result = run_in_fixture_dir(path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert not [d for d in diagnostics(output) if "error" in d.message.lower()], output
