@@ -66,7 +66,7 @@ private let good = """
         (good.replacingFirst("unit: 1,", with: "unit: one,"), [(6, 38, "whole number")]),
         (good.replacingFirst("profile: test-th, poll_interval: 5s", with: "profile: test-hh, poll_interval: 5s"),
          [(6, 50, "unknown profile 'test-hh'")]),
-        (good.replacingFirst("name: th-2", with: "name: th-1"), [(7, 5, "duplicate device name 'th-1'")]),
+        (good.replacingFirst("name: th-2", with: "name: th-1"), [(7, 12, "duplicate device name 'th-1'")]),
         (good.replacingFirst("  - {name: net,", with: "  - {name: rs485-2, type: rtu, device: /dev/ttyUSB0}\n  - {name: net,"),
          [(4, 40, "already owns")]),
         (good.replacingFirst("poll_interval: 5s", with: "poll_interval: often"), [(6, 74, "duration")]),

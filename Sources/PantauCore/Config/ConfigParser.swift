@@ -137,7 +137,7 @@ private struct Parsing {
             b.finish()
             guard let busName, let transport else { continue }
             if let earlier = buses.first(where: { $0.config.name == busName }) {
-                reader.error(item, "duplicate bus name '\(busName)' (first defined at line \(earlier.node.mark.line))")
+                reader.error(b.value("name") ?? item, "duplicate bus name '\(busName)' (first defined at line \(earlier.node.mark.line))")
                 continue
             }
             buses.append(ParsedBus(config: BusConfig(name: busName, transport: transport), node: item))
@@ -256,7 +256,7 @@ private struct Parsing {
             d.finish()
             guard let deviceName, let bus, let unit, let profile else { continue }
             if let earlier = names[deviceName] {
-                reader.error(item, "duplicate device name '\(deviceName)' (first defined at line \(earlier.mark.line))")
+                reader.error(d.value("name") ?? item, "duplicate device name '\(deviceName)' (first defined at line \(earlier.mark.line))")
                 continue
             }
             names[deviceName] = item
