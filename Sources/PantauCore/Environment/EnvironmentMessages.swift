@@ -32,6 +32,7 @@ extension FloodAlertPayload {
 
 extension RainPayload {
     public func message(topics: TopicScheme) throws -> OutboundMessage {
-        OutboundMessage(kind: .aggregate, topic: topics.rain(device), body: try jsonBody(), device: device, acquiredAt: at)
+        OutboundMessage(
+            kind: .aggregate, topic: topics.rain(device), body: try jsonBody(), device: device, acquiredAt: at)
     }
 }

@@ -42,7 +42,9 @@ public struct AggregatePayload: EnvironmentPayload, Hashable {
     enum CodingKeys: String, CodingKey {
         case device, point, quantity, unit, window, start, end, count, min, max, mean, stddev, first, last
         case expected, coverage, late
-        case windowMs = "window_ms", firstAt = "first_at", lastAt = "last_at"
+        case windowMs = "window_ms"
+        case firstAt = "first_at"
+        case lastAt = "last_at"
     }
 
     public init(_ r: WindowResult) {
@@ -91,7 +93,9 @@ public struct ISPUPayload: EnvironmentPayload, Hashable {
 
         enum CodingKeys: String, CodingKey {
             case status, concentration, unit, coverage, samples
-            case averagingMs = "averaging_ms", subIndex = "sub_index", beyondScale = "beyond_scale"
+            case averagingMs = "averaging_ms"
+            case subIndex = "sub_index"
+            case beyondScale = "beyond_scale"
         }
     }
 
@@ -109,7 +113,8 @@ public struct ISPUPayload: EnvironmentPayload, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case device, at, status, ispu, category, colour, critical, parameters
-        case beyondScale = "beyond_scale", minCoverage = "min_coverage"
+        case beyondScale = "beyond_scale"
+        case minCoverage = "min_coverage"
     }
 
     public init(device: String, result: ISPUResult, minimumCoverage: Double) {
@@ -152,7 +157,8 @@ public struct AQIPayload: EnvironmentPayload, Hashable {
 
         enum CodingKeys: String, CodingKey {
             case status, metric, method, concentration, unit, coverage
-            case subIndex = "sub_index", beyondScale = "beyond_scale"
+            case subIndex = "sub_index"
+            case beyondScale = "beyond_scale"
         }
     }
 
@@ -184,7 +190,8 @@ public struct AQIPayload: EnvironmentPayload, Hashable {
         for p in result.parameters {
             params[p.pollutant.rawValue] = Parameter(
                 status: p.subIndex == nil ? .insufficientData : .ok, metric: p.metric.rawValue, method: p.method,
-                concentration: p.concentration, unit: p.metric.unit.rawValue, coverage: p.coverage.roundedTo(decimals: 4),
+                concentration: p.concentration, unit: p.metric.unit.rawValue,
+                coverage: p.coverage.roundedTo(decimals: 4),
                 subIndex: p.subIndex?.value, beyondScale: p.subIndex?.beyondScale)
         }
         parameters = params
@@ -231,7 +238,9 @@ public struct FloodAlertPayload: EnvironmentPayload, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case device, point, at, level, since, value, unit, stale, thresholds
-        case levelName = "level_name", valueAt = "value_at", rateOfRise = "rate_of_rise"
+        case levelName = "level_name"
+        case valueAt = "value_at"
+        case rateOfRise = "rate_of_rise"
         case pollIntervalMs = "poll_interval_ms"
     }
 
@@ -274,8 +283,12 @@ public struct RainPayload: EnvironmentPayload, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case device, point, at
-        case intervalStart = "interval_start", mmInterval = "mm_interval", intensityMmH = "intensity_mm_h"
-        case mm24h = "mm_24h", categoryHourly = "category_hourly", categoryDaily = "category_daily"
+        case intervalStart = "interval_start"
+        case mmInterval = "mm_interval"
+        case intensityMmH = "intensity_mm_h"
+        case mm24h = "mm_24h"
+        case categoryHourly = "category_hourly"
+        case categoryDaily = "category_daily"
         case counterResets = "counter_resets"
     }
 

@@ -173,7 +173,9 @@ public struct FloodAlertEngine: Sendable {
             return up
         }
         // Stepping down to N needs the value below (threshold − hysteresis) of the level just above N.
-        let candidates: [(to: SiagaLevel, above: SiagaLevel)] = [(.siaga4, .siaga3), (.siaga3, .siaga2), (.siaga2, .siaga1)]
+        let candidates: [(to: SiagaLevel, above: SiagaLevel)] = [
+            (.siaga4, .siaga3), (.siaga3, .siaga2), (.siaga2, .siaga1),
+        ]
         return candidates.first { $0.to < current && held(belowSince[$0.above], at: t) }?.to
     }
 

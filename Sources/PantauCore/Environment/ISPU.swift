@@ -28,20 +28,19 @@ public enum ISPU {
         let x = max(0, concentration)
         let bounds = concentrationBounds(pollutant)
         guard let top = bounds.last, x <= top else {
-            return ScaledIndex(exact: 500, value: 500, beyondScale: true)
+            return .beyondTop
         }
         var lowX = 0.0
         var lowI = 0.0
         for (k, highX) in bounds.enumerated() {
             let highI = indexBounds[k]
             if x <= highX {
-                let exact = (highI - lowI) / (highX - lowX) * (x - lowX) + lowI
-                return ScaledIndex(exact: exact, value: Int(exact.rounded(.toNearestOrAwayFromZero)), beyondScale: false)
+                return ScaledIndex(interpolating: x, low: (lowX, lowI), high: (highX, highI))
             }
             lowX = highX
             lowI = highI
         }
-        return ScaledIndex(exact: 500, value: 500, beyondScale: true)
+        return .beyondTop
     }
 }
 
@@ -56,6 +55,15 @@ public struct ScaledIndex: Sendable, Hashable, Codable {
         self.value = value
         self.beyondScale = beyondScale
     }
+
+    /// Linear interpolation inside one band of a table, rounded half away from zero.
+    init(interpolating x: Double, low: (x: Double, index: Double), high: (x: Double, index: Double)) {
+        let exact = (high.index - low.index) / (high.x - low.x) * (x - low.x) + low.index
+        self.init(exact: exact, value: Int(exact.rounded(.toNearestOrAwayFromZero)), beyondScale: false)
+    }
+
+    /// Above the top of a table: clamped at 500 and flagged.
+    static let beyondTop = ScaledIndex(exact: 500, value: 500, beyondScale: true)
 }
 
 /// The five ISPU categories with the regulation's colours.

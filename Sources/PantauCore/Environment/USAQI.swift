@@ -94,12 +94,9 @@ public enum USAQI {
         let c = truncate(concentration, metric)
         let table = breakpoints(metric)
         guard let first = table.first, let last = table.last, c >= first.low else { return nil }
-        if c > last.high { return ScaledIndex(exact: 500, value: 500, beyondScale: true) }
-        for row in table where c <= row.high {
-            let exact = (row.indexHigh - row.indexLow) / (row.high - row.low) * (c - row.low) + row.indexLow
-            return ScaledIndex(exact: exact, value: Int(exact.rounded(.toNearestOrAwayFromZero)), beyondScale: false)
-        }
-        return nil
+        if c > last.high { return .beyondTop }
+        let row = table.first { c <= $0.high }!
+        return ScaledIndex(interpolating: c, low: (row.low, row.indexLow), high: (row.high, row.indexHigh))
     }
 
     /// The PM NowCast from up to 12 hourly averages, most recent first (nil = missing hour).

@@ -165,7 +165,8 @@ public struct WindowAggregator: Sendable {
                 stats.add(value, at: t)
                 openIndex[id] = state.open.count
                 state.open.append(
-                    OpenWindow(key: key, quantity: reading.quantity, unit: reading.unit, start: start, statistics: stats))
+                    OpenWindow(
+                        key: key, quantity: reading.quantity, unit: reading.unit, start: start, statistics: stats))
             }
         }
         return closed

@@ -21,7 +21,8 @@ struct EnvironmentAQITests {
                 Row(metric: m, low: p.0, high: p.1, indexLow: bands[band + k].0, indexHigh: bands[band + k].1)
             }
         }
-        return metric(.pm2_5, from: 0, [(0, 9.0), (9.1, 35.4), (35.5, 55.4), (55.5, 125.4), (125.5, 225.4), (225.5, 325.4)])
+        return metric(
+            .pm2_5, from: 0, [(0, 9.0), (9.1, 35.4), (35.5, 55.4), (55.5, 125.4), (125.5, 225.4), (225.5, 325.4)])
             + metric(.pm10, from: 0, [(0, 54), (55, 154), (155, 254), (255, 354), (355, 424), (425, 604)])
             + metric(.o3_8h, from: 0, [(0, 0.054), (0.055, 0.070), (0.071, 0.085), (0.086, 0.105), (0.106, 0.200)])
             + metric(.o3_1h, from: 2, [(0.125, 0.164), (0.165, 0.204), (0.205, 0.404), (0.405, 0.604)])
@@ -81,7 +82,8 @@ struct EnvironmentAQITests {
     }
 
     @Test func colours() {
-        #expect(AQICategory.allCases.map(\.colour) == ["#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#8F3F97", "#7E0023"])
+        #expect(
+            AQICategory.allCases.map(\.colour) == ["#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#8F3F97", "#7E0023"])
     }
 
     /// EPA "Computing the NowCast" example: hours oldest first 50 80 75 90 82 53 64 74 21 10 16 13 (µg/m³).

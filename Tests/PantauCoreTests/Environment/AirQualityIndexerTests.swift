@@ -56,13 +56,17 @@ struct EnvironmentAirQualityIndexerTests {
 
     @Test("gas readings in ppb and mg/m3 are converted")
     func units() {
-        var ix = AirQualityIndexer(config: AirQualityConfig(averaging: ["no2": .minutes(60), "co": .minutes(60)]),
+        var ix = AirQualityIndexer(
+            config: AirQualityConfig(averaging: ["no2": .minutes(60), "co": .minutes(60)]),
             expectedInterval: .minutes(1))
         // 80 µg/m³ NO2 = 42.5166 ppb; 8 mg/m³ CO = 8000 µg/m³.
         Self.fill(&ix, 80 * 24.45 / 46.0055, minutes: 0..<60, quantity: "no2", unit: "ppb")
         Self.fill(&ix, 8, minutes: 0..<60, quantity: "co", unit: "mg/m3")
-        let rejected = [Self.pm(1, minute: 1, quantity: "temperature", unit: "degC"), Self.pm(1, minute: 1, quantity: "no2", unit: "V")]
-            .map { ix.ingest($0) }
+        let rejected = [
+            Self.pm(1, minute: 1, quantity: "temperature", unit: "degC"),
+            Self.pm(1, minute: 1, quantity: "no2", unit: "V"),
+        ]
+        .map { ix.ingest($0) }
         #expect(rejected == [false, false])
         let r = ix.ispu(now: midnight + hourMs)
         #expect(r.parameters.first { $0.pollutant == .no2 }?.subIndex?.value == 50)

@@ -86,8 +86,10 @@ struct EnvironmentFloodTests {
 
         // Without dwell, one step straight from 4 to 1.
         var quick = Self.engine(Self.config())
-        #expect(Self.feed(&quick, [(0, 50), (1, 230)]).first == .levelChanged(
-            from: .siaga4, to: .siaga1, value: 230, at: midnight + minuteMs))
+        #expect(
+            Self.feed(&quick, [(0, 50), (1, 230)]).first
+                == .levelChanged(
+                    from: .siaga4, to: .siaga1, value: 230, at: midnight + minuteMs))
     }
 
     @Test("stepping down also waits for the dwell, to the lowest level held long enough")
@@ -163,8 +165,10 @@ struct EnvironmentFloodTests {
                 acquiredAt: midnight + s * 10_000)
         }
         // A bounce (true once) is ignored; three trues spanning 20 s declare true.
-        let outputs = [sw(false, 0), sw(false, 1), sw(false, 2), sw(true, 3), sw(false, 4), sw(true, 5), sw(true, 6),
-            sw(true, 7)].map { d.ingest($0) }
+        let outputs = [
+            sw(false, 0), sw(false, 1), sw(false, 2), sw(true, 3), sw(false, 4), sw(true, 5), sw(true, 6),
+            sw(true, 7),
+        ].map { d.ingest($0) }
         #expect(outputs == [nil, nil, false, nil, nil, nil, nil, true])
         #expect(d.state == true)
     }

@@ -89,7 +89,8 @@ struct EnvironmentISPUTests {
     @Test("gas conversion at 25 °C, 1 atm")
     func conversion() {
         // 100 ppb NO2 = 100 * 46.0055 / 24.45 = 188.1616 µg/m³.
-        #expect(approximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(100, of: .no2), 188.16155, tolerance: 1e-4))
+        #expect(
+            approximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(100, of: .no2), 188.16155, tolerance: 1e-4))
         // 1 ppm CO = 1000 * 28.010 / 24.45 = 1145.6033 µg/m³.
         #expect(approximately(ConcentrationUnit.ppm.toMicrogramsPerCubicMetre(1, of: .co), 1145.6033, tolerance: 1e-4))
         #expect(approximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(24.45, of: .hc), 16.04))
@@ -124,7 +125,8 @@ struct EnvironmentISPUTests {
         #expect(so2?.average.concentration == 800)
 
         let none = ISPUResult(
-            at: midnight, averages: [.co: ParameterAverage(concentration: 10, coverage: 0.2, averaging: day, samples: 5)],
+            at: midnight,
+            averages: [.co: ParameterAverage(concentration: 10, coverage: 0.2, averaging: day, samples: 5)],
             minimumCoverage: 0.75)
         #expect(none.index == nil)
         #expect(none.category == nil)

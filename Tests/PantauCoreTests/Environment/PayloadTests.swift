@@ -5,18 +5,31 @@ import Testing
 
 /// A JSON value decoded strictly (a number is never a Boolean), for checking bodies against the schemas.
 indirect enum JSONValue: Decodable, Equatable {
-    case bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
     case null
 
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int64.self) { self = .integer(i) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int64.self) {
+            self = .integer(i)
+        } else if let d = try? c.decode(Double.self) {
+            self = .number(d)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: JSONValue].self))
+        }
     }
 
     var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
@@ -105,7 +118,8 @@ struct EnvironmentPayloadTests {
     func aggregate() throws {
         var agg = WindowAggregator(windows: [.minutes(15)]) { _ in .seconds(30) }
         for k in 0..<20 {
-            _ = agg.ingest(reading(Double(k), at: midnight + Int64(k) * 30_000, point: "pm25", quantity: "pm2_5", unit: "ug/m3"))
+            _ = agg.ingest(
+                reading(Double(k), at: midnight + Int64(k) * 30_000, point: "pm25", quantity: "pm2_5", unit: "ug/m3"))
         }
         let result = try #require(agg.advance(to: midnight + 16 * minuteMs).first)
         let payload = AggregatePayload(result)
@@ -118,7 +132,8 @@ struct EnvironmentPayloadTests {
         let body = String(decoding: try payload.jsonBody(), as: UTF8.self)
         #expect(body.hasPrefix("{\"count\":20,\"coverage\":"))
         #expect(body.contains("\"unit\":\"ug/m3\""))
-        let message = try payload.message(topics: TopicScheme(prefix: "pantau", identity: GatewayIdentity(site: "s", id: "g")))
+        let message = try payload.message(
+            topics: TopicScheme(prefix: "pantau", identity: GatewayIdentity(site: "s", id: "g")))
         #expect(message.topic == "pantau/s/g/devices/dev-1/aggregates/15m")
         #expect(message.kind == .aggregate && !message.retain && message.acquiredAt == midnight + 15 * minuteMs)
         try Self.check(payload, schema: "aggregate", historical: true)
@@ -178,7 +193,8 @@ struct EnvironmentPayloadTests {
         #expect(json["level_name"] == .string("siaga"))
         #expect(json["poll_interval_ms"] == .integer(15 * minuteMs))
         #expect(json["rate_of_rise"]?.object?["active"] == .bool(true))
-        let message = try payload.message(topics: TopicScheme(prefix: "pantau", identity: GatewayIdentity(site: "s", id: "g")))
+        let message = try payload.message(
+            topics: TopicScheme(prefix: "pantau", identity: GatewayIdentity(site: "s", id: "g")))
         #expect(message.retain && message.kind == .alert)
         #expect(message.topic == "pantau/s/g/devices/wl-01/alerts/level")
     }

@@ -54,7 +54,8 @@ struct EnvironmentRainTests {
 
     @Test("a wrap after a long gap is still plausible at the maximum rate")
     func wrapAfterGap() {
-        var rain = RainAccumulator(config: RainConfig(point: "rain", mmPerCount: 1, counterModulus: 1000), maximumRate: 300)
+        var rain = RainAccumulator(
+            config: RainConfig(point: "rain", mmPerCount: 1, counterModulus: 1000), maximumRate: 300)
         _ = rain.ingest(Self.counter(900, minute: 0))
         // 150 mm in 60 minutes is within 300 mm/h.
         #expect(rain.ingest(Self.counter(50, minute: 60)) == .wrap)

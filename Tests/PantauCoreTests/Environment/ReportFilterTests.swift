@@ -45,7 +45,8 @@ struct EnvironmentReportFilterTests {
         #expect(Self.run(s, [5, nil, nil, 5, 5]) == [true, true, false, true, false])
         var filter = ReportFilter(strategy: s)
         let published = [
-            reading(5, at: midnight), reading(5, at: midnight + 1, quality: .outOfRange), reading(nil, at: midnight + 2),
+            reading(5, at: midnight), reading(5, at: midnight + 1, quality: .outOfRange),
+            reading(nil, at: midnight + 2),
             reading(nil, at: midnight + 3),
         ].map { filter.shouldPublish($0) }
         #expect(published == [true, true, true, false])
@@ -55,9 +56,12 @@ struct EnvironmentReportFilterTests {
     func flags() {
         var filter = ReportFilter(strategy: ReportStrategy(mode: .onChange))
         func flag(_ b: Bool, _ k: Int64) -> Reading {
-            Reading(device: "d", point: "float", quantity: "switch", unit: "", value: .flag(b), quality: .good, acquiredAt: k)
+            Reading(
+                device: "d", point: "float", quantity: "switch", unit: "", value: .flag(b), quality: .good,
+                acquiredAt: k)
         }
-        #expect([flag(false, 0), flag(false, 1), flag(true, 2), flag(true, 3)].map { filter.shouldPublish($0) }
-            == [true, false, true, false])
+        #expect(
+            [flag(false, 0), flag(false, 1), flag(true, 2), flag(true, 3)].map { filter.shouldPublish($0) }
+                == [true, false, true, false])
     }
 }
