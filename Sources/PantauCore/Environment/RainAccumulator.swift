@@ -49,6 +49,8 @@ public struct RainReport: Sendable, Hashable {
     public var dailyCategory: RainCategory
     /// Sensor resets seen since start (a counter drop that is not a wrap).
     public var counterResets: Int
+    /// True when either category differs from the previous report's (or this is the first report): publish now.
+    public var categoryChanged: Bool
 }
 
 /// Turns a tipping-bucket counter into rain amounts. Time comes from the readings and `report(now:)`.
@@ -67,6 +69,7 @@ public struct RainAccumulator: Sendable {
         public var intervalStart: UnixMillis?
         public var intervalMillimetres: Double
         public var counterResets: Int
+        public var lastCategories: [RainCategory]?
     }
 
     public struct Increment: Sendable, Hashable, Codable {
@@ -78,7 +81,8 @@ public struct RainAccumulator: Sendable {
     public let maximumRate: Double
     public let wrapSlack: Double
     private var state = State(
-        lastCount: nil, lastAt: nil, increments: [], intervalStart: nil, intervalMillimetres: 0, counterResets: 0)
+        lastCount: nil, lastAt: nil, increments: [], intervalStart: nil, intervalMillimetres: 0, counterResets: 0,
+        lastCategories: nil)
 
     public init(config: RainConfig, maximumRate: Double = 300, wrapSlack: Double = 10) {
         self.config = config
@@ -139,11 +143,13 @@ public struct RainAccumulator: Sendable {
     public mutating func report(now: UnixMillis) -> RainReport {
         let hour = total(over: .minutes(60), now: now)
         let day = total(over: .minutes(24 * 60), now: now)
+        let categories = [RainCategory(hourly: hour), RainCategory(daily: day)]
         let report = RainReport(
             at: now, intervalStart: state.intervalStart ?? now,
             intervalMillimetres: state.intervalMillimetres.roundedTo(decimals: 3), lastHourMillimetres: hour,
-            last24HoursMillimetres: day, hourlyCategory: RainCategory(hourly: hour),
-            dailyCategory: RainCategory(daily: day), counterResets: state.counterResets)
+            last24HoursMillimetres: day, hourlyCategory: categories[0], dailyCategory: categories[1],
+            counterResets: state.counterResets, categoryChanged: categories != state.lastCategories)
+        state.lastCategories = categories
         state.intervalStart = now
         state.intervalMillimetres = 0
         return report

@@ -79,12 +79,15 @@ struct EnvironmentRainTests {
         #expect(r.dailyCategory == .ringan)
         #expect(r.intervalStart == midnight)
         #expect(r.intervalMillimetres == 6)
+        #expect(r.categoryChanged)
+        #expect(!rain.report(now: midnight + 121 * minuteMs).categoryChanged)
         let later = rain.report(now: midnight + 25 * hourMs)
         #expect(later.lastHourMillimetres == 0)
         // (01:00, 25:00]: the increments at 70 to 120 minutes remain.
         #expect(later.last24HoursMillimetres == 3)
         #expect(later.intervalMillimetres == 0)
-        #expect(later.intervalStart == midnight + 120 * minuteMs)
+        #expect(later.intervalStart == midnight + 121 * minuteMs)
+        #expect(later.categoryChanged)
         #expect(later.dailyCategory == .ringan)
     }
 
