@@ -86,7 +86,9 @@ struct EnvironmentAQITests {
             AQICategory.allCases.map(\.colour) == ["#00E400", "#FFFF00", "#FF7E00", "#FF0000", "#8F3F97", "#7E0023"])
     }
 
-    /// EPA "Computing the NowCast" example: hours oldest first 50 80 75 90 82 53 64 74 21 10 16 13 (µg/m³).
+    /// EPA/AirNow "Computing the NowCast" training example (rules restated at
+    /// forum.airnowtech.org/t/the-nowcast-for-pm2-5-and-pm10/172): hours oldest first
+    /// 50 80 75 90 82 53 64 74 21 10 16 13 µg/m³, published result 17.4 µg/m³.
     /// Range 90 - 10 = 80, scaled 80/90, weight 1 - 0.89 = 0.11 < 0.5 so w = 0.5.
     /// By hand: Σ 0.5^(i-1) c_i = 13 + 8 + 2.5 + 2.625 + 4.625 + 2 + 0.828125 + 0.640625 + 0.3515625 + 0.146484375
     /// + 0.078125 + 0.0244140625 = 34.8193359375; Σ 0.5^(i-1) = 1.99951171875; NowCast = 17.4139 -> 17.4 µg/m³.

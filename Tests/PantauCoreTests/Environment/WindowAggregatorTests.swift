@@ -68,7 +68,7 @@ struct EnvironmentWindowTests {
     }
 
     @Test("late readings are dropped, counted, and reported with the next result")
-    func late() {
+    func late() throws {
         var agg = WindowAggregator(windows: [.minutes(1), .minutes(15)], grace: .seconds(5)) { _ in .seconds(10) }
         _ = agg.ingest(reading(1, at: midnight + 10_000))
         // A reading at 00:01:06 moves time past 00:01:05: the first minute closes.
@@ -77,6 +77,9 @@ struct EnvironmentWindowTests {
         // A reading for 00:00:50 is now late for the 1 min window, but fine for the 15 min window.
         _ = agg.ingest(reading(100, at: midnight + 50_000))
         #expect(agg.lateReadings == 1)
+        // The late counters are part of the persisted state.
+        let saved = agg.snapshot()
+        #expect(try JSONDecoder().decode(WindowAggregator.State.self, from: JSONEncoder().encode(saved)) == saved)
         let closed = agg.advance(to: midnight + 15 * minuteMs + 5_000)
         let minute = closed.first { $0.window == .minutes(1) }!
         #expect(minute.statistics.count == 1)
