@@ -25,6 +25,7 @@ public struct AirQualityIndexer: Sendable {
         public var lastAQI: Publication?
     }
 
+    /// Sum and count of one pollutant's samples in one minute (µg/m³).
     public struct MinuteSum: Sendable, Hashable, Codable {
         public var minute: UnixMillis
         public var sum: Double
@@ -194,6 +195,8 @@ public struct AirQualityIndexer: Sendable {
         return true
     }
 
+    /// The state to persist (the lead keeps it in the journal meta).
     public func snapshot() -> State { state }
+    /// Continues from a persisted state.
     public mutating func restore(_ saved: State) { state = saved }
 }

@@ -1,5 +1,6 @@
 /// Ready-to-journal messages for the intelligence payloads: topic, kind, retain flag and acquisition time.
 extension AggregatePayload {
+    /// `aggregates/<window>`, acquired at the window's end.
     public func message(topics: TopicScheme) throws -> OutboundMessage {
         OutboundMessage(
             kind: .aggregate, topic: topics.aggregate(device, window: Interval(milliseconds: windowMs)),
@@ -8,6 +9,7 @@ extension AggregatePayload {
 }
 
 extension ISPUPayload {
+    /// `index/ispu`.
     public func message(topics: TopicScheme) throws -> OutboundMessage {
         OutboundMessage(
             kind: .aggregate, topic: topics.index(device, "ispu"), body: try jsonBody(), device: device, acquiredAt: at)
@@ -15,6 +17,7 @@ extension ISPUPayload {
 }
 
 extension AQIPayload {
+    /// `index/aqi`.
     public func message(topics: TopicScheme) throws -> OutboundMessage {
         OutboundMessage(
             kind: .aggregate, topic: topics.index(device, "aqi"), body: try jsonBody(), device: device, acquiredAt: at)
@@ -31,6 +34,7 @@ extension FloodAlertPayload {
 }
 
 extension RainPayload {
+    /// `rain`.
     public func message(topics: TopicScheme) throws -> OutboundMessage {
         OutboundMessage(
             kind: .aggregate, topic: topics.rain(device), body: try jsonBody(), device: device, acquiredAt: at)

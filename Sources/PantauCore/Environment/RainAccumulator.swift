@@ -72,6 +72,7 @@ public struct RainAccumulator: Sendable {
         public var lastCategories: [RainCategory]?
     }
 
+    /// Rain revealed by one reading.
     public struct Increment: Sendable, Hashable, Codable {
         public var at: UnixMillis
         public var millimetres: Double
@@ -155,6 +156,8 @@ public struct RainAccumulator: Sendable {
         return report
     }
 
+    /// The state to persist (the lead keeps it in the journal meta).
     public func snapshot() -> State { state }
+    /// Continues from a persisted state.
     public mutating func restore(_ saved: State) { state = saved }
 }
