@@ -66,8 +66,8 @@ public struct AggregatePayload: EnvironmentPayload, Hashable {
         firstAt = s.firstAt
         last = s.last
         lastAt = s.lastAt
-        expected = r.expected.roundedTo(decimals: 3)
-        coverage = r.coverage.roundedTo(decimals: 4)
+        expected = r.expected.roundedForPayload(decimals: 3)
+        coverage = r.coverage.roundedForPayload(decimals: 4)
         late = r.lateDropped
     }
 }
@@ -131,9 +131,9 @@ public struct ISPUPayload: EnvironmentPayload, Hashable {
         for p in result.parameters {
             params[p.pollutant.rawValue] = Parameter(
                 status: p.subIndex == nil ? .insufficientData : .ok,
-                concentration: p.average.concentration?.roundedTo(decimals: 3),
+                concentration: p.average.concentration?.roundedForPayload(decimals: 3),
                 unit: ConcentrationUnit.microgramsPerCubicMetre.rawValue,
-                averagingMs: p.average.averaging.milliseconds, coverage: p.average.coverage.roundedTo(decimals: 4),
+                averagingMs: p.average.averaging.milliseconds, coverage: p.average.coverage.roundedForPayload(decimals: 4),
                 samples: p.average.samples, subIndex: p.subIndex?.value, beyondScale: p.subIndex?.beyondScale)
         }
         parameters = params
@@ -191,7 +191,7 @@ public struct AQIPayload: EnvironmentPayload, Hashable {
             params[p.pollutant.rawValue] = Parameter(
                 status: p.subIndex == nil ? .insufficientData : .ok, metric: p.metric.rawValue, method: p.method,
                 concentration: p.concentration, unit: p.metric.unit.rawValue,
-                coverage: p.coverage.roundedTo(decimals: 4),
+                coverage: p.coverage.roundedForPayload(decimals: 4),
                 subIndex: p.subIndex?.value, beyondScale: p.subIndex?.beyondScale)
         }
         parameters = params
@@ -253,13 +253,13 @@ public struct FloodAlertPayload: EnvironmentPayload, Hashable {
         level = s.level.rawValue
         levelName = s.level.name
         since = s.since
-        value = s.value?.roundedTo(decimals: 4)
+        value = s.value?.roundedForPayload(decimals: 4)
         valueAt = s.valueAt
         self.unit = unit
         stale = s.stale
         rateOfRise = c.rateOfRise.map {
             RateOfRise(
-                active: s.rateOfRiseActive, rise: s.risePerPeriod?.roundedTo(decimals: 4), threshold: $0,
+                active: s.rateOfRiseActive, rise: s.risePerPeriod?.roundedForPayload(decimals: 4), threshold: $0,
                 periodMs: c.rateOfRisePeriod.milliseconds)
         }
         thresholds = Thresholds(siaga3: c.siaga3, siaga2: c.siaga2, siaga1: c.siaga1, hysteresis: c.hysteresis)

@@ -137,7 +137,7 @@ public struct RainAccumulator: Sendable {
         let sum = state.increments.reduce(0.0) { acc, inc in
             inc.at > now - length.milliseconds && inc.at <= now ? acc + inc.millimetres : acc
         }
-        return sum.roundedTo(decimals: 3)
+        return sum.roundedForPayload(decimals: 3)
     }
 
     /// The report at `now`; starts a new interval for `intervalMillimetres`.
@@ -147,7 +147,7 @@ public struct RainAccumulator: Sendable {
         let categories = [RainCategory(hourly: hour), RainCategory(daily: day)]
         let report = RainReport(
             at: now, intervalStart: state.intervalStart ?? now,
-            intervalMillimetres: state.intervalMillimetres.roundedTo(decimals: 3), lastHourMillimetres: hour,
+            intervalMillimetres: state.intervalMillimetres.roundedForPayload(decimals: 3), lastHourMillimetres: hour,
             last24HoursMillimetres: day, hourlyCategory: categories[0], dailyCategory: categories[1],
             counterResets: state.counterResets, categoryChanged: categories != state.lastCategories)
         state.lastCategories = categories

@@ -85,7 +85,7 @@ public enum USAQI {
     public static func truncate(_ concentration: Double, _ metric: Metric) -> Double {
         let steps = (max(0, concentration) / metric.step + 1e-9).rounded(.down)
         // Multiplying back by 0.1 reintroduces binary noise; dividing by the integer reciprocal does not.
-        return (steps / (1 / metric.step)).roundedTo(decimals: 6)
+        return (steps / (1 / metric.step)).roundedForPayload(decimals: 6)
     }
 
     /// The AQI of a concentration in the metric's unit; nil when the metric does not cover it (O3 1 h below
@@ -207,7 +207,7 @@ public struct AQIResult: Sendable, Hashable {
 
 extension Double {
     /// Rounded to a number of decimal places, halves away from zero.
-    func roundedTo(decimals: Int) -> Double {
+    func roundedForPayload(decimals: Int) -> Double {
         var scale = 1.0
         for _ in 0..<decimals { scale *= 10 }
         return (self * scale).rounded(.toNearestOrAwayFromZero) / scale

@@ -97,7 +97,7 @@ struct EnvironmentAQITests {
     func nowCastEPAExample() {
         let oldestFirst: [Double] = [50, 80, 75, 90, 82, 53, 64, 74, 21, 10, 16, 13]
         let nowCast = USAQI.nowCast(hourly: oldestFirst.reversed())
-        #expect(approximately(nowCast, 34.8193359375 / 1.99951171875))
+        #expect(envApproximately(nowCast, 34.8193359375 / 1.99951171875))
         #expect(USAQI.truncate(nowCast!, .pm2_5) == 17.4)
         #expect(USAQI.subIndex(.pm2_5, concentration: nowCast!)?.value == 66)
     }
@@ -105,11 +105,11 @@ struct EnvironmentAQITests {
     @Test("NowCast: weight above one half and missing hours")
     func nowCastWeights() {
         // Stable air: cmin/cmax = 1, the NowCast is the plain mean.
-        #expect(approximately(USAQI.nowCast(hourly: Array(repeating: 20, count: 12)), 20))
+        #expect(envApproximately(USAQI.nowCast(hourly: Array(repeating: 20, count: 12)), 20))
         // 12 and 10 (c3 missing): w = 10/12; (12 + 10 w) / (1 + w) = (12 + 8.333) / 1.8333 = 11.0909.
-        #expect(approximately(USAQI.nowCast(hourly: [12, 10, nil]), (12 + 10 * (10.0 / 12)) / (1 + 10.0 / 12)))
+        #expect(envApproximately(USAQI.nowCast(hourly: [12, 10, nil]), (12 + 10 * (10.0 / 12)) / (1 + 10.0 / 12)))
         // c1 missing, c2 = 20, c3 = 10: w = 0.5; (0.5 * 20 + 0.25 * 10) / 0.75 = 16.667.
-        #expect(approximately(USAQI.nowCast(hourly: [nil, 20, 10]), 12.5 / 0.75))
+        #expect(envApproximately(USAQI.nowCast(hourly: [nil, 20, 10]), 12.5 / 0.75))
         // Only 1 of the 3 most recent hours: invalid even with older data.
         #expect(USAQI.nowCast(hourly: [nil, nil, 10, 10, 10, 10]) == nil)
         #expect(USAQI.nowCast(hourly: [5, nil, nil]) == nil)

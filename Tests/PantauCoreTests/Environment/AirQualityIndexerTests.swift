@@ -6,10 +6,10 @@ import Testing
 @Suite("Environment air-quality indexer")
 struct EnvironmentAirQualityIndexerTests {
     static func pm(_ value: Double, minute: Int64, quantity: String = "pm2_5", unit: String = "ug/m3") -> Reading {
-        reading(value, at: midnight + minute * minuteMs, point: quantity, quantity: quantity, unit: unit)
+        envReading(value, at: envMidnight + minute * envMinute, point: quantity, quantity: quantity, unit: unit)
     }
 
-    /// One sample a minute over `[from, to)` minutes after midnight.
+    /// One sample a minute over `[from, to)` minutes after envMidnight.
     static func fill(
         _ indexer: inout AirQualityIndexer, _ value: Double, minutes: Range<Int64>, quantity: String = "pm2_5",
         unit: String = "ug/m3"
@@ -22,7 +22,7 @@ struct EnvironmentAirQualityIndexerTests {
         var ix = AirQualityIndexer(config: AirQualityConfig(), expectedInterval: .minutes(1))
         Self.fill(&ix, 55.4, minutes: 0..<1440)
         Self.fill(&ix, 100, minutes: 0..<1440, quantity: "pm10")
-        let r = ix.evaluate(now: midnight + 24 * hourMs).ispu!
+        let r = ix.evaluate(now: envMidnight + 24 * envHour).ispu!
         #expect(r.index?.value == 100)
         #expect(r.category == .sedang)
         #expect(r.critical == .pm2_5)
@@ -34,13 +34,13 @@ struct EnvironmentAirQualityIndexerTests {
         var ix = AirQualityIndexer(config: AirQualityConfig(), expectedInterval: .minutes(1))
         // 17 of 24 hours = 0.708.
         Self.fill(&ix, 30, minutes: 420..<1440)
-        let sparse = ix.ispu(now: midnight + 24 * hourMs)
+        let sparse = ix.ispu(now: envMidnight + 24 * envHour)
         #expect(sparse.index == nil)
         #expect(sparse.parameters.first?.subIndex == nil)
-        #expect(approximately(sparse.parameters.first?.average.coverage, 1020.0 / 1440))
+        #expect(envApproximately(sparse.parameters.first?.average.coverage, 1020.0 / 1440))
         // 18 of 24 hours = 0.75 exactly: enough.
         Self.fill(&ix, 30, minutes: 360..<420)
-        #expect(ix.ispu(now: midnight + 24 * hourMs).index != nil)
+        #expect(ix.ispu(now: envMidnight + 24 * envHour).index != nil)
     }
 
     @Test("averaging period per parameter is configurable")
@@ -49,7 +49,7 @@ struct EnvironmentAirQualityIndexerTests {
             config: AirQualityConfig(averaging: ["pm2_5": .minutes(60)]), expectedInterval: .minutes(1))
         Self.fill(&ix, 200, minutes: 0..<60)
         Self.fill(&ix, 15.5, minutes: 60..<120)
-        let r = ix.ispu(now: midnight + 2 * hourMs)
+        let r = ix.ispu(now: envMidnight + 2 * envHour)
         #expect(r.index?.value == 50)
         #expect(r.parameters.first?.average.averaging == .minutes(60))
     }
@@ -68,7 +68,7 @@ struct EnvironmentAirQualityIndexerTests {
         ]
         .map { ix.ingest($0) }
         #expect(rejected == [false, false])
-        let r = ix.ispu(now: midnight + hourMs)
+        let r = ix.ispu(now: envMidnight + envHour)
         #expect(r.parameters.first { $0.pollutant == .no2 }?.subIndex?.value == 50)
         #expect(r.parameters.first { $0.pollutant == .co }?.subIndex?.value == 100)
         #expect(r.critical == .co)
@@ -79,15 +79,15 @@ struct EnvironmentAirQualityIndexerTests {
         var ix = AirQualityIndexer(
             config: AirQualityConfig(averaging: ["pm2_5": .minutes(60)]), expectedInterval: .minutes(1))
         Self.fill(&ix, 10, minutes: 0..<60)
-        #expect(ix.evaluate(now: midnight + hourMs).publishISPU)
-        #expect(!ix.evaluate(now: midnight + hourMs + 10 * minuteMs).publishISPU)
+        #expect(ix.evaluate(now: envMidnight + envHour).publishISPU)
+        #expect(!ix.evaluate(now: envMidnight + envHour + 10 * envMinute).publishISPU)
         // Pollution rises: the average over the last hour crosses into Sedang mid-hour.
         Self.fill(&ix, 100, minutes: 60..<80)
-        let changed = ix.evaluate(now: midnight + 80 * minuteMs)
+        let changed = ix.evaluate(now: envMidnight + 80 * envMinute)
         #expect(changed.ispu?.category == .sedang)
         #expect(changed.publishISPU)
-        #expect(!ix.evaluate(now: midnight + 81 * minuteMs).publishISPU)
-        #expect(ix.evaluate(now: midnight + 2 * hourMs).publishISPU)
+        #expect(!ix.evaluate(now: envMidnight + 81 * envMinute).publishISPU)
+        #expect(ix.evaluate(now: envMidnight + 2 * envHour).publishISPU)
         #expect(changed.aqi == nil && !changed.publishAQI)
     }
 
@@ -99,7 +99,7 @@ struct EnvironmentAirQualityIndexerTests {
             Self.fill(&ix, value, minutes: Int64(k) * 60..<Int64(k + 1) * 60)
         }
         // 12:20: the last complete hour is 11:00-12:00 (the 13).
-        let e = ix.evaluate(now: midnight + 12 * hourMs + 20 * minuteMs)
+        let e = ix.evaluate(now: envMidnight + 12 * envHour + 20 * envMinute)
         #expect(e.ispu == nil)
         #expect(e.publishAQI)
         let pm = e.aqi!.parameters.first!
@@ -116,7 +116,7 @@ struct EnvironmentAirQualityIndexerTests {
         var ix = AirQualityIndexer(config: AirQualityConfig(indices: [.aqi]), expectedInterval: .minutes(1))
         Self.fill(&ix, 20, minutes: 0..<600)
         // Hours 10 and 11 missing; evaluated at 12:00.
-        let r = ix.aqi(now: midnight + 12 * hourMs)
+        let r = ix.aqi(now: envMidnight + 12 * envHour)
         #expect(r.index == nil)
         #expect(r.parameters.first?.subIndex == nil)
     }
@@ -128,7 +128,7 @@ struct EnvironmentAirQualityIndexerTests {
         Self.fill(&ix, 9.4, minutes: 0..<480, quantity: "co", unit: "ppm")
         Self.fill(&ix, 0.070, minutes: 0..<480, quantity: "o3", unit: "ppm")
         Self.fill(&ix, 50, minutes: 0..<480, quantity: "hc", unit: "ug/m3")
-        let r = ix.aqi(now: midnight + 8 * hourMs)
+        let r = ix.aqi(now: envMidnight + 8 * envHour)
         let byPollutant = Dictionary(uniqueKeysWithValues: r.parameters.map { ($0.pollutant, $0) })
         #expect(byPollutant[.co]?.subIndex?.value == 100)
         #expect(byPollutant[.co]?.method == "8h")
@@ -137,7 +137,7 @@ struct EnvironmentAirQualityIndexerTests {
         #expect(byPollutant[.hc] == nil)
         // NO2 was measured in the first hour only: its 1 h average at 08:00 has no data.
         #expect(byPollutant[.no2]?.subIndex == nil)
-        let early = ix.aqi(now: midnight + hourMs)
+        let early = ix.aqi(now: envMidnight + envHour)
         #expect(early.parameters.first { $0.pollutant == .no2 }?.subIndex?.value == 100)
     }
 
@@ -147,7 +147,7 @@ struct EnvironmentAirQualityIndexerTests {
         Self.fill(&ix, 0.040, minutes: 0..<420, quantity: "o3", unit: "ppm")
         Self.fill(&ix, 0.300, minutes: 420..<480, quantity: "o3", unit: "ppm")
         Self.fill(&ix, 400, minutes: 420..<480, quantity: "so2", unit: "ppb")
-        let r = ix.aqi(now: midnight + 8 * hourMs)
+        let r = ix.aqi(now: envMidnight + 8 * envHour)
         let o3 = r.parameters.first { $0.pollutant == .o3 }!
         #expect(o3.metric == .o3_1h)
         // 0.300 ppm 1 h: (300 - 201) / (0.404 - 0.205) * (0.300 - 0.205) + 201 = 248.26 -> 248.
@@ -165,6 +165,6 @@ struct EnvironmentAirQualityIndexerTests {
         var again = AirQualityIndexer(config: AirQualityConfig(), expectedInterval: .minutes(1))
         again.restore(try JSONDecoder().decode(AirQualityIndexer.State.self, from: data))
         Self.fill(&again, 55.4, minutes: 720..<1440)
-        #expect(again.ispu(now: midnight + 24 * hourMs).index?.value == 100)
+        #expect(again.ispu(now: envMidnight + 24 * envHour).index?.value == 100)
     }
 }

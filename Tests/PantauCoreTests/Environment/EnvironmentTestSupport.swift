@@ -1,11 +1,11 @@
 @testable import PantauCore
 
-/// 2026-03-02 00:00:00 UTC, a midnight, so hour and minute boundaries are easy to read in tests.
-let midnight: UnixMillis = 1_772_409_600_000
-let minuteMs: Int64 = 60_000
-let hourMs: Int64 = 3_600_000
+/// 2026-03-02 00:00:00 UTC, a envMidnight, so hour and minute boundaries are easy to read in tests.
+let envMidnight: UnixMillis = 1_772_409_600_000
+let envMinute: Int64 = 60_000
+let envHour: Int64 = 3_600_000
 
-func reading(
+func envReading(
     _ value: Double?, at time: UnixMillis, device: String = "dev-1", point: String = "p", quantity: String = "q",
     unit: String = "", quality: Quality = .good
 ) -> Reading {
@@ -14,7 +14,7 @@ func reading(
         quality: value == nil && quality == .good ? .deviceError : quality, acquiredAt: time)
 }
 
-func approximately(_ a: Double?, _ b: Double, tolerance: Double = 1e-9) -> Bool {
+func envApproximately(_ a: Double?, _ b: Double, tolerance: Double = 1e-9) -> Bool {
     guard let a else { return false }
     return abs(a - b) <= tolerance
 }

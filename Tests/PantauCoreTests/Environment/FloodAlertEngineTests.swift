@@ -22,7 +22,8 @@ struct EnvironmentFloodTests {
     /// Feeds (minute, value) pairs, nil for a device error; returns every action with its minute.
     static func feed(_ engine: inout FloodAlertEngine, _ series: [(Int64, Double?)]) -> [Action] {
         series.flatMap { minute, value in
-            engine.ingest(reading(value, at: midnight + minute * minuteMs, point: "level", quantity: "water_level"))
+            engine.ingest(
+                envReading(value, at: envMidnight + minute * envMinute, point: "level", quantity: "water_level"))
         }
     }
 
@@ -36,15 +37,15 @@ struct EnvironmentFloodTests {
         let actions = Self.feed(&e, [(0, 50), (1, 99.9), (2, 100), (3, 149), (4, 150), (5, 199), (6, 200), (7, 260)])
         #expect(
             actions == [
-                .levelChanged(from: .siaga4, to: .siaga3, value: 100, at: midnight + 2 * minuteMs),
+                .levelChanged(from: .siaga4, to: .siaga3, value: 100, at: envMidnight + 2 * envMinute),
                 .pollInterval(.minutes(30)),
-                .levelChanged(from: .siaga3, to: .siaga2, value: 150, at: midnight + 4 * minuteMs),
+                .levelChanged(from: .siaga3, to: .siaga2, value: 150, at: envMidnight + 4 * envMinute),
                 .pollInterval(.minutes(15)),
-                .levelChanged(from: .siaga2, to: .siaga1, value: 200, at: midnight + 6 * minuteMs),
+                .levelChanged(from: .siaga2, to: .siaga1, value: 200, at: envMidnight + 6 * envMinute),
                 .pollInterval(.minutes(5)),
             ])
         #expect(e.status.level == .siaga1)
-        #expect(e.status.since == midnight + 6 * minuteMs)
+        #expect(e.status.since == envMidnight + 6 * envMinute)
         let down = Self.feed(&e, [(8, 196), (9, 194), (10, 120), (11, 90)])
         #expect(Self.levels(down) == [.siaga2, .siaga3, .siaga4])
         #expect(down.last == .pollInterval(.minutes(60)))
@@ -67,7 +68,7 @@ struct EnvironmentFloodTests {
         #expect(Self.levels(Self.feed(&e, alternating)) == [])
         // Held for 5 minutes: declared at the reading 5 minutes after the first one above.
         let held = Self.feed(&e, (30..<36).map { (Int64($0), 101.0) })
-        #expect(held.first == .levelChanged(from: .siaga4, to: .siaga3, value: 101, at: midnight + 35 * minuteMs))
+        #expect(held.first == .levelChanged(from: .siaga4, to: .siaga3, value: 101, at: envMidnight + 35 * envMinute))
     }
 
     @Test("a fast rise past several thresholds declares the highest held level")
@@ -79,9 +80,9 @@ struct EnvironmentFloodTests {
         let changes = actions.filter { if case .levelChanged = $0 { return true } else { return false } }
         #expect(
             changes == [
-                .levelChanged(from: .siaga4, to: .siaga3, value: 215, at: midnight + 5 * minuteMs),
-                .levelChanged(from: .siaga3, to: .siaga2, value: 220, at: midnight + 7 * minuteMs),
-                .levelChanged(from: .siaga2, to: .siaga1, value: 225, at: midnight + 9 * minuteMs),
+                .levelChanged(from: .siaga4, to: .siaga3, value: 215, at: envMidnight + 5 * envMinute),
+                .levelChanged(from: .siaga3, to: .siaga2, value: 220, at: envMidnight + 7 * envMinute),
+                .levelChanged(from: .siaga2, to: .siaga1, value: 225, at: envMidnight + 9 * envMinute),
             ])
 
         // Without dwell, one step straight from 4 to 1.
@@ -89,7 +90,7 @@ struct EnvironmentFloodTests {
         #expect(
             Self.feed(&quick, [(0, 50), (1, 230)]).first
                 == .levelChanged(
-                    from: .siaga4, to: .siaga1, value: 230, at: midnight + minuteMs))
+                    from: .siaga4, to: .siaga1, value: 230, at: envMidnight + envMinute))
     }
 
     @Test("stepping down also waits for the dwell, to the lowest level held long enough")
@@ -106,11 +107,11 @@ struct EnvironmentFloodTests {
     func rateOfRise() {
         var e = Self.engine(Self.config(rateOfRise: 20))
         let rising = Self.feed(&e, [(0, 40), (5, 45), (10, 55), (15, 65)])
-        #expect(rising == [.rateOfRise(active: true, risePerPeriod: 25, at: midnight + 15 * minuteMs)])
+        #expect(rising == [.rateOfRise(active: true, risePerPeriod: 25, at: envMidnight + 15 * envMinute)])
         #expect(e.status.rateOfRiseActive)
         // Flat: the rise within the last 15 minutes falls to 65 - 55 = 10 at minute 25.
         let flat = Self.feed(&e, [(20, 65), (25, 65)])
-        #expect(flat == [.rateOfRise(active: false, risePerPeriod: 10, at: midnight + 25 * minuteMs)])
+        #expect(flat == [.rateOfRise(active: false, risePerPeriod: 10, at: envMidnight + 25 * envMinute)])
         #expect(e.status.level == .siaga4)
     }
 
@@ -118,7 +119,7 @@ struct EnvironmentFloodTests {
     func distance() {
         var e = Self.engine(Self.config(mountingHeight: 500))
         let actions = Self.feed(&e, [(0, 420), (1, 380)])
-        #expect(actions.first == .levelChanged(from: .siaga4, to: .siaga3, value: 120, at: midnight + minuteMs))
+        #expect(actions.first == .levelChanged(from: .siaga4, to: .siaga3, value: 120, at: envMidnight + envMinute))
         #expect(e.status.value == 120)
     }
 
@@ -130,12 +131,12 @@ struct EnvironmentFloodTests {
         // Device errors within staleAfter (10 min) change nothing.
         #expect(Self.feed(&e, [(5, nil), (10, nil)]).isEmpty)
         let stale = Self.feed(&e, [(11, nil)])
-        #expect(stale == [.sensorStale(true, at: midnight + 11 * minuteMs)])
+        #expect(stale == [.sensorStale(true, at: envMidnight + 11 * envMinute)])
         #expect(e.status.level == .siaga2 && e.status.stale)
-        #expect(e.advance(to: midnight + 60 * minuteMs).isEmpty)
+        #expect(e.advance(to: envMidnight + 60 * envMinute).isEmpty)
         // Good data returns with a low value: stale clears, the level then steps down normally.
         let back = Self.feed(&e, [(61, 90)])
-        #expect(back.first == .sensorStale(false, at: midnight + 61 * minuteMs))
+        #expect(back.first == .sensorStale(false, at: envMidnight + 61 * envMinute))
         #expect(Self.levels(back) == [.siaga4])
     }
 
@@ -143,16 +144,19 @@ struct EnvironmentFloodTests {
     func silence() {
         var e = Self.engine(Self.config())
         _ = Self.feed(&e, [(0, 120)])
-        #expect(e.advance(to: midnight + 10 * minuteMs).isEmpty)
-        #expect(e.advance(to: midnight + 10 * minuteMs + 1) == [.sensorStale(true, at: midnight + 10 * minuteMs + 1)])
+        #expect(e.advance(to: envMidnight + 10 * envMinute).isEmpty)
+        #expect(
+            e.advance(to: envMidnight + 10 * envMinute + 1) == [
+                .sensorStale(true, at: envMidnight + 10 * envMinute + 1)
+            ])
         #expect(e.status.level == .siaga3)
-        #expect(e.advance(to: midnight + 20 * minuteMs).isEmpty)
+        #expect(e.advance(to: envMidnight + 20 * envMinute).isEmpty)
     }
 
     @Test("readings of other points are ignored")
     func otherPoints() {
         var e = Self.engine(Self.config())
-        #expect(e.ingest(reading(500, at: midnight, point: "temperature")).isEmpty)
+        #expect(e.ingest(envReading(500, at: envMidnight, point: "temperature")).isEmpty)
         #expect(e.status.value == nil)
     }
 
@@ -162,7 +166,7 @@ struct EnvironmentFloodTests {
         func sw(_ on: Bool, _ s: Int64) -> Reading {
             Reading(
                 device: "d", point: "float", quantity: "float_switch", unit: "", value: .flag(on), quality: .good,
-                acquiredAt: midnight + s * 10_000)
+                acquiredAt: envMidnight + s * 10_000)
         }
         // A bounce (true once) is ignored; three trues spanning 20 s declare true.
         let outputs = [

@@ -41,7 +41,7 @@ struct EnvironmentISPUTests {
     func upperBounds(_ e: Edge) {
         let s = ISPU.subIndex(e.pollutant, concentration: e.concentration)
         #expect(s.value == e.index)
-        #expect(approximately(s.exact, Double(e.index)))
+        #expect(envApproximately(s.exact, Double(e.index)))
         #expect(!s.beyondScale)
     }
 
@@ -90,12 +90,14 @@ struct EnvironmentISPUTests {
     func conversion() {
         // 100 ppb NO2 = 100 * 46.0055 / 24.45 = 188.1616 µg/m³.
         #expect(
-            approximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(100, of: .no2), 188.16155, tolerance: 1e-4))
+            envApproximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(100, of: .no2), 188.16155, tolerance: 1e-4)
+        )
         // 1 ppm CO = 1000 * 28.010 / 24.45 = 1145.6033 µg/m³.
-        #expect(approximately(ConcentrationUnit.ppm.toMicrogramsPerCubicMetre(1, of: .co), 1145.6033, tolerance: 1e-4))
-        #expect(approximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(24.45, of: .hc), 16.04))
-        #expect(approximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(24.45, of: .so2), 64.066))
-        #expect(approximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(24.45, of: .o3), 47.997))
+        #expect(
+            envApproximately(ConcentrationUnit.ppm.toMicrogramsPerCubicMetre(1, of: .co), 1145.6033, tolerance: 1e-4))
+        #expect(envApproximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(24.45, of: .hc), 16.04))
+        #expect(envApproximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(24.45, of: .so2), 64.066))
+        #expect(envApproximately(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(24.45, of: .o3), 47.997))
         #expect(ConcentrationUnit.mg_m3(2.5) == 2500)
         #expect(ConcentrationUnit.ppb.toMicrogramsPerCubicMetre(10, of: .pm2_5) == nil)
         for symbol in ["ug/m3", "µg/m³", "μg/m3", "UG/M3", " ug/m3 "] {
@@ -105,7 +107,7 @@ struct EnvironmentISPUTests {
         #expect(ConcentrationUnit(symbol: "mg/m3") == .milligramsPerCubicMetre)
         #expect(ConcentrationUnit(symbol: "degC") == nil)
         let back = ConcentrationUnit.ppb.fromMicrogramsPerCubicMetre(188.16155, of: .no2)
-        #expect(approximately(back, 100, tolerance: 1e-4))
+        #expect(envApproximately(back, 100, tolerance: 1e-4))
     }
 
     @Test("overall = max, critical parameter, insufficient data has no number")
@@ -116,7 +118,7 @@ struct EnvironmentISPUTests {
             .pm2_5: ParameterAverage(concentration: 102.9, coverage: 0.9, averaging: day, samples: 1300),  // 150
             .so2: ParameterAverage(concentration: 800, coverage: 0.5, averaging: day, samples: 720),  // 300, too sparse
         ]
-        let r = ISPUResult(at: midnight, averages: averages, minimumCoverage: 0.75)
+        let r = ISPUResult(at: envMidnight, averages: averages, minimumCoverage: 0.75)
         #expect(r.index?.value == 150)
         #expect(r.critical == .pm2_5)
         #expect(r.category == .tidakSehat)
@@ -125,7 +127,7 @@ struct EnvironmentISPUTests {
         #expect(so2?.average.concentration == 800)
 
         let none = ISPUResult(
-            at: midnight,
+            at: envMidnight,
             averages: [.co: ParameterAverage(concentration: 10, coverage: 0.2, averaging: day, samples: 5)],
             minimumCoverage: 0.75)
         #expect(none.index == nil)
@@ -137,7 +139,7 @@ struct EnvironmentISPUTests {
     func tie() {
         let day = Interval.minutes(24 * 60)
         let r = ISPUResult(
-            at: midnight,
+            at: envMidnight,
             averages: [
                 .no2: ParameterAverage(concentration: 200, coverage: 1, averaging: day, samples: 10),
                 .pm10: ParameterAverage(concentration: 150, coverage: 1, averaging: day, samples: 10),

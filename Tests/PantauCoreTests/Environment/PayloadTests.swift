@@ -4,13 +4,13 @@ import Testing
 @testable import PantauCore
 
 /// A JSON value decoded strictly (a number is never a Boolean), for checking bodies against the schemas.
-indirect enum JSONValue: Decodable, Equatable {
+indirect enum SchemaJSONValue: Decodable, Equatable {
     case bool(Bool)
     case integer(Int64)
     case number(Double)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([SchemaJSONValue])
+    case object([String: SchemaJSONValue])
     case null
 
     init(from decoder: Decoder) throws {
@@ -25,14 +25,14 @@ indirect enum JSONValue: Decodable, Equatable {
             self = .number(d)
         } else if let s = try? c.decode(String.self) {
             self = .string(s)
-        } else if let a = try? c.decode([JSONValue].self) {
+        } else if let a = try? c.decode([SchemaJSONValue].self) {
             self = .array(a)
         } else {
-            self = .object(try c.decode([String: JSONValue].self))
+            self = .object(try c.decode([String: SchemaJSONValue].self))
         }
     }
 
-    var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
+    var object: [String: SchemaJSONValue]? { if case .object(let o) = self { return o } else { return nil } }
     var strings: [String]? {
         guard case .array(let a) = self else { return nil }
         return a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
@@ -48,7 +48,7 @@ indirect enum JSONValue: Decodable, Equatable {
 
 /// The subset of JSON Schema 2020-12 our schemas use: type, required, properties, additionalProperties,
 /// propertyNames/enum, enum, const, minimum, maximum. Returns the problems found, with their JSON path.
-func schemaProblems(_ value: JSONValue, _ schema: [String: JSONValue], path: String = "$") -> [String] {
+func schemaProblems(_ value: SchemaJSONValue, _ schema: [String: SchemaJSONValue], path: String = "$") -> [String] {
     var problems: [String] = []
     if case .string(let type)? = schema["type"] {
         let ok: Bool
@@ -90,15 +90,15 @@ struct EnvironmentPayloadTests {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("docs/schemas")
 
-    static func schema(_ name: String) throws -> [String: JSONValue] {
+    static func schema(_ name: String) throws -> [String: SchemaJSONValue] {
         let data = try Data(contentsOf: schemaDirectory.appendingPathComponent("\(name).schema.json"))
-        return try #require(try JSONDecoder().decode(JSONValue.self, from: data).object)
+        return try #require(try JSONDecoder().decode(SchemaJSONValue.self, from: data).object)
     }
 
     /// Frames the body as the publisher does, decodes it and checks it against the schema; returns the object.
     @discardableResult
     static func check(_ payload: some EnvironmentPayload, schema name: String, historical: Bool = false) throws
-        -> [String: JSONValue]
+        -> [String: SchemaJSONValue]
     {
         let body = try payload.jsonBody()
         #expect(body.first == UInt8(ascii: "{"))
@@ -108,7 +108,7 @@ struct EnvironmentPayloadTests {
             let file = URL(fileURLWithPath: directory).appendingPathComponent("\(name)-\(UUID().uuidString).json")
             try Data(framed).write(to: file)
         }
-        let value = try JSONDecoder().decode(JSONValue.self, from: Data(framed))
+        let value = try JSONDecoder().decode(SchemaJSONValue.self, from: Data(framed))
         let problems = schemaProblems(value, try schema(name))
         #expect(problems.isEmpty, "\(problems)")
         return try #require(value.object)
@@ -119,13 +119,14 @@ struct EnvironmentPayloadTests {
         var agg = WindowAggregator(windows: [.minutes(15)]) { _ in .seconds(30) }
         for k in 0..<20 {
             _ = agg.ingest(
-                reading(Double(k), at: midnight + Int64(k) * 30_000, point: "pm25", quantity: "pm2_5", unit: "ug/m3"))
+                envReading(
+                    Double(k), at: envMidnight + Int64(k) * 30_000, point: "pm25", quantity: "pm2_5", unit: "ug/m3"))
         }
-        let result = try #require(agg.advance(to: midnight + 16 * minuteMs).first)
+        let result = try #require(agg.advance(to: envMidnight + 16 * envMinute).first)
         let payload = AggregatePayload(result)
         let json = try Self.check(payload, schema: "aggregate")
         #expect(json["window"] == .string("15m"))
-        #expect(json["start"] == .integer(midnight))
+        #expect(json["start"] == .integer(envMidnight))
         #expect(json["count"] == .integer(20))
         // Rounded to 4 decimals on the wire.
         #expect(json["coverage"]?.double == 0.6667)
@@ -135,7 +136,7 @@ struct EnvironmentPayloadTests {
         let message = try payload.message(
             topics: TopicScheme(prefix: "pantau", identity: GatewayIdentity(site: "s", id: "g")))
         #expect(message.topic == "pantau/s/g/devices/dev-1/aggregates/15m")
-        #expect(message.kind == .aggregate && !message.retain && message.acquiredAt == midnight + 15 * minuteMs)
+        #expect(message.kind == .aggregate && !message.retain && message.acquiredAt == envMidnight + 15 * envMinute)
         try Self.check(payload, schema: "aggregate", historical: true)
     }
 
@@ -143,10 +144,10 @@ struct EnvironmentPayloadTests {
     func ispu() throws {
         var ix = AirQualityIndexer(config: AirQualityConfig(), expectedInterval: .minutes(1))
         for m in Int64(0)..<1440 {
-            ix.ingest(reading(600, at: midnight + m * minuteMs, point: "pm25", quantity: "pm2_5", unit: "ug/m3"))
+            ix.ingest(envReading(600, at: envMidnight + m * envMinute, point: "pm25", quantity: "pm2_5", unit: "ug/m3"))
         }
-        ix.ingest(reading(30, at: midnight, point: "so2", quantity: "so2", unit: "ppb"))
-        let result = ix.ispu(now: midnight + 24 * hourMs)
+        ix.ingest(envReading(30, at: envMidnight, point: "so2", quantity: "so2", unit: "ppb"))
+        let result = ix.ispu(now: envMidnight + 24 * envHour)
         let json = try Self.check(ISPUPayload(device: "aq-01", result: result, minimumCoverage: 0.75), schema: "ispu")
         #expect(json["ispu"] == .integer(500))
         #expect(json["beyond_scale"] == .bool(true))
@@ -156,7 +157,7 @@ struct EnvironmentPayloadTests {
         #expect(so2["status"] == .string("insufficient_data"))
         #expect(so2["sub_index"] == nil)
 
-        let empty = AirQualityIndexer(config: AirQualityConfig(), expectedInterval: .minutes(1)).ispu(now: midnight)
+        let empty = AirQualityIndexer(config: AirQualityConfig(), expectedInterval: .minutes(1)).ispu(now: envMidnight)
         let none = try Self.check(ISPUPayload(device: "aq-01", result: empty, minimumCoverage: 0.75), schema: "ispu")
         #expect(none["status"] == .string("insufficient_data"))
         #expect(none["ispu"] == nil)
@@ -166,10 +167,10 @@ struct EnvironmentPayloadTests {
     func aqi() throws {
         var ix = AirQualityIndexer(config: AirQualityConfig(indices: [.aqi, .ispu]), expectedInterval: .minutes(1))
         for m in Int64(0)..<720 {
-            ix.ingest(reading(12, at: midnight + m * minuteMs, point: "pm25", quantity: "pm2_5", unit: "ug/m3"))
-            ix.ingest(reading(30, at: midnight + m * minuteMs, point: "no2", quantity: "no2", unit: "ppb"))
+            ix.ingest(envReading(12, at: envMidnight + m * envMinute, point: "pm25", quantity: "pm2_5", unit: "ug/m3"))
+            ix.ingest(envReading(30, at: envMidnight + m * envMinute, point: "no2", quantity: "no2", unit: "ppb"))
         }
-        let evaluation = ix.evaluate(now: midnight + 12 * hourMs)
+        let evaluation = ix.evaluate(now: envMidnight + 12 * envHour)
         #expect(evaluation.publishAQI && evaluation.publishISPU)
         let json = try Self.check(AQIPayload(device: "aq-01", result: try #require(evaluation.aqi)), schema: "aqi")
         #expect(json["aqi"] == .integer(56))
@@ -184,14 +185,14 @@ struct EnvironmentPayloadTests {
             point: "level", siaga3: 100, siaga2: 150, siaga1: 200, hysteresis: 5, rateOfRise: 20,
             pollIntervals: [.siaga2: .minutes(15)])
         var engine = FloodAlertEngine(config: config, devicePollInterval: .minutes(60), staleAfter: .minutes(10))
-        try Self.check(FloodAlertPayload(device: "wl-01", unit: "cm", engine: engine, at: midnight), schema: "alert")
-        _ = engine.ingest(reading(120, at: midnight, point: "level"))
-        _ = engine.ingest(reading(160, at: midnight + 5 * minuteMs, point: "level"))
-        let payload = FloodAlertPayload(device: "wl-01", unit: "cm", engine: engine, at: midnight + 5 * minuteMs)
+        try Self.check(FloodAlertPayload(device: "wl-01", unit: "cm", engine: engine, at: envMidnight), schema: "alert")
+        _ = engine.ingest(envReading(120, at: envMidnight, point: "level"))
+        _ = engine.ingest(envReading(160, at: envMidnight + 5 * envMinute, point: "level"))
+        let payload = FloodAlertPayload(device: "wl-01", unit: "cm", engine: engine, at: envMidnight + 5 * envMinute)
         let json = try Self.check(payload, schema: "alert")
         #expect(json["level"] == .integer(2))
         #expect(json["level_name"] == .string("siaga"))
-        #expect(json["poll_interval_ms"] == .integer(15 * minuteMs))
+        #expect(json["poll_interval_ms"] == .integer(15 * envMinute))
         #expect(json["rate_of_rise"]?.object?["active"] == .bool(true))
         let message = try payload.message(
             topics: TopicScheme(prefix: "pantau", identity: GatewayIdentity(site: "s", id: "g")))
@@ -202,9 +203,9 @@ struct EnvironmentPayloadTests {
     @Test("rain report")
     func rain() throws {
         var acc = RainAccumulator(config: RainConfig(point: "rain", mmPerCount: 0.2))
-        acc.ingest(reading(10, at: midnight, point: "rain"))
-        acc.ingest(reading(40, at: midnight + 30 * minuteMs, point: "rain"))
-        let payload = RainPayload(device: "rg-01", point: "rain", report: acc.report(now: midnight + 30 * minuteMs))
+        acc.ingest(envReading(10, at: envMidnight, point: "rain"))
+        acc.ingest(envReading(40, at: envMidnight + 30 * envMinute, point: "rain"))
+        let payload = RainPayload(device: "rg-01", point: "rain", report: acc.report(now: envMidnight + 30 * envMinute))
         let json = try Self.check(payload, schema: "rain")
         #expect(json["intensity_mm_h"]?.double == 6)
         #expect(json["category_hourly"] == .string("sedang"))
@@ -214,7 +215,7 @@ struct EnvironmentPayloadTests {
     @Test("the checker itself rejects a body that lacks a required field or has a wrong type")
     func checkerRejects() throws {
         let schema = try Self.schema("rain")
-        let bad = JSONValue.object(["seq": .integer(1), "device": .integer(3)])
+        let bad = SchemaJSONValue.object(["seq": .integer(1), "device": .integer(3)])
         let problems = schemaProblems(bad, schema)
         #expect(problems.contains { $0.contains("missing point") })
         #expect(problems.contains { $0.contains("$.device: not string") })

@@ -25,7 +25,7 @@ struct EnvironmentRainTests {
     }
 
     static func counter(_ value: Double, minute: Int64) -> Reading {
-        reading(value, at: midnight + minute * minuteMs, point: "rain", quantity: "rain_tips")
+        envReading(value, at: envMidnight + minute * envMinute, point: "rain", quantity: "rain_tips")
     }
 
     @Test("counter wrap at the modulus")
@@ -35,7 +35,7 @@ struct EnvironmentRainTests {
         // 65530 -> 4 is 6 + 4 = 10 tips forward: 2 mm in a minute.
         #expect(rain.ingest(Self.counter(4, minute: 1)) == .wrap)
         #expect(rain.ingest(Self.counter(9, minute: 2)) == .normal)
-        let r = rain.report(now: midnight + 2 * minuteMs)
+        let r = rain.report(now: envMidnight + 2 * envMinute)
         #expect(r.lastHourMillimetres == 3)
         #expect(r.intervalMillimetres == 3)
         #expect(r.counterResets == 0)
@@ -47,7 +47,7 @@ struct EnvironmentRainTests {
         _ = rain.ingest(Self.counter(40000, minute: 0))
         // Going forward through the modulus would be 25539 tips (5108 mm) in a minute: implausible.
         #expect(rain.ingest(Self.counter(3, minute: 1)) == .reset)
-        let r = rain.report(now: midnight + minuteMs)
+        let r = rain.report(now: envMidnight + envMinute)
         #expect(r.lastHourMillimetres == 0.6)
         #expect(r.counterResets == 1)
     }
@@ -59,7 +59,7 @@ struct EnvironmentRainTests {
         _ = rain.ingest(Self.counter(900, minute: 0))
         // 150 mm in 60 minutes is within 300 mm/h.
         #expect(rain.ingest(Self.counter(50, minute: 60)) == .wrap)
-        #expect(rain.report(now: midnight + 60 * minuteMs).lastHourMillimetres == 150)
+        #expect(rain.report(now: envMidnight + 60 * envMinute).lastHourMillimetres == 150)
     }
 
     @Test("intensity over the sliding hour, totals over 24 h, interval since the last report")
@@ -71,22 +71,22 @@ struct EnvironmentRainTests {
             _ = rain.ingest(Self.counter(count, minute: Int64(k) * 10))
             count += 5
         }
-        let r = rain.report(now: midnight + 120 * minuteMs)
+        let r = rain.report(now: envMidnight + 120 * envMinute)
         // (now - 1 h, now]: increments at 70, 80, ..., 120 minutes: 6 x 0.5 mm.
         #expect(r.lastHourMillimetres == 3)
         #expect(r.hourlyCategory == .ringan)
         #expect(r.last24HoursMillimetres == 6)
         #expect(r.dailyCategory == .ringan)
-        #expect(r.intervalStart == midnight)
+        #expect(r.intervalStart == envMidnight)
         #expect(r.intervalMillimetres == 6)
         #expect(r.categoryChanged)
-        #expect(!rain.report(now: midnight + 121 * minuteMs).categoryChanged)
-        let later = rain.report(now: midnight + 25 * hourMs)
+        #expect(!rain.report(now: envMidnight + 121 * envMinute).categoryChanged)
+        let later = rain.report(now: envMidnight + 25 * envHour)
         #expect(later.lastHourMillimetres == 0)
         // (01:00, 25:00]: the increments at 70 to 120 minutes remain.
         #expect(later.last24HoursMillimetres == 3)
         #expect(later.intervalMillimetres == 0)
-        #expect(later.intervalStart == midnight + 121 * minuteMs)
+        #expect(later.intervalStart == envMidnight + 121 * envMinute)
         #expect(later.categoryChanged)
         #expect(later.dailyCategory == .ringan)
     }
@@ -95,7 +95,7 @@ struct EnvironmentRainTests {
     func tipSums() {
         var rain = RainAccumulator(config: RainConfig(point: "rain", mmPerCount: 0.1, counterModulus: 65536))
         for k in 0...5 { _ = rain.ingest(Self.counter(Double(k), minute: Int64(k))) }
-        #expect(rain.report(now: midnight + 5 * minuteMs).dailyCategory == .ringan)
+        #expect(rain.report(now: envMidnight + 5 * envMinute).dailyCategory == .ringan)
     }
 
     @Test("state survives a restart")
@@ -106,13 +106,13 @@ struct EnvironmentRainTests {
         var again = RainAccumulator(config: RainConfig(point: "rain", mmPerCount: 1))
         again.restore(rain.snapshot())
         #expect(again.ingest(Self.counter(35, minute: 40)) == .normal)
-        #expect(again.report(now: midnight + 40 * minuteMs).lastHourMillimetres == 25)
+        #expect(again.report(now: envMidnight + 40 * envMinute).lastHourMillimetres == 25)
     }
 
     @Test("error readings and other points are ignored")
     func ignored() {
         var rain = RainAccumulator(config: RainConfig(point: "rain"))
-        #expect(rain.ingest(reading(nil, at: midnight, point: "rain")) == nil)
-        #expect(rain.ingest(reading(5, at: midnight, point: "temp")) == nil)
+        #expect(rain.ingest(envReading(nil, at: envMidnight, point: "rain")) == nil)
+        #expect(rain.ingest(envReading(5, at: envMidnight, point: "temp")) == nil)
     }
 }

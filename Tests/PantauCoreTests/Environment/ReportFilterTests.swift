@@ -7,7 +7,9 @@ struct EnvironmentReportFilterTests {
     /// Feeds (value or nil for a device error) at one reading per 10 s and returns which were published.
     static func run(_ strategy: ReportStrategy, _ values: [Double?]) -> [Bool] {
         var filter = ReportFilter(strategy: strategy)
-        return values.enumerated().map { k, v in filter.shouldPublish(reading(v, at: midnight + Int64(k) * 10_000)) }
+        return values.enumerated().map { k, v in
+            filter.shouldPublish(envReading(v, at: envMidnight + Int64(k) * 10_000))
+        }
     }
 
     @Test func everyPoll() {
@@ -45,9 +47,9 @@ struct EnvironmentReportFilterTests {
         #expect(Self.run(s, [5, nil, nil, 5, 5]) == [true, true, false, true, false])
         var filter = ReportFilter(strategy: s)
         let published = [
-            reading(5, at: midnight), reading(5, at: midnight + 1, quality: .outOfRange),
-            reading(nil, at: midnight + 2),
-            reading(nil, at: midnight + 3),
+            envReading(5, at: envMidnight), envReading(5, at: envMidnight + 1, quality: .outOfRange),
+            envReading(nil, at: envMidnight + 2),
+            envReading(nil, at: envMidnight + 3),
         ].map { filter.shouldPublish($0) }
         #expect(published == [true, true, true, false])
     }
