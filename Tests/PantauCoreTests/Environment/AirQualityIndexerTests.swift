@@ -9,7 +9,7 @@ struct EnvironmentAirQualityIndexerTests {
         envReading(value, at: envMidnight + minute * envMinute, point: quantity, quantity: quantity, unit: unit)
     }
 
-    /// One sample a minute over `[from, to)` minutes after envMidnight.
+    /// One sample a minute over `[from, to)` minutes after midnight.
     static func fill(
         _ indexer: inout AirQualityIndexer, _ value: Double, minutes: Range<Int64>, quantity: String = "pm2_5",
         unit: String = "ug/m3"

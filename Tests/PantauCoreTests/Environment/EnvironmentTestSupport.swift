@@ -1,6 +1,6 @@
 @testable import PantauCore
 
-/// 2026-03-02 00:00:00 UTC, a envMidnight, so hour and minute boundaries are easy to read in tests.
+/// 2026-03-02 00:00:00 UTC, a midnight, so hour and minute boundaries are easy to read in tests.
 let envMidnight: UnixMillis = 1_772_409_600_000
 let envMinute: Int64 = 60_000
 let envHour: Int64 = 3_600_000
