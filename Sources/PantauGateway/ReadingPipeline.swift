@@ -1,9 +1,10 @@
+import FoundationEssentials
 import Logging
 import PantauCore
 import Synchronization
 
-/// Turns what the bus threads acquire into journal messages: telemetry, availability, and (from the readings) the
-/// local intelligence: window aggregates, indices, flood alerts and rain. The journal is its only output.
+/// Turns what the bus threads acquire into journal messages: telemetry, availability, and the local intelligence
+/// (window aggregates, ISPU/AQI, flood alerts, rain). The journal is its only output; nothing here touches the network.
 public final class ReadingPipeline: Sendable {
     private let sink: MessageSink
     private let clock: GatewayClock
@@ -13,9 +14,11 @@ public final class ReadingPipeline: Sendable {
     private let onPollInterval: @Sendable (_ device: String, _ interval: Interval) -> Void
 
     struct State {
-        var config: GatewayConfig
+        var identity: GatewayIdentity
         var topics: TopicScheme
         var devices: [String: DeviceConfig]
+        var aggregation: AggregationConfig
+        var perDevice: [String: DeviceIntelligence]
     }
 
     public init(
@@ -26,34 +29,68 @@ public final class ReadingPipeline: Sendable {
         self.clock = clock
         self.logger = logger
         self.onPollInterval = onPollInterval
-        state = Mutex(Self.makeState(config))
+        state = Mutex(Self.makeState(config, keeping: [:]))
     }
 
-    static func makeState(_ config: GatewayConfig) -> State {
-        State(
-            config: config, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-            devices: Dictionary(uniqueKeysWithValues: config.devices.map { ($0.name, $0) }))
+    static func makeState(_ config: GatewayConfig, keeping old: [String: DeviceIntelligence]) -> State {
+        var perDevice: [String: DeviceIntelligence] = [:]
+        for device in config.devices {
+            // A device whose settings did not change keeps its windows, indices and alert state across a reload.
+            if let existing = old[device.name], existing.device == device, existing.aggregation == config.aggregation {
+                perDevice[device.name] = existing
+            } else {
+                perDevice[device.name] = DeviceIntelligence(device: device, aggregation: config.aggregation)
+            }
+        }
+        return State(
+            identity: config.identity, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
+            devices: Dictionary(uniqueKeysWithValues: config.devices.map { ($0.name, $0) }),
+            aggregation: config.aggregation, perDevice: perDevice)
     }
 
-    /// Applies a reloaded configuration; per-device state of devices that remain is kept.
+    /// Applies a reloaded configuration; devices that did not change keep their state.
     public func reconfigure(_ config: GatewayConfig) {
-        state.withLock { $0 = Self.makeState(config) }
+        state.withLock { $0 = Self.makeState(config, keeping: $0.perDevice) }
     }
 
-    /// One poll of one device, from a bus thread.
+    /// One poll of one device, from a bus thread. Everything it yields is appended to the journal in one group.
     public func handle(_ poll: DevicePoll) {
+        var intervals: [Interval] = []
         let messages: [OutboundMessage] = state.withLock { s in
-            guard let device = s.devices[poll.device] else { return [] }
+            guard let device = s.devices[poll.device], var intel = s.perDevice[poll.device] else { return [] }
             var out: [OutboundMessage] = []
-            let published = poll.readings.filter { r in device.profile.point(named: r.point)?.publish ?? true }
-            if let body = PayloadEncoder.telemetry(published, identity: s.config.identity, device: device.name) {
+            let published = poll.readings.filter { intel.shouldPublish($0) }
+            if let body = PayloadEncoder.telemetry(published, identity: s.identity, device: device.name) {
                 out.append(OutboundMessage(
                     kind: .telemetry, topic: s.topics.telemetry(device.name), body: body, device: device.name,
                     acquiredAt: poll.acquiredAt, contentType: "application/senml+json"))
             }
+            out += intel.ingest(poll.readings, now: poll.acquiredAt, topics: s.topics, intervals: &intervals, logger: logger)
+            s.perDevice[poll.device] = intel
             return out
         }
         if !messages.isEmpty { sink.append(messages) }
+        for interval in intervals { onPollInterval(poll.device, interval) }
+    }
+
+    /// Lets time pass: closes windows that ended without a new reading and flags silent level sensors stale.
+    /// The gateway calls it about once a second.
+    public func tick() {
+        let now = clock.now()
+        var intervals: [(String, Interval)] = []
+        let messages: [OutboundMessage] = state.withLock { s in
+            var out: [OutboundMessage] = []
+            for name in s.perDevice.keys.sorted() {
+                guard var intel = s.perDevice[name] else { continue }
+                var changed: [Interval] = []
+                out += intel.advance(to: now, topics: s.topics, intervals: &changed, logger: logger)
+                intervals += changed.map { (name, $0) }
+                s.perDevice[name] = intel
+            }
+            return out
+        }
+        if !messages.isEmpty { sink.append(messages) }
+        for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 
     /// A device came online or went offline: a retained availability message, journaled like everything else.
@@ -72,5 +109,209 @@ public final class ReadingPipeline: Sendable {
         } else {
             logger.warning("device offline", metadata: ["device": "\(device)", "reason": "\(reason)"])
         }
+    }
+
+    /// The poll interval each device's alert state asks for (nil: the configured one), to apply after a restart.
+    public func requestedPollIntervals() -> [String: Interval] {
+        state.withLock { s in s.perDevice.compactMapValues { $0.requestedInterval } }
+    }
+
+    // MARK: state that survives a restart
+
+    struct Saved: Codable {
+        var devices: [String: DeviceIntelligence.Saved]
+    }
+
+    /// Windows, index averages, rain and flood state, so a restart does not reset an hour's mean or an alert.
+    public func snapshot() -> [UInt8] {
+        let saved = state.withLock { s in Saved(devices: s.perDevice.mapValues { $0.saved() }) }
+        return (try? Array(JSONEncoder().encode(saved))) ?? []
+    }
+
+    /// Restores what `snapshot()` saved; state of devices whose configuration changed is ignored.
+    public func restore(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        do {
+            let saved = try JSONDecoder().decode(Saved.self, from: Data(bytes))
+            state.withLock { s in
+                for (name, part) in saved.devices {
+                    s.perDevice[name]?.restore(part)
+                }
+            }
+        } catch {
+            logger.warning("saved aggregation state unreadable, starting fresh", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// The per-device intelligence: report filters, windows, indices, flood engines and the rain accumulator.
+struct DeviceIntelligence: Sendable {
+    let device: DeviceConfig
+    let aggregation: AggregationConfig
+    var filters: [String: ReportFilter] = [:]
+    var windows: WindowAggregator
+    var air: AirQualityIndexer?
+    var floods: [FloodAlertEngine]
+    var rain: RainAccumulator?
+    var lastRainReport: UnixMillis?
+    var requestedInterval: Interval?
+
+    init(device: DeviceConfig, aggregation: AggregationConfig) {
+        self.device = device
+        self.aggregation = aggregation
+        let interval = device.pollInterval
+        windows = WindowAggregator(windows: aggregation.windows, expectedInterval: { _ in interval })
+        air = device.airQuality.map {
+            AirQualityIndexer(config: $0, expectedInterval: interval, minimumCoverage: aggregation.minimumCoverage)
+        }
+        // A level sensor is stale after three missed polls (at least a minute), never sooner than a slow poll.
+        let stale = Interval(milliseconds: max(3 * interval.milliseconds, 60_000))
+        floods = device.flood.map { FloodAlertEngine(config: $0, devicePollInterval: interval, staleAfter: stale) }
+        rain = device.rain.map { RainAccumulator(config: $0) }
+    }
+
+    mutating func shouldPublish(_ reading: Reading) -> Bool {
+        guard device.profile.point(named: reading.point)?.publish ?? true else { return false }
+        let strategy = device.report[reading.point] ?? aggregation.defaultReport
+        if strategy.mode == .everyPoll && strategy.heartbeat == nil { return true }
+        var filter = filters[reading.point] ?? ReportFilter(strategy: strategy)
+        let publish = filter.shouldPublish(reading)
+        filters[reading.point] = filter
+        return publish
+    }
+
+    mutating func ingest(
+        _ readings: [Reading], now: UnixMillis, topics: TopicScheme, intervals: inout [Interval], logger: Logger
+    ) -> [OutboundMessage] {
+        var out: [OutboundMessage] = []
+        for reading in readings where device.profile.point(named: reading.point)?.publish ?? true {
+            out += windows.ingest(reading).compactMap { encode(AggregatePayload($0), topics, logger) }
+            air?.ingest(reading)
+            for i in floods.indices where floods[i].config.point == reading.point {
+                let actions = floods[i].ingest(reading)
+                out += floodMessages(i, actions, at: reading.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
+            }
+            if var r = rain, r.config.point == reading.point {
+                r.ingest(reading)
+                rain = r
+            }
+        }
+        out += evaluate(now: now, topics: topics, logger: logger)
+        return out
+    }
+
+    mutating func advance(
+        to now: UnixMillis, topics: TopicScheme, intervals: inout [Interval], logger: Logger
+    ) -> [OutboundMessage] {
+        var out = windows.advance(to: now).compactMap { encode(AggregatePayload($0), topics, logger) }
+        for i in floods.indices {
+            out += floodMessages(i, floods[i].advance(to: now), at: now, topics: topics, intervals: &intervals, logger: logger)
+        }
+        out += evaluate(now: now, topics: topics, logger: logger)
+        return out
+    }
+
+    /// Indices hourly and on category change; rain at each window of the shortest configured length.
+    private mutating func evaluate(now: UnixMillis, topics: TopicScheme, logger: Logger) -> [OutboundMessage] {
+        var out: [OutboundMessage] = []
+        if var a = air {
+            let e = a.evaluate(now: now)
+            air = a
+            if e.publishISPU, let r = e.ispu {
+                out += [encode(ISPUPayload(device: device.name, result: r, minimumCoverage: aggregation.minimumCoverage), topics, logger)].compactMap { $0 }
+            }
+            if e.publishAQI, let r = e.aqi {
+                out += [encode(AQIPayload(device: device.name, result: r), topics, logger)].compactMap { $0 }
+            }
+        }
+        if var r = rain {
+            let period = aggregation.windows.min()?.milliseconds ?? 60_000
+            let due = lastRainReport.map { now / period > $0 / period } ?? true
+            if due {
+                let report = r.report(now: now)
+                rain = r
+                lastRainReport = now
+                out += [encode(RainPayload(device: device.name, point: r.config.point, report: report), topics, logger)].compactMap { $0 }
+            }
+        }
+        return out
+    }
+
+    private mutating func floodMessages(
+        _ index: Int, _ actions: [FloodAlertEngine.Action], at time: UnixMillis, topics: TopicScheme,
+        intervals: inout [Interval], logger: Logger
+    ) -> [OutboundMessage] {
+        var stateChanged = false
+        for action in actions {
+            switch action {
+            case .pollInterval(let interval):
+                requestedInterval = interval == device.pollInterval ? nil : interval
+                intervals.append(interval)
+            case .levelChanged(let from, let to, let value, _):
+                stateChanged = true
+                logger.notice("flood level changed", metadata: [
+                    "device": "\(device.name)", "point": "\(floods[index].config.point)",
+                    "from": "\(from.name)", "to": "\(to.name)", "value": "\(value)",
+                ])
+            case .rateOfRise, .sensorStale:
+                stateChanged = true
+            }
+        }
+        guard stateChanged else { return [] }
+        let unit = device.profile.point(named: floods[index].config.point)?.unit ?? ""
+        return [encode(FloodAlertPayload(device: device.name, unit: unit, engine: floods[index], at: time), topics, logger)]
+            .compactMap { $0 }
+    }
+
+    private func encode(_ payload: AggregatePayload, _ topics: TopicScheme, _ logger: Logger) -> OutboundMessage? {
+        wrap(logger) { try payload.message(topics: topics) }
+    }
+    private func encode(_ payload: ISPUPayload, _ topics: TopicScheme, _ logger: Logger) -> OutboundMessage? {
+        wrap(logger) { try payload.message(topics: topics) }
+    }
+    private func encode(_ payload: AQIPayload, _ topics: TopicScheme, _ logger: Logger) -> OutboundMessage? {
+        wrap(logger) { try payload.message(topics: topics) }
+    }
+    private func encode(_ payload: FloodAlertPayload, _ topics: TopicScheme, _ logger: Logger) -> OutboundMessage? {
+        wrap(logger) { try payload.message(topics: topics) }
+    }
+    private func encode(_ payload: RainPayload, _ topics: TopicScheme, _ logger: Logger) -> OutboundMessage? {
+        wrap(logger) { try payload.message(topics: topics) }
+    }
+
+    private func wrap(_ logger: Logger, _ make: () throws -> OutboundMessage) -> OutboundMessage? {
+        do { return try make() } catch {
+            logger.error("cannot encode a message", metadata: ["device": "\(device.name)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    struct Saved: Codable {
+        var windows: WindowAggregator.State
+        var air: AirQualityIndexer.State?
+        var floods: [FloodAlertStatus]
+        var rain: RainAccumulator.State?
+        var lastRainReport: UnixMillis?
+    }
+
+    func saved() -> Saved {
+        Saved(
+            windows: windows.snapshot(), air: air?.snapshot(), floods: floods.map(\.status), rain: rain?.snapshot(),
+            lastRainReport: lastRainReport)
+    }
+
+    mutating func restore(_ s: Saved) {
+        windows.restore(s.windows)
+        if let a = s.air { air?.restore(a) }
+        if s.floods.count == floods.count {
+            let interval = device.pollInterval
+            let stale = Interval(milliseconds: max(3 * interval.milliseconds, 60_000))
+            floods = zip(device.flood, s.floods).map {
+                FloodAlertEngine(config: $0.0, devicePollInterval: interval, staleAfter: stale, status: $0.1)
+            }
+            requestedInterval = floods.map(\.pollInterval).min().flatMap { $0 == interval ? nil : $0 }
+        }
+        if let r = s.rain { rain?.restore(r) }
+        lastRainReport = s.lastRainReport
     }
 }
