@@ -81,8 +81,9 @@ extension Journal {
                 guard first.isDiskProblem else { return }
             }
             neededRoom = true
-            // Acknowledged rows and the oldest droppable rows free pages; then the group may fit.
-            let roomNeeded = 2 * work.messages.reduce(Int64(0)) { $0 + JournalSchema.size(of: $1) }
+            // Acknowledged rows and the oldest droppable rows free pages; then the group may fit. A page is only
+            // reused once all its rows are gone, hence the floor of a few pages.
+            let roomNeeded = max(2 * work.messages.reduce(Int64(0)) { $0 + JournalSchema.size(of: $1) }, 16_384)
             do throws(SQLiteError) {
                 try transaction(db, work: work, now: now, insert: false, deleteAcks: true, makeRoom: roomNeeded)
                 try transaction(db, work: work, now: now, insert: true, deleteAcks: false)

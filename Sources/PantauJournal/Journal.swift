@@ -107,12 +107,16 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
         if let error = waiter.wait() { throw error }
     }
 
-    /// Commits what is queued (one attempt) and stops the writer thread. Idempotent.
+    /// Commits what is queued (one attempt), stops the writer thread and closes the file. Idempotent; leases and
+    /// stats read nothing from disk afterwards.
     public func close() {
         guard let writer = thread.withLock({ $0.take() }) else { return }
         state.withLock { $0.stopping = true }
         wake.signal()
         writer.join()
+        // The reader first: the writer, closing last, folds the WAL back into the database file.
+        readerDB.withLock { $0.close() }
+        writerDB.withLock { $0.close() }
     }
 
     /// Counters and sizes, for the health message.
@@ -132,6 +136,18 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
             lastCommitError: snapshot.lastCommitError, diskFull: snapshot.diskFull,
             pendingSeqRange: onDisk.seqRange, lastIssuedSeq: snapshot.lastSeq, queued: snapshot.queue.count,
             leased: snapshot.leased.count, transactions: snapshot.transactions)
+    }
+}
+
+extension Journal {
+    /// The writer connection's value of a pragma, e.g. `synchronous` (tests check the durability setting).
+    func writerPragma(_ name: String) -> String? {
+        writerDB.withLock { try? $0.texts("PRAGMA \(name)").first }
+    }
+
+    /// Changes the page cap; tests raise it to show recovery from a full disk.
+    func setMaxPageCount(_ pages: Int) {
+        writerDB.withLock { _ = try? $0.texts("PRAGMA max_page_count=\(pages)") }
     }
 }
 

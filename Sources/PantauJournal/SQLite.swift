@@ -23,7 +23,7 @@ struct SQLiteError: Error, Sendable, CustomStringConvertible {
 /// One SQLite connection. The only type (with `SQLiteStatement`) that touches the C API. Opened NOMUTEX, so it is
 /// not thread safe: every owner keeps it inside a `Mutex` (hence unchecked: the lock, not the type, serializes it).
 final class SQLiteConnection: @unchecked Sendable {
-    private let handle: OpaquePointer
+    private var handle: OpaquePointer?
     private var cache: [String: SQLiteStatement] = [:]
 
     init(path: String, readOnly: Bool) throws(SQLiteError) {
@@ -44,10 +44,22 @@ final class SQLiteConnection: @unchecked Sendable {
         sqlite3_busy_timeout(db, 5000)
     }
 
-    deinit {
+    deinit { close() }
+
+    /// Closes the connection; later calls fail with SQLITE_MISUSE. The last connection to close checkpoints the
+    /// WAL into the database and removes it, so the order of closing matters (readers first).
+    func close() {
+        guard let handle else { return }
         for statement in cache.values { statement.finalize() }
+        cache = [:]
         // close_v2 defers the close until every statement is finalized, so order does not matter.
         sqlite3_close_v2(handle)
+        self.handle = nil
+    }
+
+    private func open() throws(SQLiteError) -> OpaquePointer {
+        guard let handle else { throw SQLiteError(code: SQLITE_MISUSE, message: "the connection is closed") }
+        return handle
     }
 
     /// The funnel: every result code from the C API passes here and becomes a typed error.
@@ -60,13 +72,13 @@ final class SQLiteConnection: @unchecked Sendable {
 
     /// Runs statements that return no rows we need (DDL, pragmas that set, transaction control).
     func execute(_ sql: String) throws(SQLiteError) {
-        try check(sqlite3_exec(handle, sql, nil, nil, nil), sql: sql)
+        try check(sqlite3_exec(try open(), sql, nil, nil, nil), sql: sql)
     }
 
     /// A fresh statement, finalized when released.
     func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         var stmt: OpaquePointer?
-        try check(sqlite3_prepare_v2(handle, sql, -1, &stmt, nil), sql: sql)
+        try check(sqlite3_prepare_v2(try open(), sql, -1, &stmt, nil), sql: sql)
         guard let stmt else { throw SQLiteError(code: SQLITE_MISUSE, message: "empty statement", sql: sql) }
         return SQLiteStatement(stmt, connection: self, sql: sql)
     }
@@ -97,7 +109,7 @@ final class SQLiteConnection: @unchecked Sendable {
         return out
     }
 
-    var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+    var isInTransaction: Bool { handle.map { sqlite3_get_autocommit($0) == 0 } ?? false }
 }
 
 /// A prepared statement. Bind indexes are 1-based, column indexes 0-based, as in SQLite.
