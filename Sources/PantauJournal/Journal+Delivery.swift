@@ -19,9 +19,10 @@ extension Journal {
             }
             let granted = state.withLock { state -> Bool in
                 // Acknowledged rows deleted since our read could be in the plan; a concurrent lease could overlap.
-                guard state.generation == view.generation,
-                    !plan.picks.contains(where: { state.leased[$0.record.seq] != nil || state.acked.contains($0.record.seq) })
-                else { return false }
+                let taken = plan.picks.contains { pick in
+                    state.leased[pick.record.seq] != nil || state.acked.contains(pick.record.seq)
+                }
+                guard state.generation == view.generation, !taken else { return false }
                 for pick in plan.picks {
                     state.leased[pick.record.seq] = pick.lane
                     state.cursors[pick.lane] = pick.record.seq
@@ -131,24 +132,30 @@ struct LeasePlanner {
         return try scan(lane, after: 0, want: want)
     }
 
+    /// Alerts or status after a cursor (?1 lane, ?2 cursor).
+    static let byLaneSQL =
+        "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "
+        + "WHERE lane = ?1 AND seq > ?2 ORDER BY seq"
+    /// Live data: few rows (one window), so a range on acquisition time, then sorted by sequence.
+    static let liveSQL =
+        "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_acquired "
+        + "WHERE lane = ?1 AND acquired_at >= ?3 AND seq > ?2 ORDER BY seq"
+    /// Backlog: a range on sequence from the cursor, oldest first.
+    static let backlogSQL =
+        "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "
+        + "WHERE lane = ?1 AND seq > ?2 AND acquired_at < ?3 ORDER BY seq"
+
     private func scan(_ lane: DeliveryLane, after cursor: Int64, want: Int) throws(SQLiteError) -> [JournalRecord] {
-        let columns = JournalSchema.recordColumns
         let statement: SQLiteStatement
         switch lane {
         case .alert, .status:
-            statement = try db.cached(
-                "SELECT \(columns) FROM records INDEXED BY records_lane_seq WHERE lane = ?1 AND seq > ?2 ORDER BY seq")
+            statement = try db.cached(Self.byLaneSQL)
             try statement.bind(.integer(lane.lane.rawValue), .integer(cursor))
         case .live:
-            // Live rows are few (one window): range on acquisition time, then sorted by sequence.
-            statement = try db.cached(
-                "SELECT \(columns) FROM records INDEXED BY records_lane_acquired "
-                    + "WHERE lane = ?1 AND acquired_at >= ?3 AND seq > ?2 ORDER BY seq")
+            statement = try db.cached(Self.liveSQL)
             try statement.bind(.integer(Lane.data.rawValue), .integer(cursor), .integer(cutoff))
         case .backlog:
-            statement = try db.cached(
-                "SELECT \(columns) FROM records INDEXED BY records_lane_seq "
-                    + "WHERE lane = ?1 AND seq > ?2 AND acquired_at < ?3 ORDER BY seq")
+            statement = try db.cached(Self.backlogSQL)
             try statement.bind(.integer(Lane.data.rawValue), .integer(cursor), .integer(cutoff))
         }
         // Reset before returning: an unfinished statement would hold the read snapshot open.

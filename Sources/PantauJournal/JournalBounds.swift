@@ -8,6 +8,15 @@ struct JournalBounds {
     let db: SQLiteConnection
     let logger: Logger
 
+    static let agedSQL =
+        "DELETE FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at < ?2 "
+        + "RETURNING device, kind, size"
+    static let oldestSQL =
+        "SELECT seq, size FROM records INDEXED BY records_lane_seq WHERE lane = ?1 AND kind = ?2 ORDER BY seq"
+    static let deleteOldestSQL =
+        "DELETE FROM records INDEXED BY records_lane_seq WHERE lane = ?1 AND kind = ?2 AND seq <= ?3 "
+        + "RETURNING device, kind, size"
+
     /// Kinds in the order a bound drops them.
     static let dropOrder: [MessageKind] = [.telemetry, .aggregate, .status, .alert]
 
@@ -30,9 +39,7 @@ struct JournalBounds {
 
     /// Deletes every record acquired before `cutoff`; returns the bytes freed.
     private func dropOlder(than cutoff: UnixMillis, into delta: inout CommitDelta) throws(SQLiteError) -> Int64 {
-        let delete = try db.cached(
-            "DELETE FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at < ?2 "
-                + "RETURNING device, kind, size")
+        let delete = try db.cached(Self.agedSQL)
         var dropped: [DropKey: Int64] = [:]
         var freed: Int64 = 0
         for lane in Lane.allCases {
@@ -49,8 +56,7 @@ struct JournalBounds {
         _ kind: MessageKind, bytes goal: Int64, into delta: inout CommitDelta, counts: inout [DropKey: Int64]
     ) throws(SQLiteError) -> Int64 {
         let lane = Lane(kind).rawValue
-        let scan = try db.cached(
-            "SELECT seq, size FROM records INDEXED BY records_lane_seq WHERE lane = ?1 AND kind = ?2 ORDER BY seq")
+        let scan = try db.cached(Self.oldestSQL)
         try scan.bind(.integer(lane), .integer(Int64(kind.rawValue)))
         var total: Int64 = 0
         var lastSeq: Int64?
@@ -60,8 +66,7 @@ struct JournalBounds {
         }
         scan.reset()
         guard let lastSeq else { return 0 }
-        let delete = try db.cached(
-            "DELETE FROM records WHERE lane = ?1 AND kind = ?2 AND seq <= ?3 RETURNING device, kind, size")
+        let delete = try db.cached(Self.deleteOldestSQL)
         try delete.bind(.integer(lane), .integer(Int64(kind.rawValue)), .integer(lastSeq))
         return try collect(delete, into: &delta, counts: &counts)
     }

@@ -8,8 +8,9 @@ enum JournalExport {
     static func csvLine(_ record: JournalRecord) -> String {
         let m = record.message
         let fields = [
-            "\(record.seq)", m.kind.name, m.device ?? "", m.topic, "\(m.acquiredAt)", JournalFiles.rfc3339(m.acquiredAt),
-            "\(m.qos)", m.retain ? "true" : "false", m.contentType, String(decoding: m.body, as: UTF8.self),
+            "\(record.seq)", m.kind.name, m.device ?? "", m.topic, "\(m.acquiredAt)",
+            JournalFiles.rfc3339(m.acquiredAt), "\(m.qos)", m.retain ? "true" : "false", m.contentType,
+            String(decoding: m.body, as: UTF8.self),
         ]
         return fields.map(csvField).joined(separator: ",")
     }

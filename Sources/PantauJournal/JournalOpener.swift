@@ -50,7 +50,8 @@ enum JournalOpener {
                 code: .cannotOpen, message: "journal is unusable (\(reason)) and could not be moved aside", path: path)
         }
         let event = "journal \(path) unusable (\(reason)): kept as \(movedTo), a new journal was started"
-        logger.error("journal moved aside", metadata: ["path": "\(path)", "moved_to": "\(movedTo)", "reason": "\(reason)"])
+        logger.error(
+            "journal moved aside", metadata: ["path": "\(path)", "moved_to": "\(movedTo)", "reason": "\(reason)"])
         do {
             return Opened(connection: try setUp(path, durability, maxPageCount), events: [event])
         } catch {
@@ -79,7 +80,8 @@ enum JournalOpener {
             let version = try db.scalar("PRAGMA user_version") ?? 0
             if version > JournalSchema.version { throw Failure.newerSchema(version) }
             if version < JournalSchema.version {
-                try db.execute("BEGIN IMMEDIATE; \(JournalSchema.create) PRAGMA user_version=\(JournalSchema.version); COMMIT")
+                try db.execute(
+                    "BEGIN IMMEDIATE; \(JournalSchema.create) PRAGMA user_version=\(JournalSchema.version); COMMIT")
             }
             if let maxPageCount { try db.execute("PRAGMA max_page_count=\(maxPageCount)") }
             return db

@@ -141,7 +141,7 @@ enum JournalFiles {
     /// `2026-11-30T02:15:00.123Z` (RFC 3339), for exports a person reads.
     static func rfc3339(_ millis: UnixMillis) -> String {
         let t = UTCTime(millis)
-        let ms = t.millisecond < 10 ? "00\(t.millisecond)" : t.millisecond < 100 ? "0\(t.millisecond)" : "\(t.millisecond)"
+        let ms = String("\(1000 + t.millisecond)".dropFirst())
         return "\(t.year)-\(two(t.month))-\(two(t.day))T\(two(t.hour)):\(two(t.minute)):\(two(t.second)).\(ms)Z"
     }
 

@@ -62,7 +62,8 @@ struct JournalState {
             state.pendingByKind[kind] = Int(counts.int64(1))
             state.bytes += counts.int64(2)
         }
-        state.lastSeq = max(try JournalSchema.metaValue(db, "last_seq"), try db.scalar("SELECT max(seq) FROM records") ?? 0)
+        let highestRow = try db.scalar("SELECT max(seq) FROM records") ?? 0
+        state.lastSeq = max(try JournalSchema.metaValue(db, "last_seq"), highestRow)
         state.committedTotal = try JournalSchema.metaValue(db, "committed_total")
         state.ackedTotal = try JournalSchema.metaValue(db, "acked_total")
         state.drops = try JournalSchema.drops(db)

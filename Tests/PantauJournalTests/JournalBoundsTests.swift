@@ -21,7 +21,9 @@ struct JournalBoundsTests {
         var alerts: [OutboundMessage] = []
         for cycle in 0..<200 {
             var group = Self.devices.map { message(.telemetry, device: $0, at: clock.now()) }
-            if cycle % 25 == 0 { group.append(message(.alert, device: "wl-02", at: clock.now(), body: "{\"level\":3}")) }
+            if cycle % 25 == 0 {
+                group.append(message(.alert, device: "wl-02", at: clock.now(), body: "{\"level\":3}"))
+            }
             telemetry += group.filter { $0.kind == .telemetry }
             alerts += group.filter { $0.kind == .alert }
             try journal.commit(group)

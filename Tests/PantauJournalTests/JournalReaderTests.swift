@@ -95,7 +95,9 @@ struct JournalReaderTests {
         let reader = try JournalReader(path: folder.journalPath)
         try reader.export(format: .jsonLines, filter: JournalFilter(device: "aq-01")) { lines.append($0) }
         #expect(lines.count == 2)
-        let objects = try lines.map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let objects = try lines.map { line in
+            try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
         #expect(objects.map { $0["seq"] as? Int } == [1, 3])
         #expect(objects.first?["body"] as? String == "{\"v\":\"tab\\there\"}")
         #expect(objects.first?["kind"] as? String == "telemetry")
