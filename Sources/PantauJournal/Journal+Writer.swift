@@ -81,6 +81,7 @@ extension Journal {
                 guard first.isDiskProblem else { return }
             }
             neededRoom = true
+            releaseReserve(db)
             // Acknowledged rows and the oldest droppable rows free pages; then the group may fit. A page is only
             // reused once all its rows are gone, hence the floor of a few pages.
             let roomNeeded = max(2 * work.messages.reduce(Int64(0)) { $0 + JournalSchema.size(of: $1) }, 16_384)
@@ -93,6 +94,26 @@ extension Journal {
             }
         }
         finishCommit(work, error: error, neededRoom: neededRoom)
+    }
+
+    /// Hands the reserve back to the file system and folds the WAL into the database while there is room.
+    private func releaseReserve(_ db: SQLiteConnection) {
+        let released = state.withLock { state -> Bool in
+            defer { state.reserveInPlace = false }
+            return state.reserveInPlace
+        }
+        if released && reserve.release() {
+            logger.warning("journal: disk full, reserve released", metadata: ["bytes": "\(reserve.bytes)"])
+        }
+        _ = try? db.texts("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    /// Puts the reserve back once the disk has room for it and as much again.
+    private func restoreReserveIfRoom() {
+        guard reserve.isEnabled, !state.withLock({ $0.reserveInPlace }), reserve.canRestore() else { return }
+        let restored = reserve.restore()
+        state.withLock { $0.reserveInPlace = restored }
+        if restored { logger.info("journal: disk reserve restored", metadata: ["bytes": "\(reserve.bytes)"]) }
     }
 
     private func finishCommit(_ work: CommitWork, error: SQLiteError?, neededRoom: Bool) {
@@ -124,6 +145,7 @@ extension Journal {
                     metadata: ["error": "\(error)", "queued": "\(retained)"])
             }
         } else {
+            if !neededRoom { restoreReserveIfRoom() }
             state.withLock { state in
                 state.lastCommitError = nil
                 state.diskFull = neededRoom

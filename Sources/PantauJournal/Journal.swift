@@ -27,6 +27,7 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
     let liveWindow: Interval
     let memoryLimit: Int
     let groupLimit: Int
+    let reserve: DiskReserve
     /// Used by the writer thread (and `close`); the lock is uncontended except for test hooks.
     let writerDB: Mutex<SQLiteConnection>
     /// A second connection for leases and stats, so they read while the writer commits (WAL).
@@ -42,9 +43,11 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
     ///   - maxPageCount: caps the database size in pages (`PRAGMA max_page_count`), to test a full disk.
     ///   - memoryLimit: most messages held in memory while commits fail; beyond it the oldest telemetry goes.
     ///   - groupLimit: a group this large is committed without waiting for `commitInterval`.
+    ///   - diskReserve: bytes set aside in `<path>-reserve` and released when the disk is full, so SQLite can still
+    ///     checkpoint and delete (0 disables it). The WAL is checkpointed at half this size.
     public init(
         config: JournalConfig, clock: any GatewayClock, logger: Logger, liveWindow: Interval = .seconds(60),
-        maxPageCount: Int? = nil, memoryLimit: Int = 100_000, groupLimit: Int = 1000
+        maxPageCount: Int? = nil, memoryLimit: Int = 100_000, groupLimit: Int = 1000, diskReserve: Int = 8 << 20
     ) throws(JournalError) {
         self.path = config.path
         self.config = config
@@ -53,18 +56,29 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
         self.liveWindow = liveWindow
         self.memoryLimit = max(memoryLimit, 1)
         self.groupLimit = max(groupLimit, 1)
+        self.reserve = DiskReserve(journalPath: config.path, bytes: diskReserve)
 
         let opened = try JournalOpener.openWriter(
             path: config.path, durability: config.durability, maxPageCount: maxPageCount, clock: clock,
             logger: logger)
         self.startupEvents = opened.events
-        let initial: JournalState
+        var initial: JournalState
         let reader: SQLiteConnection
         do {
+            if reserve.isEnabled {
+                // A checkpoint must fit in the reserve once it is released: keep the WAL below half of it.
+                let pages = max(reserve.bytes / 2 / Int(try opened.connection.scalar("PRAGMA page_size") ?? 4096), 16)
+                _ = try opened.connection.texts("PRAGMA wal_autocheckpoint=\(pages)")
+                _ = try opened.connection.texts("PRAGMA journal_size_limit=\(reserve.bytes / 2)")
+            }
             initial = try JournalState.load(from: opened.connection)
             reader = try SQLiteConnection(path: config.path, readOnly: true)
         } catch {
             throw JournalError(.storage, error, path: config.path)
+        }
+        initial.reserveInPlace = reserve.restore()
+        if reserve.isEnabled && !initial.reserveInPlace {
+            logger.warning("journal: no room for the disk reserve", metadata: ["path": "\(reserve.path)"])
         }
         self.writerDB = Mutex(opened.connection)
         self.readerDB = Mutex(reader)

@@ -50,6 +50,8 @@ struct JournalState {
     var lastCommitError: String?
     var diskFull = false
     var transactions: Int64 = 0
+    /// The disk reserve file exists (writer thread only).
+    var reserveInPlace = false
 
     var isDirty: Bool { !queue.isEmpty || !acks.isEmpty || !unpersistedDrops.isEmpty }
 

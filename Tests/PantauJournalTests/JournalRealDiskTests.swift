@@ -54,10 +54,11 @@ struct JournalRealDiskTests {
         "ENOSPC on a tmpfs: no crash, alerts kept (in memory when nothing is left to drop), recovery with space",
         .enabled(if: TmpfsMount.available, "mounting a tmpfs needs root or CAP_SYS_ADMIN; covered by max_page_count"))
     func tmpfsFull() throws {
-        let mount = try #require(try TmpfsMount(kibibytes: 512))
+        let mount = try #require(try TmpfsMount(kibibytes: 1024))
         let clock = TestClock()
         let config = JournalConfig(path: mount.path + "/journal.sqlite", commitInterval: .minutes(60))
-        let journal = try Journal(config: config, clock: clock, logger: quietLogger, memoryLimit: 1_000_000)
+        let journal = try Journal(
+            config: config, clock: clock, logger: quietLogger, memoryLimit: 1_000_000, diskReserve: 256 << 10)
         defer { journal.close() }
         let body = "{\"v\":\"" + String(repeating: "z", count: 1000) + "\"}"
         var alerts = 0
@@ -78,10 +79,6 @@ struct JournalRealDiskTests {
             clock.advance(.seconds(10))
         }
         #expect(sawDiskFull)
-        print("DEBUG", journal.stats(), (try? FileManager.default.contentsOfDirectory(atPath: mount.path)) ?? [])
-        for f in (try? FileManager.default.contentsOfDirectory(atPath: mount.path)) ?? [] {
-            print("DEBUG", f, (try? FileManager.default.attributesOfItem(atPath: mount.path + "/" + f)[.size]) ?? 0)
-        }
         #expect(journal.stats().dropsByKind[.telemetry, default: 0] > 0)
 
         // Alerts only: once no telemetry is left to drop, commits fail and the alerts wait in memory.
