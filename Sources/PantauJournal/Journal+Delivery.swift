@@ -10,8 +10,8 @@ extension Journal {
         while true {
             let view = state.withLock { state in
                 LeaseView(
-                    excluded: Set(state.leased.keys).union(state.acked), cursors: state.cursors,
-                    generation: state.generation, credit: state.backlogCredit)
+                    leased: state.leased, acked: state.acked, cursors: state.cursors, generation: state.generation,
+                    credit: state.backlogCredit)
             }
             let plan = readerDB.withLock { db in
                 (try? LeasePlanner(db: db, view: view, cutoff: cutoff, share: config.backlogShare).plan(limit: limit))
@@ -66,9 +66,10 @@ extension Journal {
     }
 }
 
-/// What a lease needs from memory, copied under the lock so the database is read without it.
+/// What a lease needs from memory, copied (copy on write, so O(1)) under the lock so the database is read without it.
 struct LeaseView {
-    var excluded: Set<Int64>
+    var leased: [Int64: DeliveryLane]
+    var acked: Set<Int64>
     var cursors: [DeliveryLane: Int64]
     var generation: UInt64
     var credit: Double
@@ -163,7 +164,7 @@ struct LeasePlanner {
         var records: [JournalRecord] = []
         while records.count < want, try statement.step() {
             let seq = statement.int64(0)
-            if view.excluded.contains(seq) { continue }
+            if view.leased[seq] != nil || view.acked.contains(seq) { continue }
             records.append(JournalSchema.record(statement))
         }
         return records

@@ -8,9 +8,6 @@ struct CommitWork {
     var acks: [Int64]
     var memoryDrops: [DropKey: Int64]
     var waiters: [FlushWaiter]
-    /// Pending bytes before this group, for the size bound.
-    var bytesBefore: Int64
-    var lastSeq: Int64
     /// Taken at shutdown: one attempt, then the writer exits.
     var final: Bool
 }
@@ -37,8 +34,7 @@ extension JournalState {
             return .exit
         }
         let work = CommitWork(
-            messages: queue, acks: acks, memoryDrops: unpersistedDrops, waiters: flushWaiters, bytesBefore: bytes,
-            lastSeq: lastSeq, final: stopping)
+            messages: queue, acks: acks, memoryDrops: unpersistedDrops, waiters: flushWaiters, final: stopping)
         queue = []
         acks = []
         unpersistedDrops = [:]

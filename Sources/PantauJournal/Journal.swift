@@ -97,12 +97,19 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
     /// Queues messages for the next group commit; never waits for the disk.
     public func append(_ messages: [OutboundMessage]) {
         guard !messages.isEmpty else { return }
-        let signal = state.withLock { state -> Bool in
+        let signal = state.withLock { state -> Bool? in
+            // After close nothing would ever commit them: say so rather than grow the queue.
+            guard !state.stopping else { return nil }
             let wasClean = !state.isDirty
             state.queue.append(contentsOf: messages)
             if state.queue.count > memoryLimit { state.shedMemory(limit: memoryLimit) }
             if wasClean { state.dirtySince = .now() }
             return wasClean || state.queue.count >= groupLimit
+        }
+        guard let signal else {
+            logger.error(
+                "journal: append after close, messages not journaled", metadata: ["count": "\(messages.count)"])
+            return
         }
         if signal { wake.signal() }
     }

@@ -28,14 +28,16 @@ struct JournalInternalsTests {
     func memoryShedding() {
         var state = JournalState()
         let alerts = (0..<3).map { i in message(.alert, device: "wl-02", at: Int64(i)) }
-        let telemetry = (0..<12).map { i in message(.telemetry, device: i % 2 == 0 ? "aq-01" : "rg-03", at: Int64(i)) }
+        let telemetry = (0..<12).map { i in
+            message(.telemetry, device: i % 2 == 0 ? "aq-01" : "rg-03", at: Int64(i))
+        }
         let status = [message(.status, device: nil, at: 0)]
         state.queue = alerts + telemetry + status
         state.shedMemory(limit: 10)
         // Shed to 90 % of the limit: 16 - 9 = 7 telemetry, the oldest.
         #expect(state.queue == alerts + telemetry.suffix(5) + status)
-        #expect(
-            state.drops == [DropKey(device: "aq-01", kind: .telemetry): 4, DropKey(device: "rg-03", kind: .telemetry): 3])
+        let expected = [DropKey(device: "aq-01", kind: .telemetry): 4, DropKey(device: "rg-03", kind: .telemetry): 3]
+        #expect(state.drops == expected)
         #expect(state.unpersistedDrops == state.drops)
     }
 
