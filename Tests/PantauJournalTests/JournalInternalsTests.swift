@@ -36,7 +36,9 @@ struct JournalInternalsTests {
         state.shedMemory(limit: 10)
         // Shed to 90 % of the limit: 16 - 9 = 7 telemetry, the oldest.
         #expect(state.queue == alerts + telemetry.suffix(5) + status)
-        let expected = [DropKey(device: "aq-01", kind: .telemetry): 4, DropKey(device: "rg-03", kind: .telemetry): 3]
+        let expected: [DropKey: Int64] = [
+            DropKey(device: "aq-01", kind: .telemetry): 4, DropKey(device: "rg-03", kind: .telemetry): 3,
+        ]
         #expect(state.drops == expected)
         #expect(state.unpersistedDrops == state.drops)
     }
