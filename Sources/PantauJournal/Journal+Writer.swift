@@ -16,22 +16,18 @@ extension JournalState {
     enum WriterStep {
         case wait(DispatchTime?)
         case commit(CommitWork)
-        case exit
     }
 
     /// Decides what the writer does next: a group is due when a flush waits, at shutdown, when it is large, or
     /// when its oldest message has waited `interval`; after a failed commit, not before the backoff ends.
     mutating func nextStep(now: DispatchTime, interval: Interval, groupLimit: Int) -> WriterStep {
-        let urgent = !flushWaiters.isEmpty || stopping
-        if !urgent {
+        if flushWaiters.isEmpty && !stopping {
             guard isDirty else { return .wait(nil) }
             if let retryAt, now < retryAt { return .wait(retryAt) }
             if queue.count < groupLimit {
                 let due = (dirtySince ?? now) + .milliseconds(Int(interval.milliseconds))
                 if now < due { return .wait(due) }
             }
-        } else if stopping && !isDirty && flushWaiters.isEmpty {
-            return .exit
         }
         let work = CommitWork(
             messages: queue, acks: acks, memoryDrops: unpersistedDrops, waiters: flushWaiters, final: stopping)
@@ -51,13 +47,20 @@ extension Journal {
                 $0.nextStep(now: .now(), interval: config.commitInterval, groupLimit: groupLimit)
             }
             switch step {
-            case .exit:
-                state.withLock { $0.stopped = true }
-                return
             case .wait(let deadline):
                 if let deadline { _ = wake.wait(timeout: deadline) } else { wake.wait() }
             case .commit(let work):
                 commit(work)
+                // At shutdown one attempt is all: a full disk must not keep the process from exiting.
+                guard work.final else { continue }
+                let late = state.withLock { state -> [FlushWaiter] in
+                    state.stopped = true
+                    defer { state.flushWaiters = [] }
+                    return state.flushWaiters
+                }
+                let closed = JournalError(code: .closed, message: "the journal is closed", path: path)
+                for waiter in late { waiter.finish(closed) }
+                return
             }
         }
     }
@@ -125,10 +128,6 @@ extension Journal {
                 state.backoffMillis = min(max(state.backoffMillis * 2, 100), 10_000)
                 state.retryAt = .now() + .milliseconds(Int(state.backoffMillis))
                 state.dirtySince = state.dirtySince ?? .now()
-                if work.final {
-                    state.queue = []
-                    state.acks = []
-                }
                 return state.queue.count
             }
             if work.final {

@@ -154,4 +154,22 @@ struct JournalBoundsTests {
         #expect(stats.pendingByKind[.alert] == appended - leased.count)
         #expect(stats.dropsTotal == 0)
     }
+
+    @Test("closing while the database is full returns after one attempt; what could not be committed is reported")
+    func closeWhileFull() throws {
+        let folder = try TempFolder()
+        let clock = TestClock()
+        let journal = try Journal(config: testConfig(folder), clock: clock, logger: quietLogger, maxPageCount: 30)
+        let body = "{\"v\":\"" + String(repeating: "w", count: 500) + "\"}"
+        var appended = 0
+        while journal.stats().queued == 0 && appended < 2000 {
+            journal.append([message(.alert, at: clock.now(), body: body)])
+            appended += 1
+            try? journal.flush()
+        }
+        #expect(journal.stats().queued > 0)
+        journal.close()
+        #expect(journal.stats().queued > 0)
+        #expect(throws: JournalError.self) { try journal.flush() }
+    }
 }
