@@ -11,8 +11,9 @@ import Synchronization
 ///
 /// Bounds: `maxBytes` counts the logical size of the pending records (see `JournalStats.bytes`), tracked exactly
 /// per row rather than from page counts, so drops are deterministic and counted per device. The file itself is
-/// larger by its indexes and free pages; a full disk is handled separately (records kept in memory, oldest
-/// telemetry deleted to make room, commits retried with backoff).
+/// larger by its indexes and free pages. A full disk (ENOSPC, `SQLITE_FULL`, `SQLITE_IOERR`) is handled without
+/// crashing: a reserve file is released so SQLite can checkpoint and delete, the oldest telemetry is deleted to make
+/// room, a group that still does not fit stays in memory (bounded) and is retried with backoff.
 ///
 /// Call `close()` at shutdown: it commits what is queued and stops the writer thread.
 public final class Journal: MessageSink, DeliveryQueue, Sendable {

@@ -34,6 +34,22 @@ struct JournalDurabilityTests {
         #expect(stats.ackedTotal == 2)
     }
 
+    @Test("a changed configuration (durability, bounds, interval) keeps the backlog")
+    func configChange() throws {
+        let folder = try TempFolder()
+        let clock = TestClock()
+        do {
+            let journal = try Journal(config: testConfig(folder), clock: clock, logger: quietLogger)
+            try journal.commit(["aq-01", "wl-02", "rg-03"].map { message(.telemetry, device: $0, at: clock.now()) })
+            journal.close()
+        }
+        let changed = testConfig(folder, durability: .normal, commitInterval: .seconds(1), backlogShare: 0.2)
+        let reopened = try Journal(config: changed, clock: clock, logger: quietLogger)
+        defer { reopened.close() }
+        #expect(reopened.writerPragma("synchronous") == "1")
+        #expect(reopened.lease(limit: 10, now: clock.now()).map(\.record.message.device) == ["aq-01", "wl-02", "rg-03"])
+    }
+
     @Test("many appends become few transactions")
     func groupCommit() throws {
         let folder = try TempFolder()
