@@ -169,8 +169,9 @@ extension Journal {
             if deleteAcks { try deleteAcknowledged(db, work.acks, into: &delta) }
             let bytes = state.withLock { $0.bytes } + delta.bytes
             let bounds = JournalBounds(db: db, logger: logger)
-            try bounds.enforce(bytes: bytes, maxBytes: config.maxBytes, makeRoom: makeRoom,
-                               olderThan: now - config.maxAge.milliseconds, into: &delta)
+            try bounds.enforce(
+                bytes: bytes, maxBytes: config.maxBytes, makeRoom: makeRoom,
+                olderThan: now - config.maxAge.milliseconds, into: &delta)
             let persistedDrops = insert ? work.memoryDrops : [:]
             try persistCounters(db, delta, memoryDrops: persistedDrops)
             try db.execute("COMMIT")

@@ -55,8 +55,9 @@ enum JournalSchema {
     /// Bytes a record counts for against `maxBytes`: its variable fields plus an estimate of the row's fixed
     /// fields and index entries.
     static func size(of message: OutboundMessage) -> Int64 {
-        Int64(message.body.count + message.topic.utf8.count + (message.device?.utf8.count ?? 0)
-            + message.contentType.utf8.count + 48)
+        Int64(
+            message.body.count + message.topic.utf8.count + (message.device?.utf8.count ?? 0)
+                + message.contentType.utf8.count + 48)
     }
 
     /// The name drop counters use for a message without a device (gateway messages).

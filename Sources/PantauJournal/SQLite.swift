@@ -28,7 +28,8 @@ final class SQLiteConnection: @unchecked Sendable {
 
     init(path: String, readOnly: Bool) throws(SQLiteError) {
         var db: OpaquePointer?
-        let flags = readOnly
+        let flags =
+            readOnly
             ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -66,8 +67,9 @@ final class SQLiteConnection: @unchecked Sendable {
     @discardableResult
     func check(_ rc: Int32, sql: String? = nil) throws(SQLiteError) -> Int32 {
         if rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE { return rc }
-        throw SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)),
-                          sql: sql)
+        throw SQLiteError(
+            code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)),
+            sql: sql)
     }
 
     /// Runs statements that return no rows we need (DDL, pragmas that set, transaction control).

@@ -47,7 +47,8 @@ struct JournalDurabilityTests {
         let reopened = try Journal(config: changed, clock: clock, logger: quietLogger)
         defer { reopened.close() }
         #expect(reopened.writerPragma("synchronous") == "1")
-        #expect(reopened.lease(limit: 10, now: clock.now()).map(\.record.message.device) == ["aq-01", "wl-02", "rg-03"])
+        #expect(
+            reopened.lease(limit: 10, now: clock.now()).map(\.record.message.device) == ["aq-01", "wl-02", "rg-03"])
     }
 
     @Test("many appends become few transactions")
@@ -89,9 +90,11 @@ struct JournalDurabilityTests {
         #expect(journal.stats().queued == 0)
     }
 
-    @Test("durability sets synchronous; the journal runs in WAL mode", arguments: [
-        (JournalConfig.Durability.full, "2"), (.normal, "1"),
-    ])
+    @Test(
+        "durability sets synchronous; the journal runs in WAL mode",
+        arguments: [
+            (JournalConfig.Durability.full, "2"), (.normal, "1"),
+        ])
     func durabilityPragma(durability: JournalConfig.Durability, synchronous: String) throws {
         let folder = try TempFolder()
         let journal = try Journal(

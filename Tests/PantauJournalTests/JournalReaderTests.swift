@@ -70,13 +70,14 @@ struct JournalReaderTests {
         var lines: [String] = []
         let count = try JournalReader(path: folder.journalPath).export(format: .csv) { lines.append($0) }
         #expect(count == 2)
-        #expect(lines == [
-            "seq,kind,device,topic,acquired_at,acquired_utc,qos,retain,content_type,body",
-            "1,telemetry,aq-01,pantau/site/gw/telemetry/aq-01,1790000000123,2026-09-21T14:13:20.123Z,1,false,"
-                + "application/json,\"{\"\"n\"\":\"\"pm25\"\",\"\"v\"\":12.5}\"",
-            "2,status,,pantau/site/gw/status/gw,1790000000123,2026-09-21T14:13:20.123Z,1,false,application/json,"
-                + "\"{\"\"note\"\":\"\"line1\nline2\"\"}\"",
-        ])
+        #expect(
+            lines == [
+                "seq,kind,device,topic,acquired_at,acquired_utc,qos,retain,content_type,body",
+                "1,telemetry,aq-01,pantau/site/gw/telemetry/aq-01,1790000000123,2026-09-21T14:13:20.123Z,1,false,"
+                    + "application/json,\"{\"\"n\"\":\"\"pm25\"\",\"\"v\"\":12.5}\"",
+                "2,status,,pantau/site/gw/status/gw,1790000000123,2026-09-21T14:13:20.123Z,1,false,application/json,"
+                    + "\"{\"\"note\"\":\"\"line1\nline2\"\"}\"",
+            ])
     }
 
     @Test("JSON Lines export: one valid object per record, body as text, filters applied")
@@ -108,17 +109,21 @@ struct JournalReaderTests {
         #expect(lines.count == 2)
         lines = []
         try reader.export(format: .jsonLines, filter: JournalFilter(kind: .alert)) { lines.append($0) }
-        #expect(lines == [
-            "{\"seq\":2,\"kind\":\"alert\",\"device\":\"wl-02\",\"topic\":\"pantau/site/gw/alert/wl-02\","
-                + "\"acquired_at\":\(now),\"acquired_utc\":\"\(JournalFiles.rfc3339(now))\",\"qos\":1,"
-                + "\"retain\":true,\"content_type\":\"application/json\",\"body\":\"{\\\"level\\\":\\\"Siaga 2\\\"}\"}"
-        ])
+        #expect(
+            lines == [
+                "{\"seq\":2,\"kind\":\"alert\",\"device\":\"wl-02\",\"topic\":\"pantau/site/gw/alert/wl-02\","
+                    + "\"acquired_at\":\(now),\"acquired_utc\":\"\(JournalFiles.rfc3339(now))\",\"qos\":1,"
+                    + "\"retain\":true,\"content_type\":\"application/json\","
+                    + "\"body\":\"{\\\"level\\\":\\\"Siaga 2\\\"}\"}"
+            ])
     }
 
-    @Test("UTC formatting", arguments: [
-        (Int64(0), "1970-01-01T00:00:00.000Z"), (951_782_400_000, "2000-02-29T00:00:00.000Z"),
-        (1_790_000_000_123, "2026-09-21T14:13:20.123Z"), (-1, "1969-12-31T23:59:59.999Z"),
-    ])
+    @Test(
+        "UTC formatting",
+        arguments: [
+            (Int64(0), "1970-01-01T00:00:00.000Z"), (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (1_790_000_000_123, "2026-09-21T14:13:20.123Z"), (-1, "1969-12-31T23:59:59.999Z"),
+        ])
     func utc(millis: Int64, text: String) {
         #expect(JournalFiles.rfc3339(millis) == text)
     }
