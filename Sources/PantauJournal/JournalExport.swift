@@ -1,0 +1,60 @@
+import PantauCore
+
+/// Lines of `pantau journal export`: the body as text (it is JSON), times as milliseconds and RFC 3339.
+enum JournalExport {
+    static let csvHeader = "seq,kind,device,topic,acquired_at,acquired_utc,qos,retain,content_type,body"
+
+    /// One RFC 4180 record (without the line break).
+    static func csvLine(_ record: JournalRecord) -> String {
+        let m = record.message
+        let fields = [
+            "\(record.seq)", m.kind.name, m.device ?? "", m.topic, "\(m.acquiredAt)",
+            JournalFiles.rfc3339(m.acquiredAt), "\(m.qos)", m.retain ? "true" : "false", m.contentType,
+            String(decoding: m.body, as: UTF8.self),
+        ]
+        return fields.map(csvField).joined(separator: ",")
+    }
+
+    /// Quoted when it holds a comma, a quote or a line break; quotes inside are doubled.
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        var out = "\""
+        for character in text {
+            if character == "\"" { out.append("\"") }
+            out.append(character)
+        }
+        out.append("\"")
+        return out
+    }
+
+    /// One JSON object (without the line break). `device` is null for gateway messages.
+    static func jsonLine(_ record: JournalRecord) -> String {
+        let m = record.message
+        let device = m.device.map(jsonString) ?? "null"
+        return "{\"seq\":\(record.seq),\"kind\":\(jsonString(m.kind.name)),\"device\":\(device),"
+            + "\"topic\":\(jsonString(m.topic)),\"acquired_at\":\(m.acquiredAt),"
+            + "\"acquired_utc\":\(jsonString(JournalFiles.rfc3339(m.acquiredAt))),\"qos\":\(m.qos),"
+            + "\"retain\":\(m.retain),\"content_type\":\(jsonString(m.contentType)),"
+            + "\"body\":\(jsonString(String(decoding: m.body, as: UTF8.self)))}"
+    }
+
+    /// A JSON string literal (RFC 8259 escapes; other control characters as \u00XX).
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+        return out
+    }
+}

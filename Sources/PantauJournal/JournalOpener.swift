@@ -1,0 +1,122 @@
+import Logging
+import PantauCore
+
+/// Opening the writer's connection: folder check, WAL, durability, integrity check, schema; a damaged file is
+/// moved aside and a fresh journal started so the gateway still runs.
+enum JournalOpener {
+    struct Opened {
+        var connection: SQLiteConnection
+        var events: [String]
+    }
+
+    private enum Failure: Error {
+        case sqlite(SQLiteError)
+        case damaged(String)
+        case newerSchema(Int64)
+    }
+
+    static func openWriter(
+        path: String, durability: JournalConfig.Durability, maxPageCount: Int?, clock: any GatewayClock,
+        logger: Logger
+    ) throws(JournalError) -> Opened {
+        let folder = JournalFiles.parentDirectory(of: path)
+        guard JournalFiles.isDirectory(folder) else {
+            throw JournalError(
+                code: .directoryMissing,
+                message: "folder \(folder) does not exist: create it (systemd StateDirectory=pantau) or change "
+                    + "journal.path", path: path)
+        }
+        let reason: String
+        let tag: String
+        do {
+            return Opened(connection: try setUp(path, durability, maxPageCount), events: [])
+        } catch {
+            switch error {
+            case .sqlite(let error) where error.isCorruption:
+                reason = error.message
+                tag = "corrupt"
+            case .damaged(let detail):
+                reason = "integrity check failed: \(detail)"
+                tag = "corrupt"
+            case .newerSchema(let version):
+                reason = "schema version \(version) is newer than this pantau supports (\(JournalSchema.version))"
+                tag = "newer"
+            case .sqlite(let error):
+                throw JournalError(.cannotOpen, error, path: path)
+            }
+        }
+        guard let movedTo = JournalFiles.moveAside(path, tag: tag, at: clock.now()) else {
+            throw JournalError(
+                code: .cannotOpen, message: "journal is unusable (\(reason)) and could not be moved aside", path: path)
+        }
+        let event = "journal \(path) unusable (\(reason)): kept as \(movedTo), a new journal was started"
+        logger.error(
+            "journal moved aside", metadata: ["path": "\(path)", "moved_to": "\(movedTo)", "reason": "\(reason)"])
+        do {
+            return Opened(connection: try setUp(path, durability, maxPageCount), events: [event])
+        } catch {
+            let message: String
+            switch error {
+            case .sqlite(let e): message = e.description
+            case .damaged(let d): message = d
+            case .newerSchema(let v): message = "schema \(v)"
+            }
+            throw JournalError(code: .cannotOpen, message: "fresh journal failed: \(message)", path: path)
+        }
+    }
+
+    private static func setUp(
+        _ path: String, _ durability: JournalConfig.Durability, _ maxPageCount: Int?
+    ) throws(Failure) -> SQLiteConnection {
+        do {
+            let db = try SQLiteConnection(path: path, readOnly: false)
+            let check = try db.texts("PRAGMA quick_check")
+            guard check == ["ok"] else { throw Failure.damaged(check.prefix(3).joined(separator: "; ")) }
+            let mode = try db.texts("PRAGMA journal_mode=WAL")
+            guard mode == ["wal"] else {
+                throw Failure.sqlite(SQLiteError(code: 1, message: "WAL mode refused (journal_mode=\(mode))"))
+            }
+            try db.execute("PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL")")
+            let version = try db.scalar("PRAGMA user_version") ?? 0
+            if version > JournalSchema.version { throw Failure.newerSchema(version) }
+            if version < JournalSchema.version {
+                try db.execute(
+                    "BEGIN IMMEDIATE; \(JournalSchema.create) PRAGMA user_version=\(JournalSchema.version); COMMIT")
+            }
+            if let maxPageCount { try db.execute("PRAGMA max_page_count=\(maxPageCount)") }
+            return db
+        } catch let error as SQLiteError {
+            throw .sqlite(error)
+        } catch let error as Failure {
+            throw error
+        } catch {
+            throw .sqlite(SQLiteError(code: 1, message: "\(error)"))
+        }
+    }
+}
+
+/// Facts read from the file rather than kept in memory.
+struct DiskFacts {
+    var fileBytes: Int64 = 0
+    var oldestAcquiredAt: UnixMillis?
+    var seqRange: ClosedRange<Int64>?
+}
+
+/// Queries shared by the writer's stats and the read-only reader; each uses an index, none scans the table.
+enum JournalQueries {
+    static func diskFacts(_ db: SQLiteConnection) throws(SQLiteError) -> DiskFacts {
+        var facts = DiskFacts()
+        facts.fileBytes = (try db.scalar("PRAGMA page_count") ?? 0) * (try db.scalar("PRAGMA page_size") ?? 0)
+        for lane in Lane.allCases {
+            if let oldest = try db.scalar("SELECT min(acquired_at) FROM records WHERE lane = \(lane.rawValue)") {
+                facts.oldestAcquiredAt = min(facts.oldestAcquiredAt ?? oldest, oldest)
+            }
+        }
+        if let low = try db.scalar("SELECT min(seq) FROM records"),
+            let high = try db.scalar("SELECT max(seq) FROM records")
+        {
+            facts.seqRange = low...high
+        }
+        return facts
+    }
+}
