@@ -59,7 +59,8 @@ fi
 
 if [ -z "$VERSION" ] && [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
     # `pantau --version` prints the release; take its first word that looks like a Debian upstream version.
-    VERSION="$("$BINARY" --version 2>/dev/null | tr -s ' \t' '\n\n' | grep -E '^[0-9][A-Za-z0-9.+~-]*$' | head -n1 || true)"
+    VERSION="$("$BINARY" --version 2>/dev/null | tr -s ' \t' '\n\n' \
+        | grep -E '^[0-9][A-Za-z0-9.+~-]*$' | head -n1 || true)"
 fi
 [ -n "$VERSION" ] || die "cannot tell the version: pass --version or set PANTAU_VERSION"
 echo "$VERSION" | grep -Eq '^[0-9][A-Za-z0-9.+~-]*$' || die "'$VERSION' is not a Debian version"
