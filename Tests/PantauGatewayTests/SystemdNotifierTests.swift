@@ -50,6 +50,16 @@ final class NotifySocketListener {
         return String(decoding: buffer[..<count], as: UTF8.self)
     }
 
+    /// The next datagram, for async tests: polls without blocking so the cooperative pool stays free for the code
+    /// under test; the ten-second bound only guards against a hang.
+    func nextDatagram() async throws -> String {
+        for _ in 0..<1000 {
+            if !isEmpty() { return try receive() }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ListenerError.nothingArrived
+    }
+
     /// True when nothing is waiting on the socket right now.
     func isEmpty() -> Bool {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

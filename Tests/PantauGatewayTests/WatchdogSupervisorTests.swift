@@ -1,3 +1,4 @@
+import Logging
 import PantauCore
 import Synchronization
 import Testing
@@ -100,5 +101,32 @@ struct WatchdogSupervisorTests {
             pinged.append(arrived)
         }
         #expect(pinged == [true, true, true, true, false, false, true, true])
+    }
+
+    @Test("the service pings a healthy gateway at the watchdog interval")
+    func servicePingsWhenHealthy() async throws {
+        let listener = try NotifySocketListener()
+        let beacon = ProgressBeacon(name: "publisher")
+        let supervisor = WatchdogSupervisor(probes: [beacon.probe], stallLimit: .seconds(3600))
+        let notifier = SystemdNotifier(socketPath: listener.notifySocket, watchdogTimeout: .milliseconds(20))
+        let service = WatchdogService(supervisor: supervisor, notifier: notifier, logger: Logger(label: "test"))
+        let running = Task { try await service.run() }
+        defer { running.cancel() }
+        #expect(try await listener.nextDatagram() == "WATCHDOG=1")
+        #expect(try await listener.nextDatagram() == "WATCHDOG=1")
+    }
+
+    @Test("the service names the stalled worker in STATUS instead of pinging")
+    func serviceReportsStall() async throws {
+        let listener = try NotifySocketListener()
+        let clock = ManualClock()
+        let bus = ProgressBeacon(name: "bus rs485-1", clock: clock)
+        clock.advance(seconds: 60)
+        let supervisor = WatchdogSupervisor(probes: [bus.probe], stallLimit: .seconds(20), clock: clock)
+        let notifier = SystemdNotifier(socketPath: listener.notifySocket, watchdogTimeout: .milliseconds(20))
+        let service = WatchdogService(supervisor: supervisor, notifier: notifier, logger: Logger(label: "test"))
+        let running = Task { try await service.run() }
+        defer { running.cancel() }
+        #expect(try await listener.nextDatagram() == "STATUS=stalled: bus rs485-1")
     }
 }
