@@ -1,4 +1,5 @@
 import Logging
+import PantauCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,7 +12,7 @@ public final class StatusServer: Sendable {
     public let path: String
     private let snapshot: @Sendable () -> [UInt8]
     private let logger: Logger
-    private let state = Mutex<(fd: Int32, running: Bool, thread: pthread_t?)>((-1, false, nil))
+    private let state = Mutex<(fd: Int32, running: Bool, thread: OwnedThread?)>((-1, false, nil))
 
     public init(path: String, logger: Logger, snapshot: @escaping @Sendable () -> [UInt8]) {
         self.path = path
@@ -57,16 +58,16 @@ public final class StatusServer: Sendable {
             throw SocketError(path: path, operation: "listen", errno: e)
         }
         state.withLock { $0 = (fd, true, nil) }
-        let thread = startThread(name: "status") { [self] in self.serve(fd) }
+        let thread = OwnedThread { [self] in self.serve(fd) }
         state.withLock { $0.thread = thread }
     }
 
     public func stop() {
-        let (thread, fd) = state.withLock { s -> (pthread_t?, Int32) in
+        let (thread, fd) = state.withLock { s -> (OwnedThread?, Int32) in
             s.running = false
             return (s.thread, s.fd)
         }
-        if let thread { pthread_join(thread, nil) }
+        thread?.join()
         if fd >= 0 {
             close(fd)
             unlink(path)
@@ -126,26 +127,4 @@ public final class StatusServer: Sendable {
         }
         return out
     }
-}
-
-/// Starts a named pthread running `body`: the gateway's long-running loops (buses, publisher, status) run on threads
-/// it owns, never on Swift's cooperative pool, because they block in C calls.
-public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        let name: String
-        init(_ body: @escaping @Sendable () -> Void, name: String) {
-            self.body = body
-            self.name = name
-        }
-    }
-    let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
-    precondition(rc == 0, "pthread_create failed: \(rc)")
-    return thread
 }

@@ -27,6 +27,7 @@ enum JournalSchema {
         CREATE INDEX IF NOT EXISTS records_lane_acquired ON records(lane, acquired_at);
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         INSERT OR IGNORE INTO meta(key, value) VALUES ('last_seq', 0), ('committed_total', 0), ('acked_total', 0);
+        CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
         CREATE TABLE IF NOT EXISTS drops (
             device TEXT NOT NULL,
             kind INTEGER NOT NULL,
