@@ -73,7 +73,8 @@ extension MQTTError {
         case .protocol: hint = "the broker does not accept this MQTT 5 client"
         default: hint = "see the broker log"
         }
-        return MQTTError(code: code, reasonCode: reasonCode, message: "\(broker) refused the connection: \(text); \(hint)")
+        return MQTTError(
+            code: code, reasonCode: reasonCode, message: "\(broker) refused the connection: \(text); \(hint)")
     }
 
     /// Maps a CONNACK reason code: a credentials refusal (0x86, and 0x87 which mosquitto sends for a wrong password)
