@@ -137,7 +137,8 @@ final class PublisherSession {
             let fromBroker = reasonCode >= 0x80
             let text = fromBroker ? MQTTError.reasonString(reasonCode) : MQTTError.libraryString(Int32(reasonCode))
             connectionEnded(MQTTError(
-                code: fromBroker ? MQTTError.operationCode(reasonCode) : .tcp, reasonCode: fromBroker ? reasonCode : nil,
+                code: fromBroker ? MQTTError.operationCode(reasonCode) : .tcp,
+                reasonCode: fromBroker ? reasonCode : nil,
                 message: "connection to \(client?.broker ?? "?") ended: \(text)"))
         case .published(let mid, let reasonCode):
             acknowledged(mid: mid, reasonCode: reasonCode)

@@ -18,9 +18,15 @@ public struct ReconnectBackoff: Sendable, Hashable {
         self.ceiling = self.minSeconds
     }
 
-    /// The wait before the next attempt, in seconds; the ceiling then doubles up to `maxSeconds`.
+    /// The wait before the next attempt, in seconds, jittered by `random`; the ceiling then doubles.
     public mutating func nextDelay<Source: RandomNumberGenerator>(using random: inout Source) -> Double {
-        let delay = ceiling > minSeconds ? Double.random(in: minSeconds...ceiling, using: &random) : minSeconds
+        nextDelay(jitter: Double.random(in: 0...1, using: &random))
+    }
+
+    /// The wait before the next attempt: `jitter` (0…1) picks the point between `minSeconds` and the ceiling,
+    /// which then doubles up to `maxSeconds`.
+    public mutating func nextDelay(jitter: Double) -> Double {
+        let delay = minSeconds + (ceiling - minSeconds) * min(max(jitter, 0), 1)
         failures += 1
         ceiling = min(maxSeconds, ceiling * 2)
         return delay

@@ -52,6 +52,11 @@ final class TestBroker {
         throw Failure.didNotStart(logText)
     }
 
+    /// SIGSTOP: the broker keeps its sockets open but answers nothing.
+    func suspend() {
+        if let process { kill(process.processIdentifier, SIGSTOP) }
+    }
+
     /// SIGKILL, like a crashed broker or a pulled cable on the broker's side.
     func stop() {
         guard let process else { return }
