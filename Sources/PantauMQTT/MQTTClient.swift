@@ -82,10 +82,8 @@ public final class MQTTClient {
     /// Host name resolution still blocks (getaddrinfo), so call it from a thread of ours.
     public func connect(host: String, port: Int, keepaliveSeconds: Int) throws(MQTTError) {
         broker = "\(host):\(port)"
-        let rc = mosquitto_connect_async(handle, host, Int32(port), Int32(keepaliveSeconds))
-        if rc != MOSQ_ERR_SUCCESS.rawValue {
-            throw MQTTError.library(rc, context: "connect to \(broker)")
-        }
+        // On loopback the TLS handshake can already fail in here.
+        try check(mosquitto_connect_async(handle, host, Int32(port), Int32(keepaliveSeconds)), "connect")
     }
 
     /// Connects and waits for the CONNACK, at most `timeoutMs`. Other events seen meanwhile stay queued.
@@ -118,11 +116,7 @@ public final class MQTTClient {
         let rc = mosquitto_loop(handle, Int32(timeoutMs), 1)
         let savedErrno = errno
         guard rc != MOSQ_ERR_SUCCESS.rawValue else { return nil }
-        var error = MQTTError.library(rc, context: broker.isEmpty ? "loop" : broker, errnoValue: savedErrno)
-        if let detail = sink.takeLastLibraryError() {
-            error.message += " (\(detail))"
-        }
-        return error
+        return failure(rc, broker.isEmpty ? "loop" : broker, savedErrno)
     }
 
     /// The events queued by callbacks since the last call, oldest first.
@@ -179,7 +173,16 @@ public final class MQTTClient {
     private func check(_ rc: Int32, _ what: String) throws(MQTTError) {
         let savedErrno = errno
         guard rc != MOSQ_ERR_SUCCESS.rawValue else { return }
-        throw MQTTError.library(rc, context: broker.isEmpty ? what : "\(what) (\(broker))", errnoValue: savedErrno)
+        throw failure(rc, broker.isEmpty ? what : "\(what) (\(broker))", savedErrno)
+    }
+
+    /// The error for a failed call, with the library's own log line (the OpenSSL reason for a TLS failure).
+    private func failure(_ rc: Int32, _ context: String, _ savedErrno: Int32) -> MQTTError {
+        var error = MQTTError.library(rc, context: context, errnoValue: savedErrno)
+        if let detail = sink.takeLastLibraryError() {
+            error.message += " (\(detail))"
+        }
+        return error
     }
 
     private static func libraryString(_ rc: Int32) -> String { MQTTError.libraryString(rc) }

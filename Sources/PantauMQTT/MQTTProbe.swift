@@ -76,10 +76,11 @@ public enum MQTTProbe {
     /// Subscribe, publish a random token at QoS 1, and wait for it to come back.
     private static func roundTrip(_ client: MQTTClient, topic: String, timeoutMs: Int) -> [ProbeStep] {
         var steps: [ProbeStep] = []
+        var seen: [MQTTEvent] = []
         let subscribed: [Int]
         do {
             let mid = try client.subscribe(topic, qos: 1)
-            subscribed = try waitFor(client, timeoutMs: timeoutMs, what: "SUBACK for \(topic)") { event in
+            subscribed = try waitFor(client, seen: &seen, timeoutMs: timeoutMs, what: "SUBACK for \(topic)") { event in
                 if case .subscribed(mid, let granted) = event { granted } else { nil }
             }
         } catch {
@@ -97,7 +98,7 @@ public enum MQTTProbe {
         do throws(MQTTError) {
             let mid = try client.publish(
                 topic: topic, payload: Array(payload.utf8), qos: 1, retain: false, contentType: "text/plain")
-            let reason = try waitFor(client, timeoutMs: timeoutMs, what: "PUBACK on \(topic)") { event in
+            let reason = try waitFor(client, seen: &seen, timeoutMs: timeoutMs, what: "PUBACK on \(topic)") { event in
                 if case .published(mid, let reason) = event { reason } else { nil }
             }
             guard reason < 0x80 else {
@@ -112,7 +113,7 @@ public enum MQTTProbe {
         steps.append(ProbeStep(name: "publish", ok: true, detail: "QoS 1 token acknowledged on \(topic)"))
 
         do {
-            _ = try waitFor(client, timeoutMs: timeoutMs, what: "the token back on \(topic)") { event in
+            _ = try waitFor(client, seen: &seen, timeoutMs: timeoutMs, what: "the token back on \(topic)") { event in
                 if case .message(let message) = event, message.text == payload { true } else { nil }
             }
             steps.append(ProbeStep(name: "receive", ok: true, detail: "token received back"))
@@ -125,16 +126,19 @@ public enum MQTTProbe {
         return steps
     }
 
-    /// Loops until `match` returns a value for an event, or fails on timeout or a lost connection.
+    /// Loops until `match` returns a value for an event, or fails on timeout or a lost connection. Events that do
+    /// not match stay in `seen` for a later wait (our own token can arrive before the PUBACK).
     private static func waitFor<T>(
-        _ client: MQTTClient, timeoutMs: Int, what: String, match: (MQTTEvent) -> T?
+        _ client: MQTTClient, seen: inout [MQTTEvent], timeoutMs: Int, what: String, match: (MQTTEvent) -> T?
     ) throws(MQTTError) -> T {
         let deadline = MQTTClient.monotonicMillis() + Int64(timeoutMs)
-        while MQTTClient.monotonicMillis() < deadline {
-            let error = client.loop(timeoutMs: 50)
-            for event in client.takeEvents() {
-                if let value = match(event) { return value }
+        while true {
+            if let index = seen.firstIndex(where: { match($0) != nil }) {
+                return match(seen.remove(at: index))!
             }
+            guard MQTTClient.monotonicMillis() < deadline else { break }
+            let error = client.loop(timeoutMs: 50)
+            seen += client.takeEvents()
             if let error { throw error }
         }
         throw MQTTError(code: .timeout, message: "no \(what) within \(timeoutMs) ms")
