@@ -152,10 +152,12 @@ public final class MQTTClient {
         return mid
     }
 
-    /// Sends SUBSCRIBE and returns its message id (SUBACK comes back as `.subscribed`).
-    public func subscribe(_ filter: String, qos: Int) throws(MQTTError) -> Int32 {
+    /// Sends SUBSCRIBE and returns its message id (SUBACK comes back as `.subscribed`). With `retainAsPublished`
+    /// the broker keeps the retain flag on live messages too (MQTT 5), so a watcher can tell retained state apart.
+    public func subscribe(_ filter: String, qos: Int, retainAsPublished: Bool = false) throws(MQTTError) -> Int32 {
         var mid: Int32 = 0
-        try check(mosquitto_subscribe_v5(handle, &mid, filter, Int32(qos), 0, nil), "subscribe to \(filter)")
+        let options = retainAsPublished ? Int32(MQTT_SUB_OPT_RETAIN_AS_PUBLISHED.rawValue) : 0
+        try check(mosquitto_subscribe_v5(handle, &mid, filter, Int32(qos), options, nil), "subscribe to \(filter)")
         return mid
     }
 

@@ -168,7 +168,7 @@ final class PublisherSession {
 
     /// Leases records up to the in-flight window and hands them to the library.
     private func fillWindow() {
-        let room = config.inflightWindow - inFlight.count
+        let room = max(config.inflightWindow, 1) - inFlight.count
         guard room > 0, let client else { return }
         let deliveries = publisher.queue.lease(limit: room, now: publisher.clock.now())
         var unsent: [Int64] = []

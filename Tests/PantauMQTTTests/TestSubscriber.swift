@@ -6,10 +6,10 @@ final class TestSubscriber {
     let client: MQTTClient
     private(set) var received: [MQTTMessage] = []
 
-    init(host: String, port: Int, filter: String) throws {
+    init(host: String, port: Int, filter: String, retainAsPublished: Bool = false) throws {
         client = try MQTTClient(clientId: "watch-\(UUID().uuidString.prefix(8))")
         try client.connect(host: host, port: port, keepaliveSeconds: 10, timeoutMs: 5000)
-        let mid = try client.subscribe(filter, qos: 1)
+        let mid = try client.subscribe(filter, qos: 1, retainAsPublished: retainAsPublished)
         var granted = false
         pump(until: 5) { events in
             granted = granted || events.contains { if case .subscribed(mid, _) = $0 { true } else { false } }
