@@ -264,7 +264,7 @@ final class PublisherSession {
     /// A connection attempt failed before CONNACK success: try the next broker after a backoff wait.
     private func attemptFailed(_ error: any Error) {
         let failedBroker = client?.broker ?? "\(config.brokers[brokerIndex].host):\(config.brokers[brokerIndex].port)"
-        dropConnection(error)
+        dropConnection(error, wasConnected: false)
         brokerIndex = (brokerIndex + 1) % config.brokers.count
         let delay = scheduleRetry()
         logger.warning("MQTT connection attempt failed", metadata: [
@@ -279,7 +279,7 @@ final class PublisherSession {
             return
         }
         let broker = client?.broker ?? "?"
-        dropConnection(error)
+        dropConnection(error, wasConnected: true)
         let delay = scheduleRetry()
         logger.warning("MQTT connection lost", metadata: [
             "broker": "\(broker)", "error": "\(error)", "retryInSeconds": "\(delay)",
@@ -288,7 +288,7 @@ final class PublisherSession {
 
     /// Forgets the client (a new one per attempt, so libmosquitto resends nothing from RAM) and gives every record
     /// in flight back to the queue: the journal resends them, in order, after the next connect.
-    private func dropConnection(_ error: any Error) {
+    private func dropConnection(_ error: any Error, wasConnected: Bool) {
         client = nil
         statusMid = nil
         flushAcks()
@@ -298,7 +298,11 @@ final class PublisherSession {
         let mqttError = error as? MQTTError ?? MQTTError(code: .other, message: "\(error)")
         publisher.updateStats { stats in
             stats.connected = false
-            stats.disconnects += 1
+            if wasConnected {
+                stats.disconnects += 1
+            } else {
+                stats.failedAttempts += 1
+            }
             stats.lastError = mqttError
             stats.inFlight = 0
         }

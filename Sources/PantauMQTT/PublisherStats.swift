@@ -8,8 +8,10 @@ public struct PublisherStats: Sendable, Hashable {
     public var broker: String?
     /// Successful connections since start.
     public var connects = 0
-    /// Connections lost or failed attempts since start.
+    /// Established connections lost since start (a clean stop is not counted).
     public var disconnects = 0
+    /// Connection attempts that failed before a successful CONNACK (refused, unreachable, TLS, timeout).
+    public var failedAttempts = 0
     public var lastError: MQTTError?
     /// Journal records sent and waiting for PUBACK.
     public var inFlight = 0

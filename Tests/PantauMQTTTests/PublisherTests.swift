@@ -18,10 +18,12 @@ private func records(_ count: Int, device: String = "aq-01") -> [JournalRecord] 
 
 private func makePublisher(
     _ broker: TestBroker, _ queue: FakeDeliveryQueue, window: Int = 16, minSeconds: Double = 0.05,
-    maxSeconds: Double = 0.5
+    maxSeconds: Double = 0.5, deadPortFirst: Int? = nil
 ) -> Publisher {
+    let dead = deadPortFirst.map { [MQTTConfig.Broker(host: "127.0.0.1", port: $0)] } ?? []
     let config = MQTTConfig(
-        brokers: [MQTTConfig.Broker(host: broker.host, port: broker.port)], clientId: "gw-01-\(UUID().uuidString)",
+        brokers: dead + [MQTTConfig.Broker(host: broker.host, port: broker.port)],
+        clientId: "gw-01-\(UUID().uuidString)",
         keepaliveSeconds: 5, inflightWindow: window, reconnectMinSeconds: minSeconds, reconnectMaxSeconds: maxSeconds)
     var logger = Logger(label: "test.publisher")
     logger.logLevel = .debug
@@ -155,6 +157,27 @@ struct PublisherTests {
         #expect(stats.lastError?.code == .notAuthorized)
         #expect(stats.lastError?.reasonCode == 0x87)
         #expect(stats.connected)
+        publisher.stop(drainTimeoutMs: 500)
+    }
+
+    @Test("a dead first broker fails over to the next; QoS 0 records are acknowledged once sent")
+    func failoverAndQoS0() throws {
+        let broker = try TestBroker()
+        let qos0 = records(20).map { record in
+            var record = record
+            record.message.qos = 0
+            return record
+        }
+        let queue = FakeDeliveryQueue(qos0)
+        let publisher = makePublisher(broker, queue, deadPortFirst: try TestBroker.freePort())
+        publisher.start()
+        #expect(waitUntil(10) { queue.acknowledgedCount == 20 })
+        #expect(queue.ackLog == Array(1...20))
+        let stats = publisher.snapshot()
+        #expect(stats.broker == "\(broker.host):\(broker.port)")
+        #expect(stats.failedAttempts >= 1)
+        #expect(stats.lastError?.code == .tcp)
+        #expect(stats.connects == 1 && stats.disconnects == 0)
         publisher.stop(drainTimeoutMs: 500)
     }
 }
