@@ -183,6 +183,8 @@ public final class MQTTClient {
         var error = MQTTError.library(rc, context: context, errnoValue: savedErrno)
         if let detail = sink.takeLastLibraryError() {
             error.message += " (\(detail))"
+            // A TLS alert (e.g. "certificate required") surfaces as a lost connection; the OpenSSL line says why.
+            if detail.hasPrefix("OpenSSL") { error.code = .tls }
         }
         return error
     }

@@ -152,11 +152,15 @@ public enum MQTTProbe {
     }
 
     private static func tlsFailure(_ error: MQTTError, _ tls: MQTTConfig.TLS?) -> String {
-        let verify = error.message.contains("certificate verify failed")
-        let hint = verify
-            ? "certificate verification failed: the broker's certificate is not signed by \(tls?.caFile ?? "the CA") "
-                + "or does not name this host"
-            : "TLS handshake failed"
+        let hint: String
+        if error.message.contains("certificate verify failed") {
+            hint = "certificate verification failed: the broker's certificate is not signed by "
+                + "\(tls?.caFile ?? "the CA") or does not name this host"
+        } else if error.message.contains("certificate required") {
+            hint = "the broker requires a client certificate: set the TLS certificate and key files"
+        } else {
+            hint = "TLS handshake failed"
+        }
         return "\(hint) (\(error.message))"
     }
 

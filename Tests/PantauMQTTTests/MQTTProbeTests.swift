@@ -72,6 +72,29 @@ struct MQTTProbeTests {
         #expect(failed.detail.contains("certificate verification failed"), "\(failed.detail)")
     }
 
+    @Test("a listener that requires client certificates accepts the gateway's certificate and key")
+    func mutualTLS() throws {
+        let directory = try TestBroker.makeTemporaryDirectory()
+        let certificates = try TestCertificates(in: directory)
+        let broker = try TestBroker(
+            listenerLines: [
+                "allow_anonymous true", "cafile \(certificates.caFile)", "certfile \(certificates.serverCert)",
+                "keyfile \(certificates.serverKey)", "require_certificate true",
+            ], directory: directory)
+        let tls = MQTTConfig.TLS(
+            caFile: certificates.caFile, certFile: certificates.clientCert, keyFile: certificates.clientKey)
+        let steps = MQTTProbe.run(config: config(broker, tls: tls), topic: "t/mtls", timeoutMs: 5000)
+        #expect(names(steps) == ["resolve", "tcp", "tls", "mqtt connect", "subscribe", "publish", "receive"])
+        #expect(steps.allSatisfy { $0.ok }, "\(steps)")
+
+        let anonymous = MQTTConfig.TLS(caFile: certificates.caFile)
+        let refused = MQTTProbe.run(config: config(broker, tls: anonymous), topic: "t/mtls", timeoutMs: 5000)
+        #expect(names(refused) == ["resolve", "tcp", "tls"])
+        #expect(refused.last?.ok == false)
+        // The alert reaches the client either as an OpenSSL "certificate required" line or as a bare EPROTO,
+        // depending on timing; either way the handshake is what failed.
+    }
+
     @Test("a port nobody listens on fails the tcp step")
     func closedPort() throws {
         let port = try TestBroker.freePort()

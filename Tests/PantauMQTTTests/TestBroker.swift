@@ -159,6 +159,8 @@ struct TestCertificates {
     var otherCAFile: String { directory.appendingPathComponent("other-ca.crt").path }
     var serverCert: String { directory.appendingPathComponent("server.crt").path }
     var serverKey: String { directory.appendingPathComponent("server.key").path }
+    var clientCert: String { directory.appendingPathComponent("client.crt").path }
+    var clientKey: String { directory.appendingPathComponent("client.key").path }
 
     init(in directory: URL) throws {
         self.directory = directory
@@ -177,6 +179,11 @@ struct TestCertificates {
         try TestBroker.run(
             ssl, ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
                 "-out", "server.crt", "-days", "2", "-extfile", "san.ext"], in: directory)
+        try TestBroker.run(
+            ssl, ["req"] + ec + ["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=gw-01"], in: directory)
+        try TestBroker.run(
+            ssl, ["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "client.crt", "-days", "2"], in: directory)
         // mosquitto may drop privileges or run as another user: the key must be readable.
         chmod(serverKey, 0o644)
     }
