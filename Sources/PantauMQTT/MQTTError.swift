@@ -28,9 +28,11 @@ public struct MQTTError: Error, Sendable, Hashable, CustomStringConvertible {
         case other
     }
 
+    /// The layer that failed, for the caller to switch on.
     public var code: Code
     /// The MQTT 5 reason code the broker sent, when the failure came from the broker.
     public var reasonCode: Int?
+    /// What happened and where (`host:port`, topic), with a hint when one helps.
     public var message: String
 
     public init(code: Code, reasonCode: Int? = nil, message: String) {

@@ -14,9 +14,13 @@ public enum MQTTEvent: Sendable, Hashable {
 
 /// An application message received from the broker.
 public struct MQTTMessage: Sendable, Hashable {
+    /// The topic it was published on.
     public var topic: String
+    /// The payload bytes as sent.
     public var payload: [UInt8]
+    /// The QoS it was delivered with.
     public var qos: Int
+    /// Set for a retained message (for live messages only with a retain-as-published subscription).
     public var retain: Bool
     /// MQTT 5 content type, when the publisher set one.
     public var contentType: String?

@@ -6,8 +6,11 @@ import Glibc
 
 /// One step of `pantau mqtt-test`: `resolve`, `tcp`, `tls`, `mqtt connect`, `subscribe`, `publish`, `receive`.
 public struct ProbeStep: Sendable, Hashable, CustomStringConvertible {
+    /// The layer checked.
     public var name: String
+    /// Whether the step passed; the probe stops after the first failing one.
     public var ok: Bool
+    /// What was found, or why it failed, with a hint for the technician.
     public var detail: String
 
     public init(name: String, ok: Bool, detail: String) {
