@@ -1,0 +1,124 @@
+import CMosquitto
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the libmosquitto callbacks put what they saw. Callbacks run inside `mosquitto_loop` on our thread with the
+/// library's callback mutex held, so they only append here and never block or call back into the library.
+final class MQTTEventSink: Sendable {
+    private struct State {
+        var events: [MQTTEvent] = []
+        var connected = false
+        var lastLibraryError: String?
+    }
+
+    private let state = Mutex(State())
+
+    func append(_ event: MQTTEvent) {
+        state.withLock { state in
+            switch event {
+            case .connected(let reasonCode): state.connected = reasonCode == 0
+            case .disconnected: state.connected = false
+            default: break
+            }
+            state.events.append(event)
+        }
+    }
+
+    func noteLibraryError(_ text: String) {
+        state.withLock { $0.lastLibraryError = text }
+    }
+
+    func take() -> [MQTTEvent] {
+        state.withLock { state in
+            defer { state.events.removeAll(keepingCapacity: true) }
+            return state.events
+        }
+    }
+
+    func putBack(_ events: [MQTTEvent]) {
+        state.withLock { $0.events.insert(contentsOf: events, at: 0) }
+    }
+
+    var connected: Bool { state.withLock { $0.connected } }
+
+    func takeLastLibraryError() -> String? {
+        state.withLock { state in
+            defer { state.lastLibraryError = nil }
+            return state.lastLibraryError
+        }
+    }
+
+    static func from(_ userdata: UnsafeMutableRawPointer?) -> MQTTEventSink? {
+        guard let userdata else { return nil }
+        return Unmanaged<MQTTEventSink>.fromOpaque(userdata).takeUnretainedValue()
+    }
+}
+
+extension MQTTClient {
+    /// Installs the callbacks once, right after `mosquitto_new`, before any loop runs (never from a callback).
+    static func installCallbacks(_ handle: OpaquePointer) {
+        mosquitto_connect_v5_callback_set(handle) { _, userdata, reasonCode, _, _ in
+            MQTTEventSink.from(userdata)?.append(.connected(reasonCode: Int(reasonCode)))
+        }
+        mosquitto_disconnect_v5_callback_set(handle) { _, userdata, reasonCode, _ in
+            MQTTEventSink.from(userdata)?.append(.disconnected(reasonCode: Int(reasonCode)))
+        }
+        mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
+            MQTTEventSink.from(userdata)?.append(.published(mid: mid, reasonCode: Int(reasonCode)))
+        }
+        mosquitto_subscribe_v5_callback_set(handle) { _, userdata, mid, count, granted, _ in
+            let codes = granted.map { pointer in (0..<Int(count)).map { Int(pointer[$0]) } } ?? []
+            MQTTEventSink.from(userdata)?.append(.subscribed(mid: mid, granted: codes))
+        }
+        mosquitto_message_v5_callback_set(handle) { _, userdata, message, properties in
+            guard let message = message?.pointee, let sink = MQTTEventSink.from(userdata) else { return }
+            sink.append(.message(MQTTClient.receivedMessage(message, properties)))
+        }
+        mosquitto_log_callback_set(handle) { _, userdata, level, text in
+            // Only errors: they carry the OpenSSL reason (e.g. "certificate verify failed") the return code lacks.
+            guard level == MOSQ_LOG_ERR, let text else { return }
+            MQTTEventSink.from(userdata)?.noteLibraryError(String(cString: text))
+        }
+    }
+
+    private static func receivedMessage(_ message: mosquitto_message, _ properties: OpaquePointer?) -> MQTTMessage {
+        let payload: [UInt8]
+        if let bytes = message.payload, message.payloadlen > 0 {
+            payload = Array(UnsafeRawBufferPointer(start: bytes, count: Int(message.payloadlen)))
+        } else {
+            payload = []
+        }
+        var received = MQTTMessage(
+            topic: message.topic.map { String(cString: $0) } ?? "", payload: payload, qos: Int(message.qos),
+            retain: message.retain)
+        var property = properties
+        while let current = property {
+            switch mosquitto_property_identifier(current) {
+            case Int32(MQTT_PROP_CONTENT_TYPE.rawValue):
+                var value: UnsafeMutablePointer<CChar>?
+                mosquitto_property_read_string(current, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), &value, false)
+                received.contentType = takeString(value)
+            case Int32(MQTT_PROP_USER_PROPERTY.rawValue):
+                var name: UnsafeMutablePointer<CChar>?
+                var value: UnsafeMutablePointer<CChar>?
+                mosquitto_property_read_string_pair(
+                    current, Int32(MQTT_PROP_USER_PROPERTY.rawValue), &name, &value, false)
+                received.userProperties.append(UserProperty(takeString(name) ?? "", takeString(value) ?? ""))
+            default:
+                break
+            }
+            property = mosquitto_property_next(current)
+        }
+        return received
+    }
+
+    /// Copies and frees a string the property readers allocated.
+    private static func takeString(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
+        guard let pointer else { return nil }
+        defer { free(pointer) }
+        return String(cString: pointer)
+    }
+}

@@ -1,0 +1,197 @@
+import CMosquitto
+import PantauCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// libmosquitto is initialised once per process, on first use (Swift runs a global's initialiser exactly once).
+private let libraryReady: Bool = {
+    mosquitto_lib_init()
+    return true
+}()
+
+/// One MQTT 5 connection through libmosquitto, driven by `loop(timeoutMs:)` from the caller's own thread.
+///
+/// Not thread safe: one thread creates, configures, loops and publishes. Callbacks only queue `MQTTEvent`s, which the
+/// owner takes with `takeEvents()` after each loop turn. Make a new client for each connection attempt so nothing
+/// from an old session (libmosquitto's RAM resend queue) survives: the journal is the truth.
+public final class MQTTClient {
+    private let handle: OpaquePointer
+    private let sink = MQTTEventSink()
+    /// `host:port` of the last connect call, for messages.
+    public private(set) var broker = ""
+
+    /// A clean-start MQTT 5 client with this client id.
+    public init(clientId: String) throws(MQTTError) {
+        _ = libraryReady
+        let sink = self.sink
+        guard let handle = mosquitto_new(clientId, true, Unmanaged.passUnretained(sink).toOpaque()) else {
+            throw MQTTError(code: .other, message: "mosquitto_new failed for client id \(clientId)")
+        }
+        self.handle = handle
+        try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5), "set MQTT 5")
+        Self.installCallbacks(handle)
+    }
+
+    /// A client with the credentials and TLS settings of a gateway configuration.
+    public convenience init(config: MQTTConfig, clientId: String? = nil) throws(MQTTError) {
+        try self.init(clientId: clientId ?? config.clientId)
+        if let username = config.username {
+            try setCredentials(username: username, password: config.password)
+        }
+        if let tls = config.tls {
+            try setTLS(tls)
+        }
+    }
+
+    deinit {
+        mosquitto_destroy(handle)
+    }
+
+    /// Username and optional password sent in CONNECT.
+    public func setCredentials(username: String, password: String?) throws(MQTTError) {
+        try check(mosquitto_username_pw_set(handle, username, password), "set username and password")
+    }
+
+    /// TLS 1.2 or newer with peer verification against `caFile` (never insecure), optionally a client certificate.
+    public func setTLS(_ tls: MQTTConfig.TLS) throws(MQTTError) {
+        let rc = mosquitto_tls_set(handle, tls.caFile, nil, tls.certFile, tls.keyFile) { _, _, _, _ in
+            // An encrypted key has no password source here: fail instead of letting OpenSSL prompt on stdin.
+            0
+        }
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+            throw MQTTError(
+                code: .tls,
+                message: "TLS files not usable (CA \(tls.caFile), cert \(tls.certFile ?? "-"), key "
+                    + "\(tls.keyFile ?? "-")): \(Self.libraryString(rc))")
+        }
+        try check(mosquitto_tls_opts_set(handle, 1, "tlsv1.2", nil), "set TLS options")
+        try check(mosquitto_tls_insecure_set(handle, false), "enable TLS host name verification")
+    }
+
+    /// The Will the broker publishes if this connection ends without a DISCONNECT. Set before `connect`.
+    public func setWill(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws(MQTTError) {
+        let rc = payload.withUnsafeBytes { bytes in
+            mosquitto_will_set_v5(handle, topic, Int32(bytes.count), bytes.baseAddress, Int32(qos), retain, nil)
+        }
+        try check(rc, "set Will on \(topic)")
+    }
+
+    /// Starts connecting without waiting: the outcome arrives as `.connected` / `.disconnected` from `loop`.
+    /// Host name resolution still blocks (getaddrinfo), so call it from a thread of ours.
+    public func connect(host: String, port: Int, keepaliveSeconds: Int) throws(MQTTError) {
+        broker = "\(host):\(port)"
+        // On loopback the TLS handshake can already fail in here.
+        try check(mosquitto_connect_async(handle, host, Int32(port), Int32(keepaliveSeconds)), "connect")
+    }
+
+    /// Connects and waits for the CONNACK, at most `timeoutMs`. Other events seen meanwhile stay queued.
+    public func connect(host: String, port: Int, keepaliveSeconds: Int, timeoutMs: Int) throws(MQTTError) {
+        try connect(host: host, port: port, keepaliveSeconds: keepaliveSeconds)
+        let deadline = Self.monotonicMillis() + Int64(timeoutMs)
+        var kept: [MQTTEvent] = []
+        defer { sink.putBack(kept) }
+        while true {
+            let remaining = deadline - Self.monotonicMillis()
+            guard remaining > 0 else {
+                throw MQTTError(code: .timeout, message: "no CONNACK from \(broker) within \(timeoutMs) ms")
+            }
+            let loopError = loop(timeoutMs: Int(min(remaining, 50)))
+            for event in takeEvents() {
+                if case .connected(let reasonCode) = event {
+                    if reasonCode == 0 { return }
+                    throw MQTTError.connectRefused(reasonCode: reasonCode, broker: broker)
+                }
+                kept.append(event)
+            }
+            if let loopError { throw loopError }
+        }
+    }
+
+    /// One turn of the network loop: reads, writes and keepalive, waiting at most `timeoutMs`.
+    /// Returns the failure when the connection is unusable (the owner reconnects with a new client).
+    @discardableResult
+    public func loop(timeoutMs: Int) -> MQTTError? {
+        let rc = mosquitto_loop(handle, Int32(timeoutMs), 1)
+        let savedErrno = errno
+        guard rc != MOSQ_ERR_SUCCESS.rawValue else { return nil }
+        return failure(rc, broker.isEmpty ? "loop" : broker, savedErrno)
+    }
+
+    /// The events queued by callbacks since the last call, oldest first.
+    public func takeEvents() -> [MQTTEvent] { sink.take() }
+
+    /// True between a successful CONNACK and the end of the connection.
+    public var isConnected: Bool { sink.connected }
+
+    /// Queues a PUBLISH and returns its message id (PUBACK comes back as `.published(mid:reasonCode:)`).
+    /// Refuses when not connected: libmosquitto would otherwise keep QoS > 0 messages in RAM without bound.
+    public func publish(
+        topic: String, payload: [UInt8], qos: Int, retain: Bool, contentType: String? = nil,
+        userProperties: [UserProperty] = []
+    ) throws(MQTTError) -> Int32 {
+        guard isConnected else {
+            throw MQTTError(code: .tcp, message: "not connected to \(broker): not publishing \(topic)")
+        }
+        var properties: OpaquePointer?
+        defer { mosquitto_property_free_all(&properties) }
+        if let contentType {
+            mosquitto_property_add_string(&properties, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), contentType)
+        }
+        for property in userProperties {
+            mosquitto_property_add_string_pair(
+                &properties, Int32(MQTT_PROP_USER_PROPERTY.rawValue), property.name, property.value)
+        }
+        var mid: Int32 = 0
+        let rc = payload.withUnsafeBytes { bytes in
+            mosquitto_publish_v5(
+                handle, &mid, topic, Int32(bytes.count), bytes.baseAddress, Int32(qos), retain, properties)
+        }
+        try check(rc, "publish to \(topic)")
+        return mid
+    }
+
+    /// Sends SUBSCRIBE and returns its message id (SUBACK comes back as `.subscribed`). With `retainAsPublished`
+    /// the broker keeps the retain flag on live messages too (MQTT 5), so a watcher can tell retained state apart.
+    public func subscribe(_ filter: String, qos: Int, retainAsPublished: Bool = false) throws(MQTTError) -> Int32 {
+        var mid: Int32 = 0
+        let options = retainAsPublished ? Int32(MQTT_SUB_OPT_RETAIN_AS_PUBLISHED.rawValue) : 0
+        try check(mosquitto_subscribe_v5(handle, &mid, filter, Int32(qos), options, nil), "subscribe to \(filter)")
+        return mid
+    }
+
+    /// Sends DISCONNECT (normal, so the broker discards the Will) and closes the socket.
+    public func disconnect() {
+        mosquitto_disconnect_v5(handle, 0, nil)
+    }
+
+    /// Closes the socket without DISCONNECT, as a crash or a dead link would: the broker publishes the Will.
+    func abandonConnection() {
+        let socket = mosquitto_socket(handle)
+        if socket >= 0 { shutdown(socket, Int32(SHUT_RDWR)) }
+    }
+
+    private func check(_ rc: Int32, _ what: String) throws(MQTTError) {
+        let savedErrno = errno
+        guard rc != MOSQ_ERR_SUCCESS.rawValue else { return }
+        throw failure(rc, broker.isEmpty ? what : "\(what) (\(broker))", savedErrno)
+    }
+
+    /// The error for a failed call, with the library's own log line (the OpenSSL reason for a TLS failure).
+    private func failure(_ rc: Int32, _ context: String, _ savedErrno: Int32) -> MQTTError {
+        var error = MQTTError.library(rc, context: context, errnoValue: savedErrno)
+        if let detail = sink.takeLastLibraryError() {
+            error.message += " (\(detail))"
+            // A TLS alert (e.g. "certificate required") surfaces as a lost connection; the OpenSSL line says why.
+            if detail.hasPrefix("OpenSSL") { error.code = .tls }
+        }
+        return error
+    }
+
+    private static func libraryString(_ rc: Int32) -> String { MQTTError.libraryString(rc) }
+
+    static func monotonicMillis() -> Int64 {
+        Int64(SystemClock().monotonicNanos() / 1_000_000)
+    }
+}

@@ -1,0 +1,134 @@
+import CMosquitto
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure talking to a broker, with a code the caller can switch on and a message a technician can act on.
+public struct MQTTError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of failure, from the network up to the broker's answer.
+    public enum Code: String, Sendable, Hashable, CaseIterable {
+        /// The broker host name could not be resolved.
+        case resolve
+        /// TCP connect refused, unreachable, or the connection was lost.
+        case tcp
+        /// TLS handshake or certificate verification failed.
+        case tls
+        /// The broker or the library saw a protocol violation.
+        case `protocol`
+        /// The broker refused the credentials (CONNACK 0x86 Bad user name or password, or 0x87 Not authorized).
+        case auth
+        /// An authenticated client was refused an operation (PUBACK/SUBACK 0x87: the broker's ACL).
+        case notAuthorized
+        /// The broker is unavailable, busy, or sends the client elsewhere.
+        case serverUnavailable
+        /// No answer within the time allowed.
+        case timeout
+        /// Anything else.
+        case other
+    }
+
+    /// The layer that failed, for the caller to switch on.
+    public var code: Code
+    /// The MQTT 5 reason code the broker sent, when the failure came from the broker.
+    public var reasonCode: Int?
+    /// What happened and where (`host:port`, topic), with a hint when one helps.
+    public var message: String
+
+    public init(code: Code, reasonCode: Int? = nil, message: String) {
+        self.code = code
+        self.reasonCode = reasonCode
+        self.message = message
+    }
+
+    public var description: String {
+        guard let reasonCode else { return "\(code.rawValue): \(message)" }
+        return "\(code.rawValue) (reason 0x\(String(reasonCode, radix: 16, uppercase: true))): \(message)"
+    }
+}
+
+extension MQTTError {
+    /// The text libmosquitto gives an MQTT 5 reason code, e.g. 0x87 → `Not authorized`.
+    public static func reasonString(_ reasonCode: Int) -> String {
+        String(cString: mosquitto_reason_string(Int32(reasonCode)))
+    }
+
+    /// The text libmosquitto gives an MQTT 3.1.1 CONNACK return code, e.g. 5 → `Connection Refused: not authorised.`
+    public static func connackString(_ code: Int) -> String {
+        String(cString: mosquitto_connack_string(Int32(code)))
+    }
+
+    /// The text libmosquitto gives one of its own `MOSQ_ERR_*` results.
+    public static func libraryString(_ rc: Int32) -> String {
+        String(cString: mosquitto_strerror(rc))
+    }
+
+    /// A refused CONNACK (MQTT 5 reason code ≥ 0x80) as an error with a hint for the technician.
+    public static func connectRefused(reasonCode: Int, broker: String) -> MQTTError {
+        let text = reasonString(reasonCode)
+        let code = connackCode(reasonCode)
+        let hint: String
+        switch code {
+        case .auth: hint = "check the username and password the gateway uses for this broker"
+        case .notAuthorized: hint = "the broker does not let this client connect (ban or client id policy)"
+        case .serverUnavailable: hint = "the broker is up but not serving; failing over or retrying later"
+        case .protocol: hint = "the broker does not accept this MQTT 5 client"
+        default: hint = "see the broker log"
+        }
+        return MQTTError(
+            code: code, reasonCode: reasonCode, message: "\(broker) refused the connection: \(text); \(hint)")
+    }
+
+    /// Maps a CONNACK reason code: a credentials refusal (0x86, and 0x87 which mosquitto sends for a wrong password)
+    /// is `auth`; 0x87 only means an ACL decision after connecting (see `operationCode`).
+    static func connackCode(_ reasonCode: Int) -> Code {
+        switch reasonCode {
+        case 0x86, 0x87, 0x8C: return .auth
+        case 0x8A: return .notAuthorized
+        case 0x88, 0x89, 0x9C, 0x9D, 0x97, 0x9F: return .serverUnavailable
+        case 0x81, 0x82, 0x84, 0x85, 0x95, 0x9A, 0x9B: return .protocol
+        default: return .other
+        }
+    }
+
+    /// Maps a PUBACK/SUBACK/DISCONNECT reason code.
+    static func operationCode(_ reasonCode: Int) -> Code {
+        switch reasonCode {
+        case 0x87: return .notAuthorized
+        case 0x88, 0x89, 0x8B, 0x9C, 0x9D, 0x97: return .serverUnavailable
+        case 0x81, 0x82, 0x90, 0x93, 0x94, 0x95, 0x9A, 0x9B: return .protocol
+        case 0x8D: return .timeout
+        default: return .other
+        }
+    }
+
+    /// A libmosquitto `MOSQ_ERR_*` result as an error; reads `errno` for `MOSQ_ERR_ERRNO`, so call it right away.
+    static func library(_ rc: Int32, context: String, errnoValue: Int32 = errno) -> MQTTError {
+        let code: Code
+        var text = libraryString(rc)
+        switch mosq_err_t(rc) {
+        case MOSQ_ERR_EAI, MOSQ_ERR_LOOKUP:
+            code = .resolve
+        case MOSQ_ERR_ERRNO:
+            code = errnoValue == ETIMEDOUT ? .timeout : .tcp
+            text = String(cString: strerror(errnoValue))
+        case MOSQ_ERR_NO_CONN, MOSQ_ERR_CONN_LOST:
+            code = .tcp
+        case MOSQ_ERR_TLS, MOSQ_ERR_TLS_HANDSHAKE, MOSQ_ERR_OCSP:
+            code = .tls
+        case MOSQ_ERR_PROTOCOL, MOSQ_ERR_MALFORMED_PACKET, MOSQ_ERR_MALFORMED_UTF8, MOSQ_ERR_DUPLICATE_PROPERTY,
+            MOSQ_ERR_OVERSIZE_PACKET, MOSQ_ERR_PAYLOAD_SIZE, MOSQ_ERR_QOS_NOT_SUPPORTED,
+            MOSQ_ERR_RETAIN_NOT_SUPPORTED, MOSQ_ERR_TOPIC_ALIAS_INVALID, MOSQ_ERR_NOT_SUPPORTED:
+            code = .protocol
+        case MOSQ_ERR_AUTH, MOSQ_ERR_CONN_REFUSED:
+            code = .auth
+        case MOSQ_ERR_ACL_DENIED:
+            code = .notAuthorized
+        case MOSQ_ERR_KEEPALIVE, MOSQ_ERR_TIMEOUT:
+            code = .timeout
+        default:
+            code = .other
+        }
+        return MQTTError(code: code, message: "\(context): \(text)")
+    }
+}
