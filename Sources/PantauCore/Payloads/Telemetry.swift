@@ -87,19 +87,16 @@ public struct AvailabilityPayload: Encodable, Sendable {
     }
 }
 
-/// Retained gateway status; the `offline` form is the MQTT Will.
+/// Retained gateway status; the `offline` form is the MQTT Will. The topic names the site and gateway.
 public struct GatewayStatusPayload: Encodable, Sendable {
     public var state: String
-    public var site: String
-    public var gateway: String
     public var version: String
-    public var ts: Int64?
+    /// When the gateway connected (online), or the connect the Will belongs to / the clean stop (offline).
+    public var ts: Int64
     public var reason: String?
 
-    public init(online: Bool, identity: GatewayIdentity, version: String, at time: UnixMillis?, reason: String? = nil) {
+    public init(online: Bool, version: String, at time: UnixMillis, reason: String? = nil) {
         state = online ? "online" : "offline"
-        site = identity.site
-        gateway = identity.id
         self.version = version
         ts = time
         self.reason = reason
