@@ -78,7 +78,8 @@ public final class BusPoller: Sendable {
                 device: rtu.device, serial: rtu.serial, rs485: rtu.rs485, bus: bus.name,
                 logger: Logger(label: "pantau.modbus"))
         case .tcp(let host, let port):
-            return try ModbusConnection.tcp(host: host, port: port, bus: bus.name, logger: Logger(label: "pantau.modbus"))
+            return try ModbusConnection.tcp(
+                host: host, port: port, bus: bus.name, logger: Logger(label: "pantau.modbus"))
         }
     }
 

@@ -72,7 +72,8 @@ final class BusWorker {
             var fresh: [String: Entry] = [:]
             for device in devices {
                 let requests = poller.codec.plan(device.profile.points, device.timing)
-                fresh[device.name] = Entry(config: device, requests: requests, nextDue: entries[device.name]?.nextDue ?? now)
+                let due = entries[device.name]?.nextDue ?? now
+                fresh[device.name] = Entry(config: device, requests: requests, nextDue: due)
             }
             entries = fresh
             order = devices.map(\.name)
@@ -237,7 +238,8 @@ final class BusWorker {
         if connected, let transport { return transport }
         let now = poller.clock.monotonicNanos()
         if now < reconnectAtNanos {
-            throw lastConnectionError ?? ModbusError(code: .connection, message: "waiting to reconnect", bus: poller.bus.name)
+            throw lastConnectionError
+                ?? ModbusError(code: .connection, message: "waiting to reconnect", bus: poller.bus.name)
         }
         do throws(ModbusError) {
             let transport: any ModbusTransport
@@ -282,7 +284,7 @@ final class BusWorker {
         var metadata = deviceMetadata(device)
         metadata["late_ms"] = "\(late)"
         poller.logger.warning(
-            "poll cycle overran its interval: the bus cannot keep this schedule (fewer points, longer interval, higher baud)",
+            "poll overran its interval: the bus cannot keep this schedule (fewer points, longer interval, faster baud)",
             metadata: metadata)
     }
 
@@ -301,7 +303,9 @@ final class BusWorker {
         ["device": "\(device.name)", "unit": "\(device.unitId)"]
     }
 
-    private func errorMetadata(_ device: DeviceConfig, _ request: ReadRequest, _ error: ModbusError) -> Logger.Metadata {
+    private func errorMetadata(
+        _ device: DeviceConfig, _ request: ReadRequest, _ error: ModbusError
+    ) -> Logger.Metadata {
         var metadata = deviceMetadata(device)
         metadata["register"] = "\(request)"
         metadata["code"] = "\(error.code.rawValue)"

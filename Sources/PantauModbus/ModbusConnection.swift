@@ -198,7 +198,8 @@ extension ModbusConnection {
             let known = supportedBaudRates.sorted().map(String.init).joined(separator: ", ")
             return ModbusError(
                 code: .invalidArgument,
-                message: "baud \(serial.baud) is not supported (libmodbus would silently use 9600); use one of \(known)",
+                message: "baud \(serial.baud) is not supported (libmodbus would silently use 9600); "
+                    + "use one of \(known)",
                 bus: bus)
         }
         if !(5...8).contains(serial.dataBits) {
@@ -211,7 +212,9 @@ extension ModbusConnection {
     }
 
     /// A new RTU context, shared by the master and the simulator's server side.
-    static func newRTUContext(device: String, serial: SerialSettings, bus: String) throws(ModbusError) -> OpaquePointer {
+    static func newRTUContext(
+        device: String, serial: SerialSettings, bus: String
+    ) throws(ModbusError) -> OpaquePointer {
         if let problem = validate(serial: serial, bus: bus) { throw problem }
         let parity: CChar
         switch serial.parity {
