@@ -100,7 +100,6 @@ final class BusWorker {
         let (probing, interval) = poller.shared.withLock { s in
             (s.health[name]?.isProbing ?? false, s.effectiveInterval(device, policy: poller.policy))
         }
-        if startedAt - entry.nextDue >= interval.milliseconds { noteOverrun(device, late: startedAt - entry.nextDue) }
 
         var image = RegisterImage()
         let failure = readAll(device, entry.requests, probing: probing, into: &image)
@@ -117,7 +116,12 @@ final class BusWorker {
             s.health[name] = health
             return (t, s.effectiveInterval(device, policy: poller.policy))
         }
-        entries[name]?.nextDue = Self.slot(after: finished, every: next)
+        let nextDue = Self.slot(after: finished, every: next)
+        entries[name]?.nextDue = nextDue
+        // The poll ended after the slot that should have followed it: that slot is lost, the bus is overbooked.
+        if next == interval, nextDue > entry.nextDue + interval.milliseconds {
+            noteOverrun(device, late: finished - entry.nextDue - interval.milliseconds)
+        }
 
         if transition == .cameOnline {
             poller.logger.info("device online", metadata: deviceMetadata(device))

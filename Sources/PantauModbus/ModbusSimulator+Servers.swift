@@ -75,7 +75,7 @@ extension ModbusSimulator {
             if length < 0 { return }
             if length == 0 { continue }
             // MBAP header: the unit id is the 7th byte.
-            answer(ctx, request: Array(request.prefix(Int(length))), unit: Int(request[6]), unknownGetsException: true)
+            answer(ctx, request: Array(request.prefix(Int(length))), headerLength: 7, unknownGetsException: true)
         }
     }
 
@@ -102,12 +102,13 @@ extension ModbusSimulator {
                 let unit = Int(frame[0])
                 guard unit != 0 else { continue }
                 modbus_set_slave(ctx, Int32(unit))
-                answer(ctx, request: frame, unit: unit, unknownGetsException: false)
+                answer(ctx, request: frame, headerLength: 1, unknownGetsException: false)
             }
         }
     }
 
-    private func answer(_ ctx: OpaquePointer, request: [UInt8], unit: Int, unknownGetsException: Bool) {
+    private func answer(_ ctx: OpaquePointer, request: [UInt8], headerLength: Int, unknownGetsException: Bool) {
+        let unit = Int(request[headerLength - 1])
         switch lookup(unit: unit) {
         case .silent:
             return
@@ -120,7 +121,33 @@ extension ModbusSimulator {
             guard let mapping = Self.mapping(image) else { return }
             defer { modbus_mapping_free(mapping) }
             _ = request.withUnsafeBufferPointer { modbus_reply(ctx, $0.baseAddress, Int32(request.count), mapping) }
+            keepWrites(request, headerLength: headerLength, unit: unit, mapping: mapping.pointee)
         }
+    }
+
+    /// Writes land in the per-request mapping; pin what they changed so later reads see it.
+    private func keepWrites(_ request: [UInt8], headerLength: Int, unit: Int, mapping m: modbus_mapping_t) {
+        let pdu = request.dropFirst(headerLength)
+        guard pdu.count >= 5 else { return }
+        let function = pdu[pdu.startIndex]
+        let address = Int(pdu[pdu.startIndex + 1]) << 8 | Int(pdu[pdu.startIndex + 2])
+        let quantity = Int(pdu[pdu.startIndex + 3]) << 8 | Int(pdu[pdu.startIndex + 4])
+        let count = function == 5 || function == 6 ? 1 : quantity
+        var written = RegisterImage()
+        switch function {
+        case 5, 15:
+            for a in address..<(address + count) where a >= Int(m.start_bits) && a < Int(m.start_bits + m.nb_bits) {
+                written[.coil, a] = UInt16(m.tab_bits[a - Int(m.start_bits)])
+            }
+        case 6, 16:
+            for a in address..<(address + count)
+            where a >= Int(m.start_registers) && a < Int(m.start_registers + m.nb_registers) {
+                written[.holding, a] = m.tab_registers[a - Int(m.start_registers)]
+            }
+        default:
+            return
+        }
+        pin(unit: unit, image: written)
     }
 
     /// A libmodbus mapping covering, per table, the lowest to the highest address the image holds; reads outside
