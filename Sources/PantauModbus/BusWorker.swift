@@ -1,0 +1,319 @@
+import Logging
+import PantauCore
+
+/// The bus thread's side of a poller: owns the transport and the schedule. Used by one thread only.
+final class BusWorker {
+    private struct Entry {
+        var config: DeviceConfig
+        var requests: [ReadRequest]
+        var nextDue: UnixMillis
+    }
+
+    private enum Outcome {
+        case words([UInt16])
+        case failed(ModbusError)
+    }
+
+    private let poller: BusPoller
+    private let silenceMicros: Int
+    private var transport: (any ModbusTransport)?
+    private var connected = false
+    private var reconnectAtNanos: UInt64 = 0
+    private var reconnectDelayMs: Int64
+    private var lastConnectionError: ModbusError?
+    private var entries: [String: Entry] = [:]
+    private var order: [String] = []
+    private var generation = -1
+    private var lastFrameEndNanos: UInt64 = 0
+    private var currentTimeoutMs: Int?
+    private var lastOverrunLogNanos: UInt64?
+
+    init(poller: BusPoller) {
+        self.poller = poller
+        reconnectDelayMs = poller.reconnectMinMs
+        if case .rtu(let rtu) = poller.bus.transport {
+            silenceMicros = rtu.effectiveInterFrameMicros
+        } else {
+            silenceMicros = 0
+        }
+        sync()
+    }
+
+    var deviceCount: Int { order.count }
+
+    /// Polls every device that is due now, in due order, and returns when the next one falls due.
+    func runDue() -> UnixMillis {
+        sync()
+        let now = poller.clock.now()
+        let due = order.filter { entries[$0]!.nextDue <= now }.sorted { entries[$0]!.nextDue < entries[$1]!.nextDue }
+        for name in due {
+            if poller.isStopping { break }
+            poll(name)
+        }
+        return order.compactMap { entries[$0]?.nextDue }.min() ?? poller.clock.now() + 1000
+    }
+
+    /// Closes the transport; the bus thread ends after this.
+    func shutdown() {
+        transport?.close()
+        transport = nil
+        connected = false
+        poller.shared.withLock { $0.connected = false }
+    }
+
+    /// Picks up device changes and interval overrides made by other threads.
+    private func sync() {
+        let now = poller.clock.now()
+        let (devices, generation, intervals) = poller.shared.withLock { s in
+            (s.devices, s.generation, s.devices.map { s.effectiveInterval($0, policy: poller.policy) })
+        }
+        if generation != self.generation {
+            self.generation = generation
+            var fresh: [String: Entry] = [:]
+            for device in devices {
+                let requests = poller.codec.plan(device.profile.points, device.timing)
+                let due = entries[device.name]?.nextDue ?? now
+                fresh[device.name] = Entry(config: device, requests: requests, nextDue: due)
+            }
+            entries = fresh
+            order = devices.map(\.name)
+        }
+        for (device, interval) in zip(devices, intervals) {
+            // A due time further away than one interval means the interval was shortened or the wall clock
+            // jumped back (an NTP sync after boot): realign instead of waiting.
+            if let due = entries[device.name]?.nextDue, due - now > interval.milliseconds {
+                entries[device.name]!.nextDue = Self.slot(after: now, every: interval)
+            }
+        }
+    }
+
+    /// The next wall-clock multiple of `interval` after `time`, so polls line up with aggregation windows.
+    static func slot(after time: UnixMillis, every interval: Interval) -> UnixMillis {
+        let ms = max(1, interval.milliseconds)
+        return (time / ms + 1) * ms
+    }
+
+    private func poll(_ name: String) {
+        guard let entry = entries[name] else { return }
+        let device = entry.config
+        let startedAt = poller.clock.now()
+        let (probing, interval) = poller.shared.withLock { s in
+            (s.health[name]?.isProbing ?? false, s.effectiveInterval(device, policy: poller.policy))
+        }
+
+        var image = RegisterImage()
+        let failure = readAll(device, entry.requests, probing: probing, into: &image)
+        let silent = failure.map { ($0.class == .link || $0.class == .connection) && image.tables.isEmpty } ?? false
+        let readings = poller.codec.decode(device.profile, image, device.name, startedAt)
+        let poll = DevicePoll(device: name, readings: readings, error: failure?.description, acquiredAt: startedAt)
+
+        let finished = poller.clock.now()
+        let (transition, next) = poller.shared.withLock { s -> (DeviceHealth.Transition?, Interval) in
+            var health = s.health[name] ?? DeviceHealth()
+            let t = health.record(
+                error: failure?.description, answered: !silent, gotReadings: !image.tables.isEmpty, at: startedAt,
+                policy: poller.policy)
+            s.health[name] = health
+            return (t, s.effectiveInterval(device, policy: poller.policy))
+        }
+        let nextDue = Self.slot(after: finished, every: next)
+        entries[name]?.nextDue = nextDue
+        // The poll ended after the slot that should have followed it: that slot is lost, the bus is overbooked.
+        if next == interval, nextDue > entry.nextDue + interval.milliseconds {
+            noteOverrun(device, late: finished - entry.nextDue - interval.milliseconds)
+        }
+
+        if transition == .cameOnline {
+            poller.logger.info("device online", metadata: deviceMetadata(device))
+            poller.onAvailability(name, true, failure == nil ? "answered" : "answered with an exception")
+        }
+        poller.onPoll(poll)
+        if transition == .wentOffline, let failure {
+            var metadata = deviceMetadata(device)
+            metadata["error"] = "\(failure)"
+            metadata["probe_interval"] = "\(next)"
+            poller.logger.warning("device offline after \(poller.policy.failuresBeforeOffline) silent polls",
+                                  metadata: metadata)
+            poller.onAvailability(name, false, failure.message)
+        }
+    }
+
+    /// Reads every planned request into `image`; returns the first error, if any.
+    private func readAll(
+        _ device: DeviceConfig, _ requests: [ReadRequest], probing: Bool, into image: inout RegisterImage
+    ) -> ModbusError? {
+        let transport: any ModbusTransport
+        do {
+            transport = try connectedTransport()
+            try transport.setUnit(device.unitId)
+        } catch {
+            return error
+        }
+        var first: ModbusError?
+        for (index, request) in requests.enumerated() {
+            // An offline device gets one short attempt, so probing it costs its neighbours little.
+            let probe = probing && index == 0
+            let attempts = probe ? 1 : 1 + max(0, device.timing.retries)
+            let timeout = probe
+                ? min(device.timing.responseTimeoutMs, poller.policy.probeTimeoutMs) : device.timing.responseTimeoutMs
+            switch transact(request, device, transport, attempts: attempts, timeoutMs: timeout) {
+            case .words(let words):
+                image.store(words, table: request.table, at: request.address)
+            case .failed(let error):
+                first = first ?? error
+                if !probing || error.class != .link {
+                    poller.logger.warning("read failed", metadata: errorMetadata(device, request, error))
+                }
+                switch error.class {
+                case .config: continue
+                case .busy, .link: return first
+                case .connection:
+                    dropConnection(error)
+                    return first
+                }
+            }
+        }
+        return first
+    }
+
+    private func transact(
+        _ request: ReadRequest, _ device: DeviceConfig, _ transport: any ModbusTransport, attempts: Int,
+        timeoutMs: Int
+    ) -> Outcome {
+        if currentTimeoutMs != timeoutMs {
+            transport.setResponseTimeout(ms: timeoutMs)
+            currentTimeoutMs = timeoutMs
+        }
+        var last = ModbusError(code: .other, bus: poller.bus.name)
+        for attempt in 1...max(1, attempts) {
+            keepSilence(extraMicros: device.timing.interRequestDelayMs * 1000)
+            let start = poller.clock.monotonicNanos()
+            do {
+                let words = try transport.read(request)
+                let end = poller.clock.monotonicNanos()
+                lastFrameEndNanos = end
+                record(nil, start: start, end: end)
+                return .words(words)
+            } catch {
+                let end = poller.clock.monotonicNanos()
+                lastFrameEndNanos = end
+                last = placed(error, device, request)
+                record(last.code, start: start, end: end)
+                if last.code == .timeout || last.code == .badCRC || last.code == .badData {
+                    // RTU has no transaction id: a late reply would answer the next request. Let the line go
+                    // quiet for t3.5, then drop whatever arrived.
+                    poller.pause(silenceMicros)
+                    transport.flush()
+                    lastFrameEndNanos = poller.clock.monotonicNanos()
+                }
+                guard last.class == .link, attempt < attempts else { break }
+            }
+        }
+        return .failed(last)
+    }
+
+    /// Keeps the RTU inter-frame silence plus the device's own delay since the end of the last frame.
+    private func keepSilence(extraMicros: Int) {
+        let gap = UInt64(max(0, silenceMicros + extraMicros)) * 1000
+        guard gap > 0 else { return }
+        let now = poller.clock.monotonicNanos()
+        let since = now > lastFrameEndNanos ? now - lastFrameEndNanos : 0
+        if since < gap { poller.pause(Int((gap - since + 999) / 1000)) }
+    }
+
+    private func record(_ code: ModbusError.Code?, start: UInt64, end: UInt64) {
+        let duration = end > start ? end - start : 0
+        poller.shared.withLock { s in
+            s.counters.transactions += 1
+            s.counters.busyNanos += duration
+            switch code {
+            case nil:
+                s.counters.successes += 1
+                s.counters.responseNanos += duration
+            case .timeout?: s.counters.timeouts += 1
+            case .badCRC?: s.counters.crcErrors += 1
+            default: s.counters.otherErrors += 1
+            }
+            s.lastProgressNanos = end
+        }
+    }
+
+    private func connectedTransport() throws(ModbusError) -> any ModbusTransport {
+        if connected, let transport { return transport }
+        let now = poller.clock.monotonicNanos()
+        if now < reconnectAtNanos {
+            throw lastConnectionError
+                ?? ModbusError(code: .connection, message: "waiting to reconnect", bus: poller.bus.name)
+        }
+        do throws(ModbusError) {
+            let transport: any ModbusTransport
+            if let existing = self.transport {
+                transport = existing
+            } else {
+                transport = try poller.transportFactory(poller.bus)
+            }
+            self.transport = transport
+            try transport.connect()
+            connected = true
+            currentTimeoutMs = nil
+            if lastConnectionError != nil { poller.logger.info("bus connection restored") }
+            lastConnectionError = nil
+            reconnectDelayMs = poller.reconnectMinMs
+            poller.shared.withLock { $0.connected = true }
+            return transport
+        } catch {
+            dropConnection(error)
+            throw error
+        }
+    }
+
+    /// Closes the transport and schedules a reconnect with exponential backoff.
+    private func dropConnection(_ error: ModbusError) {
+        transport?.close()
+        connected = false
+        poller.shared.withLock { $0.connected = false }
+        poller.logger.warning(
+            "bus connection failed; reopening later",
+            metadata: ["error": "\(error)", "retry_in_ms": "\(reconnectDelayMs)"])
+        lastConnectionError = error
+        reconnectAtNanos = poller.clock.monotonicNanos() + UInt64(reconnectDelayMs) * 1_000_000
+        reconnectDelayMs = min(reconnectDelayMs * 2, poller.reconnectMaxMs)
+    }
+
+    private func noteOverrun(_ device: DeviceConfig, late: Int64) {
+        poller.shared.withLock { $0.counters.overruns += 1 }
+        let now = poller.clock.monotonicNanos()
+        if let last = lastOverrunLogNanos, now - last < poller.overrunLogEveryNanos { return }
+        lastOverrunLogNanos = now
+        var metadata = deviceMetadata(device)
+        metadata["late_ms"] = "\(late)"
+        poller.logger.warning(
+            "poll overran its interval: the bus cannot keep this schedule (fewer points, longer interval, faster baud)",
+            metadata: metadata)
+    }
+
+    /// A transport may not know the bus or register; the poller does.
+    private func placed(_ error: ModbusError, _ device: DeviceConfig, _ request: ReadRequest) -> ModbusError {
+        var e = error
+        if e.bus.isEmpty { e.bus = poller.bus.name }
+        e.unit = e.unit ?? device.unitId
+        e.table = e.table ?? request.table
+        e.address = e.address ?? request.address
+        e.count = e.count ?? request.count
+        return e
+    }
+
+    private func deviceMetadata(_ device: DeviceConfig) -> Logger.Metadata {
+        ["device": "\(device.name)", "unit": "\(device.unitId)"]
+    }
+
+    private func errorMetadata(
+        _ device: DeviceConfig, _ request: ReadRequest, _ error: ModbusError
+    ) -> Logger.Metadata {
+        var metadata = deviceMetadata(device)
+        metadata["register"] = "\(request)"
+        metadata["code"] = "\(error.code.rawValue)"
+        metadata["error"] = "\(error.message)"
+        return metadata
+    }
+}
