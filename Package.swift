@@ -34,6 +34,7 @@ let package = Package(
             "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "pantau", dependencies: [
             "PantauGateway",

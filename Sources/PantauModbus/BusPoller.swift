@@ -96,7 +96,6 @@ public final class BusPoller: Sendable {
                 $0.lastProgressNanos = $0.startedNanos
             }
             thread = OwnedThread { [self] in runLoop() }
-            if thread == nil { logger.critical("cannot start the bus thread: the system refused a new thread") }
         }
     }
 

@@ -86,10 +86,7 @@ public final class ModbusSimulator: Sendable {
     var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
 
     func startThread(_ body: @escaping @Sendable () -> Void) {
-        guard let thread = OwnedThread(body: body) else {
-            logger.error("simulator: the system refused a new thread")
-            return
-        }
+        let thread = OwnedThread(body)
         threads.withLock { $0.append(thread) }
     }
 

@@ -1,0 +1,227 @@
+import FoundationEssentials
+import Logging
+import PantauCore
+import PantauJournal
+import PantauModbus
+import PantauMQTT
+import Synchronization
+
+/// The running gateway: one poller thread per bus, the pipeline, the journal, the publisher and the status socket.
+/// The journal is the only hand-over between acquisition (pollers, pipeline) and publication (publisher).
+public final class Gateway: Sendable {
+    public let journal: Journal
+    let pipeline: ReadingPipeline
+    let clock: GatewayClock
+    let logger: Logger
+    let startedAt: UnixMillis
+    let transportFactory: BusPoller.TransportFactory
+    private let parts: Mutex<Parts>
+    private let housekeeping = Mutex<OwnedThread?>(nil)
+    private let stopping = Atomic<Bool>(false)
+    private let housekeepingProgress = Atomic<UInt64>(0)
+
+    struct Parts {
+        var config: GatewayConfig
+        var pollers: [String: BusPoller]
+        var publisher: Publisher
+        var statusServer: StatusServer?
+    }
+
+    /// How often the health message is journaled.
+    public static let healthInterval: Int64 = 60_000
+    static let stateKey = "pipeline-state"
+
+    public struct StartError: Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Opens the journal (running its integrity check) and builds every part; nothing runs until `start()`.
+    public init(
+        config: GatewayConfig, clock: GatewayClock = SystemClock(), logger: Logger,
+        transportFactory: @escaping BusPoller.TransportFactory = BusPoller.libmodbusTransport
+    ) throws {
+        self.clock = clock
+        self.logger = logger
+        self.transportFactory = transportFactory
+        startedAt = clock.now()
+        do {
+            journal = try Journal(config: config.journal, clock: clock, logger: logger)
+        } catch {
+            throw StartError(message: "cannot open the journal \(config.journal.path): \(error)")
+        }
+        for event in journal.startupEvents { logger.error("journal: \(event)") }
+        let pollersBox = PollerDirectory()
+        pipeline = ReadingPipeline(
+            config: config, sink: journal, clock: clock, logger: logger,
+            onPollInterval: { device, interval in pollersBox.setPollInterval(device: device, interval) })
+        if let saved = journal.loadState(key: Self.stateKey) { pipeline.restore(saved) }
+        let publisher = Publisher(
+            config: config.mqtt, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
+            queue: journal, clock: clock, logger: logger, version: PantauVersion.current)
+        parts = Mutex(Parts(config: config, pollers: [:], publisher: publisher, statusServer: nil))
+        pollerDirectory = pollersBox
+    }
+
+    private let pollerDirectory: PollerDirectory
+
+    /// Starts the publisher, one thread per bus, the status socket and the housekeeping thread.
+    public func start() {
+        let config = parts.withLock { $0.config }
+        parts.withLock { $0.publisher.start() }
+        startPollers(config)
+        let server = StatusServer(path: config.statusSocket, logger: logger) { [self] in
+            PayloadEncoder.encode(health())
+        }
+        do {
+            try server.start()
+            parts.withLock { $0.statusServer = server }
+        } catch {
+            logger.warning("status socket unavailable; `pantau status` will not work", metadata: ["error": "\(error)"])
+        }
+        housekeeping.withLock { $0 = OwnedThread { [self] in housekeepingLoop() } }
+    }
+
+    private func startPollers(_ config: GatewayConfig) {
+        let requested = pipeline.requestedPollIntervals()
+        var started: [String: BusPoller] = [:]
+        for bus in config.buses {
+            let devices = config.devices.filter { $0.bus == bus.name }
+            guard !devices.isEmpty else { continue }
+            started[bus.name] = makePoller(bus, devices)
+        }
+        parts.withLock { $0.pollers.merge(started) { _, new in new } }
+        pollerDirectory.update(parts.withLock { $0.pollers }, devices: config.devices)
+        for (device, interval) in requested { pollerDirectory.setPollInterval(device: device, interval) }
+        for poller in started.values { poller.start() }
+    }
+
+    private func makePoller(_ bus: BusConfig, _ devices: [DeviceConfig]) -> BusPoller {
+        BusPoller(
+            bus: bus, devices: devices, clock: clock, logger: logger, transportFactory: transportFactory,
+            onPoll: { [pipeline] poll in pipeline.handle(poll) },
+            onAvailability: { [pipeline] device, online, reason in
+                pipeline.availability(device: device, online: online, reason: reason)
+            })
+    }
+
+    /// Applies a new configuration without a restart: buses and devices are added, changed or removed; the journal
+    /// (and so every backlog) stays. A new journal path or MQTT settings need a restart or reconnect (see README).
+    public func reload(_ new: GatewayConfig) {
+        let old = parts.withLock { $0.config }
+        if new.journal.path != old.journal.path {
+            logger.warning("journal.path changed; the running journal stays at \(old.journal.path) until a restart")
+        }
+        pipeline.reconfigure(new)
+        var stop: [BusPoller] = []
+        var start: [BusPoller] = []
+        parts.withLock { p in
+            for (name, poller) in p.pollers {
+                let newBus = new.buses.first { $0.name == name }
+                let devices = new.devices.filter { $0.bus == name }
+                if newBus != poller.bus || devices.isEmpty {
+                    stop.append(poller)
+                    p.pollers[name] = nil
+                } else {
+                    poller.updateDevices(devices)
+                }
+            }
+            for bus in new.buses where p.pollers[bus.name] == nil {
+                let devices = new.devices.filter { $0.bus == bus.name }
+                guard !devices.isEmpty else { continue }
+                let poller = makePoller(bus, devices)
+                p.pollers[bus.name] = poller
+                start.append(poller)
+            }
+            p.config = new
+        }
+        for poller in stop { poller.stop() }
+        pollerDirectory.update(parts.withLock { $0.pollers }, devices: new.devices)
+        for poller in start { poller.start() }
+        if new.mqtt != old.mqtt || new.identity != old.identity {
+            let publisher = Publisher(
+                config: new.mqtt, topics: TopicScheme(prefix: new.mqtt.topicPrefix, identity: new.identity),
+                queue: journal, clock: clock, logger: logger, version: PantauVersion.current)
+            let previous = parts.withLock { p -> Publisher in
+                defer { p.publisher = publisher }
+                return p.publisher
+            }
+            previous.stop(drainTimeoutMs: 2000)
+            publisher.start()
+        }
+        logger.info("configuration reloaded", metadata: ["buses": "\(new.buses.count)", "devices": "\(new.devices.count)"])
+    }
+
+    /// Stops cleanly: buses first (no new readings), then every pending append is committed, then the publisher
+    /// settles its in-flight window, and the journal closes.
+    public func stop(drainTimeoutMs: Int = 5000) {
+        stopping.store(true, ordering: .relaxed)
+        housekeeping.withLock { t -> OwnedThread? in defer { t = nil }; return t }?.join()
+        let (pollers, publisher, server) = parts.withLock { p in (Array(p.pollers.values), p.publisher, p.statusServer) }
+        for poller in pollers { poller.stop() }
+        pipeline.tick()
+        journal.saveState(key: Self.stateKey, pipeline.snapshot())
+        do { try journal.flush() } catch { logger.error("journal flush at stop failed: \(error)") }
+        publisher.stop(drainTimeoutMs: drainTimeoutMs)
+        server?.stop()
+        journal.close()
+    }
+
+    /// Monotonic progress times the systemd watchdog checks: every bus thread, the publisher and housekeeping.
+    public func progressProbes() -> [(String, UInt64)] {
+        parts.withLock { p in
+            p.pollers.map { ("bus \($0.key)", $0.value.lastProgressNanos) }
+                + [("publisher", p.publisher.lastProgressNanos), ("housekeeping", housekeepingProgress.load(ordering: .relaxed))]
+        }
+    }
+
+    /// A one-line state for systemd's STATUS= and the log.
+    public func summary() -> String {
+        let (config, connected) = parts.withLock { ($0.config, $0.publisher.snapshot().connected) }
+        let pending = journal.stats().pending
+        return "polling \(config.devices.count) device\(config.devices.count == 1 ? "" : "s") on \(config.buses.count) bus"
+            + "\(config.buses.count == 1 ? "" : "es"); broker \(connected ? "connected" : "not connected"); backlog \(pending)"
+    }
+
+    public func health() -> GatewayHealth {
+        let (config, pollers, publisher) = parts.withLock { p in (p.config, Array(p.pollers.values), p.publisher) }
+        return GatewayHealth(
+            identity: config.identity, now: clock.now(), startedAt: startedAt, journal: journal.stats(),
+            events: journal.startupEvents, publisher: publisher.snapshot(),
+            buses: pollers.map { $0.snapshot() }.sorted { $0.bus < $1.bus })
+    }
+
+    /// Once a second: lets windows close and alerts go stale; every minute a health message and a state save.
+    private func housekeepingLoop() {
+        var lastHealth = clock.now()
+        while !stopping.load(ordering: .relaxed) {
+            sleepMillis(1000)
+            housekeepingProgress.store(clock.monotonicNanos(), ordering: .relaxed)
+            pipeline.tick()
+            let now = clock.now()
+            if now - lastHealth >= Self.healthInterval {
+                lastHealth = now
+                let topics = parts.withLock { TopicScheme(prefix: $0.config.mqtt.topicPrefix, identity: $0.config.identity) }
+                journal.append([OutboundMessage(
+                    kind: .status, topic: topics.health, body: PayloadEncoder.encode(health()), device: nil,
+                    acquiredAt: now)])
+                journal.saveState(key: Self.stateKey, pipeline.snapshot())
+            }
+        }
+    }
+}
+
+/// Routes poll-interval requests from the pipeline to the bus thread that owns the device.
+final class PollerDirectory: Sendable {
+    private let routes = Mutex<[String: BusPoller]>([:])
+
+    func update(_ pollers: [String: BusPoller], devices: [DeviceConfig]) {
+        var map: [String: BusPoller] = [:]
+        for d in devices { if let p = pollers[d.bus] { map[d.name] = p } }
+        routes.withLock { $0 = map }
+    }
+
+    func setPollInterval(device: String, _ interval: Interval) {
+        routes.withLock { $0[device] }?.setPollInterval(device: device, interval)
+    }
+}

@@ -1,0 +1,75 @@
+import Logging
+import PantauCore
+import ServiceLifecycle
+import UnixSignals
+
+/// `pantau run` as a service: starts the gateway, tells systemd when it is ready, reloads on SIGHUP, feeds the
+/// watchdog only while every worker thread makes progress, and stops cleanly on SIGTERM or SIGINT.
+public struct GatewayService: Service {
+    let gateway: Gateway
+    let configPath: String
+    let notifier: SystemdNotifier
+    let logger: Logger
+    /// A worker silent this long is wedged: the watchdog stops, and systemd restarts the gateway.
+    let stallLimit: Duration
+
+    public init(gateway: Gateway, configPath: String, notifier: SystemdNotifier, logger: Logger, stallLimit: Duration = .seconds(20)) {
+        self.gateway = gateway
+        self.configPath = configPath
+        self.notifier = notifier
+        self.logger = logger
+        self.stallLimit = stallLimit
+    }
+
+    public func run() async throws {
+        gateway.start()
+        try? notifier.ready(status: gateway.summary())
+        logger.info("pantau running", metadata: ["version": "\(PantauVersion.current)", "config": "\(configPath)"])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await reloadOnHangup() }
+            group.addTask { await feedWatchdog() }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        try? notifier.stopping(status: "stopping: committing the journal")
+        logger.info("stopping: committing the journal and settling the publish window")
+        gateway.stop()
+        logger.info("stopped")
+    }
+
+    private func reloadOnHangup() async {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            try? notifier.reloading(status: "reloading \(configPath)")
+            switch ConfigLoading.load(configPath) {
+            case .success(let config):
+                gateway.reload(config)
+            case .failure(let error):
+                for d in error.diagnostics { logger.error("\(d)") }
+                logger.error("new configuration refused; the running one stays", metadata: ["errors": "\(error.diagnostics.count)"])
+            }
+            try? notifier.ready(status: gateway.summary())
+        }
+    }
+
+    private func feedWatchdog() async {
+        guard notifier.isEnabled, let interval = notifier.watchdogInterval else { return }
+        var previous = WatchdogVerdict.healthy
+        while !Task.isCancelled {
+            let probes = gateway.progressProbes().map { name, nanos in ProgressProbe(name: name) { nanos } }
+            let verdict = WatchdogSupervisor(probes: probes, stallLimit: stallLimit).verdict()
+            switch verdict {
+            case .healthy:
+                try? notifier.watchdog()
+            case .stalled(let stalled):
+                if verdict != previous {
+                    let names = stalled.map(\.name).joined(separator: ", ")
+                    logger.critical("worker stalled, watchdog pings stopped", metadata: ["stalled": "\(names)"])
+                    try? notifier.status("stalled: \(names)")
+                }
+            }
+            previous = verdict
+            try? await Task.sleep(for: interval)
+        }
+    }
+}
