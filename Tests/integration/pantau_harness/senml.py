@@ -39,12 +39,17 @@ def resolve(batch: list[dict]) -> dict[str, Record]:
         if "n" not in rec:
             continue
         keys = [k for k in VALUE_KEYS if k in rec]
-        if len(keys) != 1:
+        # A point that could not be read carries its quality and no value: a missing value is never invented.
+        if rec.get("q") == "device_error":
+            if keys:
+                raise AssertionError(f"device_error record {rec!r} must not carry a value")
+        elif len(keys) != 1:
             raise AssertionError(f"record {rec!r} must carry exactly one of {VALUE_KEYS}")
         name = rec["n"]
         if name in out:
             raise AssertionError(f"point {name} appears twice in one batch: {batch!r}")
-        out[name] = Record(name, rec.get("u", bu), keys[0], rec[keys[0]], rec.get("q"), bt + rec.get("t", 0.0), rec)
+        value = (keys[0], rec[keys[0]]) if keys else (None, None)
+        out[name] = Record(name, rec.get("u", bu), value[0], value[1], rec.get("q"), bt + rec.get("t", 0.0), rec)
     return out
 
 
