@@ -27,6 +27,7 @@ final class BusWorker {
     private var lastFrameEndNanos: UInt64 = 0
     private var currentTimeoutMs: Int?
     private var lastOverrunLogNanos: UInt64?
+    private var lastLoggedError: [String: String] = [:]
 
     init(poller: BusPoller) {
         self.poller = poller
@@ -123,6 +124,7 @@ final class BusWorker {
             noteOverrun(device, late: finished - entry.nextDue - interval.milliseconds)
         }
 
+        if failure == nil { lastLoggedError[name] = nil }
         if transition == .cameOnline {
             poller.logger.info("device online", metadata: deviceMetadata(device))
             poller.onAvailability(name, true, failure == nil ? "answered" : "answered with an exception")
@@ -161,9 +163,7 @@ final class BusWorker {
                 image.store(words, table: request.table, at: request.address)
             case .failed(let error):
                 first = first ?? error
-                if !probing || error.class != .link {
-                    poller.logger.warning("read failed", metadata: errorMetadata(device, request, error))
-                }
+                logFailure(device, request, error, probing: probing)
                 switch error.class {
                 case .config: continue
                 case .busy, .link: return first
@@ -219,6 +219,18 @@ final class BusWorker {
         let now = poller.clock.monotonicNanos()
         let since = now > lastFrameEndNanos ? now - lastFrameEndNanos : 0
         if since < gap { poller.pause(Int((gap - since + 999) / 1000)) }
+    }
+
+    /// Warns when a device's failure changes; a repeat (a profile error every poll, a dead device's probes) is
+    /// only debug, so a broken device cannot flood the journal.
+    private func logFailure(_ device: DeviceConfig, _ request: ReadRequest, _ error: ModbusError, probing: Bool) {
+        let metadata = errorMetadata(device, request, error)
+        if probing || lastLoggedError[device.name] == error.description {
+            poller.logger.debug("read failed again", metadata: metadata)
+        } else {
+            poller.logger.warning("read failed", metadata: metadata)
+        }
+        lastLoggedError[device.name] = error.description
     }
 
     private func record(_ code: ModbusError.Code?, start: UInt64, end: UInt64) {

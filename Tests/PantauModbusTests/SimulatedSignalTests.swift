@@ -26,7 +26,8 @@ import Testing
         Case(quantity: "pressure", unit: "hPa", range: 1008...1012),
     ])
     func dailySignalsStayInPlausibleRangesAndActuallyVary(_ c: Case) {
-        let point = PointSpec(name: c.quantity, quantity: c.quantity, table: .holding, address: 0, type: .f32, unit: c.unit)
+        let point = PointSpec(
+            name: c.quantity, quantity: c.quantity, table: .holding, address: 0, type: .f32, unit: c.unit)
         let signal = SimulatedSignal.plausible(for: point, start: start, riverLevelMeters: 1.5)
         let values = day.map(signal.value)
         #expect(values.allSatisfy { c.range.contains($0) })
@@ -46,7 +47,8 @@ import Testing
 
     @Test(arguments: [("m", 1.0), ("cm", 100.0), ("mm", 1000.0)])
     func riverRisesFromItsStartLevelInThePointsUnit(unit: String, factor: Double) {
-        let point = PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .u16, unit: unit)
+        let point = PointSpec(
+            name: "level", quantity: "water_level", table: .holding, address: 0, type: .u16, unit: unit)
         let signal = SimulatedSignal.plausible(for: point, start: start, riverLevelMeters: 2)
         #expect(abs(signal.value(start) - 2 * factor) < 1e-9)
         #expect(abs(signal.value(start + 600_000) - 2.3 * factor) < 1e-9)
