@@ -136,7 +136,7 @@ final class BusWorker {
             metadata["probe_interval"] = "\(next)"
             poller.logger.warning("device offline after \(poller.policy.failuresBeforeOffline) silent polls",
                                   metadata: metadata)
-            poller.onAvailability(name, false, failure.message)
+            poller.onAvailability(name, false, failure.description)
         }
     }
 

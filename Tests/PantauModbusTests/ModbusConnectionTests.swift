@@ -50,6 +50,15 @@ final class TCPRig {
         #expect(try connection.read(ReadRequest(table: .holding, address: 3, count: 2)) == [0x1003, 0x1004])
     }
 
+    @Test func hostNamesAreResolved() throws {
+        let rig = try TCPRig()
+        let connection = try ModbusConnection.tcp(host: "localhost", port: rig.port)
+        try connection.connect()
+        defer { connection.close() }
+        try connection.setUnit(1)
+        #expect(try connection.readRegisters(table: .holding, address: 9, count: 1) == [0x1009])
+    }
+
     @Test func writesAreReadBack() throws {
         let rig = try TCPRig()
         let connection = try rig.connection(unit: 1)
