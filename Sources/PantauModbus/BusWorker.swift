@@ -46,7 +46,11 @@ final class BusWorker {
     func runDue() -> UnixMillis {
         sync()
         let now = poller.clock.now()
-        let due = order.filter { entries[$0]!.nextDue <= now }.sorted { entries[$0]!.nextDue < entries[$1]!.nextDue }
+        // Earliest due first; ties in configuration order, so a bus's polling sequence is predictable.
+        let due = order.enumerated()
+            .compactMap { index, name in entries[name].flatMap { $0.nextDue <= now ? ($0.nextDue, index, name) : nil } }
+            .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+            .map(\.2)
         for name in due {
             if poller.isStopping { break }
             poll(name)

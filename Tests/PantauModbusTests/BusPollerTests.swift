@@ -93,6 +93,7 @@ func image(_ table: RegisterTable, _ values: [Int: UInt16]) -> RegisterImage { R
         let gaps = zip(river.dropFirst(), river).map { $0.acquiredAt - $1.acquiredAt }
         // The first poll happens at start, the rest on 10 s boundaries, none skipped despite the dead neighbour.
         #expect(gaps.dropFirst().allSatisfy { $0 == 10_000 })
+        #expect(river.dropFirst().allSatisfy { $0.acquiredAt % 10_000 == 0 })
         #expect(river.count >= 60)
         #expect(rig.recorder.availability(of: "river") == [true])
 
