@@ -27,6 +27,7 @@ final class BusWorker {
     private var lastFrameEndNanos: UInt64 = 0
     private var currentTimeoutMs: Int?
     private var lastOverrunLogNanos: UInt64?
+    private var lastLoggedError: [String: String] = [:]
 
     init(poller: BusPoller) {
         self.poller = poller
@@ -45,7 +46,11 @@ final class BusWorker {
     func runDue() -> UnixMillis {
         sync()
         let now = poller.clock.now()
-        let due = order.filter { entries[$0]!.nextDue <= now }.sorted { entries[$0]!.nextDue < entries[$1]!.nextDue }
+        // Earliest due first; ties in configuration order, so a bus's polling sequence is predictable.
+        let due = order.enumerated()
+            .compactMap { index, name in entries[name].flatMap { $0.nextDue <= now ? ($0.nextDue, index, name) : nil } }
+            .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+            .map(\.2)
         for name in due {
             if poller.isStopping { break }
             poll(name)
@@ -123,6 +128,7 @@ final class BusWorker {
             noteOverrun(device, late: finished - entry.nextDue - interval.milliseconds)
         }
 
+        if failure == nil { lastLoggedError[name] = nil }
         if transition == .cameOnline {
             poller.logger.info("device online", metadata: deviceMetadata(device))
             poller.onAvailability(name, true, failure == nil ? "answered" : "answered with an exception")
@@ -134,7 +140,7 @@ final class BusWorker {
             metadata["probe_interval"] = "\(next)"
             poller.logger.warning("device offline after \(poller.policy.failuresBeforeOffline) silent polls",
                                   metadata: metadata)
-            poller.onAvailability(name, false, failure.message)
+            poller.onAvailability(name, false, failure.description)
         }
     }
 
@@ -161,9 +167,7 @@ final class BusWorker {
                 image.store(words, table: request.table, at: request.address)
             case .failed(let error):
                 first = first ?? error
-                if !probing || error.class != .link {
-                    poller.logger.warning("read failed", metadata: errorMetadata(device, request, error))
-                }
+                logFailure(device, request, error, probing: probing)
                 switch error.class {
                 case .config: continue
                 case .busy, .link: return first
@@ -219,6 +223,18 @@ final class BusWorker {
         let now = poller.clock.monotonicNanos()
         let since = now > lastFrameEndNanos ? now - lastFrameEndNanos : 0
         if since < gap { poller.pause(Int((gap - since + 999) / 1000)) }
+    }
+
+    /// Warns when a device's failure changes; a repeat (a profile error every poll, a dead device's probes) is
+    /// only debug, so a broken device cannot flood the journal.
+    private func logFailure(_ device: DeviceConfig, _ request: ReadRequest, _ error: ModbusError, probing: Bool) {
+        let metadata = errorMetadata(device, request, error)
+        if probing || lastLoggedError[device.name] == error.description {
+            poller.logger.debug("read failed again", metadata: metadata)
+        } else {
+            poller.logger.warning("read failed", metadata: metadata)
+        }
+        lastLoggedError[device.name] = error.description
     }
 
     private func record(_ code: ModbusError.Code?, start: UInt64, end: UInt64) {

@@ -31,14 +31,15 @@ public final class ModbusConnection: ModbusTransport {
         modbus_free(context)
     }
 
-    /// A Modbus TCP master for `host:port` (not connected yet).
+    /// A Modbus TCP master for `host:port` (not connected yet). `host` may be a name or an IPv4/IPv6 address.
     public static func tcp(
         host: String, port: Int, bus: String = "", logger: Logger = Logger(label: "pantau.modbus")
     ) throws(ModbusError) -> ModbusConnection {
         guard (1...65535).contains(port) else {
             throw ModbusError(code: .invalidArgument, message: "TCP port \(port) is outside 1...65535", bus: bus)
         }
-        guard let ctx = modbus_new_tcp(host, Int32(port)) else {
+        // The protocol-independent variant resolves names; plain modbus_new_tcp accepts only dotted IPv4.
+        guard let ctx = modbus_new_tcp_pi(host, String(port)) else {
             throw ModbusError(errno: errno, bus: bus)
         }
         return ModbusConnection(context: ctx, bus: bus, rs485: false, logger: logger)

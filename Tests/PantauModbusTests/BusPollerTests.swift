@@ -74,7 +74,10 @@ func image(_ table: RegisterTable, _ values: [Int: UInt16]) -> RegisterImage { R
         #expect(poll.count == 1)
         #expect(poll.first?.error == nil)
         let values = Dictionary(uniqueKeysWithValues: (poll.first?.readings ?? []).map { ($0.point, $0.value) })
-        #expect(values == ["a": .number(100), "b": .number(101), "c": .number(110), "d": .number(55), "e": .number(140)])
+        let expectedValues: [String: PointValue?] = [
+            "a": .number(100), "b": .number(101), "c": .number(110), "d": .number(55), "e": .number(140),
+        ]
+        #expect(values == expectedValues)
         #expect(rig.recorder.availability(of: "aq") == [true])
     }
 
@@ -90,6 +93,7 @@ func image(_ table: RegisterTable, _ values: [Int: UInt16]) -> RegisterImage { R
         let gaps = zip(river.dropFirst(), river).map { $0.acquiredAt - $1.acquiredAt }
         // The first poll happens at start, the rest on 10 s boundaries, none skipped despite the dead neighbour.
         #expect(gaps.dropFirst().allSatisfy { $0 == 10_000 })
+        #expect(river.dropFirst().allSatisfy { $0.acquiredAt % 10_000 == 0 })
         #expect(river.count >= 60)
         #expect(rig.recorder.availability(of: "river") == [true])
 
@@ -193,7 +197,8 @@ func image(_ table: RegisterTable, _ values: [Int: UInt16]) -> RegisterImage { R
 
     @Test func interRequestDelayIsAddedToTheSilence() {
         let timing = ProfileTiming(interRequestDelayMs: 50)
-        let rig = PollerRig(devices: [device("slow", unit: 1, points: [("a", .holding, 0), ("b", .input, 0)], timing: timing)])
+        let slow = device("slow", unit: 1, points: [("a", .holding, 0), ("b", .input, 0)], timing: timing)
+        let rig = PollerRig(devices: [slow])
         rig.transport.set(unit: 1, .answers(RegisterImage([.holding: [0: 1], .input: [0: 2]])))
 
         _ = rig.worker.runDue()

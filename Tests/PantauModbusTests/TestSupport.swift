@@ -77,8 +77,8 @@ final class FakeTransport: ModbusTransport, Sendable {
 
     var reads: [(unit: Int, request: ReadRequest, start: UInt64, end: UInt64, ok: Bool)] {
         events.compactMap {
-            if case .read(let unit, let request, let start, let end, let ok) = $0 { return (unit, request, start, end, ok) }
-            return nil
+            guard case .read(let unit, let request, let start, let end, let ok) = $0 else { return nil }
+            return (unit, request, start, end, ok)
         }
     }
 
