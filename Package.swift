@@ -39,6 +39,8 @@ let package = Package(
         .executableTarget(name: "pantau", dependencies: [
             "PantauGateway",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
 
         .testTarget(name: "PantauCoreTests", dependencies: ["PantauCore", "PantauYAML"]),

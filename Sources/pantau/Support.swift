@@ -43,3 +43,8 @@ struct ConfigOption: ParsableArguments {
     @Option(name: [.short, .long], help: "The gateway configuration file.")
     var config: String = "/etc/pantau/gateway.yaml"
 }
+
+/// Standard output is block-buffered when it is a pipe; tests and scripts reading "serving on PORT" need it now.
+func flushStandardOutput() {
+    fflush(nil)
+}
