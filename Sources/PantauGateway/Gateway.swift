@@ -97,9 +97,14 @@ public final class Gateway: Sendable {
     }
 
     private func makePoller(_ bus: BusConfig, _ devices: [DeviceConfig]) -> BusPoller {
-        BusPoller(
+        let wedge = Failpoint.wedgeBus(bus.name)
+        let started = clock.monotonicNanos()
+        return BusPoller(
             bus: bus, devices: devices, clock: clock, logger: logger, transportFactory: transportFactory,
-            onPoll: { [pipeline] poll in pipeline.handle(poll) },
+            onPoll: { [pipeline, clock] poll in
+                if let after = wedge, clock.monotonicNanos() - started > after { Failpoint.hang() }
+                pipeline.handle(poll)
+            },
             onAvailability: { [pipeline] device, online, reason in
                 pipeline.availability(device: device, online: online, reason: reason)
             })
