@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import PantauCore
+import Synchronization
+import Testing
+
+@testable import PantauGateway
+
+private final class CollectingSink: MessageSink {
+    let messages = Mutex<[OutboundMessage]>([])
+    func append(_ m: [OutboundMessage]) { messages.withLock { $0 += m } }
+    var all: [OutboundMessage] { messages.withLock { $0 } }
+}
+
+private final class WallClock: GatewayClock {
+    let millis = Mutex<Int64>(1_800_000_000_000)
+    func now() -> UnixMillis { millis.withLock { $0 } }
+    func monotonicNanos() -> UInt64 { UInt64(now()) * 1_000_000 }
+}
+
+@Suite struct ReadingPipelineTests {
+    let profile = DeviceProfile(id: "lvl", points: [
+        PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .i16, unit: "cm"),
+        PointSpec(name: "temp", quantity: "temperature", table: .holding, address: 1, type: .i16, scale: 0.1, unit: "Cel"),
+        PointSpec(name: "decimals", quantity: "decimals", table: .holding, address: 2, type: .u16, publish: false),
+    ])
+
+    func config() -> GatewayConfig {
+        let device = DeviceConfig(
+            name: "river", bus: "b", unitId: 1, profile: profile, pollInterval: .seconds(60),
+            report: ["temp": ReportStrategy(mode: .onChange, deadbandAbsolute: 0.5)],
+            flood: [FloodAlertConfig(point: "level", siaga3: 150, siaga2: 200, siaga1: 250,
+                                     pollIntervals: [.siaga3: .seconds(30), .siaga2: .seconds(10)])])
+        return GatewayConfig(
+            identity: GatewayIdentity(site: "s", id: "g"), buses: [BusConfig(name: "b", transport: .tcp(host: "h", port: 502))],
+            devices: [device], mqtt: MQTTConfig(brokers: [.init(host: "h", port: 1883)], clientId: "c"))
+    }
+
+    func poll(_ level: Double, _ temp: Double, at t: UnixMillis) -> DevicePoll {
+        let r = { (p: String, q: String, u: String, v: Double) in
+            Reading(device: "river", point: p, quantity: q, unit: u, value: .number(v), quality: .good, acquiredAt: t)
+        }
+        return DevicePoll(device: "river", readings: [
+            r("level", "water_level", "cm", level), r("temp", "temperature", "Cel", temp), r("decimals", "decimals", "", 0),
+        ], error: nil, acquiredAt: t)
+    }
+
+    @Test func telemetryHonoursReportStrategiesAndHidesHelperPoints() throws {
+        let sink = CollectingSink()
+        let clock = WallClock()
+        let pipeline = ReadingPipeline(config: config(), sink: sink, clock: clock, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let t0 = clock.now()
+        pipeline.handle(poll(100, 25.0, at: t0))
+        pipeline.handle(poll(101, 25.2, at: t0 + 60_000))   // temp within the deadband: not sent
+        pipeline.handle(poll(102, 26.0, at: t0 + 120_000))  // temp moved 1.0: sent
+        let telemetry = sink.all.filter { $0.kind == .telemetry }
+        #expect(telemetry.count == 3)
+        let names = try telemetry.map { m -> [String] in
+            let pack = try #require(try JSONSerialization.jsonObject(with: Data(m.body)) as? [[String: Any]])
+            return pack.compactMap { $0["n"] as? String }
+        }
+        #expect(names == [["level", "temp"], ["level"], ["level", "temp"]])
+        #expect(telemetry.allSatisfy { $0.topic == "pantau/s/g/devices/river/telemetry" && $0.contentType == "application/senml+json" })
+    }
+
+    @Test func aRisingRiverRaisesRetainedAlertsAndShortensThePollInterval() throws {
+        let sink = CollectingSink()
+        let clock = WallClock()
+        let requested = Mutex<[Interval]>([])
+        let pipeline = ReadingPipeline(config: config(), sink: sink, clock: clock, logger: Logger(label: "t"),
+                                       onPollInterval: { device, i in #expect(device == "river"); requested.withLock { $0.append(i) } })
+        let t0 = clock.now()
+        for (i, level) in [100.0, 160, 210].enumerated() { pipeline.handle(poll(level, 25, at: t0 + Int64(i) * 60_000)) }
+        let alerts = sink.all.filter { $0.kind == .alert }
+        #expect(alerts.count == 2)
+        #expect(alerts.allSatisfy { $0.retain && $0.topic == "pantau/s/g/devices/river/alerts/level" })
+        let levels = try alerts.map { try #require(try JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any])["level"] as? Int }
+        #expect(levels == [3, 2])
+        #expect(requested.withLock { $0 } == [.seconds(30), .seconds(10)])
+        #expect(pipeline.requestedPollIntervals() == ["river": .seconds(10)])
+    }
+
+    @Test func snapshotRestoresWindowsAndAlertState() throws {
+        let clock = WallClock()
+        let first = ReadingPipeline(config: config(), sink: CollectingSink(), clock: clock, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let t0 = (clock.now() / 3_600_000) * 3_600_000
+        first.handle(poll(160, 25, at: t0 + 1000))
+        let saved = first.snapshot()
+        #expect(!saved.isEmpty)
+
+        let sink = CollectingSink()
+        let second = ReadingPipeline(config: config(), sink: sink, clock: clock, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        second.restore(saved)
+        #expect(second.requestedPollIntervals() == ["river": .seconds(30)])
+        // Still at siaga3: a reading at the same level raises no new alert after the restart.
+        second.handle(poll(161, 25, at: t0 + 61_000))
+        #expect(sink.all.filter { $0.kind == .alert }.isEmpty)
+        // The 1-minute window that was open before the restart closes with both readings.
+        second.handle(poll(162, 25, at: t0 + 125_000))
+        let oneMinute = sink.all.filter { $0.kind == .aggregate && $0.topic.hasSuffix("/aggregates/1m") && $0.topic.contains("river") }
+        let first1m = try oneMinute.compactMap { try JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }
+            .first { ($0["point"] as? String) == "level" && ($0["start"] as? Int64) == t0 }
+        #expect(first1m?["count"] as? Int == 1)
+    }
+}
