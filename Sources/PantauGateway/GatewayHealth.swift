@@ -4,72 +4,73 @@ import PantauModbus
 import PantauMQTT
 
 /// The gateway's state in one value: published as the health message and answered on the status socket.
-public struct GatewayHealth: Encodable, Sendable {
-    public struct JournalPart: Encodable, Sendable {
-        var path: String
-        var pending: Int
-        var pending_by_kind: [String: Int]
-        var bytes: Int64
-        var oldest_pending_ts: Int64?
-        var committed_total: Int64
-        var acked_total: Int64
-        var drops_total: Int64
-        var drops: [String: Int64]
-        var drops_by_kind: [String: Int64]
-        var disk_full: Bool
-        var last_error: String?
-        var events: [String]
+public struct GatewayHealth: Codable, Sendable {
+    public struct JournalPart: Codable, Sendable {
+        public var path: String
+        public var pending: Int
+        public var pending_by_kind: [String: Int]
+        public var bytes: Int64
+        public var oldest_pending_ts: Int64?
+        public var committed_total: Int64
+        public var acked_total: Int64
+        public var drops_total: Int64
+        public var drops: [String: Int64]
+        public var drops_by_kind: [String: Int64]
+        public var disk_full: Bool
+        public var last_error: String?
+        public var events: [String]
     }
 
-    public struct BrokerPart: Encodable, Sendable {
-        var connected: Bool
-        var broker: String?
-        var connects: Int
-        var disconnects: Int
-        var in_flight: Int
-        var published_total: Int
-        var acked_total: Int
-        var rejected_total: Int
-        var last_error: String?
-        var last_publish_ts: Int64?
+    public struct BrokerPart: Codable, Sendable {
+        public var connected: Bool
+        public var broker: String?
+        public var connects: Int
+        public var disconnects: Int
+        public var in_flight: Int
+        public var published_total: Int
+        public var acked_total: Int
+        public var rejected_total: Int
+        public var last_error: String?
+        public var last_publish_ts: Int64?
     }
 
-    public struct DevicePart: Encodable, Sendable {
-        var name: String
-        var unit: Int
-        var state: String
-        var last_reading_ts: Int64?
-        var last_reading_age_s: Double?
-        var polls: Int
-        var errors_total: Int
-        var consecutive_errors: Int
-        var interval_ms: Int64
-        var last_error: String?
+    public struct DevicePart: Codable, Sendable {
+        public var name: String
+        public var unit: Int
+        public var state: String
+        public var last_reading_ts: Int64?
+        public var last_reading_age_s: Double?
+        public var polls: Int
+        public var errors_total: Int
+        public var consecutive_errors: Int
+        public var interval_ms: Int64
+        public var last_error: String?
     }
 
-    public struct BusPart: Encodable, Sendable {
-        var name: String
-        var connected: Bool
-        var transactions: Int
-        var timeouts: Int
-        var crc_errors: Int
-        var other_errors: Int
-        var mean_response_ms: Double
-        var utilisation: Double
-        var cycle_overruns: Int
-        var devices: [DevicePart]
+    public struct BusPart: Codable, Sendable {
+        public var name: String
+        public var connected: Bool
+        public var transactions: Int
+        public var timeouts: Int
+        public var crc_errors: Int
+        public var other_errors: Int
+        public var mean_response_ms: Double
+        public var utilisation: Double
+        public var cycle_overruns: Int
+        public var devices: [DevicePart]
     }
 
-    var site: String
-    var gateway: String
-    var version: String
-    var ts: Int64
-    var uptime_s: Double
-    var journal: JournalPart
-    var broker: BrokerPart
-    var buses: [BusPart]
+    public var site: String
+    public var gateway: String
+    public var version: String
+    public var ts: Int64
+    public var uptime_s: Double
+    public var journal: JournalPart
+    public var broker: BrokerPart
+    public var buses: [BusPart]
 
-    init(
+    /// Assembles the state from each part's snapshot.
+    public init(
         identity: GatewayIdentity, now: UnixMillis, startedAt: UnixMillis, journal j: JournalStats, events: [String],
         publisher p: PublisherStats, buses: [BusStats]
     ) {

@@ -128,5 +128,5 @@ func formatBytes(_ n: Int64) -> String {
 /// `2026-11-30T02:53:46.207Z` from milliseconds since the epoch.
 func formatUTC(_ ms: Int64) -> String {
     let date = Date(timeIntervalSince1970: Double(ms) / 1000)
-    return date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon))
+    return date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon)) + "Z"
 }

@@ -29,9 +29,9 @@ struct StatusCommand: ParsableCommand {
             print(String(decoding: bytes, as: UTF8.self), terminator: "")
             return
         }
-        let status: StatusView
+        let status: GatewayHealth
         do {
-            status = try JSONDecoder().decode(StatusView.self, from: Data(bytes))
+            status = try JSONDecoder().decode(GatewayHealth.self, from: Data(bytes))
         } catch {
             throw fail("the gateway answered something unreadable: \(error)", code: .dataError)
         }
@@ -39,54 +39,7 @@ struct StatusCommand: ParsableCommand {
     }
 }
 
-/// The parts of `GatewayHealth` the human-readable view shows.
-struct StatusView: Decodable {
-    struct Journal: Decodable {
-        var path: String
-        var pending: Int
-        var bytes: Int64
-        var oldest_pending_ts: Int64?
-        var drops_total: Int64
-        var drops: [String: Int64]
-        var disk_full: Bool
-        var events: [String]
-    }
-    struct Broker: Decodable {
-        var connected: Bool
-        var broker: String?
-        var in_flight: Int
-        var acked_total: Int
-        var rejected_total: Int
-        var last_error: String?
-    }
-    struct Device: Decodable {
-        var name: String
-        var unit: Int
-        var state: String
-        var last_reading_age_s: Double?
-        var errors_total: Int
-        var interval_ms: Int64
-        var last_error: String?
-    }
-    struct Bus: Decodable {
-        var name: String
-        var connected: Bool
-        var transactions: Int
-        var timeouts: Int
-        var crc_errors: Int
-        var mean_response_ms: Double
-        var utilisation: Double
-        var cycle_overruns: Int
-        var devices: [Device]
-    }
-    var site: String
-    var gateway: String
-    var version: String
-    var uptime_s: Double
-    var journal: Journal
-    var broker: Broker
-    var buses: [Bus]
-
+extension GatewayHealth {
     func printTable() {
         print("pantau \(version)  site \(site)  gateway \(gateway)  up \(formatDuration(uptime_s))")
         let b = broker
