@@ -9,7 +9,7 @@ struct Pantau: AsyncParsableCommand {
         discussion: "Exit codes follow sysexits: 78 for a configuration error, 69 when a device or broker is unreachable.",
         version: PantauVersion.current,
         subcommands: [
-            RunCommand.self, CheckConfigCommand.self, ProfilesCommand.self,
+            RunCommand.self, CheckConfigCommand.self, ProfilesCommand.self, ScanCommand.self, ReadCommand.self, RawCommand.self,
         ]
     )
 }
