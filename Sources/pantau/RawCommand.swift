@@ -210,18 +210,22 @@ struct RawCommand: ParsableCommand {
                         }
                     }
                 }
-                printJSON(Report(
-                    link: link.description, unit: target.unit, table: table.rawValue, address: address,
-                    plc: PLCAddress.text(table: table, address: address),
-                    convention: PLCAddress.convention(table: table, address: address), responseMs: ms,
-                    values: words.enumerated().map { i, w in
-                        .init(address: address + i, value: Int(w), hex: table.isBitTable ? nil : DiagnosticsFormat.hex(w))
-                    },
-                    interpretations: interpretations))
+                printJSON(
+                    Report(
+                        link: link.description, unit: target.unit, table: table.rawValue, address: address,
+                        plc: PLCAddress.text(table: table, address: address),
+                        convention: PLCAddress.convention(table: table, address: address), responseMs: ms,
+                        values: words.enumerated().map { i, w in
+                            .init(
+                                address: address + i, value: Int(w),
+                                hex: table.isBitTable ? nil : DiagnosticsFormat.hex(w))
+                        },
+                        interpretations: interpretations))
                 return
             }
-            print("\(link), unit \(target.unit), \(table.rawValue), \(count) from address \(address) "
-                + "(\(DiagnosticsFormat.milliseconds(ms)))")
+            print(
+                "\(link), unit \(target.unit), \(table.rawValue), \(count) from address \(address) "
+                    + "(\(DiagnosticsFormat.milliseconds(ms)))")
             print(PLCAddress.convention(table: table, address: address))
             for (i, word) in words.enumerated() {
                 let a = address + i
@@ -283,20 +287,23 @@ struct RawCommand: ParsableCommand {
             let table = target.table
             let words: [UInt16]
             do {
-                words = table == .coil
+                words =
+                    table == .coil
                     ? try RawArguments.coils(values).map { $0 ? 1 : 0 }
                     : try RawArguments.registers(values)
             } catch {
                 throw usageFailure(error)
             }
             let resolved = try target.link.link()
-            let what = "\(words.count) \(table == .coil ? "coil" : "holding register")\(words.count == 1 ? "" : "s") "
+            let what =
+                "\(words.count) \(table == .coil ? "coil" : "holding register")\(words.count == 1 ? "" : "s") "
                 + "at address \(address) (PLC \(PLCAddress.text(table: table, address: address))) "
                 + "on unit \(target.unit) via \(resolved)"
             if !yes {
                 guard isatty(STDIN_FILENO) == 1 else {
-                    throw fail("refusing to write \(what) without confirmation",
-                               hint: "standard input is not a terminal; add --yes to write anyway", code: .usage)
+                    throw fail(
+                        "refusing to write \(what) without confirmation",
+                        hint: "standard input is not a terminal; add --yes to write anyway", code: .usage)
                 }
                 printError("write \(words.map(String.init).joined(separator: " ")) to \(what)? [y/N] ")
                 let answer = readLine()?.trimmedWhitespace().lowercased() ?? ""
@@ -320,9 +327,11 @@ struct RawCommand: ParsableCommand {
             }
             let ms = Double(clock.monotonicNanos() - start) / 1_000_000
             if target.json {
-                printJSON(Report(
-                    link: resolved.description, unit: target.unit, table: table.rawValue, address: address,
-                    plc: PLCAddress.text(table: table, address: address), values: words.map(Int.init), responseMs: ms))
+                printJSON(
+                    Report(
+                        link: resolved.description, unit: target.unit, table: table.rawValue, address: address,
+                        plc: PLCAddress.text(table: table, address: address), values: words.map(Int.init),
+                        responseMs: ms))
             } else {
                 print("wrote \(what) (\(DiagnosticsFormat.milliseconds(ms)))")
             }

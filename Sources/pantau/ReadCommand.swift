@@ -69,7 +69,9 @@ struct ReadCommand: ParsableCommand {
             var error: String?
         }
         enum Value: Encodable {
-            case number(Double), text(String), flag(Bool)
+            case number(Double)
+            case text(String)
+            case flag(Bool)
             func encode(to encoder: Encoder) throws {
                 var c = encoder.singleValueContainer()
                 switch self {
@@ -166,8 +168,9 @@ struct ReadCommand: ParsableCommand {
             printJSON(report(snapshot, target))
             return
         }
-        print("\(target.device): \(target.profile.id) (\(target.profile.manufacturer) \(target.profile.model)) "
-            + "unit \(target.unit) on \(target.link)")
+        print(
+            "\(target.device): \(target.profile.id) (\(target.profile.manufacturer) \(target.profile.model)) "
+                + "unit \(target.unit) on \(target.link)")
         for (i, r) in snapshot.requests.enumerated() {
             let outcome = r.error.map { "FAILED: \($0.message)" } ?? "ok"
             print("  #\(i + 1) \(r.request)  \(DiagnosticsFormat.milliseconds(r.responseMs))  \(outcome)")

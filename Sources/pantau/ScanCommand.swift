@@ -69,7 +69,9 @@ struct ScanCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if (device == nil) == (tcp == nil) { throw ValidationError("give either --device /dev/ttyUSB0 or --tcp host:port") }
+        if (device == nil) == (tcp == nil) {
+            throw ValidationError("give either --device /dev/ttyUSB0 or --tcp host:port")
+        }
         if !(1...60_000).contains(timeoutMs) { throw ValidationError("--timeout-ms must be within 1...60000") }
         if probe.isBitTable { throw ValidationError("--probe must be holding or input") }
     }
@@ -82,9 +84,12 @@ struct ScanCommand: ParsableCommand {
             unitIds = try ScanArguments.units(units, allowed: tcp == nil ? 1...247 : 0...255)
             let bauds = try ScanArguments.bauds(baud)
             let parities = try ScanArguments.parities(parity)
-            settings = tcp != nil ? [nil] : bauds.flatMap { b in
-                parities.map { p in SerialSettings(baud: b, parity: p, dataBits: dataBits, stopBits: stopBits) }
-            }
+            settings =
+                tcp != nil
+                ? [nil]
+                : bauds.flatMap { b in
+                    parities.map { p in SerialSettings(baud: b, parity: p, dataBits: dataBits, stopBits: stopBits) }
+                }
         } catch {
             throw usageFailure(error)
         }
@@ -99,18 +104,20 @@ struct ScanCommand: ParsableCommand {
             if let serial, let device { return .rtu(device: device, serial: serial) }
             return .tcp(host: tcpEndpoint?.host ?? "", port: tcpEndpoint?.port ?? ModbusLink.defaultTCPPort)
         }
-        let where_ = device ?? links[0].description
+        let place = device ?? links[0].description
         let profiles = try profileDirectories(profileDirs).library().profiles.values
         let scanner = BusScanner(
             units: unitIds, settings: settings, probe: ReadRequest(table: probe, address: 0, count: 1),
             profiles: Array(profiles))
         let terminal = isatty(STDERR_FILENO) == 1
+        let erase = terminal ? "\r\u{1B}[K" : ""
         let clock = SystemClock()
         let started = clock.monotonicNanos()
         var lastDraw: UInt64 = 0
         Interruption.install()
-        printError("scanning \(where_): \(unitIds.count) unit id\(unitIds.count == 1 ? "" : "s") x "
-            + "\(settings.count) line setting\(settings.count == 1 ? "" : "s"), \(timeoutMs) ms each")
+        printError(
+            "scanning \(place): \(unitIds.count) unit id\(unitIds.count == 1 ? "" : "s") x "
+                + "\(settings.count) line setting\(settings.count == 1 ? "" : "s"), \(timeoutMs) ms each")
         let outcome = scanner.run(
             open: { serial throws(ModbusError) in
                 try links[settings.firstIndex(of: serial) ?? 0].open(responseTimeoutMs: timeoutMs)
@@ -119,12 +126,13 @@ struct ScanCommand: ParsableCommand {
             report: { event in
                 switch event {
                 case .found(let hit):
-                    if terminal { printError("\r\u{1B}[K" + Self.describe(hit)) }
-                    else { printError(Self.describe(hit)) }
+                    // Printed over the bar, which the next progress event draws again below it.
+                    printError(erase + Self.describe(hit))
+                    lastDraw = 0
                 case .openFailed(let serial, let error):
-                    let line = "cannot open \(serial.map { "\(device ?? "") at \($0.baud) \($0.frameNotation)" } ?? where_): "
-                        + error.message
-                    printError(terminal ? "\r\u{1B}[K" + line : line)
+                    let what = serial.map { "\(device ?? "") at \($0.baud) \($0.frameNotation)" } ?? place
+                    printError(erase + "cannot open \(what): \(error.message)")
+                    lastDraw = 0
                 case .progress(let done, let total, let found):
                     guard terminal else { return }
                     let now = clock.monotonicNanos()
@@ -132,22 +140,23 @@ struct ScanCommand: ParsableCommand {
                     guard done == total || now - lastDraw >= 100_000_000 else { return }
                     lastDraw = now
                     let line = ScanProgress.line(done: done, total: total, found: found, elapsedNanos: now - started)
-                    writeStandardError("\r\u{1B}[K" + line)
+                    writeStandardError(erase + line)
                 }
             })
         if terminal { printError("") }
         if outcome.interrupted {
             printError("interrupted after \(outcome.probed) of \(outcome.total) probes")
         }
-        show(outcome, where_: where_)
+        show(outcome, place: place)
         if outcome.interrupted { throw ArgumentParser.ExitCode(130) }
         if outcome.hits.isEmpty {
             if outcome.openFailures.count == settings.count, let first = outcome.openFailures.first {
                 throw modbusFailure(first)
             }
-            throw fail("no unit answered on \(where_) (units \(units))",
-                       hint: "check wiring (A/B), power and termination; try more --baud and --parity values "
-                           + "or a longer --timeout-ms", code: .unavailable)
+            throw fail(
+                "no unit answered on \(place) (units \(units))",
+                hint: "check wiring (A/B), power and termination; try more --baud and --parity values "
+                    + "or a longer --timeout-ms", code: .unavailable)
         }
     }
 
@@ -160,24 +169,28 @@ struct ScanCommand: ParsableCommand {
         return line
     }
 
-    func show(_ outcome: ScanOutcome, where_: String) {
+    func show(_ outcome: ScanOutcome, place: String) {
         if json {
-            printJSON(Report(
-                link: where_, probed: outcome.probed, total: outcome.total, interrupted: outcome.interrupted,
-                found: outcome.hits.map {
-                    .init(
-                        unit: $0.unit, baud: $0.serial?.baud, parity: $0.serial?.parity.rawValue,
-                        responseMs: $0.responseMs, exception: $0.exception?.rawValue, models: $0.models)
-                }))
+            printJSON(
+                Report(
+                    link: place, probed: outcome.probed, total: outcome.total, interrupted: outcome.interrupted,
+                    found: outcome.hits.map {
+                        .init(
+                            unit: $0.unit, baud: $0.serial?.baud, parity: $0.serial?.parity.rawValue,
+                            responseMs: $0.responseMs, exception: $0.exception?.rawValue, models: $0.models)
+                    }))
             return
         }
         print("UNIT  BAUD    PARITY  RESPONSE  MODEL")
         for hit in outcome.hits {
-            let model = hit.models.isEmpty ? (hit.exception.map { "? (exception \($0.rawValue))" } ?? "?")
+            let model =
+                hit.models.isEmpty
+                ? (hit.exception.map { "? (exception \($0.rawValue))" } ?? "?")
                 : hit.models.joined(separator: " or ")
-            print(String(hit.unit).padding(4) + "  " + (hit.serial.map { String($0.baud) } ?? "tcp").padding(6) + "  "
-                + (hit.serial?.parity.rawValue ?? "-").padding(6) + "  "
-                + DiagnosticsFormat.milliseconds(hit.responseMs).padding(8) + "  " + model)
+            print(
+                String(hit.unit).padding(4) + "  " + (hit.serial.map { String($0.baud) } ?? "tcp").padding(6) + "  "
+                    + (hit.serial?.parity.rawValue ?? "-").padding(6) + "  "
+                    + DiagnosticsFormat.milliseconds(hit.responseMs).padding(8) + "  " + model)
         }
         print("\(outcome.hits.count) unit\(outcome.hits.count == 1 ? "" : "s") found")
     }

@@ -39,7 +39,8 @@ private final class ScriptedTransport: ModbusTransport {
         reads.append(request)
         let place = (bus: "test", unit: unit, table: request.table, address: request.address)
         guard let behaviour = units[unit], !failing.contains(request) else {
-            throw ModbusError(code: .timeout, bus: place.bus, unit: place.unit, table: place.table, address: place.address)
+            throw ModbusError(
+                code: .timeout, bus: place.bus, unit: place.unit, table: place.table, address: place.address)
         }
         switch behaviour {
         case .exception(let code):
@@ -53,18 +54,21 @@ private final class ScriptedTransport: ModbusTransport {
 private func profile(_ id: String, identification: [IdentificationRule], points: [PointSpec] = []) -> DeviceProfile {
     DeviceProfile(
         id: id, identification: identification,
-        points: points.isEmpty ? [PointSpec(name: "p", quantity: "q", table: .holding, address: 0, type: .u16)] : points)
+        points: points.isEmpty ? [PointSpec(name: "p", quantity: "q", table: .holding, address: 0, type: .u16)] : points
+    )
 }
 
 @Suite("Diagnostics: argument parsing")
 struct DiagnosticsArgumentTests {
-    @Test("unit lists and ranges", arguments: [
-        ("1-247", Array(1...247)),
-        ("5", [5]),
-        ("1,3,10-12", [1, 3, 10, 11, 12]),
-        ("3,1,2-3", [1, 2, 3]),
-        (" 7 , 9", [7, 9]),
-    ])
+    @Test(
+        "unit lists and ranges",
+        arguments: [
+            ("1-247", Array(1...247)),
+            ("5", [5]),
+            ("1,3,10-12", [1, 3, 10, 11, 12]),
+            ("3,1,2-3", [1, 2, 3]),
+            (" 7 , 9", [7, 9]),
+        ])
     func unitRanges(text: String, expected: [Int]) throws {
         #expect(try ScanArguments.units(text) == expected)
     }
@@ -88,9 +92,11 @@ struct DiagnosticsArgumentTests {
         #expect(throws: DiagnosticsUsageError.self) { try ScanArguments.parities("mark") }
     }
 
-    @Test("host:port", arguments: [
-        ("127.0.0.1:5020", "127.0.0.1", 5020), ("plc.local", "plc.local", 502), ("[::1]:1502", "::1", 1502),
-    ])
+    @Test(
+        "host:port",
+        arguments: [
+            ("127.0.0.1:5020", "127.0.0.1", 5020), ("plc.local", "plc.local", 502), ("[::1]:1502", "::1", 1502),
+        ])
     func tcpEndpoints(text: String, host: String, port: Int) throws {
         let parsed = try #require(ModbusLink.parseTCP(text))
         #expect(parsed.host == host && parsed.port == port)
@@ -103,8 +109,9 @@ struct DiagnosticsArgumentTests {
 
     @Test("register values: decimal, negative as two's complement, hex")
     func registerValues() throws {
-        #expect(try RawArguments.registers(["0", "65535", "-1", "-32768", "0x04D2", "0XFFFF"])
-            == [0, 65535, 0xFFFF, 0x8000, 0x04D2, 0xFFFF])
+        #expect(
+            try RawArguments.registers(["0", "65535", "-1", "-32768", "0x04D2", "0XFFFF"])
+                == [0, 65535, 0xFFFF, 0x8000, 0x04D2, 0xFFFF])
         for bad in ["65536", "-32769", "0x10000", "twelve", ""] {
             #expect(throws: DiagnosticsUsageError.self) { try RawArguments.registers([bad]) }
         }
@@ -112,13 +119,16 @@ struct DiagnosticsArgumentTests {
 
     @Test("coil values")
     func coilValues() throws {
-        #expect(try RawArguments.coils(["1", "0", "on", "OFF", "true", "false"]) == [true, false, true, false, true, false])
+        #expect(
+            try RawArguments.coils(["1", "0", "on", "OFF", "true", "false"]) == [true, false, true, false, true, false])
         #expect(throws: DiagnosticsUsageError.self) { try RawArguments.coils(["2"]) }
     }
 
-    @Test("0-based and 1-based addresses", arguments: [
-        (0, false, 0), (65535, false, 65535), (1, true, 0), (40, true, 39),
-    ])
+    @Test(
+        "0-based and 1-based addresses",
+        arguments: [
+            (0, false, 0), (65535, false, 65535), (1, true, 0), (40, true, 39),
+        ])
     func addresses(given: Int, oneBased: Bool, expected: Int) throws {
         #expect(try RawArguments.protocolAddress(given, oneBased: oneBased) == expected)
     }
@@ -131,11 +141,13 @@ struct DiagnosticsArgumentTests {
 
 @Suite("Diagnostics: formatting")
 struct DiagnosticsFormattingTests {
-    @Test("time left", arguments: [
-        (UInt64(0), "0:00"), (1, "0:01"), (999_999_999, "0:01"), (1_000_000_000, "0:01"), (59_000_000_000, "0:59"),
-        (61_500_000_000, "1:02"), (3_599_000_000_000, "59:59"), (3_600_000_000_000, "1:00:00"),
-        (3_725_000_000_000, "1:02:05"),
-    ])
+    @Test(
+        "time left",
+        arguments: [
+            (UInt64(0), "0:00"), (1, "0:01"), (999_999_999, "0:01"), (1_000_000_000, "0:01"), (59_000_000_000, "0:59"),
+            (61_500_000_000, "1:02"), (3_599_000_000_000, "59:59"), (3_600_000_000_000, "1:00:00"),
+            (3_725_000_000_000, "1:02:05"),
+        ])
     func durations(nanos: UInt64, expected: String) {
         #expect(ScanProgress.duration(nanos: nanos) == expected)
     }
@@ -147,27 +159,32 @@ struct DiagnosticsFormattingTests {
         #expect(ScanProgress.remainingNanos(done: 10, total: 10, elapsedNanos: 1) == 0)
     }
 
-    @Test("progress lines", arguments: [
-        (0, 247, 0, UInt64(0), "[------------------------]   0/247 0%  0 found  --:-- left"),
-        (61, 247, 2, 6_100_000_000, "[#####-------------------]  61/247 24%  2 found  0:19 left"),
-        (247, 247, 3, 24_700_000_000, "[########################] 247/247 100%  3 found  0:00 left"),
-    ])
+    @Test(
+        "progress lines",
+        arguments: [
+            (0, 247, 0, UInt64(0), "[------------------------]   0/247 0%  0 found  --:-- left"),
+            (61, 247, 2, 6_100_000_000, "[#####-------------------]  61/247 24%  2 found  0:19 left"),
+            (247, 247, 3, 24_700_000_000, "[########################] 247/247 100%  3 found  0:00 left"),
+        ])
     func progressLines(done: Int, total: Int, found: Int, elapsed: UInt64, expected: String) {
         #expect(ScanProgress.line(done: done, total: total, found: found, elapsedNanos: elapsed) == expected)
     }
 
-    @Test("PLC notation next to the protocol address", arguments: [
-        (RegisterTable.holding, 0, "40001"), (.holding, 10, "40011"), (.input, 0, "30001"), (.coil, 0, "00001"),
-        (.coil, 99, "00100"), (.discrete, 4, "10005"), (.holding, 9998, "49999"), (.holding, 9999, "410000"),
-    ])
+    @Test(
+        "PLC notation next to the protocol address",
+        arguments: [
+            (RegisterTable.holding, 0, "40001"), (.holding, 10, "40011"), (.input, 0, "30001"), (.coil, 0, "00001"),
+            (.coil, 99, "00100"), (.discrete, 4, "10005"), (.holding, 9998, "49999"), (.holding, 9999, "410000"),
+        ])
     func plcNumbers(table: RegisterTable, address: Int, expected: String) {
         #expect(PLCAddress.text(table: table, address: address) == expected)
     }
 
     @Test("the convention is spelled out")
     func convention() {
-        #expect(PLCAddress.convention(table: .holding, address: 10)
-            == "0-based protocol address 10 = holding register 40011 in PLC notation (4xxxx = address + 40001)")
+        #expect(
+            PLCAddress.convention(table: .holding, address: 10)
+                == "0-based protocol address 10 = holding register 40011 in PLC notation (4xxxx = address + 40001)")
     }
 
     @Test("values as a technician reads them")
@@ -273,14 +290,18 @@ struct BusScannerTests {
         image.store([0x5041, 0x4E54], table: .holding, at: 20)
         image.store([1], table: .input, at: 7)
         let profiles = [
-            profile("matching", identification: [
-                IdentificationRule(table: .holding, address: 20, expect: [0x5041, 0x4E54]),
-                IdentificationRule(table: .input, address: 7, expect: [1]),
-            ]),
-            profile("half-matching", identification: [
-                IdentificationRule(table: .holding, address: 20, expect: [0x5041, 0x4E54]),
-                IdentificationRule(table: .input, address: 7, expect: [2]),
-            ]),
+            profile(
+                "matching",
+                identification: [
+                    IdentificationRule(table: .holding, address: 20, expect: [0x5041, 0x4E54]),
+                    IdentificationRule(table: .input, address: 7, expect: [1]),
+                ]),
+            profile(
+                "half-matching",
+                identification: [
+                    IdentificationRule(table: .holding, address: 20, expect: [0x5041, 0x4E54]),
+                    IdentificationRule(table: .input, address: 7, expect: [2]),
+                ]),
             profile("unreadable", identification: [IdentificationRule(table: .holding, address: 99, expect: [0])]),
             profile("no-rules", identification: []),
         ]
@@ -290,9 +311,10 @@ struct BusScannerTests {
         let outcome = scanner.run(open: { _ in transport }, shouldStop: { false }, report: { _ in })
         #expect(outcome.hits.first?.models == ["matching"])
         // The probe, then each of the three distinct identification reads once although two profiles share two.
-        #expect(transport.reads.map(\.description) == [
-            "FC3 holding 0+1", "FC3 holding 20+2", "FC4 input 7+1", "FC3 holding 99+1",
-        ])
+        #expect(
+            transport.reads.map(\.description) == [
+                "FC3 holding 0+1", "FC3 holding 20+2", "FC4 input 7+1", "FC3 holding 99+1",
+            ])
     }
 }
 
@@ -306,7 +328,8 @@ struct DeviceReaderTests {
             id: "t",
             points: [
                 PointSpec(name: "count", quantity: "q", table: .holding, address: 0, type: .u16, unit: "count"),
-                PointSpec(name: "temp", quantity: "q", table: .holding, address: 1, type: .i16, scale: 0.1, unit: "Cel"),
+                PointSpec(
+                    name: "temp", quantity: "q", table: .holding, address: 1, type: .i16, scale: 0.1, unit: "Cel"),
                 PointSpec(name: "lux", quantity: "q", table: .input, address: 3, type: .u16, unit: "lx"),
             ])
         let transport = ScriptedTransport([1: .registers(image)])

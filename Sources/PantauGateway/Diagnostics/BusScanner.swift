@@ -12,7 +12,8 @@ public struct ScanHit: Sendable, Hashable {
     /// Ids of the profiles whose identification registers match, best guess of the model.
     public var models: [String]
 
-    public init(unit: Int, serial: SerialSettings?, responseMs: Double, exception: ModbusError.Code?, models: [String]) {
+    public init(unit: Int, serial: SerialSettings?, responseMs: Double, exception: ModbusError.Code?, models: [String])
+    {
         self.unit = unit
         self.serial = serial
         self.responseMs = responseMs
@@ -51,7 +52,8 @@ public struct BusScanner: Sendable {
     public var clock: any GatewayClock
 
     public init(
-        units: [Int], settings: [SerialSettings?], probe: ReadRequest = ReadRequest(table: .holding, address: 0, count: 1),
+        units: [Int], settings: [SerialSettings?],
+        probe: ReadRequest = ReadRequest(table: .holding, address: 0, count: 1),
         profiles: [DeviceProfile] = [], clock: any GatewayClock = SystemClock()
     ) {
         self.units = units
@@ -144,11 +146,12 @@ public enum ModelIdentifier {
     public static func matches(_ profiles: [DeviceProfile], read: (ReadRequest) -> [UInt16]?) -> [String] {
         var cache: [ReadRequest: [UInt16]?] = [:]
         return profiles.filter { profile in
-            !profile.identification.isEmpty && profile.identification.allSatisfy { rule in
-                let request = ReadRequest(table: rule.table, address: rule.address, count: rule.expect.count)
-                if cache[request] == nil { cache[request] = .some(read(request)) }
-                return cache[request]! == rule.expect
-            }
+            !profile.identification.isEmpty
+                && profile.identification.allSatisfy { rule in
+                    let request = ReadRequest(table: rule.table, address: rule.address, count: rule.expect.count)
+                    if cache[request] == nil { cache[request] = .some(read(request)) }
+                    return cache[request]! == rule.expect
+                }
         }.map(\.id)
     }
 }
@@ -156,7 +159,8 @@ public enum ModelIdentifier {
 /// Parsing of the scan command's lists: unit ids, baud rates and parities.
 public enum ScanArguments {
     /// Unit ids from `1-247`, `5` or `1,3,10-12`: sorted, without repeats, each within `allowed`.
-    public static func units(_ text: String, allowed: ClosedRange<Int> = 1...247) throws(DiagnosticsUsageError) -> [Int] {
+    public static func units(_ text: String, allowed: ClosedRange<Int> = 1...247) throws(DiagnosticsUsageError) -> [Int]
+    {
         var result = Set<Int>()
         let hint = "write unit ids as 1-247, 5 or 1,3,10-12 (each within \(allowed.lowerBound)...\(allowed.upperBound))"
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
@@ -169,7 +173,8 @@ public enum ScanArguments {
                 throw DiagnosticsUsageError("unit range '\(item)' runs backwards", hint: hint)
             }
             guard allowed.contains(low), allowed.contains(high) else {
-                throw DiagnosticsUsageError("unit ids '\(item)' are outside \(allowed.lowerBound)...\(allowed.upperBound)", hint: hint)
+                throw DiagnosticsUsageError(
+                    "unit ids '\(item)' are outside \(allowed.lowerBound)...\(allowed.upperBound)", hint: hint)
             }
             result.formUnion(low...high)
         }

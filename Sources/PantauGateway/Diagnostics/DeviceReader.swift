@@ -1,8 +1,9 @@
+import PantauCore
+import PantauModbus
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import PantauCore
-import PantauModbus
 
 /// One read transaction of a poll and how it went.
 public struct RequestOutcome: Sendable {

@@ -129,9 +129,11 @@ extension ModbusError {
         case .connection:
             next = "check the serial device path or host:port, and that no other program holds the port"
         case .link:
-            next = "check power, wiring (A/B), the unit id and the line settings; `pantau scan` lists the units that answer"
+            next = "check power, wiring (A/B), the unit id and the line settings; "
+                + "`pantau scan` lists the units that answer"
         case .config:
-            next = "the device refuses this table or address: check the register map (addresses here are 0-based; "
+            next =
+                "the device refuses this table or address: check the register map (addresses here are 0-based; "
                 + "--one-based accepts 1-based numbers)"
         case .busy:
             next = "the device is busy or reports a fault; try again"

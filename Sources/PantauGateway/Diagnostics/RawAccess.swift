@@ -34,7 +34,8 @@ public enum RawArguments {
             switch text.lowercased() {
             case "1", "on", "true": bits.append(true)
             case "0", "off", "false": bits.append(false)
-            default: throw DiagnosticsUsageError("'\(text)' is not a coil value", hint: "write 1, 0, on, off, true or false")
+            default:
+                throw DiagnosticsUsageError("'\(text)' is not a coil value", hint: "write 1, 0, on, off, true or false")
             }
         }
         return bits

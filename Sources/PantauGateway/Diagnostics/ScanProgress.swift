@@ -8,7 +8,8 @@ public enum ScanProgress {
         let bar = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
         let percent = Int((fraction * 100).rounded(.down))
         let left = remainingNanos(done: done, total: total, elapsedNanos: elapsedNanos).map { duration(nanos: $0) }
-        let counter = String(repeating: " ", count: max(0, String(total).count - String(done).count)) + "\(done)/\(total)"
+        let counter =
+            String(repeating: " ", count: max(0, String(total).count - String(done).count)) + "\(done)/\(total)"
         return "\(bar) \(counter) \(percent)%  \(found) found  \(left ?? "--:--") left"
     }
 
