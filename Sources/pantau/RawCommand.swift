@@ -93,7 +93,7 @@ struct RawCommand: ParsableCommand {
         commandName: "raw",
         abstract: "Read or write registers and coils directly, like mbpoll (addresses are 0-based).",
         discussion: """
-            Addresses are 0-based protocol addresses as on the wire: holding register 40001 in PLC notation is
+            Addresses are 0-based protocol addresses as on the wire: holding register 40001 in PLC notation is \
             address 0. With --one-based the address you type is 1-based, like mbpoll's default.
             """,
         subcommands: [Read.self, Write.self])
@@ -249,8 +249,8 @@ struct RawCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write one or more holding registers or coils (asks first unless --yes).",
             discussion: """
-                One value writes a single register (FC6) or coil (FC5); several write consecutive ones (FC16, FC15).
-                On a terminal it asks for confirmation; without a terminal on standard input it refuses unless
+                One value writes a single register (FC6) or coil (FC5); several write consecutive ones (FC16, FC15). \
+                On a terminal it asks for confirmation; without a terminal on standard input it refuses unless \
                 --yes is given.
                 """)
 
@@ -305,7 +305,7 @@ struct RawCommand: ParsableCommand {
                         "refusing to write \(what) without confirmation",
                         hint: "standard input is not a terminal; add --yes to write anyway", code: .usage)
                 }
-                printError("write \(words.map(String.init).joined(separator: " ")) to \(what)? [y/N] ")
+                writeStandardError("write \(words.map(String.init).joined(separator: " ")) to \(what)? [y/N] ")
                 let answer = readLine()?.trimmedWhitespace().lowercased() ?? ""
                 guard answer == "y" || answer == "yes" else {
                     throw fail("nothing written", code: .failure)

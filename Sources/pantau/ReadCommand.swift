@@ -12,8 +12,8 @@ struct ReadCommand: ParsableCommand {
         commandName: "read",
         abstract: "Poll a device once with its profile and show every point: value, unit, quality, raw registers.",
         discussion: """
-            Either name the profile, the link and the unit (pantau read --profile ID --tcp HOST:PORT --unit N), or
-            take them from the configuration (pantau read --config FILE --name DEVICE). --watch redraws the table
+            Either name the profile, the link and the unit (pantau read --profile ID --tcp HOST:PORT --unit N), or \
+            take them from the configuration (pantau read --config FILE --name DEVICE). --watch redraws the table \
             until Ctrl-C.
             """)
 

@@ -12,10 +12,10 @@ struct ScanCommand: ParsableCommand {
         commandName: "scan",
         abstract: "Find the Modbus units on a serial port (across baud rates and parities) or behind a TCP gateway.",
         discussion: """
-            A unit answers when a read of holding register 0 (--probe input: input register 0) returns data or a
-            Modbus exception: an exception proves a device is there. Units that answer are matched against the
-            identification registers of the profiles to guess the model. Progress goes to standard error (a bar
-            with the time left on a terminal, one line per find otherwise); Ctrl-C stops and prints what was found.
+            A unit answers when a read of holding register 0 (--probe input: input register 0) returns data or a \
+            Modbus exception: an exception proves a device is there. Units that answer are matched against the \
+            identification registers of the profiles to guess the model. Progress goes to standard error (a bar \
+            with the time left on a terminal, one line per find otherwise); Ctrl-C stops and prints what was found. \
             Exit 0 when something answered, 69 when nothing did, 130 when interrupted.
             """)
 
@@ -197,7 +197,7 @@ struct ScanCommand: ParsableCommand {
 }
 
 /// Writes to standard error without a line break, for a progress line redrawn in place.
-private func writeStandardError(_ text: String) {
+func writeStandardError(_ text: String) {
     _ = text.withCString { write(STDERR_FILENO, $0, strlen($0)) }
 }
 

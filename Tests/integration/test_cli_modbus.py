@@ -335,3 +335,25 @@ def test_read_watch_redraws_until_sigint(pantau_bin, pymodbus_tcp_device):
     assert seen.count(b"\x1b[H\x1b[2J") >= 3, seen[-2000:]
     assert b"f32_abcd" in seen and b"1013.25" in seen
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("answer,written", [(b"y\n", True), (b"n\n", False)])
+def test_raw_write_asks_for_confirmation_on_a_terminal(pantau_bin, pymodbus_tcp_device, answer, written):
+    device = pymodbus_tcp_device(SPEC)
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [pantau_bin, "raw", "write", *tcp_link(device), "--unit", "1", "--address", "2", "4321"],
+            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(slave)
+        slave = -1
+        os.write(master, answer)
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert b"[y/N]" in stderr and b"holding register at address 2 (PLC 40003) on unit 1" in stderr
+    assert proc.returncode == (0 if written else 1), stderr
+    value = mbpoll.read(mbpoll.tcp_target(device.port), 1, "holding", 2, 1).values[2]
+    assert value == (4321 if written else 42)
