@@ -24,6 +24,8 @@ SPEC = {
     "discrete": {1: 1, 3: 1},
 }
 RUN_TIMEOUT = 60
+# Scans wait 300 ms per unit: on a loaded machine a slow reply must not look like an absent unit.
+SCAN_TIMEOUT_MS = "300"
 
 
 def pantau(binary: str, *args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
@@ -140,7 +142,7 @@ def test_raw_interpret_shows_every_type_and_byte_order(pantau_bin, pymodbus_tcp_
 def test_raw_error_names_bus_unit_and_register(pantau_bin, pymodbus_tcp_device):
     device = pymodbus_tcp_device(SPEC)
     done = pantau(pantau_bin, "raw", "read", *tcp_link(device), "--unit", "2", "--address", "5",
-                  "--timeout-ms", "300")
+                  "--timeout-ms", SCAN_TIMEOUT_MS)
     assert done.returncode == 69
     error, hint = done.stderr.strip().splitlines()[-2:]
     assert error.startswith("error: ") and "timeout" in error
@@ -153,7 +155,7 @@ RTU_UNITS = {3: SPEC, 7: {"holding": {0: 70}}, 12: {"input": {0: 1}}}
 def test_scan_finds_exactly_the_units_that_answer_on_rtu(pantau_bin, pymodbus_rtu_device):
     device = pymodbus_rtu_device(RTU_UNITS)
     done = pantau(pantau_bin, "scan", "--device", device.gateway_path, "--baud", "9600", "--parity", "none",
-                  "--units", "1-15", "--timeout-ms", "100", "--json")
+                  "--units", "1-15", "--timeout-ms", SCAN_TIMEOUT_MS, "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert [hit["unit"] for hit in report["found"]] == [3, 7, 12]
@@ -182,7 +184,7 @@ def test_scan_names_the_model_from_identification_registers(pantau_bin, pymodbus
     with open(os.path.join(short_tmp, "test-identified.yaml"), "w", encoding="utf-8") as f:
         f.write(text)
     device = pymodbus_tcp_device({1: mixed_types.register_spec(), 2: SPEC})
-    done = pantau(pantau_bin, "scan", *tcp_link(device), "--units", "1-3", "--timeout-ms", "100",
+    done = pantau(pantau_bin, "scan", *tcp_link(device), "--units", "1-3", "--timeout-ms", SCAN_TIMEOUT_MS,
                   "--profile-dir", short_tmp, "--json")
     assert done.returncode == 0, done.stderr
     models = {hit["unit"]: hit["models"] for hit in json.loads(done.stdout)["found"]}
@@ -212,7 +214,7 @@ def test_scan_draws_a_progress_bar_with_time_left_on_a_terminal(pantau_bin, pymo
     master, slave = os.openpty()
     try:
         proc = subprocess.Popen(
-            [pantau_bin, "scan", "--device", device.gateway_path, "--units", "1-15", "--timeout-ms", "100"],
+            [pantau_bin, "scan", "--device", device.gateway_path, "--units", "1-15", "--timeout-ms", SCAN_TIMEOUT_MS],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
         os.close(slave)
         slave = -1
@@ -237,7 +239,7 @@ def test_scan_draws_a_progress_bar_with_time_left_on_a_terminal(pantau_bin, pymo
 def test_scan_stops_cleanly_on_sigint_and_prints_what_was_found(pantau_bin, pymodbus_rtu_device):
     device = pymodbus_rtu_device({2: SPEC})
     proc = subprocess.Popen(
-        [pantau_bin, "scan", "--device", device.gateway_path, "--units", "1-247", "--timeout-ms", "200", "--json"],
+        [pantau_bin, "scan", "--device", device.gateway_path, "--units", "1-247", "--timeout-ms", SCAN_TIMEOUT_MS, "--json"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         seen = b""
