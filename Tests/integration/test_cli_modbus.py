@@ -239,7 +239,8 @@ def test_scan_draws_a_progress_bar_with_time_left_on_a_terminal(pantau_bin, pymo
 def test_scan_stops_cleanly_on_sigint_and_prints_what_was_found(pantau_bin, pymodbus_rtu_device):
     device = pymodbus_rtu_device({2: SPEC})
     proc = subprocess.Popen(
-        [pantau_bin, "scan", "--device", device.gateway_path, "--units", "1-247", "--timeout-ms", SCAN_TIMEOUT_MS, "--json"],
+        [pantau_bin, "scan", "--device", device.gateway_path, "--units", "1-247", "--timeout-ms", SCAN_TIMEOUT_MS,
+         "--json"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         seen = b""
