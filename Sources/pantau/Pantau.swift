@@ -9,8 +9,9 @@ struct Pantau: AsyncParsableCommand {
         discussion: "Exit codes follow sysexits: 78 for a configuration error, 69 when a device or broker is unreachable.",
         version: PantauVersion.current,
         subcommands: [
-            RunCommand.self, CheckConfigCommand.self, ProfilesCommand.self, JournalCommand.self, StatusCommand.self,
-            MQTTTestCommand.self, SimulateCommand.self, DemoCommand.self,
+            RunCommand.self, CheckConfigCommand.self, DemoCommand.self, SimulateCommand.self, StatusCommand.self,
+            JournalCommand.self, MQTTTestCommand.self, ScanCommand.self, ReadCommand.self, RawCommand.self,
+            ProfilesCommand.self,
         ]
     )
 }

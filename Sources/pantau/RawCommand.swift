@@ -1,0 +1,340 @@
+import ArgumentParser
+import PantauCore
+import PantauGateway
+import PantauModbus
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The link options `read` and `raw` share: one serial port with one set of line settings, or one TCP server.
+struct LinkOptions: ParsableArguments {
+    @Option(help: "Serial device of the RS-485 adapter, e.g. /dev/ttyUSB0.")
+    var device: String?
+
+    @Option(help: "Modbus TCP server as host:port (port 502 when left out).")
+    var tcp: String?
+
+    @Option(help: "Baud rate (serial; default: the profile's, else 9600).")
+    var baud: Int?
+
+    @Option(help: "Parity: none, even or odd (serial; default: the profile's, else none).")
+    var parity: SerialSettings.Parity?
+
+    @Option(help: "Data bits (serial).")
+    var dataBits: Int?
+
+    @Option(help: "Stop bits (serial).")
+    var stopBits: Int?
+
+    @Option(help: "Response timeout in milliseconds (default: the profile's, else 500).")
+    var timeoutMs: Int?
+
+    var given: Bool { device != nil || tcp != nil }
+
+    func validate() throws {
+        if device != nil && tcp != nil { throw ValidationError("give either --device or --tcp, not both") }
+        if let timeoutMs, !(1...60_000).contains(timeoutMs) {
+            throw ValidationError("--timeout-ms must be within 1...60000")
+        }
+    }
+
+    /// The link, with serial settings not given on the command line taken from `defaults`.
+    func link(defaults: SerialSettings = SerialSettings()) throws -> ModbusLink {
+        if let tcp {
+            guard let (host, port) = ModbusLink.parseTCP(tcp) else {
+                throw fail("'\(tcp)' is not host:port", hint: "e.g. --tcp 192.168.1.50:502", code: .usage)
+            }
+            return .tcp(host: host, port: port)
+        }
+        guard let device else {
+            throw fail("no link given", hint: "add --device /dev/ttyUSB0 (serial) or --tcp host:port", code: .usage)
+        }
+        let serial = SerialSettings(
+            baud: baud ?? defaults.baud, parity: parity ?? defaults.parity, dataBits: dataBits ?? defaults.dataBits,
+            stopBits: stopBits ?? defaults.stopBits)
+        if let problem = ModbusConnection.validate(serial: serial, bus: device) {
+            throw fail(problem.message, hint: "serial device \(device)", code: .usage)
+        }
+        return .rtu(device: device, serial: serial)
+    }
+}
+
+extension SerialSettings.Parity: ExpressibleByArgument {}
+
+/// Opens the link or stops with exit 69 and a hint naming it.
+func openOrExit(_ link: ModbusLink, timeoutMs: Int) throws -> ModbusConnection {
+    do {
+        return try link.open(responseTimeoutMs: timeoutMs)
+    } catch {
+        throw modbusFailure(error)
+    }
+}
+
+/// Stops the command on a Modbus error: one line, a hint with bus, unit and register, and a sysexits code.
+func modbusFailure(_ error: ModbusError) -> ArgumentParser.ExitCode {
+    let code: PantauGateway.ExitCode
+    switch error.class {
+    case .config: code = error.code == .invalidArgument ? .usage : .dataError
+    case .busy, .link, .connection: code = .unavailable
+    }
+    return fail(error.message, hint: error.technicianHint, code: code)
+}
+
+/// Stops the command on a value it cannot use, with exit 64.
+func usageFailure(_ error: DiagnosticsUsageError) -> ArgumentParser.ExitCode {
+    fail(error.message, hint: error.hint, code: .usage)
+}
+
+extension RegisterTable: ExpressibleByArgument {}
+
+struct RawCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raw",
+        abstract: "Read or write registers and coils directly, like mbpoll (addresses are 0-based).",
+        discussion: """
+            Addresses are 0-based protocol addresses as on the wire: holding register 40001 in PLC notation is \
+            address 0. With --one-based the address you type is 1-based, like mbpoll's default.
+            """,
+        subcommands: [Read.self, Write.self])
+
+    struct Target: ParsableArguments {
+        @OptionGroup var link: LinkOptions
+
+        @Option(help: "Unit (slave) id.")
+        var unit: Int
+
+        @Option(help: "Register table: holding, input, coil or discrete.")
+        var table: RegisterTable = .holding
+
+        @Option(help: "First address (0-based protocol address unless --one-based).")
+        var address: Int
+
+        @Flag(help: "Take --address as 1-based (like mbpoll without -0).")
+        var oneBased = false
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func validate() throws {
+            if !(0...255).contains(unit) { throw ValidationError("--unit must be within 0...255") }
+            if !link.given { throw ValidationError("give --device /dev/ttyUSB0 or --tcp host:port") }
+        }
+
+        func protocolAddress() throws -> Int {
+            do {
+                return try RawArguments.protocolAddress(address, oneBased: oneBased)
+            } catch {
+                throw usageFailure(error)
+            }
+        }
+
+        func connect() throws -> (ModbusLink, ModbusConnection) {
+            let resolved = try link.link()
+            let connection = try openOrExit(resolved, timeoutMs: link.timeoutMs ?? 500)
+            do {
+                try connection.setUnit(unit)
+            } catch {
+                throw modbusFailure(error)
+            }
+            return (resolved, connection)
+        }
+    }
+
+    struct Read: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Read registers, coils or discrete inputs once.")
+
+        @OptionGroup var target: Target
+
+        @Option(help: "How many registers or bits.")
+        var count: Int = 1
+
+        @Flag(help: "Show 1, 2 or 4 registers as every numeric type in every byte order.")
+        var interpret = false
+
+        struct Report: Encodable {
+            var link: String
+            var unit: Int
+            var table: String
+            var address: Int
+            var plc: String
+            var convention: String
+            var responseMs: Double
+            var values: [Item]
+            var interpretations: [Interpretation]?
+            struct Item: Encodable {
+                var address: Int
+                var value: Int
+                var hex: String?
+            }
+            struct Interpretation: Encodable {
+                var type: String
+                var order: String
+                var value: Double?
+                var text: String
+            }
+        }
+
+        func validate() throws {
+            let limit = target.table.isBitTable ? ReadPlanner.protocolMaxBits : ReadPlanner.protocolMaxRegisters
+            if !(1...limit).contains(count) { throw ValidationError("--count must be within 1...\(limit)") }
+            if interpret && (target.table.isBitTable || ![1, 2, 4].contains(count)) {
+                throw ValidationError("--interpret needs --count 1, 2 or 4 of a holding or input table")
+            }
+        }
+
+        func run() throws {
+            let address = try target.protocolAddress()
+            let (link, connection) = try target.connect()
+            defer { connection.close() }
+            let clock = SystemClock()
+            let start = clock.monotonicNanos()
+            let words: [UInt16]
+            do {
+                words = try connection.read(ReadRequest(table: target.table, address: address, count: count))
+            } catch {
+                throw modbusFailure(error)
+            }
+            let ms = Double(clock.monotonicNanos() - start) / 1_000_000
+            let table = target.table
+            let interpretation = interpret ? InterpretationTable(words: words) : nil
+            if target.json {
+                let interpretations = interpretation.map { t in
+                    t.rows.flatMap { row in
+                        zip(t.orders, row.values).map { order, value in
+                            Report.Interpretation(
+                                type: row.type.rawValue, order: order.description,
+                                value: value.numeric.flatMap { $0.isFinite ? $0 : nil },
+                                text: DiagnosticsFormat.value(value))
+                        }
+                    }
+                }
+                printJSON(
+                    Report(
+                        link: link.description, unit: target.unit, table: table.rawValue, address: address,
+                        plc: PLCAddress.text(table: table, address: address),
+                        convention: PLCAddress.convention(table: table, address: address), responseMs: ms,
+                        values: words.enumerated().map { i, w in
+                            .init(
+                                address: address + i, value: Int(w),
+                                hex: table.isBitTable ? nil : DiagnosticsFormat.hex(w))
+                        },
+                        interpretations: interpretations))
+                return
+            }
+            print(
+                "\(link), unit \(target.unit), \(table.rawValue), \(count) from address \(address) "
+                    + "(\(DiagnosticsFormat.milliseconds(ms)))")
+            print(PLCAddress.convention(table: table, address: address))
+            for (i, word) in words.enumerated() {
+                let a = address + i
+                let plc = PLCAddress.text(table: table, address: a)
+                if table.isBitTable {
+                    print("[\(a)] \(plc): \(word)")
+                } else {
+                    let signed = Int16(bitPattern: word)
+                    let extra = signed < 0 ? " (\(signed))" : ""
+                    print("[\(a)] \(plc): \(word)\(extra)  \(DiagnosticsFormat.hex(word))")
+                }
+            }
+            if let interpretation {
+                print("as numbers (unscaled, two's complement), byte orders: A = most significant byte:")
+                for line in interpretation.lines() { print("  " + line) }
+            }
+        }
+    }
+
+    struct Write: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write one or more holding registers or coils (asks first unless --yes).",
+            discussion: """
+                One value writes a single register (FC6) or coil (FC5); several write consecutive ones (FC16, FC15). \
+                On a terminal it asks for confirmation; without a terminal on standard input it refuses unless \
+                --yes is given.
+                """)
+
+        @OptionGroup var target: Target
+
+        @Flag(help: "Write without asking.")
+        var yes = false
+
+        // Negative register values look like options to the parser: take whatever it does not recognise.
+        @Argument(
+            parsing: .allUnrecognized,
+            help: "Values: registers as 0...65535, -32768...-1 or 0x04D2; coils as 1/0, on/off, true/false.")
+        var values: [String]
+
+        struct Report: Encodable {
+            var link: String
+            var unit: Int
+            var table: String
+            var address: Int
+            var plc: String
+            var values: [Int]
+            var responseMs: Double
+        }
+
+        func validate() throws {
+            if target.table == .input || target.table == .discrete {
+                throw ValidationError("only holding registers and coils can be written (--table holding|coil)")
+            }
+            if values.isEmpty { throw ValidationError("give at least one value to write") }
+        }
+
+        func run() throws {
+            let address = try target.protocolAddress()
+            let table = target.table
+            let words: [UInt16]
+            do {
+                words =
+                    table == .coil
+                    ? try RawArguments.coils(values).map { $0 ? 1 : 0 }
+                    : try RawArguments.registers(values)
+            } catch {
+                throw usageFailure(error)
+            }
+            let resolved = try target.link.link()
+            let what =
+                "\(words.count) \(table == .coil ? "coil" : "holding register")\(words.count == 1 ? "" : "s") "
+                + "at address \(address) (PLC \(PLCAddress.text(table: table, address: address))) "
+                + "on unit \(target.unit) via \(resolved)"
+            if !yes {
+                guard isatty(STDIN_FILENO) == 1 else {
+                    throw fail(
+                        "refusing to write \(what) without confirmation",
+                        hint: "standard input is not a terminal; add --yes to write anyway", code: .usage)
+                }
+                writeStandardError("write \(words.map(String.init).joined(separator: " ")) to \(what)? [y/N] ")
+                let answer = readLine()?.trimmedWhitespace().lowercased() ?? ""
+                guard answer == "y" || answer == "yes" else {
+                    throw fail("nothing written", code: .failure)
+                }
+            }
+            let (_, connection) = try target.connect()
+            defer { connection.close() }
+            let clock = SystemClock()
+            let start = clock.monotonicNanos()
+            do {
+                switch (table, words.count) {
+                case (.coil, 1): try connection.writeCoil(address: address, on: words[0] != 0)
+                case (.coil, _): try connection.writeCoils(address: address, values: words.map { $0 != 0 })
+                case (_, 1): try connection.writeRegister(address: address, value: words[0])
+                default: try connection.writeRegisters(address: address, values: words)
+                }
+            } catch {
+                throw modbusFailure(error)
+            }
+            let ms = Double(clock.monotonicNanos() - start) / 1_000_000
+            if target.json {
+                printJSON(
+                    Report(
+                        link: resolved.description, unit: target.unit, table: table.rawValue, address: address,
+                        plc: PLCAddress.text(table: table, address: address), values: words.map(Int.init),
+                        responseMs: ms))
+            } else {
+                print("wrote \(what) (\(DiagnosticsFormat.milliseconds(ms)))")
+            }
+        }
+    }
+}
