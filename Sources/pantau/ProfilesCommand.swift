@@ -3,7 +3,7 @@ import PantauCore
 import PantauGateway
 
 struct ProfileDirectoryOptions: ParsableArguments {
-    @Option(name: .customLong("dir"), help: "An extra profile folder, searched first (repeatable).")
+    @Option(name: [.customLong("profile-dir"), .customLong("dir")], help: "An extra profile folder, searched first (repeatable).")
     var directories: [String] = []
 
     func library() -> ProfileLibrary {
