@@ -26,6 +26,12 @@ public final class OwnedThread: Sendable {
         handle = Mutex(thread)
     }
 
+    /// Lets the thread finish on its own, for fire-and-forget work; `join` then returns at once.
+    public func detach() {
+        guard let thread = handle.withLock({ h -> pthread_t? in defer { h = nil }; return h }) else { return }
+        pthread_detach(thread)
+    }
+
     /// Waits for the thread to finish; later calls return at once.
     public func join() {
         guard let thread = handle.withLock({ h -> pthread_t? in defer { h = nil }; return h }) else { return }

@@ -33,7 +33,7 @@ public struct GatewayService: Service {
         }
         try? notifier.stopping(status: "stopping: committing the journal")
         logger.info("stopping: committing the journal and settling the publish window")
-        gateway.stop()
+        await offThePool { gateway.stop() }
         logger.info("stopped")
     }
 
@@ -43,7 +43,7 @@ public struct GatewayService: Service {
             try? notifier.reloading(status: "reloading \(configPath)")
             switch ConfigLoading.load(configPath) {
             case .success(let config):
-                gateway.reload(config)
+                await offThePool { gateway.reload(config) }
             case .failure(let error):
                 for d in error.diagnostics { logger.error("\(d)") }
                 logger.error("new configuration refused; the running one stays", metadata: ["errors": "\(error.diagnostics.count)"])
@@ -71,5 +71,16 @@ public struct GatewayService: Service {
             previous = verdict
             try? await Task.sleep(for: interval)
         }
+    }
+}
+
+/// Runs blocking work (joining threads, committing the journal) on a thread of ours, so the cooperative pool, which
+/// has as many threads as the board has cores, never waits in it.
+func offThePool(_ work: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        OwnedThread {
+            work()
+            done.resume()
+        }.detach()
     }
 }
