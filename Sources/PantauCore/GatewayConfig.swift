@@ -90,13 +90,15 @@ public struct DeviceConfig: Sendable, Hashable {
     /// Per-point report strategies; points not listed use `AggregationConfig.defaultReport`.
     public var report: [String: ReportStrategy]
     public var flood: [FloodAlertConfig]
+    public var floatSwitches: [FloatSwitchConfig]
     public var rain: RainConfig?
     public var airQuality: AirQualityConfig?
 
     public init(
         name: String, bus: String, unitId: Int, profile: DeviceProfile, pollInterval: Interval,
         timing: ProfileTiming? = nil, location: DeviceLocation? = nil, install: [String: Double] = [:],
-        report: [String: ReportStrategy] = [:], flood: [FloodAlertConfig] = [], rain: RainConfig? = nil,
+        report: [String: ReportStrategy] = [:], flood: [FloodAlertConfig] = [],
+        floatSwitches: [FloatSwitchConfig] = [], rain: RainConfig? = nil,
         airQuality: AirQualityConfig? = nil
     ) {
         self.name = name
@@ -109,6 +111,7 @@ public struct DeviceConfig: Sendable, Hashable {
         self.install = install
         self.report = report
         self.flood = flood
+        self.floatSwitches = floatSwitches
         self.rain = rain
         self.airQuality = airQuality
     }
@@ -297,6 +300,21 @@ public struct FloodAlertConfig: Sendable, Hashable {
         self.rateOfRise = rateOfRise
         self.rateOfRisePeriod = rateOfRisePeriod
         self.pollIntervals = pollIntervals
+    }
+}
+
+/// A float switch (a boolean point that is on when water reaches it), debounced before it raises an alert.
+public struct FloatSwitchConfig: Sendable, Hashable {
+    public var point: String
+    /// Consecutive equal good readings needed before a new state is declared.
+    public var samples: Int
+    /// And how long the new state must have held.
+    public var dwell: Interval
+
+    public init(point: String, samples: Int = 3, dwell: Interval = .seconds(0)) {
+        self.point = point
+        self.samples = samples
+        self.dwell = dwell
     }
 }
 

@@ -152,6 +152,7 @@ struct DeviceIntelligence: Sendable {
     var windows: WindowAggregator
     var air: AirQualityIndexer?
     var floods: [FloodAlertEngine]
+    var floatSwitches: [FloatSwitchDebouncer]
     var rain: RainAccumulator?
     var lastRainReport: UnixMillis?
     var requestedInterval: Interval?
@@ -167,6 +168,7 @@ struct DeviceIntelligence: Sendable {
         // A level sensor is stale after three missed polls (at least a minute), never sooner than a slow poll.
         let stale = Interval(milliseconds: max(3 * interval.milliseconds, 60_000))
         floods = device.flood.map { FloodAlertEngine(config: $0, devicePollInterval: interval, staleAfter: stale) }
+        floatSwitches = device.floatSwitches.map { FloatSwitchDebouncer(samples: $0.samples, dwell: $0.dwell) }
         rain = device.rain.map { RainAccumulator(config: $0) }
     }
 
@@ -190,6 +192,15 @@ struct DeviceIntelligence: Sendable {
             for i in floods.indices where floods[i].config.point == reading.point {
                 let actions = floods[i].ingest(reading)
                 out += floodMessages(i, actions, at: reading.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
+            }
+            for (i, config) in device.floatSwitches.enumerated() where config.point == reading.point {
+                if let wet = floatSwitches[i].ingest(reading) {
+                    logger.notice("float switch changed", metadata: [
+                        "device": "\(device.name)", "point": "\(config.point)", "state": "\(wet ? "wet" : "dry")",
+                    ])
+                    let payload = FloatSwitchPayload(device: device.name, switchConfig: config, wet: wet, at: reading.acquiredAt)
+                    out += [wrap(logger) { try payload.message(topics: topics) }].compactMap { $0 }
+                }
             }
             if var r = rain, r.config.point == reading.point {
                 r.ingest(reading)

@@ -102,4 +102,30 @@ private final class WallClock: GatewayClock {
             .first { ($0["point"] as? String) == "level" && ($0["start"] as? Int64) == t0 }
         #expect(first1m?["count"] as? Int == 1)
     }
+
+    @Test func aBouncingFloatSwitchRaisesOneRetainedAlertOnlyOnceItHolds() throws {
+        let switchProfile = DeviceProfile(id: "fs", points: [
+            PointSpec(name: "float_high", quantity: "status", table: .discrete, address: 0, type: .bit),
+        ])
+        let device = DeviceConfig(
+            name: "drain", bus: "b", unitId: 2, profile: switchProfile, pollInterval: .seconds(5),
+            floatSwitches: [FloatSwitchConfig(point: "float_high", samples: 3)])
+        var c = config()
+        c.devices = [device]
+        let sink = CollectingSink()
+        let clock = WallClock()
+        let pipeline = ReadingPipeline(config: c, sink: sink, clock: clock, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let t0 = clock.now()
+        for (i, wet) in [false, false, false, true, false, true, true, true, true].enumerated() {
+            let r = Reading(device: "drain", point: "float_high", quantity: "status", unit: "", value: .flag(wet),
+                            quality: .good, acquiredAt: t0 + Int64(i) * 5000)
+            pipeline.handle(DevicePoll(device: "drain", readings: [r], error: nil, acquiredAt: r.acquiredAt))
+        }
+        let alerts = try sink.all.filter { $0.kind == .alert }.map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any])
+        }
+        #expect(alerts.map { $0["state"] as? String } == ["dry", "wet"])
+        #expect(alerts.last?["at"] as? Int64 == t0 + 7 * 5000)
+        #expect(sink.all.filter { $0.kind == .alert }.allSatisfy { $0.retain && $0.topic.hasSuffix("/alerts/float_high") })
+    }
 }

@@ -223,6 +223,15 @@ private struct Parsing {
             for f in d.list("flood") ?? [] {
                 if let m = reader.mapping(f, what: "a flood alert of \(what)"), let c = parseFlood(m, profile: profile) { flood.append(c) }
             }
+            var floats: [FloatSwitchConfig] = []
+            for f in d.list("float_switches") ?? [] {
+                guard let m = reader.mapping(f, what: "a float switch of \(what)") else { continue }
+                let point = pointName(m, profile: profile)
+                let samples = m.int("samples", range: 1...100) ?? 3
+                let dwell = m.interval("dwell") ?? .seconds(0)
+                m.finish()
+                if let point { floats.append(FloatSwitchConfig(point: point, samples: samples, dwell: dwell)) }
+            }
             var rain: RainConfig?
             if let r = d.mapping("rain") {
                 let point = pointName(r, profile: profile)
@@ -267,7 +276,8 @@ private struct Parsing {
             units[key] = deviceName
             devices.append(DeviceConfig(
                 name: deviceName, bus: bus.name, unitId: unit, profile: profile, pollInterval: interval, timing: timing,
-                location: location, install: install, report: report, flood: flood, rain: rain, airQuality: air))
+                location: location, install: install, report: report, flood: flood, floatSwitches: floats, rain: rain,
+                airQuality: air))
         }
         return devices
     }
