@@ -242,9 +242,8 @@ def test_shipped_profile_is_polled_end_to_end(profile_id, shipped_run, schemas):
         records = senml.resolve(batch)
         problems = []
         if set(records) != set(expected):
-            problems.append(
-                f"points {sorted(records)}, expected {sorted(expected)} (missing {sorted(set(expected) - set(records))}, "
-                f"extra {sorted(set(records) - set(expected))})")
+            missing, extra = sorted(set(expected) - set(records)), sorted(set(records) - set(expected))
+            problems.append(f"points {sorted(records)}, expected {sorted(expected)} (missing {missing}, extra {extra})")
         leaked = hidden & set(records)
         if leaked:
             problems.append(f"publish: false points published: {sorted(leaked)}")

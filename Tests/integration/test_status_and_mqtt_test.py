@@ -308,7 +308,8 @@ def test_mqtt_test_over_tls_verifies_the_broker_against_the_configured_ca(pantau
 
     wrong_dir = tmp_path / "wrong"
     wrong_dir.mkdir()
-    result, steps = mqtt_test_json(pantau_bin, probe_config(str(wrong_dir), broker.port, f"tls: {{ca_file: {other_ca}}}"))
+    wrong_config = probe_config(str(wrong_dir), broker.port, f"tls: {{ca_file: {other_ca}}}")
+    result, steps = mqtt_test_json(pantau_bin, wrong_config)
     failed = assert_fails_at(result, steps, "tls")
     assert [s["name"] for s in steps] == ["resolve", "tcp", "tls"], output(result)
     assert "certificate verif" in failed["detail"] and other_ca in failed["detail"], failed
