@@ -7,7 +7,9 @@ has a flood alert on that point (Siaga 3/2/1 at 150/200/250 cm, a short dwell, f
   schema-valid with the configured thresholds, the unit, the value that triggered it and the level's poll interval;
 - the alert topic is retained: a subscriber that arrives later gets the current level (awas) at once;
 - the device's poll interval, as the status socket reports it, shortens from the configured 2 s to the Siaga 1
-  interval.
+  interval;
+- a falling river (ramp with a negative rate) goes up at once to Siaga 1, then steps down 1 -> 2 -> 3 -> 4 only
+  below each threshold minus the hysteresis, and the poll interval returns to the configured one.
 """
 
 from __future__ import annotations
@@ -103,27 +105,31 @@ def device_status(binary: str, socket_path: str) -> dict:
     return next(d for bus in snapshot["buses"] for d in bus["devices"] if d["name"] == DEV)
 
 
-def test_a_rising_river_raises_siaga_3_2_1_in_order_and_polls_faster(
-    pantau_bin, simulator, mosquitto_broker, mqtt_collector, gateway, short_tmp, schemas,
-):
-    collector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
-    sim = simulator("--profile", "qdy30a:1", "--ramp", f"1:level:{RAMP_START_CM}:{RAMP_CM_PER_MINUTE}")
-    socket_path = os.path.join(short_tmp, "st.sock")
+def flood_config(broker_port: int, workdir: str, device_port: int, socket_path: str) -> str:
     flood = (
         f"{{point: level, siaga3: {THRESHOLDS['siaga3']}, siaga2: {THRESHOLDS['siaga2']}, "
         f"siaga1: {THRESHOLDS['siaga1']}, hysteresis: {THRESHOLDS['hysteresis']}, min_dwell: 1s, "
         f"poll_intervals: {{siaga4: 2s, siaga3: 1s, siaga2: 500ms, siaga1: 250ms}}}}"
     )
     config = gateway_yaml(
-        broker_port=mosquitto_broker.port, workdir=short_tmp, buses=[tcp_bus("sim", sim.port)], devices=[],
+        broker_port=broker_port, workdir=workdir, buses=[tcp_bus("sim", device_port)], devices=[],
         status_socket=socket_path, profiles=[PROFILE_DIR],
     )
     # The device has a nested flood list, which the harness's one-line device helper cannot write.
-    config = config.replace(
+    return config.replace(
         "devices:\n",
         "devices:\n"
         f"  - name: {DEV}\n    bus: sim\n    unit: 1\n    profile: qdy30a\n    poll_interval: 2s\n"
         f"    flood:\n      - {flood}\n", 1)
+
+
+def test_a_rising_river_raises_siaga_3_2_1_in_order_and_polls_faster(
+    pantau_bin, simulator, mosquitto_broker, mqtt_collector, gateway, short_tmp, schemas,
+):
+    collector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
+    sim = simulator("--profile", "qdy30a:1", "--ramp", f"1:level:{RAMP_START_CM}:{RAMP_CM_PER_MINUTE}")
+    socket_path = os.path.join(short_tmp, "st.sock")
+    config = flood_config(mosquitto_broker.port, short_tmp, sim.port, socket_path)
     gw = gateway(config)
     alerts_topic = topic("alerts/level", DEV)
     telemetry = topic("telemetry", DEV)
@@ -186,3 +192,44 @@ def test_a_rising_river_raises_siaga_3_2_1_in_order_and_polls_faster(
         lambda c: (d := device_status(pantau_bin, socket_path))["interval_ms"] == POLL_MS[1] and d, 10,
         "the Siaga 1 poll interval in the status socket", gw)
     assert after["state"] == "online", after
+
+
+def test_a_falling_river_steps_down_one_level_at_a_time_and_polls_slower_again(
+    pantau_bin, simulator, mosquitto_broker, mqtt_collector, gateway, short_tmp, schemas,
+):
+    collector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
+    # Starts above Siaga 1 and falls 6 cm/s: below 245, 195 and 145 cm (threshold - hysteresis) after ~4, 13, 21 s.
+    sim = simulator("--profile", "qdy30a:1", "--ramp", "1:level:270:-360")
+    socket_path = os.path.join(short_tmp, "st.sock")
+    gw = gateway(flood_config(mosquitto_broker.port, short_tmp, sim.port, socket_path))
+    alerts_topic = topic("alerts/level", DEV)
+
+    def levels(c) -> list[int]:
+        return [m.json().get("level") for m in c.messages(alerts_topic)]
+
+    collector.wait_for(lambda c: 1 in levels(c), 30, "the first Siaga 1 (awas) alert", gw)
+    collector.wait_for(lambda c: levels(c)[-1:] == [4], 90, "the way back to Siaga 4 (normal)", gw)
+    seen = levels(collector)
+    changes = [lvl for i, lvl in enumerate(seen) if i == 0 or lvl != seen[i - 1]]
+    # Up at once to awas (the water is already there), then down one level at a time.
+    assert changes in ([1, 2, 3, 4], [4, 1, 2, 3, 4]), f"alert levels in arrival order: {seen}"
+
+    declared: dict[int, dict] = {}
+    for m in collector.messages(alerts_topic):
+        body = m.json()
+        schemas.validate("alert", body)
+        declared[body["level"]] = body  # the last message of each level
+    for level in (2, 3, 4):
+        body = declared[level]
+        # Stepped down only once the water was below the upper level's threshold minus the hysteresis.
+        upper = THRESHOLDS[f"siaga{level - 1}"]
+        assert body["value"] < upper - THRESHOLDS["hysteresis"], body
+        assert body["level_name"] == LEVEL_NAMES[level] and body["poll_interval_ms"] == POLL_MS[level], body
+        assert body["stale"] is False, body
+
+    retained = mqtt_collector(mosquitto_broker, alerts_topic).wait_for_messages(alerts_topic, 1, 10)[0]
+    assert retained.retain is True and retained.json()["level"] == 4, retained.json()
+    back = collector.wait_for(
+        lambda c: (d := device_status(pantau_bin, socket_path))["interval_ms"] == POLL_MS[4] and d, 10,
+        "the Siaga 4 poll interval in the status socket", gw)
+    assert back["state"] == "online", back
