@@ -1,3 +1,4 @@
+import Dispatch
 import FoundationEssentials
 import Logging
 import PantauCore
@@ -79,6 +80,8 @@ public final class Gateway: Sendable {
         } catch {
             logger.warning("status socket unavailable; `pantau status` will not work", metadata: ["error": "\(error)"])
         }
+        // Progress counts from now, or the watchdog's first look would find housekeeping silent since boot.
+        housekeepingProgress.store(clock.monotonicNanos(), ordering: .relaxed)
         housekeeping.withLock { $0 = OwnedThread { [self] in housekeepingLoop() } }
     }
 
@@ -163,13 +166,32 @@ public final class Gateway: Sendable {
         stopping.store(true, ordering: .relaxed)
         housekeeping.withLock { t -> OwnedThread? in defer { t = nil }; return t }?.join()
         let (pollers, publisher, server) = parts.withLock { p in (Array(p.pollers.values), p.publisher, p.statusServer) }
-        for poller in pollers { poller.stop() }
+        stopPollers(pollers, within: Self.busStopLimitSeconds)
         pipeline.tick()
         journal.saveState(key: Self.stateKey, pipeline.snapshot())
         do { try journal.flush() } catch { logger.error("journal flush at stop failed: \(error)") }
         publisher.stop(drainTimeoutMs: drainTimeoutMs)
         server?.stop()
         journal.close()
+    }
+
+    /// How long a stop waits for the bus threads; a thread wedged in a driver call is left behind, so the journal is
+    /// still committed and the offline status still published within systemd's TimeoutStopSec.
+    static let busStopLimitSeconds = 5
+
+    private func stopPollers(_ pollers: [BusPoller], within seconds: Int) {
+        let done = DispatchSemaphore(value: 0)
+        for poller in pollers {
+            OwnedThread {
+                poller.stop()
+                done.signal()
+            }.detach()
+        }
+        let deadline = DispatchTime.now() + .seconds(seconds)
+        for _ in pollers where done.wait(timeout: deadline) == .timedOut {
+            logger.error("a bus thread did not stop within \(seconds) s (wedged in a driver call); stopping without it")
+            return
+        }
     }
 
     /// Monotonic progress times the systemd watchdog checks: every bus thread, the publisher and housekeeping.

@@ -152,11 +152,6 @@ def test_ready_status_and_watchdog_pings_on_the_notify_socket(
     notify_socket.wait_for("STOPPING", 5, value="1")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: Gateway.housekeepingProgress starts at 0 and is first set after the housekeeping thread's first "
-    "1 s sleep, so the watchdog's first check (right after READY) finds 'housekeeping' silent since boot: it logs "
-    "'critical worker stalled, watchdog pings stopped stalled=housekeeping', sends STATUS=stalled: housekeeping "
-    "and withholds the first WATCHDOG=1 on every healthy start"))
 def test_a_healthy_start_reports_no_stall(
     mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp, notify_socket,
 ):
@@ -220,11 +215,6 @@ def test_watchdog_pings_stop_when_a_bus_thread_is_wedged(
     assert re.search(r"stalled.*bus tcp-1", gw.logs()), gw.logs()[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: SIGTERM never completes while a bus thread is wedged: Gateway.stop() joins every BusPoller "
-    "thread (BusPoller.stop -> OwnedThread.join) before it flushes the journal, saves the pipeline state and "
-    "publishes the offline status, so the process hangs until systemd's TimeoutStopSec (30 s in "
-    "systemd/pantau.service) SIGKILLs it; the graceful offline status is never sent"))
 def test_sigterm_ends_the_gateway_even_with_a_wedged_bus(
     mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp, notify_socket,
 ):
