@@ -168,7 +168,8 @@ extension Journal {
             if insert { try insertGroup(db, work.messages, after: lastSeq, into: &delta) }
             if deleteAcks { try deleteAcknowledged(db, work.acks, into: &delta) }
             let bytes = state.withLock { $0.bytes } + delta.bytes
-            let bounds = JournalBounds(db: db, logger: logger)
+            let protected = state.withLock { Set($0.leased.keys).union($0.acked) }
+            let bounds = JournalBounds(db: db, logger: logger, protected: protected)
             try bounds.enforce(
                 bytes: bytes, maxBytes: config.maxBytes, makeRoom: makeRoom,
                 olderThan: now - config.maxAge.milliseconds, into: &delta)

@@ -4,18 +4,20 @@ import PantauCore
 /// The journal's bounds, enforced inside a group-commit transaction: records older than `maxAge` go, then while
 /// the pending bytes exceed `maxBytes` (or a full disk needs room) the oldest telemetry goes first, then
 /// aggregates, then status, alerts last (and never to make room on a full disk, only for the configured size).
+///
+/// Records leased to the publisher (in flight, waiting for their PUBACK) or already acknowledged are never dropped:
+/// the broker may have them, so dropping would count a delivered record as lost, and their PUBACK would free nothing.
 struct JournalBounds {
     let db: SQLiteConnection
     let logger: Logger
+    /// Sequences in flight or acknowledged but not yet deleted.
+    let protected: Set<Int64>
 
     static let agedSQL =
-        "DELETE FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at < ?2 "
-        + "RETURNING device, kind, size"
+        "SELECT seq FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at < ?2"
     static let oldestSQL =
         "SELECT seq, size FROM records INDEXED BY records_lane_seq WHERE lane = ?1 AND kind = ?2 ORDER BY seq"
-    static let deleteOldestSQL =
-        "DELETE FROM records INDEXED BY records_lane_seq WHERE lane = ?1 AND kind = ?2 AND seq <= ?3 "
-        + "RETURNING device, kind, size"
+    static let deleteSQL = "DELETE FROM records WHERE seq = ?1 RETURNING device, kind, size"
 
     /// Kinds in the order a bound drops them.
     static let dropOrder: [MessageKind] = [.telemetry, .aggregate, .status, .alert]
@@ -39,13 +41,19 @@ struct JournalBounds {
 
     /// Deletes every record acquired before `cutoff`; returns the bytes freed.
     private func dropOlder(than cutoff: UnixMillis, into delta: inout CommitDelta) throws(SQLiteError) -> Int64 {
-        let delete = try db.cached(Self.agedSQL)
+        let scan = try db.cached(Self.agedSQL)
         var dropped: [DropKey: Int64] = [:]
         var freed: Int64 = 0
         for lane in Lane.allCases {
-            delete.reset()
-            try delete.bind(.integer(lane.rawValue), .integer(cutoff))
-            freed += try collect(delete, into: &delta, counts: &dropped)
+            scan.reset()
+            try scan.bind(.integer(lane.rawValue), .integer(cutoff))
+            var seqs: [Int64] = []
+            while try scan.step() {
+                let seq = scan.int64(0)
+                if !protected.contains(seq) { seqs.append(seq) }
+            }
+            scan.reset()
+            freed += try delete(seqs, into: &delta, counts: &dropped)
         }
         log(dropped, reason: "max_age", freed: freed)
         return freed
@@ -59,24 +67,26 @@ struct JournalBounds {
         let scan = try db.cached(Self.oldestSQL)
         try scan.bind(.integer(lane), .integer(Int64(kind.rawValue)))
         var total: Int64 = 0
-        var lastSeq: Int64?
+        var seqs: [Int64] = []
         while total < goal, try scan.step() {
-            lastSeq = scan.int64(0)
+            guard !protected.contains(scan.int64(0)) else { continue }
+            seqs.append(scan.int64(0))
             total += scan.int64(1)
         }
         scan.reset()
-        guard let lastSeq else { return 0 }
-        let delete = try db.cached(Self.deleteOldestSQL)
-        try delete.bind(.integer(lane), .integer(Int64(kind.rawValue)), .integer(lastSeq))
-        return try collect(delete, into: &delta, counts: &counts)
+        return try delete(seqs, into: &delta, counts: &counts)
     }
 
-    /// Steps a `DELETE ... RETURNING device, kind, size`, counting each row as a drop.
-    private func collect(
-        _ delete: SQLiteStatement, into delta: inout CommitDelta, counts: inout [DropKey: Int64]
+    /// Deletes the given records, counting each as a drop; returns the bytes freed.
+    private func delete(
+        _ seqs: [Int64], into delta: inout CommitDelta, counts: inout [DropKey: Int64]
     ) throws(SQLiteError) -> Int64 {
+        let delete = try db.cached(Self.deleteSQL)
         var freed: Int64 = 0
-        while try delete.step() {
+        for seq in seqs {
+            delete.reset()
+            try delete.bind(.integer(seq))
+            guard try delete.step() else { continue }
             let kind = MessageKind(rawValue: Int(delete.int64(1))) ?? .telemetry
             let size = delete.int64(2)
             let key = DropKey(device: JournalSchema.deviceKey(delete.text(0)), kind: kind)
@@ -84,6 +94,7 @@ struct JournalBounds {
             delta.drops[key, default: 0] += 1
             counts[key, default: 0] += 1
             freed += size
+            while try delete.step() {}
         }
         return freed
     }
