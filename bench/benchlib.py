@@ -240,7 +240,10 @@ def journal_depth(path: Path) -> int | None:
         return None
     try:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        preferred = [t for t in tables if re.search(r"journal|record|outbox|message|queue", t, re.I)]
+        # Pantau's schema (Sources/PantauJournal/JournalSchema.swift): pending records live in `records` and are
+        # deleted once acknowledged.
+        preferred = ["records"] if "records" in tables else [
+            t for t in tables if re.search(r"journal|record|outbox|message|queue", t, re.I)]
         for t in preferred or tables:
             if t.startswith("sqlite_"):
                 continue

@@ -40,6 +40,7 @@ import tbg  # noqa: E402
 
 OUT = BENCH / "out"
 VENV_PY = OUT / "venv" / "bin" / "python"
+WORK = OUT / "work"  # replaced by --workdir
 ALL = ["standard", "sweep", "throughput", "backlog", "bus", "size"]
 
 
@@ -183,7 +184,7 @@ def measure_system(name: str, start, broker: benchlib.Mosquitto, sub_dir: Path, 
                    offered_per_s: float, answer_rpc: bool, children: bool,
                    journal: Path | None = None) -> dict:
     sub = Subscriber(broker.port, sub_dir / f"sub-{name}.json", warmup + duration + 120, answer_rpc,
-                     OUT / "work" / "samples")
+                     WORK / "samples")
     proc = start()
     tree = benchlib.ProcTree(proc.pid, children=children, interval=0.5).start()
     result: dict = {"system": name}
@@ -344,7 +345,7 @@ def bench_throughput(args, pantau: Path | None) -> dict:
     results = []
     best = None
     for devices, registers, poll_ms in steps:
-        work = OUT / "work" / "throughput" / f"{devices}x{registers}@{poll_ms}"
+        work = WORK / "throughput" / f"{devices}x{registers}@{poll_ms}"
         if work.exists():
             shutil.rmtree(work)
         r = run_load(args, work, devices, registers, poll_ms, dur, warm, pantau, False, "block")
@@ -391,11 +392,11 @@ def bench_backlog(args, pantau: Path | None) -> dict:
     records_target = readings_target // registers
     out: dict = {"readings_target": readings_target, "registers_per_record": registers,
                  "records_target": records_target}
-    work = OUT / "work" / "backlog"
+    work = WORK / "backlog"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    sample = OUT / "work" / "samples" / "pantau-telemetry.json"
+    sample = WORK / "samples" / "pantau-telemetry.json"
     mosq_pub = OUT / "mosq_pub"
     if not mosq_pub.exists():
         r = subprocess.run(["cc", "-O2", "-o", str(mosq_pub), str(BENCH / "c" / "mosq_pub.c"), "-lmosquitto"],
@@ -531,9 +532,9 @@ def bench_bus(args, pantau: Path | None) -> dict:
     if pantau is None or not has_subcommand(pantau, "run"):
         out["rtu"] = {"skipped": "no pantau binary with `run`"}
     else:
-        out["rtu"] = bus.rtu_cycle(pantau, profile_dir, OUT / "work" / "rtu", 8 if args.smoke else 40, bench_python(),
+        out["rtu"] = bus.rtu_cycle(pantau, profile_dir, WORK / "rtu", 8 if args.smoke else 40, bench_python(),
                                    [p for p in out["profiles"] if p.get("plan_requests")])
-    out["rtu_reference_mbpoll"] = bus.mbpoll_reference(OUT / "work" / "rtu-mbpoll", bench_python())
+    out["rtu_reference_mbpoll"] = bus.mbpoll_reference(WORK / "rtu-mbpoll", bench_python())
     return out
 
 
@@ -591,7 +592,10 @@ def main() -> int:
     ap.add_argument("--build-deb", action="store_true")
     ap.add_argument("--results", default=str(OUT / "results.json"))
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--workdir", help="scratch folder (default bench/out/work, bench/out/work-smoke with --smoke)")
     args = ap.parse_args()
+    global WORK
+    WORK = Path(args.workdir) if args.workdir else OUT / ("work-smoke" if args.smoke else "work")
     if args.smoke:
         args.duration, args.warmup = min(args.duration, 4), min(args.warmup, 3)
         args.devices, args.registers = min(args.devices, 3), min(args.registers, 20)
@@ -626,14 +630,14 @@ def main() -> int:
         log("smoke mode: ThingsBoard gateway skipped")
 
     if "standard" in benches:
-        results["standard"] = run_load(args, OUT / "work" / "standard", args.devices, args.registers, 1000,
+        results["standard"] = run_load(args, WORK / "standard", args.devices, args.registers, 1000,
                                        args.duration, args.warmup, pantau if can_run else None, with_tb,
                                        args.tb_mapping)
         save(results_path, results)
     if "sweep" in benches:
         loads = [1, 2] if args.smoke else [10, 25]
         dur = args.duration if args.smoke else min(args.duration, 30)
-        results["sweep"] = [run_load(args, OUT / "work" / f"sweep-{n}", n, args.registers, 1000, dur, args.warmup,
+        results["sweep"] = [run_load(args, WORK / f"sweep-{n}", n, args.registers, 1000, dur, args.warmup,
                                      pantau if can_run else None, with_tb, args.tb_mapping) for n in loads]
         save(results_path, results)
     if "throughput" in benches:
