@@ -292,6 +292,19 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
             except RuntimeError as e:
                 out["tbg"] = {"error": str(e), "log_tail": tail(tw / "run" / "stdout.log")}
             log(f"tbg: {short(out['tbg'])}")
+        if with_tb and getattr(args, "tb_block_too", False) and tb_mapping != "block":
+            tw = work / "tbg-block"
+            if tw.exists():
+                shutil.rmtree(tw)
+            tbg.write_config(tw / "config", broker.port, ports, registers, poll_ms, "block")
+            log(f"thingsboard-gateway (block mapping): {devices} x {registers} every {poll_ms} ms")
+            try:
+                out["tbg_block"] = measure_system("tbg-block", lambda: tbg.start(tw / "run", tw / "config"), broker,
+                                                  work, duration, max(warmup, 15), offered, True, True)
+                out["tbg_block"]["mapping"] = "block"
+            except RuntimeError as e:
+                out["tbg_block"] = {"error": str(e), "log_tail": tail(tw / "run" / "stdout.log")}
+            log(f"tbg block: {short(out['tbg_block'])}")
     finally:
         s = dev_tree.snapshot()
         dev_tree.stop()
@@ -302,15 +315,17 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
         if last[0] > first[0]:
             out["device_simulator_cpu_percent"] = round(100 * (last[1] - first[1]) / (last[0] - first[0]), 1)
     _ = s
-    p, t = out.get("pantau", {}), out.get("tbg", {})
-    ratios = {}
-    for key in ("cpu_s_per_1000_readings", "rss_peak_mb", "rss_steady_mb", "messages_per_s",
-                "mqtt_payload_and_topic_bytes", "wire_bytes_to_broker", "latency_p50_ms", "latency_p99_ms",
-                "disk_write_bytes_per_reading"):
-        if isinstance(p.get(key), (int, float)) and isinstance(t.get(key), (int, float)) and p[key]:
-            ratios[key] = round(t[key] / p[key], 2)
-    if ratios:
-        out["tbg_over_pantau"] = ratios
+    p = out.get("pantau", {})
+    for other in ("tbg", "tbg_block"):
+        t = out.get(other, {})
+        ratios = {}
+        for key in ("cpu_s_per_1000_readings", "rss_peak_mb", "rss_steady_mb", "messages_per_s",
+                    "mqtt_payload_and_topic_bytes", "wire_bytes_to_broker", "latency_p50_ms", "latency_p99_ms",
+                    "disk_write_bytes_per_reading"):
+            if isinstance(p.get(key), (int, float)) and isinstance(t.get(key), (int, float)) and p[key]:
+                ratios[key] = round(t[key] / p[key], 2)
+        if ratios:
+            out[f"{other}_over_pantau"] = ratios
     return out
 
 
@@ -588,6 +603,8 @@ def main() -> int:
     ap.add_argument("--pantau", help="the pantau binary (default: $PANTAU_BIN, bench/out/pantau, .build/release)")
     ap.add_argument("--no-tb", action="store_true", help="leave ThingsBoard gateway out")
     ap.add_argument("--tb-mapping", choices=["per-register", "block"], default="per-register")
+    ap.add_argument("--tb-block-too", action=argparse.BooleanOptionalAction, default=True,
+                    help="standard load: also measure ThingsBoard with one range read per device")
     ap.add_argument("--backlog-readings", type=int, default=1_000_000)
     ap.add_argument("--build-deb", action="store_true")
     ap.add_argument("--results", default=str(OUT / "results.json"))
