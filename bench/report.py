@@ -145,6 +145,9 @@ def standard_table(results: dict) -> str:
                         "TBG, one range read per device", "TBG per-register / Pantau", "TBG range / Pantau"], rows)
     notes = []
     for name, r in (("Pantau", p), ("ThingsBoard gateway", t), ("ThingsBoard gateway, range mapping", tb)):
+        if r.get("measured_in_earlier_run"):
+            notes.append(f"- {name}: figures from an earlier run of the same load ({r['measured_in_earlier_run']} "
+                         "UTC), same machine and scripts.")
         if "error" in r:
             notes.append(f"- {name}: not measured: {r['error']}")
         elif not r:

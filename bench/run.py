@@ -184,7 +184,7 @@ def measure_system(name: str, start, broker: benchlib.Mosquitto, sub_dir: Path, 
                    offered_per_s: float, answer_rpc: bool, children: bool,
                    journal: Path | None = None) -> dict:
     sub = Subscriber(broker.port, sub_dir / f"sub-{name}.json", warmup + duration + 120, answer_rpc,
-                     WORK / "samples")
+                     sub_dir / "samples")
     proc = start()
     tree = benchlib.ProcTree(proc.pid, children=children, interval=0.5).start()
     result: dict = {"system": name}
@@ -254,7 +254,7 @@ def measure_system(name: str, start, broker: benchlib.Mosquitto, sub_dir: Path, 
 
 
 def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, duration: float, warmup: float,
-             pantau: Path | None, with_tb: bool, tb_mapping: str) -> dict:
+             pantau: Path | None, with_tb: bool, tb_mapping: str, block_too: bool = False) -> dict:
     """The same devices and broker through Pantau, then through ThingsBoard gateway."""
     work.mkdir(parents=True, exist_ok=True)
     offered = devices * registers * 1000 / poll_ms
@@ -292,7 +292,7 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
             except RuntimeError as e:
                 out["tbg"] = {"error": str(e), "log_tail": tail(tw / "run" / "stdout.log")}
             log(f"tbg: {short(out['tbg'])}")
-        if with_tb and getattr(args, "tb_block_too", False) and tb_mapping != "block":
+        if with_tb and block_too and tb_mapping != "block":
             tw = work / "tbg-block"
             if tw.exists():
                 shutil.rmtree(tw)
@@ -315,6 +315,11 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
         if last[0] > first[0]:
             out["device_simulator_cpu_percent"] = round(100 * (last[1] - first[1]) / (last[0] - first[0]), 1)
     _ = s
+    compute_ratios(out)
+    return out
+
+
+def compute_ratios(out: dict) -> None:
     p = out.get("pantau", {})
     for other in ("tbg", "tbg_block"):
         t = out.get(other, {})
@@ -326,7 +331,6 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
                 ratios[key] = round(t[key] / p[key], 2)
         if ratios:
             out[f"{other}_over_pantau"] = ratios
-    return out
 
 
 def short(r: dict) -> str:
@@ -411,7 +415,10 @@ def bench_backlog(args, pantau: Path | None) -> dict:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    sample = WORK / "samples" / "pantau-telemetry.json"
+    # A telemetry message of 20 readings as Pantau sent it in the standard load (or any 20-register run).
+    sample = WORK / "standard" / "samples" / "pantau-telemetry.json"
+    if not sample.exists():
+        sample = next(iter(sorted(WORK.glob("*/samples/pantau-telemetry.json"))), sample)
     mosq_pub = OUT / "mosq_pub"
     if not mosq_pub.exists():
         r = subprocess.run(["cc", "-O2", "-o", str(mosq_pub), str(BENCH / "c" / "mosq_pub.c"), "-lmosquitto"],
@@ -577,15 +584,23 @@ def bench_size(args, pantau: Path | None) -> dict:
             out["binary_stripped_bytes"] = stripped.stat().st_size
         except (OSError, subprocess.SubprocessError):
             pass
-    deb_script = ROOT / "scripts" / "build-deb.sh"
+    deb_script = Path(args.deb_script) if args.deb_script else ROOT / "scripts" / "build-deb.sh"
+    dist = OUT / "dist"
     if not deb_script.exists():
-        out["deb"] = "scripts/build-deb.sh does not exist in this tree"
+        out["deb"] = f"{deb_script} does not exist in this tree"
+    elif args.smoke or not args.build_deb:
+        debs = sorted(dist.glob("*.deb")) if dist.is_dir() else []
+        out["deb"] = {d.name: d.stat().st_size for d in debs} or "not built (pass --build-deb)"
+    elif pantau is None:
+        out["deb"] = "no pantau binary to package"
     else:
-        debs = sorted((ROOT / "dist").glob("*.deb")) if (ROOT / "dist").is_dir() else []
-        if not debs and not args.smoke and args.build_deb:
-            subprocess.run(["bash", str(deb_script)], cwd=ROOT, timeout=1800, capture_output=True)
-            debs = sorted((ROOT / "dist").glob("*.deb")) if (ROOT / "dist").is_dir() else []
-        out["deb"] = {d.name: d.stat().st_size for d in debs} or "no .deb in dist/ (run scripts/build-deb.sh, or --build-deb)"
+        # Packages the binary measured above, so the .deb holds exactly what was benchmarked.
+        if dist.exists():
+            shutil.rmtree(dist)
+        r = subprocess.run(["bash", str(deb_script), "--binary", str(pantau), "--out", str(dist)],
+                           cwd=deb_script.parent.parent, timeout=1800, capture_output=True, text=True)
+        debs = sorted(dist.glob("*.deb")) if dist.is_dir() else []
+        out["deb"] = {d.name: d.stat().st_size for d in debs} or f"build-deb.sh failed: {r.stderr[-300:]}"
     return out
 
 
@@ -606,7 +621,8 @@ def main() -> int:
     ap.add_argument("--tb-block-too", action=argparse.BooleanOptionalAction, default=True,
                     help="standard load: also measure ThingsBoard with one range read per device")
     ap.add_argument("--backlog-readings", type=int, default=1_000_000)
-    ap.add_argument("--build-deb", action="store_true")
+    ap.add_argument("--build-deb", action="store_true", help="package the measured binary with build-deb.sh")
+    ap.add_argument("--deb-script", help="build-deb.sh to use (default scripts/build-deb.sh of this tree)")
     ap.add_argument("--results", default=str(OUT / "results.json"))
     ap.add_argument("--no-docs", action="store_true")
     ap.add_argument("--workdir", help="scratch folder (default bench/out/work, bench/out/work-smoke with --smoke)")
@@ -646,10 +662,11 @@ def main() -> int:
     if args.smoke:
         log("smoke mode: ThingsBoard gateway skipped")
 
+    previous = benchlib.read_json(results_path, {})
     if "standard" in benches:
         results["standard"] = run_load(args, WORK / "standard", args.devices, args.registers, 1000,
                                        args.duration, args.warmup, pantau if can_run else None, with_tb,
-                                       args.tb_mapping)
+                                       args.tb_mapping, args.tb_block_too)
         save(results_path, results)
     if "sweep" in benches:
         loads = [1, 2] if args.smoke else [10, 25]
@@ -657,6 +674,8 @@ def main() -> int:
         results["sweep"] = [run_load(args, WORK / f"sweep-{n}", n, args.registers, 1000, dur, args.warmup,
                                      pantau if can_run else None, with_tb, args.tb_mapping) for n in loads]
         save(results_path, results)
+    if not with_tb and not args.smoke:
+        carry_over(previous, results)
     if "throughput" in benches:
         results["throughput"] = bench_throughput(args, pantau)
         save(results_path, results)
@@ -678,6 +697,25 @@ def main() -> int:
         log("docs/benchmarks.md tables regenerated")
     log(f"results: {results_path}")
     return 0
+
+
+def carry_over(previous: dict, results: dict) -> None:
+    """A run without ThingsBoard keeps the ThingsBoard figures of an earlier run for the same loads, marked with
+    that run's date, so Pantau can be re-measured alone."""
+    when = (previous.get("meta") or {}).get("date_utc")
+    old_runs = ([previous["standard"]] if previous.get("standard") else []) + list(previous.get("sweep") or [])
+    new_runs = ([results["standard"]] if results.get("standard") else []) + list(results.get("sweep") or [])
+    for new in new_runs:
+        for old in old_runs:
+            if (old.get("devices"), old.get("registers"), old.get("poll_ms")) != (
+                    new.get("devices"), new.get("registers"), new.get("poll_ms")):
+                continue
+            for key in ("tbg", "tbg_block"):
+                if key in old and key not in new and "error" not in old[key]:
+                    new[key] = dict(old[key])
+                    new[key]["measured_in_earlier_run"] = old[key].get("measured_in_earlier_run") or when
+            compute_ratios(new)
+            break
 
 
 def version_of(binary: Path | None) -> str | None:
