@@ -1,6 +1,7 @@
 """Turns bench/out/results.json into the SVG chart and the tables of docs/benchmarks.md (between markers)."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -49,57 +50,76 @@ def load_points(results: dict) -> dict[str, list[tuple[float, float, float]]]:
 
 
 def nice_max(v: float) -> float:
+    """The smallest 5 x (1, 2, 2.5 or 5 x 10^k) at or above v: five round grid steps."""
     if v <= 0:
         return 1.0
-    for step in (1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
-        if v <= step * 5:
-            return step * 5
-    return v * 1.1
+    k = 10 ** math.floor(math.log10(v / 5))
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= 5 * m * k:
+            return 5 * m * k
+    return 50 * k
+
+
+def panel(out: list[str], x0: float, top: float, pw: float, ph: float, title: str, xlabel: str,
+          series: dict[str, list[tuple[float, float]]], colours: dict[str, str]) -> None:
+    xs = [p[0] for pts in series.values() for p in pts] or [1000]
+    ys = [p[1] for pts in series.values() for p in pts] or [1]
+    xmax, ymax = nice_max(max(xs)), nice_max(max(ys))
+    out.append(f'<text x="{x0 + pw / 2}" y="{top - 8}" text-anchor="middle">{title}</text>')
+    out.append(f'<rect x="{x0}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
+    for k in range(6):
+        gy = top + ph - ph * k / 5
+        gx = x0 + pw * k / 5
+        out.append(f'<line x1="{x0}" y1="{gy:.1f}" x2="{x0 + pw}" y2="{gy:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{x0 - 6}" y="{gy + 4:.1f}" text-anchor="end">{ymax * k / 5:g}</text>')
+        out.append(f'<text x="{gx:.1f}" y="{top + ph + 16}" text-anchor="middle">{xmax * k / 5:g}</text>')
+    out.append(f'<text x="{x0 + pw / 2}" y="{top + ph + 34}" text-anchor="middle">{xlabel}</text>')
+    for name, pts in series.items():
+        if not pts:
+            continue
+        colour = colours[name]
+        coords = [(x0 + pw * x / xmax, top + ph - ph * y / ymax) for x, y in pts]
+        out.append('<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
+            colour, " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)))
+        for (x, y), (_, v) in zip(coords, pts):
+            anchor = "end" if x > x0 + pw * 0.8 else "start"
+            dx = -6 if anchor == "end" else 5
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"/>')
+            out.append(f'<text x="{x + dx:.1f}" y="{y - 6:.1f}" text-anchor="{anchor}" fill="{colour}">{v:g}</text>')
 
 
 def write_chart(results: dict, path: Path) -> None:
     series = load_points(results)
     colours = {"pantau": "#1b7837", "tbg": "#b2182b"}
-    names = {"pantau": "Pantau", "tbg": "ThingsBoard IoT Gateway 3.8.5"}
-    w, h = 900, 380
-    panels = [("CPU, % of one core", 1), ("Steady RSS, MB", 2)]
-    xs = [p[0] for s in series.values() for p in s] or [1000]
-    xmax = nice_max(max(xs))
+    names = {"pantau": "Pantau", "tbg": "ThingsBoard IoT Gateway 3.8.5 (one read per register)"}
+    steps = [s for s in (results.get("throughput") or {}).get("steps", []) if s.get("readings_per_s")]
+    w, h = 900, 740 if steps else 390
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            'font-family="sans-serif" font-size="12">', f'<rect width="{w}" height="{h}" fill="white"/>',
            f'<text x="{w / 2}" y="20" text-anchor="middle" font-size="14">CPU and memory against load '
            '(Modbus TCP devices x 20 registers at 1 s, one machine)</text>']
     pw, ph, top = 360, 250, 50
-    for i, (title, idx) in enumerate(panels):
-        x0 = 70 + i * (pw + 90)
-        ys = [p[idx] for s in series.values() for p in s] or [1]
-        ymax = nice_max(max(ys))
-        out.append(f'<text x="{x0 + pw / 2}" y="{top - 8}" text-anchor="middle">{title}</text>')
-        out.append(f'<rect x="{x0}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
-        for k in range(6):
-            gy = top + ph - ph * k / 5
-            gx = x0 + pw * k / 5
-            out.append(f'<line x1="{x0}" y1="{gy:.1f}" x2="{x0 + pw}" y2="{gy:.1f}" stroke="#ddd"/>')
-            out.append(f'<text x="{x0 - 6}" y="{gy + 4:.1f}" text-anchor="end">{ymax * k / 5:g}</text>')
-            out.append(f'<text x="{gx:.1f}" y="{top + ph + 16}" text-anchor="middle">{xmax * k / 5:g}</text>')
-        out.append(f'<text x="{x0 + pw / 2}" y="{top + ph + 34}" text-anchor="middle">readings per second '
-                   'offered</text>')
-        for system, pts in series.items():
-            if not pts:
-                continue
-            coords = [(x0 + pw * p[0] / xmax, top + ph - ph * p[idx] / ymax) for p in pts]
-            out.append('<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
-                colours[system], " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)))
-            for (x, y), p in zip(coords, pts):
-                out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colours[system]}"/>')
-                out.append(f'<text x="{x + 5:.1f}" y="{y - 6:.1f}" fill="{colours[system]}">{p[idx]:g}</text>')
-    ly = h - 22
+    xl = "readings per second offered"
+    panel(out, 70, top, pw, ph, "CPU, % of one core", xl,
+          {k: [(p[0], p[1]) for p in v] for k, v in series.items()}, colours)
+    panel(out, 70 + pw + 90, top, pw, ph, "Steady RSS, MB", xl,
+          {k: [(p[0], p[2]) for p in v] for k, v in series.items()}, colours)
+    ly = top + ph + 62
     lx = 70
     for system in ("pantau", "tbg"):
         label = names[system] + ("" if series[system] else " (not measured)")
         out.append(f'<rect x="{lx}" y="{ly - 10}" width="14" height="10" fill="{colours[system]}"/>')
         out.append(f'<text x="{lx + 20}" y="{ly}">{label}</text>')
-        lx += 330
+        lx += 250
+    if steps:
+        top2 = ly + 60
+        out.append(f'<text x="{w / 2}" y="{top2 - 30}" text-anchor="middle" font-size="14">Pantau alone, stepped '
+                   'load (maximum-throughput bench), against readings per second delivered</text>')
+        xl2 = "readings per second delivered"
+        panel(out, 70, top2, pw, ph, "CPU, % of one core", xl2,
+              {"pantau": [(s["readings_per_s"], s["cpu_percent_of_one_core"]) for s in steps]}, colours)
+        panel(out, 70 + pw + 90, top2, pw, ph, "Steady RSS, MB", xl2,
+              {"pantau": [(s["readings_per_s"], s.get("rss_steady_mb") or 0) for s in steps]}, colours)
     out.append("</svg>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out) + "\n")
@@ -174,6 +194,28 @@ def sweep_table(results: dict) -> str:
                   "TBG RSS MB", "Pantau peak MB", "TBG peak MB"], rows)
 
 
+def journal_table(results: dict) -> str:
+    j = results.get("journal")
+    if not j:
+        return "_Not run._"
+    if "skipped" in j:
+        return f"_Not measured: {j['skipped']}._"
+    rows = []
+    base = (results.get("standard") or {}).get("pantau")
+    variants = list(j.get("variants", []))
+    if base and "error" not in base:
+        variants.insert(0, dict(base, durability="full", commit_interval="200ms (default, standard run)"))
+    for v in variants:
+        if "error" in v:
+            rows.append([v.get("durability", "?"), v.get("commit_interval", "?"), v["error"], "", "", "", ""])
+            continue
+        rows.append([v["durability"], v["commit_interval"], fmt(v.get("readings_per_s")),
+                     fmt(v.get("cpu_s_per_1000_readings"), 4), fmt(v.get("latency_p50_ms")),
+                     fmt(v.get("latency_p99_ms")), fmt(v.get("disk_write_bytes_per_reading"))])
+    return table(["durability", "commit_interval", "readings/s", "CPU s per 1,000 readings", "latency p50 ms",
+                  "latency p99 ms", "disk bytes written per reading"], rows)
+
+
 def throughput_table(results: dict) -> str:
     t = results.get("throughput")
     if not t:
@@ -221,6 +263,20 @@ def backlog_table(results: dict) -> str:
     for k in ("skipped", "error"):
         if p.get(k):
             out += f"\n\nPantau drain not measured: {p[k]}."
+    samples = p.get("depth_samples") or []
+    if p.get("records_per_s_first_quarter") is not None:
+        out += (f"\n\nDrain rate over the first quarter of the draining time: "
+                f"{fmt(p['records_per_s_first_quarter'], 0)} records/s; over the last quarter: "
+                f"{fmt(p.get('records_per_s_last_quarter'), 0)} records/s.")
+    elif len(samples) >= 8:
+        q = len(samples) // 4
+        def rate(part):
+            (t0, d0), (t1, d1) = part[0], part[-1]
+            return (d0 - d1) / (t1 - t0) if t1 > t0 else None
+        early, late = rate(samples[: q + 1]), rate(samples[-q - 1:])
+        out += (f"\n\nDrain rate over the first quarter of the samples: {fmt(early, 0)} records/s; over the last "
+                f"quarter: {fmt(late, 0)} records/s (journal depth sampled every {fmt(samples[1][0] - samples[0][0], 2)}"
+                " s or so; the table keeps up to 40 samples).")
     if b.get("journal_rows_before_drain") is not None:
         out += (f"\n\nJournal before the drain: {fmt(b['journal_rows_before_drain'])} rows, "
                 f"{fmt(b.get('journal_bytes_before_drain'))} bytes on disk, filled in {fmt(b.get('fill_seconds'))} s "
@@ -295,13 +351,18 @@ def size_table(results: dict) -> str:
 
 def meta_block(results: dict) -> str:
     m = results.get("meta", {})
-    return (f"Run {m.get('date_utc', '?')} UTC on {m.get('cpus')} CPUs ({m.get('cpu_model')}), kernel "
+    text = (f"Run {m.get('date_utc', '?')} UTC on {m.get('cpus')} CPUs ({m.get('cpu_model')}), kernel "
             f"{m.get('kernel')}, load average at start {' '.join(m.get('loadavg_at_start', []))}; pantau "
             f"`{m.get('pantau_version')}`; command `{m.get('command')}`.")
+    for later in m.get("later_runs", []):
+        text += (f" Re-run at {later.get('date_utc')} UTC (load average {' '.join(later.get('loadavg_at_start', []))})"
+                 f": `{later.get('command')}`.")
+    return text
 
 
 SECTIONS = {
-    "meta": meta_block, "standard": standard_table, "sweep": sweep_table, "throughput": throughput_table,
+    "meta": meta_block, "standard": standard_table, "sweep": sweep_table, "journal": journal_table,
+    "throughput": throughput_table,
     "backlog": backlog_table, "bus": bus_table, "size": size_table,
 }
 

@@ -41,7 +41,7 @@ import tbg  # noqa: E402
 OUT = BENCH / "out"
 VENV_PY = OUT / "venv" / "bin" / "python"
 WORK = OUT / "work"  # replaced by --workdir
-ALL = ["standard", "sweep", "throughput", "backlog", "bus", "size"]
+ALL = ["standard", "sweep", "journal", "throughput", "backlog", "bus", "size"]
 
 
 def log(msg: str) -> None:
@@ -96,7 +96,7 @@ def write_profile(directory: Path, registers: int) -> str:
 
 
 def pantau_config(workdir: Path, broker_port: int, device_ports: list[int], registers: int, poll_ms: int,
-                  journal: Path, durability: str = "full") -> Path:
+                  journal: Path, durability: str = "full", commit_interval: str = "200ms") -> Path:
     profiles = workdir / "profiles"
     pid = write_profile(profiles, registers)
     lines = ["gateway: {site: bench, id: gw}", f"profiles: [{profiles}]", "buses:"]
@@ -115,7 +115,7 @@ def pantau_config(workdir: Path, broker_port: int, device_ports: list[int], regi
         f"  path: {journal}",
         f"  durability: {durability}",
         "  max_bytes: 4GiB",
-        "  commit_interval: 200ms",
+        f"  commit_interval: {commit_interval}",
         f"status: {{socket: {workdir / 'status.sock'}}}",
     ]
     cfg = workdir / "gateway.yaml"
@@ -254,7 +254,8 @@ def measure_system(name: str, start, broker: benchlib.Mosquitto, sub_dir: Path, 
 
 
 def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, duration: float, warmup: float,
-             pantau: Path | None, with_tb: bool, tb_mapping: str, block_too: bool = False) -> dict:
+             pantau: Path | None, with_tb: bool, tb_mapping: str, block_too: bool = False,
+             journal_options: dict | None = None) -> dict:
     """The same devices and broker through Pantau, then through ThingsBoard gateway."""
     work.mkdir(parents=True, exist_ok=True)
     offered = devices * registers * 1000 / poll_ms
@@ -271,7 +272,7 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
                 shutil.rmtree(pw)
             pw.mkdir(parents=True)
             journal = pw / "journal.sqlite"
-            cfg = pantau_config(pw, broker.port, ports, registers, poll_ms, journal)
+            cfg = pantau_config(pw, broker.port, ports, registers, poll_ms, journal, **(journal_options or {}))
             log(f"pantau: {devices} devices x {registers} registers every {poll_ms} ms for {duration:.0f} s")
             try:
                 out["pantau"] = measure_system("pantau", lambda: start_pantau(pantau, cfg, pw), broker, work,
@@ -349,6 +350,30 @@ def tail(path: Path, n: int = 15) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Journal settings: what the group commit costs in latency, CPU and disk
+
+
+def bench_journal_options(args, pantau: Path | None) -> dict:
+    if pantau is None:
+        return {"skipped": "no pantau binary with `run`"}
+    variants = [("full", "50ms"), ("normal", "200ms"), ("full", "1s")]
+    if args.smoke:
+        variants = variants[:1]
+    out = []
+    dur = args.duration if args.smoke else min(args.duration, 60)
+    for durability, commit in variants:
+        work = WORK / f"journal-{durability}-{commit}"
+        if work.exists():
+            shutil.rmtree(work)
+        r = run_load(args, work, args.devices, args.registers, 1000, dur, args.warmup, pantau, False, "block",
+                     journal_options={"durability": durability, "commit_interval": commit})
+        p = r.get("pantau", {})
+        p.update({"durability": durability, "commit_interval": commit})
+        out.append(p)
+    return {"devices": args.devices, "registers": args.registers, "variants": out}
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Maximum throughput
 
 
@@ -359,7 +384,7 @@ def bench_throughput(args, pantau: Path | None) -> dict:
         steps = [(4, 20, 1000), (4, 125, 500)]
     else:
         steps = [(50, 20, 1000), (50, 125, 1000), (50, 125, 500), (50, 125, 250), (50, 125, 100),
-                 (100, 125, 100)]
+                 (75, 125, 100), (100, 125, 100)]
     warm, dur = (2, 4) if args.smoke else (8, 20)
     results = []
     best = None
@@ -520,8 +545,21 @@ def bench_backlog(args, pantau: Path | None) -> dict:
         "readings_per_s": round(rate * registers, 1) if rate else None,
         "cpu_seconds": round(cpu, 2) if cpu is not None else None,
         "rss_peak_mb": round(max((s[2] for s in tree.samples), default=0) / 1024, 1),
-        "depth_samples": samples[:: max(1, len(samples) // 40)],
+        "depth_samples": samples[:: max(1, len(samples) // 40)] + ([samples[-1]] if len(samples) > 40 else []),
     }
+    if span and len(samples) >= 8:
+        # Drain rate over the first and the last quarter of the draining time: a rate that changes with the depth
+        # shows a per-batch cost that depends on the journal's size.
+        t_a = samples[0][0] if first_drop is None else max((t for t, d in samples if t < first_drop), default=0.0)
+        quarter = (t_end - t_a) / 4
+
+        def rate_between(lo: float, hi: float) -> float | None:
+            inside = [(t, d) for t, d in samples if lo <= t <= hi]
+            if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+                return None
+            return round((inside[0][1] - inside[-1][1]) / (inside[-1][0] - inside[0][0]), 1)
+        out["pantau"]["records_per_s_first_quarter"] = rate_between(t_a, t_a + quarter)
+        out["pantau"]["records_per_s_last_quarter"] = rate_between(t_end - quarter, t_end)
     c = out.get("ceiling_c_libmosquitto", {})
     if rate and c.get("messages_per_s"):
         out["pantau_over_ceiling"] = round(rate / c["messages_per_s"], 3)
@@ -643,7 +681,7 @@ def main() -> int:
     with_tb = not args.no_tb and tbg.available()
     results_path = Path(args.results)
     results = benchlib.read_json(results_path, {}) if args.only else {}
-    results["meta"] = {
+    meta = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "host": platform.node(), "cpus": os.cpu_count(), "kernel": platform.release(),
         "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), ""),
@@ -653,6 +691,11 @@ def main() -> int:
         "thingsboard_gateway": "3.8.5" if with_tb else ("not installed (bench/setup.sh)" if not tbg.available() else "skipped"),
         "smoke": args.smoke, "command": " ".join(["bench/run.py"] + sys.argv[1:]),
     }
+    if args.only and results.get("meta") and not args.smoke:
+        meta["benches"] = benches
+        results["meta"].setdefault("later_runs", []).append(meta)
+    else:
+        results["meta"] = meta
     if pantau is None:
         log("no pantau binary found: Pantau parts are skipped (build it, or pass --pantau)")
     elif not can_run:
@@ -669,13 +712,16 @@ def main() -> int:
                                        args.tb_mapping, args.tb_block_too)
         save(results_path, results)
     if "sweep" in benches:
-        loads = [1, 2] if args.smoke else [10, 25]
+        loads = [2] if args.smoke else [10, 25]
         dur = args.duration if args.smoke else min(args.duration, 30)
         results["sweep"] = [run_load(args, WORK / f"sweep-{n}", n, args.registers, 1000, dur, args.warmup,
                                      pantau if can_run else None, with_tb, args.tb_mapping) for n in loads]
         save(results_path, results)
     if not with_tb and not args.smoke:
         carry_over(previous, results)
+    if "journal" in benches:
+        results["journal"] = bench_journal_options(args, pantau if can_run else None)
+        save(results_path, results)
     if "throughput" in benches:
         results["throughput"] = bench_throughput(args, pantau)
         save(results_path, results)
