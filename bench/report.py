@@ -93,7 +93,7 @@ def write_chart(results: dict, path: Path) -> None:
     colours = {"pantau": "#1b7837", "tbg": "#b2182b"}
     names = {"pantau": "Pantau", "tbg": "ThingsBoard IoT Gateway 3.8.5 (one read per register)"}
     steps = [s for s in (results.get("throughput") or {}).get("steps", []) if s.get("readings_per_s")]
-    w, h = 900, 740 if steps else 390
+    w, h = 930, 740 if steps else 390
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            'font-family="sans-serif" font-size="12">', f'<rect width="{w}" height="{h}" fill="white"/>',
            f'<text x="{w / 2}" y="20" text-anchor="middle" font-size="14">CPU and memory against load '
@@ -235,10 +235,28 @@ def throughput_table(results: dict) -> str:
     if best:
         out += (f"\n\nHighest sustained step: **{fmt(best['readings_per_s'], 0)} readings/s** at "
                 f"{fmt(best.get('cpu_us_per_reading'), 2)} µs CPU per reading.")
+        if t.get("date_utc"):
+            out += f" (run at {t['date_utc']} UTC)"
         if t.get("limited_by_device_simulator"):
             out += (" Every step was sustained; the last one was limited by the Python device simulator, so the "
                     "gateway's ceiling is higher than this.")
+    earlier = throughput_earlier(results)
+    if earlier:
+        out += "\n\nThe same bench in earlier runs on the same machine:\n\n" + earlier
     return out
+
+
+def throughput_earlier(results: dict) -> str:
+    rows = []
+    for e in results.get("throughput_earlier") or []:
+        f = e.get("first_failed") or {}
+        failed = (f"{f.get('devices')} x {f.get('registers')} @ {f.get('poll_ms')} ms: {fmt(f.get('readings_per_s'))}"
+                  f" of {fmt(f.get('offered_readings_per_s'), 0)}/s at {fmt(f.get('cpu_percent_of_one_core'))} % CPU"
+                  if f else "none")
+        rows.append([str(e.get("date_utc")), fmt(e.get("max_sustained_readings_per_s")),
+                     fmt(e.get("cpu_us_per_reading"), 2), failed])
+    return table(["earlier run (UTC)", "highest sustained readings/s", "CPU µs per reading", "first step not sustained"],
+                 rows) if rows else ""
 
 
 def backlog_table(results: dict) -> str:

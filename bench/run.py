@@ -723,7 +723,20 @@ def main() -> int:
         results["journal"] = bench_journal_options(args, pantau if can_run else None)
         save(results_path, results)
     if "throughput" in benches:
+        if results.get("throughput", {}).get("steps") and not args.smoke:
+            # The machine is shared: keep each earlier run's outcome next to the new one.
+            earlier = results.setdefault("throughput_earlier", [])
+            t = results["throughput"]
+            best = t.get("max_sustained") or {}
+            earlier.append({"date_utc": t.get("date_utc") or (results.get("meta") or {}).get("date_utc"),
+                            "max_sustained_readings_per_s": best.get("readings_per_s"),
+                            "cpu_us_per_reading": best.get("cpu_us_per_reading"),
+                            "first_failed": next(({k: s.get(k) for k in ("devices", "registers", "poll_ms",
+                                                                          "offered_readings_per_s", "readings_per_s",
+                                                                          "cpu_percent_of_one_core")}
+                                                  for s in t.get("steps", []) if not s.get("sustained")), None)})
         results["throughput"] = bench_throughput(args, pantau)
+        results["throughput"]["date_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
         save(results_path, results)
     if "backlog" in benches:
         results["backlog"] = bench_backlog(args, pantau)
