@@ -142,7 +142,8 @@ class PtyPair:
 
 def start_fake(python: str, port: Path, units: str, log: Path, max_seconds: float) -> subprocess.Popen:
     proc = subprocess.Popen([python, str(Path(__file__).parent / "fake_rtu.py"), "--port", str(port), "--baud", "9600",
-                             "--bits", "11", "--units", units, "--log", str(log), "--max-seconds", str(int(max_seconds))],
+                             "--bits", "11", "--units", units, "--log", str(log),
+                             "--max-seconds", str(int(max_seconds))],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if "ready" not in line:

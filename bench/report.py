@@ -255,7 +255,8 @@ def throughput_earlier(results: dict) -> str:
                   if f else "none")
         rows.append([str(e.get("date_utc")), fmt(e.get("max_sustained_readings_per_s")),
                      fmt(e.get("cpu_us_per_reading"), 2), failed])
-    return table(["earlier run (UTC)", "highest sustained readings/s", "CPU µs per reading", "first step not sustained"],
+    return table(["earlier run (UTC)", "highest sustained readings/s", "CPU µs per reading",
+                  "first step not sustained"],
                  rows) if rows else ""
 
 
@@ -293,7 +294,8 @@ def backlog_table(results: dict) -> str:
             return (d0 - d1) / (t1 - t0) if t1 > t0 else None
         early, late = rate(samples[: q + 1]), rate(samples[-q - 1:])
         out += (f"\n\nDrain rate over the first quarter of the samples: {fmt(early, 0)} records/s; over the last "
-                f"quarter: {fmt(late, 0)} records/s (journal depth sampled every {fmt(samples[1][0] - samples[0][0], 2)}"
+                f"quarter: {fmt(late, 0)} records/s (journal depth sampled every "
+                f"{fmt(samples[1][0] - samples[0][0], 2)}"
                 " s or so; the table keeps up to 40 samples).")
     if b.get("journal_rows_before_drain") is not None:
         out += (f"\n\nJournal before the drain: {fmt(b['journal_rows_before_drain'])} rows, "

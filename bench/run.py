@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -57,7 +56,8 @@ def bench_python() -> str:
 
 
 def find_pantau(explicit: str | None) -> Path | None:
-    candidates = [explicit, os.environ.get("PANTAU_BIN"), str(OUT / "pantau"), str(ROOT / ".build" / "release" / "pantau"),
+    candidates = [explicit, os.environ.get("PANTAU_BIN"), str(OUT / "pantau"),
+                  str(ROOT / ".build" / "release" / "pantau"),
                   str(ROOT / ".build-bench" / "release" / "pantau"), str(ROOT / ".build" / "debug" / "pantau")]
     for c in candidates:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
@@ -307,7 +307,6 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
                 out["tbg_block"] = {"error": str(e), "log_tail": tail(tw / "run" / "stdout.log")}
             log(f"tbg block: {short(out['tbg_block'])}")
     finally:
-        s = dev_tree.snapshot()
         dev_tree.stop()
         benchlib.stop(dev_proc)
         broker.stop()
@@ -315,7 +314,6 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
         first, last = dev_tree.samples[0], dev_tree.samples[-1]
         if last[0] > first[0]:
             out["device_simulator_cpu_percent"] = round(100 * (last[1] - first[1]) / (last[0] - first[0]), 1)
-    _ = s
     compute_ratios(out)
     return out
 
@@ -413,7 +411,8 @@ def bench_throughput(args, pantau: Path | None) -> dict:
         step["journal_growth_rows"] = growth
         step["journal_depth_known"] = growth is not None
         step["sustained"] = bool(delivered_ok and journal_ok)
-        step["cpu_us_per_reading"] = round(1e3 * p["cpu_s_per_1000_readings"], 2) if p.get("cpu_s_per_1000_readings") else None
+        per_1000 = p.get("cpu_s_per_1000_readings")
+        step["cpu_us_per_reading"] = round(1e3 * per_1000, 2) if per_1000 else None
         results.append(step)
         log(f"throughput step {devices}x{registers}@{poll_ms}ms: offered {offered:.0f}/s, delivered "
             f"{p['readings_per_s']}/s, journal growth {growth}, sustained={step['sustained']}")
@@ -502,7 +501,8 @@ def bench_backlog(args, pantau: Path | None) -> dict:
     out["journal_rows_before_drain"] = depth
     out["journal_bytes_before_drain"] = sum(p.stat().st_size for p in journal.parent.glob("journal.sqlite*"))
     if not depth:
-        out["pantau"] = {"error": "the journal did not fill (depth unknown or 0)", "log_tail": tail(work / "pantau" / "pantau.log")}
+        out["pantau"] = {"error": "the journal did not fill (depth unknown or 0)",
+                         "log_tail": tail(work / "pantau" / "pantau.log")}
         return out
     # Drain: broker up on the same port, devices gone (their polls fail fast: connection refused).
     broker = benchlib.Mosquitto(work / "broker-p", port=broker_port).start()
@@ -569,17 +569,6 @@ def bench_backlog(args, pantau: Path | None) -> dict:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Bus efficiency
-
-
-def rtu_theory_ms(requests: list[tuple[int, int]], baud: int = 9600, bits: int = 11) -> float:
-    """Modbus serial line timing: each transaction is request + response characters plus two t3.5 silences."""
-    t_char = bits / baud
-    t35 = 3.5 * t_char if baud <= 19200 else 0.00175
-    total = 0.0
-    for fc, count in requests:
-        reply = 5 + (2 * count if fc in (3, 4) else (count + 7) // 8)
-        total += (8 + reply) * t_char + 2 * t35
-    return total * 1000
 
 
 def bench_bus(args, pantau: Path | None) -> dict:
@@ -684,11 +673,13 @@ def main() -> int:
     meta = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "host": platform.node(), "cpus": os.cpu_count(), "kernel": platform.release(),
-        "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), ""),
+        "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                           if line.startswith("model name")), ""),
         "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
         "pantau": str(pantau) if pantau else None, "pantau_has_run": can_run,
         "pantau_version": version_of(pantau),
-        "thingsboard_gateway": "3.8.5" if with_tb else ("not installed (bench/setup.sh)" if not tbg.available() else "skipped"),
+        "thingsboard_gateway": "3.8.5" if with_tb else (
+            "not installed (bench/setup.sh)" if not tbg.available() else "skipped"),
         "smoke": args.smoke, "command": " ".join(["bench/run.py"] + sys.argv[1:]),
     }
     if args.only and results.get("meta") and not args.smoke:
