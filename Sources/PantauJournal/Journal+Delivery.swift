@@ -127,20 +127,36 @@ struct LeasePlanner {
     /// short is read again from the start: live rows that aged into the backlog below its cursor are found there,
     /// and the rescan costs only the leased rows it skips.
     private func fetch(_ lane: DeliveryLane, want: Int) throws(SQLiteError) -> [JournalRecord] {
-        let cursor = view.cursors[lane] ?? 0
+        // Live rows start near the first row acquired inside the live window: begin there, not at the oldest row,
+        // so a deep backlog is never walked (or sorted) to find the live data.
+        let start = lane == .live ? try liveFloor() : 0
+        let cursor = max(view.cursors[lane] ?? 0, start)
         let records = try scan(lane, after: cursor, want: want)
-        guard records.count < want, cursor > 0 else { return records }
-        return try scan(lane, after: 0, want: want)
+        guard records.count < want, cursor > start else { return records }
+        return try scan(lane, after: start, want: want)
+    }
+
+    /// Just below the sequence of the earliest-acquired live row (a row acquired slightly earlier but committed
+    /// later may lie below it; it is delivered by the backlog lane once it ages, never lost).
+    private func liveFloor() throws(SQLiteError) -> Int64 {
+        let statement = try db.cached(Self.liveFloorSQL)
+        defer { statement.reset() }
+        try statement.bind(.integer(Lane.data.rawValue), .integer(cutoff))
+        return try statement.step() ? statement.int64(0) - 1 : Int64.max - 1
     }
 
     /// Alerts or status after a cursor (?1 lane, ?2 cursor).
     static let byLaneSQL =
         "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "
         + "WHERE lane = ?1 AND seq > ?2 ORDER BY seq"
-    /// Live data: few rows (one window), so a range on acquisition time, then sorted by sequence.
+    /// Live data: a range on sequence from the live cursor (at or above the live floor), in delivery order.
     static let liveSQL =
-        "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_acquired "
-        + "WHERE lane = ?1 AND acquired_at >= ?3 AND seq > ?2 ORDER BY seq"
+        "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "
+        + "WHERE lane = ?1 AND seq > ?2 AND acquired_at >= ?3 ORDER BY seq"
+    /// The sequence of the earliest-acquired row inside the live window (?1 lane, ?2 cutoff).
+    static let liveFloorSQL =
+        "SELECT seq FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at >= ?2 "
+        + "ORDER BY acquired_at LIMIT 1"
     /// Backlog: a range on sequence from the cursor, oldest first.
     static let backlogSQL =
         "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "

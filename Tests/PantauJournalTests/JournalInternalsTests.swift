@@ -9,7 +9,7 @@ struct JournalInternalsTests {
     @Test(
         "lease and bound queries use an index, never a full scan of the records",
         arguments: [
-            LeasePlanner.byLaneSQL, LeasePlanner.liveSQL, LeasePlanner.backlogSQL, JournalBounds.agedSQL,
+            LeasePlanner.byLaneSQL, LeasePlanner.liveSQL, LeasePlanner.liveFloorSQL, LeasePlanner.backlogSQL, JournalBounds.agedSQL,
             JournalBounds.oldestSQL, JournalBounds.deleteSQL,
         ])
     func queryPlans(sql: String) throws {
