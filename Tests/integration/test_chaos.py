@@ -15,7 +15,7 @@ import time
 import pytest
 
 from pantau_harness.chaos import (
-    CrashSafeBroker, ExportSampler, Ledger, Simulator, acquisition_ms, chaos_config, count_by, device_of,
+    CrashSafeBroker, ExportSampler, Ledger, Simulator, SlowLink, acquisition_ms, chaos_config, count_by, device_of,
     integrity_check, journal_stats, order_violations, ranges, status, try_status, wait_connected,
 )
 from pantau_harness.config import tcp_bus, device, topic
@@ -220,10 +220,39 @@ def test_gateway_killed_ten_times_under_heavy_writes_loses_no_committed_record(
 
 # (3) ---------------------------------------------------------------------------------------------------------------
 
+@pytest.fixture
+def slow_link():
+    """Factory: `slow_link(port, delay)` a delaying proxy to `port`; closed at teardown."""
+    links: list[SlowLink] = []
+
+    def make(port: int, delay: float) -> SlowLink:
+        link = SlowLink(port, delay)
+        links.append(link)
+        return link
+
+    yield make
+    for link in links:
+        link.close()
+
+
+IN_FLIGHT_DROP_BUG = (
+    "gateway bug: the size bound deletes records leased to the publisher (in flight, oldest first like the bound); "
+    "their PUBACK then removes nothing (Journal+Writer deleteAcknowledged), so a delivered record is counted as "
+    "dropped (drops_total > seqs never received) and the ack frees no space: on a slow uplink the journal can stay "
+    "at max_bytes, dropping the very records it is publishing, and the backlog never drains"
+)
+
+
+@pytest.mark.parametrize("uplink_delay", [
+    pytest.param(0.0, id="loopback"),
+    pytest.param(0.08, id="uplink-rtt-160ms", marks=pytest.mark.xfail(strict=True, reason=IN_FLIGHT_DROP_BUG)),
+])
 def test_size_bound_in_a_long_outage_drops_oldest_telemetry_counts_exactly_and_keeps_alerts(
-    make_broker, mqtt_collector, simulator, gateway, short_tmp, tmp_path
+    make_broker, mqtt_collector, simulator, gateway, short_tmp, tmp_path, slow_link, uplink_delay
 ):
     broker = make_broker(persistent=True)
+    # A high-latency uplink keeps the first window of replayed records in flight across several group commits.
+    uplink_port = slow_link(broker.port, uplink_delay).port if uplink_delay else broker.port
     collector = mqtt_collector(broker, "pantau/#", persistent=True)
     broker.stop()  # the outage starts before the gateway does: everything it acquires waits in the journal
     aq_units = range(1, 9)
@@ -240,7 +269,7 @@ def test_size_bound_in_a_long_outage_drops_oldest_telemetry_counts_exactly_and_k
     path = os.path.join(workdir, "journal.sqlite")
     socket_path = os.path.join(short_tmp, "s.sock")
     config = chaos_config(
-        broker_port=broker.port, workdir=workdir, buses=[tcp_bus("tcp1", sim.port)], devices=devices,
+        broker_port=uplink_port, workdir=workdir, buses=[tcp_bus("tcp1", sim.port)], devices=devices,
         status_socket=socket_path, profiles=PROFILES, journal={"durability": "normal", "max_bytes": "1MiB"},
     )
     flood_flow = "[{" + ", ".join(f"{k}: {v}" for k, v in flood.items()) + "}]"
@@ -262,12 +291,17 @@ def test_size_bound_in_a_long_outage_drops_oldest_telemetry_counts_exactly_and_k
         broker.start()
         wait_connected(socket_path, 30, gw)
         collector_settled(collector, hold=1.0, timeout=30)
-        # Drain: every seq up to the outage's last one is received or was dropped.
-        deadline = time.monotonic() + 90
+        # Drain: the backlog is gone once only live data is pending; then every seq up to the journal's last one
+        # is received or was dropped (drops after the outage ended count too, whatever their seq).
+        drained = wait_until(lambda: (try_status(socket_path) or {"journal": {"pending": 1e9}})["journal"]
+                             ["pending"] < 100, 60, interval=0.5)
+        assert drained, f"the backlog did not drain in 60 s: {try_status(socket_path)}"
+        time.sleep(1.0)
+        upto = journal_stats(path)["last_seq"]
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             st = status(socket_path)
-            ledger = Ledger.of(collector.all())
-            if len(ledger.missing(at_outage_end["last_seq"])) <= st["journal"]["drops_total"]:
+            if len(Ledger.of(collector.all()).missing(upto)) <= st["journal"]["drops_total"]:
                 break
             time.sleep(0.5)
         time.sleep(1.0)  # the sampler's last look
@@ -275,13 +309,17 @@ def test_size_bound_in_a_long_outage_drops_oldest_telemetry_counts_exactly_and_k
         sampler.stop()
     st = status(socket_path)
     ledger = Ledger.of(collector.all())
-    upto = at_outage_end["last_seq"]
     missing = ledger.missing(upto)
     journal = st["journal"]
-    print(f"outage: last_seq {upto}, drops {journal['drops_total']} {journal['drops']}, "
+    print(f"outage: last_seq {at_outage_end['last_seq']} at its end, {upto} after the drain, "
+          f"drops {journal['drops_total']} {journal['drops']}, "
           f"missing {len(missing)}, sampler saw {len(sampler.seen)} seqs in {sampler.samples} samples")
 
     assert not ledger.conflicts, ledger.conflicts[:5]
+    # The publisher counts every PUBACK; the journal counts the acks that removed a pending record. An ack that
+    # removed nothing is for a record the bound deleted while it was in flight: delivered, yet counted as dropped.
+    print(f"PUBACKs {st['broker']['acked_total']}, journal acks {journal['acked_total']}, "
+          f"drops before the broker returned {at_outage_end['drops_total']}")
     # Exact: every seq never received is a reported drop, and every reported drop is a seq never received.
     assert len(missing) == journal["drops_total"], (
         f"{len(missing)} seqs never received vs drops_total {journal['drops_total']}: {ranges(missing)}")

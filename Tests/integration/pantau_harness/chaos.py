@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -311,3 +313,86 @@ def wait_connected(socket_path: str, timeout: float, gateway=None) -> dict:
             raise AssertionError(f"gateway exited:\n{gateway.logs()[-4000:]}")
         time.sleep(0.2)
     raise AssertionError(f"gateway not connected to the broker after {timeout:.0f}s; last status {last}")
+
+
+class SlowLink:
+    """A loopback TCP proxy that delays every byte by `delay` seconds each way: a high-latency uplink (GSM, VSAT).
+
+    Order is kept; a failed upstream connect closes the client, as an unreachable broker would. Runs in threads of
+    the test process; `close()` ends them.
+    """
+
+    def __init__(self, upstream_port: int, delay: float):
+        self.upstream_port = upstream_port
+        self.delay = delay
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.port = self._listener.getsockname()[1]
+        self._closed = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                self._pump(src, dst)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        chunks: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            while True:
+                try:
+                    data = src.recv(65536)
+                except OSError:
+                    data = b""
+                chunks.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+
+        def write() -> None:
+            while True:
+                due, data = chunks.get()
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                try:
+                    if not data:
+                        dst.shutdown(socket.SHUT_WR)
+                        return
+                    dst.sendall(data)
+                except OSError:
+                    for s in (src, dst):
+                        try:
+                            s.close()
+                        except OSError:
+                            pass
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        threading.Thread(target=write, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        with self._lock:
+            for s in self._sockets:
+                try:
+                    s.close()
+                except OSError:
+                    pass
