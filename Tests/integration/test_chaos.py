@@ -18,7 +18,7 @@ from pantau_harness.chaos import (
     CrashSafeBroker, ExportSampler, Ledger, Simulator, SlowLink, acquisition_ms, chaos_config, count_by, device_of,
     integrity_check, journal_stats, order_violations, ranges, status, try_status, wait_connected,
 )
-from pantau_harness.config import tcp_bus, device, topic
+from pantau_harness.config import device, tcp_bus
 from pantau_harness.procs import repo_root, wait_until
 
 PROFILES = [os.path.join(repo_root(), "firmware-profiles")]
