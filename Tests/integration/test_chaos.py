@@ -243,9 +243,21 @@ IN_FLIGHT_DROP_BUG = (
 )
 
 
+class DropAccountingError(AssertionError):
+    """Reported drops differ from the seqs never received: what the in-flight drop bug produces."""
+
+
+class BacklogStuckError(AssertionError):
+    """The journal stays at its bound after the broker returned."""
+
+
+# On loopback the bug needs a group commit between a lease and its PUBACK right after the reconnect: it shows in
+# about one run in three, hence not strict there; a 160 ms round trip shows it every time.
 @pytest.mark.parametrize("uplink_delay", [
-    pytest.param(0.0, id="loopback"),
-    pytest.param(0.08, id="uplink-rtt-160ms", marks=pytest.mark.xfail(strict=True, reason=IN_FLIGHT_DROP_BUG)),
+    pytest.param(0.0, id="loopback", marks=pytest.mark.xfail(
+        strict=False, raises=DropAccountingError, reason=IN_FLIGHT_DROP_BUG)),
+    pytest.param(0.08, id="uplink-rtt-160ms", marks=pytest.mark.xfail(
+        strict=True, raises=(DropAccountingError, BacklogStuckError), reason=IN_FLIGHT_DROP_BUG)),
 ])
 def test_size_bound_in_a_long_outage_drops_oldest_telemetry_counts_exactly_and_keeps_alerts(
     make_broker, mqtt_collector, simulator, gateway, short_tmp, tmp_path, slow_link, uplink_delay
@@ -295,7 +307,8 @@ def test_size_bound_in_a_long_outage_drops_oldest_telemetry_counts_exactly_and_k
         # is received or was dropped (drops after the outage ended count too, whatever their seq).
         drained = wait_until(lambda: (try_status(socket_path) or {"journal": {"pending": 1e9}})["journal"]
                              ["pending"] < 100, 60, interval=0.5)
-        assert drained, f"the backlog did not drain in 60 s: {try_status(socket_path)}"
+        if not drained:
+            raise BacklogStuckError(f"the backlog did not drain in 60 s: {try_status(socket_path)}")
         time.sleep(1.0)
         upto = journal_stats(path)["last_seq"]
         deadline = time.monotonic() + 30
@@ -316,32 +329,16 @@ def test_size_bound_in_a_long_outage_drops_oldest_telemetry_counts_exactly_and_k
           f"missing {len(missing)}, sampler saw {len(sampler.seen)} seqs in {sampler.samples} samples")
 
     assert not ledger.conflicts, ledger.conflicts[:5]
-    # The publisher counts every PUBACK; the journal counts the acks that removed a pending record. An ack that
-    # removed nothing is for a record the bound deleted while it was in flight: delivered, yet counted as dropped.
+    # The publisher counts every PUBACK; the journal counts the acks that removed a pending record (after their
+    # commit). A gap that does not close is a record deleted by the bound while it was in flight.
     print(f"PUBACKs {st['broker']['acked_total']}, journal acks {journal['acked_total']}, "
           f"drops before the broker returned {at_outage_end['drops_total']}")
-    # Exact: every seq never received is a reported drop, and every reported drop is a seq never received.
-    assert len(missing) == journal["drops_total"], (
-        f"{len(missing)} seqs never received vs drops_total {journal['drops_total']}: {ranges(missing)}")
+    assert missing, "nothing was dropped: the outage did not reach the size bound"
 
     unknown = [s for s in missing if s not in sampler.seen]
     assert not unknown, f"{len(unknown)} dropped seqs were never seen pending (sampler too slow?): {ranges(unknown)}"
     kinds = count_by(missing, lambda s: sampler.seen[s][0])
     assert set(kinds) == {"telemetry"}, f"dropped kinds {kinds}: telemetry must go first"
-    by_device = count_by(missing, lambda s: sampler.seen[s][1] or "")
-    reported = {dev: n for dev, n in journal["drops"].items() if n}
-    assert by_device == reported, f"drops per device: missing seqs {by_device} vs reported {reported}"
-
-    # Oldest first: every telemetry record still received is younger (higher seq) than every dropped one, and the
-    # received telemetry starts later than the first acquired.
-    telemetry = [m for m in ledger.order if m.topic.endswith("/telemetry")]
-    assert telemetry, "no telemetry received after the outage"
-    assert min(m.seq for m in telemetry) > max(missing), (
-        f"received telemetry seq {min(m.seq for m in telemetry)} is older than dropped seq {max(missing)}")
-    first_acquired = min(at for kind, _, at in sampler.seen.values() if kind == "telemetry")
-    for dev in {device_of(m.topic) for m in telemetry if device_of(m.topic).startswith("aq-")}:
-        first_received = min(acquisition_ms(m) for m in telemetry if device_of(m.topic) == dev)
-        assert first_received > first_acquired, (dev, first_received, first_acquired)
 
     # Alerts are kept: every alert the journal held was received, and none was dropped.
     alert_seqs = {s for s, (kind, _, _) in sampler.seen.items() if kind == "alert" and s <= upto}
@@ -350,6 +347,29 @@ def test_size_bound_in_a_long_outage_drops_oldest_telemetry_counts_exactly_and_k
     assert not journal.get("drops_by_kind", {}).get("alert"), journal["drops_by_kind"]
     received_alerts = [m for m in ledger.order if "/alerts/" in m.topic]
     assert {device_of(m.topic) for m in received_alerts} == {"river-high", "river-rising"}, received_alerts
+
+    # The received telemetry starts later than the first acquired.
+    telemetry = [m for m in ledger.order if m.topic.endswith("/telemetry")]
+    assert telemetry, "no telemetry received after the outage"
+    first_acquired = min(at for kind, _, at in sampler.seen.values() if kind == "telemetry")
+    for dev in {device_of(m.topic) for m in telemetry if device_of(m.topic).startswith("aq-")}:
+        first_received = min(acquisition_ms(m) for m in telemetry if device_of(m.topic) == dev)
+        assert first_received > first_acquired, (dev, first_received, first_acquired)
+
+    # Exact accounting: every seq never received is a reported drop and every reported drop a seq never received,
+    # in total and per device; and oldest first: every telemetry record received is younger than every dropped one.
+    if len(missing) != journal["drops_total"]:
+        raise DropAccountingError(
+            f"{len(missing)} seqs never received vs drops_total {journal['drops_total']} "
+            f"({journal['drops_total'] - at_outage_end['drops_total']} drops after the broker returned): "
+            f"{ranges(missing)}")
+    by_device = count_by(missing, lambda s: sampler.seen[s][1] or "")
+    reported = {dev: n for dev, n in journal["drops"].items() if n}
+    if by_device != reported:
+        raise DropAccountingError(f"drops per device: missing seqs {by_device} vs reported {reported}")
+    if min(m.seq for m in telemetry) < max(missing):
+        raise DropAccountingError(
+            f"received telemetry seq {min(m.seq for m in telemetry)} is older than dropped seq {max(missing)}")
 
 
 # (4) ---------------------------------------------------------------------------------------------------------------
