@@ -347,6 +347,10 @@ class SlowLink:
                 client.close()
                 continue
             upstream.settimeout(None)
+            # The proxy adds latency, not Nagle stalls: without NODELAY its small writes (PUBACKs) wait for delayed
+            # ACKs, capping the link at about a hundred messages a second whatever the window.
+            for s in (client, upstream):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sockets += [client, upstream]
             for src, dst in ((client, upstream), (upstream, client)):
