@@ -59,7 +59,7 @@ def smoke(tmp_path_factory):
 def test_smoke_run_reports_every_bench(smoke):
     r = smoke["results"]
     assert r["meta"]["smoke"] is True
-    assert r["meta"]["thingsboard_gateway"] == "skipped"
+    assert r["meta"]["thingsboard_gateway"] in ("skipped", "not installed (bench/setup.sh)")  # never run in smoke mode
     for name in ("standard", "sweep", "throughput", "backlog", "bus", "size"):
         assert name in r, f"bench {name} missing from results"
     assert "ThingsBoard gateway skipped" in smoke["stdout"]
