@@ -21,6 +21,7 @@ extension Journal {
                 // Acknowledged rows deleted since our read could be in the plan; a concurrent lease could overlap.
                 let taken = plan.picks.contains { pick in
                     state.leased[pick.record.seq] != nil || state.acked.contains(pick.record.seq)
+                        || state.dropping.contains(pick.record.seq)
                 }
                 guard state.generation == view.generation, !taken else { return false }
                 for pick in plan.picks {
@@ -33,6 +34,8 @@ extension Journal {
             if granted {
                 return plan.picks.map { Delivery(record: $0.record, historical: $0.historical) }
             }
+            // A bound is deleting some of these records in an open transaction: read again once it has committed.
+            sleepMicros(200)
         }
     }
 

@@ -168,8 +168,13 @@ extension Journal {
             if insert { try insertGroup(db, work.messages, after: lastSeq, into: &delta) }
             if deleteAcks { try deleteAcknowledged(db, work.acks, into: &delta) }
             let bytes = state.withLock { $0.bytes } + delta.bytes
-            let protected = state.withLock { Set($0.leased.keys).union($0.acked) }
-            let bounds = JournalBounds(db: db, logger: logger, protected: protected)
+            let bounds = JournalBounds(db: db, logger: logger) { [self] seq in
+                self.state.withLock { state in
+                    guard state.leased[seq] == nil, !state.acked.contains(seq) else { return false }
+                    state.dropping.insert(seq)
+                    return true
+                }
+            }
             try bounds.enforce(
                 bytes: bytes, maxBytes: config.maxBytes, makeRoom: makeRoom,
                 olderThan: now - config.maxAge.milliseconds, into: &delta)
@@ -178,9 +183,15 @@ extension Journal {
             try db.execute("COMMIT")
         } catch {
             if db.isInTransaction { try? db.execute("ROLLBACK") }
+            state.withLock { $0.dropping.removeAll() }
             throw error
         }
-        state.withLock { $0.apply(delta) }
+        state.withLock {
+            $0.apply(delta)
+            $0.dropping.removeAll()
+            // A lease that read these rows before the commit must read again: they are gone now.
+            if !delta.drops.isEmpty { $0.generation &+= 1 }
+        }
     }
 
     private func insertGroup(

@@ -10,8 +10,9 @@ import PantauCore
 struct JournalBounds {
     let db: SQLiteConnection
     let logger: Logger
-    /// Sequences in flight or acknowledged but not yet deleted.
-    let protected: Set<Int64>
+    /// Claims a record for dropping: false when it is in flight or acknowledged. A claimed record cannot be leased
+    /// until the transaction ends, so a lease and a drop never race for the same record.
+    let claim: (Int64) -> Bool
 
     static let agedSQL =
         "SELECT seq FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at < ?2"
@@ -50,7 +51,7 @@ struct JournalBounds {
             var seqs: [Int64] = []
             while try scan.step() {
                 let seq = scan.int64(0)
-                if !protected.contains(seq) { seqs.append(seq) }
+                if claim(seq) { seqs.append(seq) }
             }
             scan.reset()
             freed += try delete(seqs, into: &delta, counts: &dropped)
@@ -69,7 +70,7 @@ struct JournalBounds {
         var total: Int64 = 0
         var seqs: [Int64] = []
         while total < goal, try scan.step() {
-            guard !protected.contains(scan.int64(0)) else { continue }
+            guard claim(scan.int64(0)) else { continue }
             seqs.append(scan.int64(0))
             total += scan.int64(1)
         }

@@ -30,6 +30,8 @@ struct JournalState {
     var leased: [Int64: DeliveryLane] = [:]
     /// Acknowledged records still on disk until the next commit deletes them; never offered again.
     var acked: Set<Int64> = []
+    /// Records a bound is deleting in the open transaction: not to be leased until it commits.
+    var dropping: Set<Int64> = []
     /// Last sequence offered per lane; rows at or below it are skipped unless a lane comes up short.
     var cursors: [DeliveryLane: Int64] = [:]
     /// Weighted round robin between live data and backlog.
