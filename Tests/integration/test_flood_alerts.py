@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
-import threading
 
 import pytest
 
 from pantau_harness import senml
 from pantau_harness.config import BASE_TOPIC, gateway_yaml, tcp_bus, topic
 from pantau_harness.gateway import binary_path
-from pantau_harness.procs import kill, repo_root, terminate, wait_until
+from pantau_harness.procs import repo_root, wait_until
+from pantau_harness.simulate import Simulator
 
 pytestmark = pytest.mark.gateway
 
@@ -38,46 +37,6 @@ RAMP_CM_PER_MINUTE = 360  # 6 cm/s: Siaga 3 after ~7 s, Siaga 2 after ~15 s, Sia
 DEV = "river"
 
 
-class Simulator:
-    """`pantau simulate` on a free TCP port; `.port` is parsed from its "serving Modbus TCP on" line."""
-
-    def __init__(self, args: list[str], workdir: str):
-        self.log_path = os.path.join(workdir, "simulate.log")
-        self.lines: list[str] = []
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [binary_path(), "simulate", *args, "--tcp-port", "0"], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
-            )
-        threading.Thread(target=self._read, daemon=True).start()
-        if not wait_until(lambda: self.port is not None or self.proc.poll() is not None, 30) or self.port is None:
-            kill(self.proc)
-            raise RuntimeError(f"pantau simulate did not start: {self.lines} {self.logs()[-3000:]}")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def port(self) -> int | None:
-        for line in list(self.lines):
-            m = re.match(r"^serving Modbus TCP on 127\.0\.0\.1:(\d+)$", line)
-            if m:
-                return int(m.group(1))
-        return None
-
-    def logs(self) -> str:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def stop(self) -> None:
-        terminate(self.proc, grace=5)
-
-
 @pytest.fixture
 def simulator(pantau_bin, tmp_path, request):
     sims: list[Simulator] = []
@@ -85,7 +44,7 @@ def simulator(pantau_bin, tmp_path, request):
     def start(*args: str) -> Simulator:
         workdir = tmp_path / f"sim{len(sims)}"
         workdir.mkdir()
-        sim = Simulator(["--dir", PROFILE_DIR, *args], str(workdir))
+        sim = Simulator(str(workdir), [], ["--dir", PROFILE_DIR, *args]).start()
         sims.append(sim)
         return sim
 

@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 
@@ -30,7 +29,8 @@ from pantau_harness.broker import MosquittoBroker
 from pantau_harness.collector import MqttCollector
 from pantau_harness.config import BASE_TOPIC, device, gateway_yaml, tcp_bus, topic
 from pantau_harness.gateway import GatewayProcess, binary_missing_reason, binary_path
-from pantau_harness.procs import kill, repo_root, terminate, wait_until
+from pantau_harness.procs import kill, repo_root, wait_until
+from pantau_harness.simulate import Simulator
 
 pytestmark = pytest.mark.gateway
 
@@ -122,44 +122,6 @@ def device_name(profile_id: str) -> str:
     return f"d-{profile_id}"
 
 
-class Simulator:
-    """`pantau simulate` on a free TCP port; `.port` is parsed from its "serving Modbus TCP on" line."""
-
-    def __init__(self, args: list[str], workdir: str):
-        self.log_path = os.path.join(workdir, "simulate.log")
-        self.lines: list[str] = []
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [binary_path(), "simulate", *args, "--tcp-port", "0"], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
-            )
-        threading.Thread(target=self._read, daemon=True).start()
-        found = wait_until(lambda: self.port is not None or self.proc.poll() is not None, 30)
-        if not found or self.port is None:
-            kill(self.proc)
-            raise RuntimeError(f"pantau simulate did not start: {self.lines} {self.logs()[-3000:]}")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def port(self) -> int | None:
-        for line in list(self.lines):
-            m = re.match(r"^serving Modbus TCP on 127\.0\.0\.1:(\d+)$", line)
-            if m:
-                return int(m.group(1))
-        return None
-
-    def logs(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def stop(self) -> None:
-        terminate(self.proc, grace=5)
-
-
 @dataclass
 class Run:
     collector: MqttCollector
@@ -203,7 +165,7 @@ def shipped_run(tmp_path_factory):
         args = ["--dir", PROFILE_DIR]
         for pid, unit in units.items():
             args += ["--profile", f"{pid}:{unit}"]
-        simulator = Simulator(args, str(base / "sim"))
+        simulator = Simulator(str(base / "sim"), [], args).start()
         buses = [tcp_bus(f"b{unit}", simulator.port) for unit in units.values()]
         devices = [device(device_name(pid), f"b{unit}", unit, profile=pid, poll_interval="2s")
                    for pid, unit in units.items()]
