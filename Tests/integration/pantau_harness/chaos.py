@@ -214,8 +214,12 @@ def device_of(topic: str) -> str | None:
     return parts[parts.index("devices") + 1] if "devices" in parts else None
 
 
-def order_violations(ledger: Ledger) -> list[str]:
-    """Per device, first copies of telemetry must arrive in acquisition order within the live and the hist stream."""
+def order_violations(ledger: Ledger, redelivery_window: int = 0) -> list[str]:
+    """Per device, first copies of telemetry must arrive in acquisition order within the live and the hist stream.
+
+    A connection lost with messages in flight resends them after the reconnect (at least once), so one of them may
+    first reach the subscriber after a newer message: a late arrival whose seq lies within `redelivery_window` (the
+    publisher's in-flight window) of the newest seen in its stream is that resend, not a violation."""
     last: dict[tuple[str, bool], tuple[int, int]] = {}
     bad: list[str] = []
     for m in ledger.order:
@@ -223,7 +227,8 @@ def order_violations(ledger: Ledger) -> list[str]:
             continue
         dev, hist, at = device_of(m.topic), m.historical, acquisition_ms(m)
         key = (dev, hist)
-        if key in last and (at < last[key][1] or m.seq < last[key][0]):
+        resent = key in last and last[key][0] - m.seq <= redelivery_window
+        if key in last and (at < last[key][1] or m.seq < last[key][0]) and not resent:
             bad.append(
                 f"{dev} {'hist' if hist else 'live'}: seq {m.seq} acquired {at} after seq {last[key][0]} "
                 f"acquired {last[key][1]}"
