@@ -25,6 +25,9 @@ public final class MQTTClient {
     /// A clean-start MQTT 5 client with this client id.
     public init(clientId: String) throws(MQTTError) {
         _ = libraryReady
+        if let problem = Self.clientIdProblem(clientId) {
+            throw MQTTError(code: .other, message: "invalid MQTT client id: \(problem)")
+        }
         let sink = self.sink
         guard let handle = mosquitto_new(clientId, true, Unmanaged.passUnretained(sink).toOpaque()) else {
             throw MQTTError(code: .other, message: "mosquitto_new failed for client id \(clientId)")
@@ -47,6 +50,25 @@ public final class MQTTClient {
 
     deinit {
         mosquitto_destroy(handle)
+    }
+
+    /// The longest client id (and any MQTT string) in bytes.
+    public static let maxClientIdBytes = 65_535
+
+    /// Why libmosquitto would refuse `id`, or nil. Checked before `mosquitto_new`: libmosquitto 2.0.11 fails
+    /// such an id after zeroing its socketpair descriptors and then closes descriptor 0, which is not its own.
+    public static func clientIdProblem(_ id: String) -> String? {
+        let bytes = Array(id.utf8)
+        if bytes.isEmpty { return "it is empty" }
+        if bytes.count > maxClientIdBytes {
+            return "it is \(bytes.count) bytes long; MQTT allows at most \(maxClientIdBytes)"
+        }
+        if bytes.contains(0) { return "it contains a NUL character" }
+        let rc = id.withCString { mosquitto_validate_utf8($0, Int32(bytes.count)) }
+        if rc != MOSQ_ERR_SUCCESS.rawValue {
+            return "it contains characters MQTT does not allow (control characters or non-characters)"
+        }
+        return nil
     }
 
     /// Username and optional password sent in CONNECT.
