@@ -12,7 +12,8 @@ holding 0+1 with the value 1234, in one of these modes, switchable while the gat
 Asserted: nothing from an invalid frame is ever published as a reading; the bus counts the errors; the TCP link is
 reopened (the peer sees new connections) after an invalid reply or 2 timeouts in a row; once the peer is good again
 the value is published and the device comes online; while offline, the probe interval stays within
-max(poll interval, 5 s), and at a flood alert's interval it would follow that (unit tests cover the alert case).
+max(poll interval, 5 s); and a level device at Siaga 2 (1 s polling) behind a switchable proxy in front of a pymodbus
+device keeps being probed at 1 s while offline (issue #19 item 8).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ import pytest
 
 from pantau_harness import senml
 from pantau_harness.config import BASE_TOPIC, device, gateway_yaml, tcp_bus, topic
-from pantau_harness.procs import wait_until
+from pantau_harness.procs import repo_root, wait_until
 
 pytestmark = pytest.mark.gateway
 
 VALUE = 1234
+PROFILE_DIR = os.path.join(repo_root(), "firmware-profiles")
 
 PROFILE = """id: hostile-u16
 version: 1
@@ -57,7 +59,8 @@ points:
 class HostilePeer:
     """A Modbus TCP 'device' on loopback whose replies are chosen by `mode`; counts connections and requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, upstream_port: int | None = None) -> None:
+        self.upstream_port = upstream_port
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -85,8 +88,24 @@ class HostilePeer:
                 self.connections += 1
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
+    def _forward(self, request: bytes, upstream: socket.socket) -> bytes:
+        """Asks the real device (pymodbus) and returns its reply."""
+        upstream.sendall(request)
+        reply = b""
+        while len(reply) < 6 or len(reply) < 6 + struct.unpack(">H", reply[4:6])[0]:
+            chunk = upstream.recv(1024)
+            if not chunk:
+                raise OSError("upstream closed")
+            reply += chunk
+        with self.lock:
+            self.answered_good += 1
+        return reply
+
     def _serve(self, conn: socket.socket) -> None:
         buffer = b""
+        upstream = None
+        if self.upstream_port is not None:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
         with conn:
             while self.running:
                 try:
@@ -100,7 +119,13 @@ class HostilePeer:
                     request, buffer = buffer[:12], buffer[12:]
                     with self.lock:
                         self.requests += 1
-                    reply = self._reply(request)
+                    if upstream is not None and self.mode == "good":
+                        try:
+                            reply = self._forward(request, upstream)
+                        except OSError:
+                            return
+                    else:
+                        reply = self._reply(request)
                     if reply is None:
                         continue
                     try:
@@ -228,3 +253,55 @@ def test_a_peer_that_stops_answering_is_reconnected_and_read_again_soon(
     # The first answered probe brings it back: no extra good answers were needed.
     assert hostile_peer.counts()[2] - good_before <= 2, hostile_peer.counts()
     assert "reopening the bus connection" in gw.logs(), gw.logs()[-3000:]
+
+
+QDY30A_REGISTERS = {"holding": {0: 1, 1: 3, 2: 1, 3: 0, 4: 220, 5: 0, 6: 1000}}
+
+
+def test_a_device_in_flood_alert_is_probed_at_the_alert_interval_while_offline(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, pantau_bin, short_tmp,
+):
+    """Issue #19 item 8: at Siaga 2 (1 s polling) a level device that stops answering keeps being probed every 1 s
+    (before: backoff to 16 s), so it is read again at the first probe after it answers."""
+    device = pymodbus_tcp_device(QDY30A_REGISTERS)
+    peer = HostilePeer(upstream_port=device.port)
+    try:
+        collector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
+        flood = ("{point: level, siaga3: 150, siaga2: 200, siaga1: 250, min_dwell: 0s, "
+                 "poll_intervals: {siaga4: 10s, siaga3: 2s, siaga2: 1s, siaga1: 500ms}}")
+        config = gateway_yaml(
+            broker_port=mosquitto_broker.port, workdir=short_tmp, buses=[tcp_bus("tcp-h", peer.port)], devices=[],
+            status_socket=os.path.join(short_tmp, "st.sock"), profiles=[PROFILE_DIR])
+        config = config.replace(
+            "devices:\n",
+            "devices:\n  - name: river\n    bus: tcp-h\n    unit: 1\n    profile: qdy30a\n    poll_interval: 10s\n"
+            f"    flood:\n      - {flood}\n", 1)
+        gw = gateway(config)
+
+        def river() -> dict:
+            result = subprocess.run(
+                [pantau_bin, "status", "--socket", os.path.join(short_tmp, "st.sock"), "--json"],
+                capture_output=True, text=True, timeout=30)
+            if result.returncode != 0:  # the status socket is not up yet
+                return {"state": None, "interval_ms": None}
+            snapshot = json.loads(result.stdout)
+            return next(d for bus in snapshot["buses"] for d in bus["devices"] if d["name"] == "river")
+
+        # Level 220 cm is Siaga 2: the alert shortens the interval to 1 s.
+        assert wait_until(lambda: river()["interval_ms"] == 1000 or not gw.alive, 60), (river(), gw.logs()[-3000:])
+        peer.mode = "silent"
+        assert wait_until(lambda: river()["state"] == "offline" or not gw.alive, 60), (river(), gw.logs()[-3000:])
+        requests_at_offline = peer.counts()[1]
+        # Probes keep coming; after several of them the interval is still the alert's, not a backoff.
+        assert wait_until(lambda: peer.counts()[1] >= requests_at_offline + 4 or not gw.alive, 60), peer.counts()
+        offline = river()
+        assert offline["state"] == "offline" and offline["interval_ms"] == 1000, offline
+
+        peer.mode = "good"
+        _, _, good_before = peer.counts()
+        assert wait_until(lambda: river()["state"] == "online" or not gw.alive, 30), (river(), gw.logs()[-3000:])
+        # Read again at the first probe that was answered.
+        assert peer.counts()[2] - good_before <= 2, peer.counts()
+        assert river()["interval_ms"] == 1000
+    finally:
+        peer.close()
