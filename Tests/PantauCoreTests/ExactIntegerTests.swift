@@ -20,8 +20,10 @@ import Testing
         #expect(value == .integer(Int128(digits)!))
         let reading = Reading(
             device: "d", point: "n", quantity: "counter", unit: "", value: value, quality: .good, acquiredAt: 1000)
-        let body = try #require(PayloadEncoder.telemetry([reading], identity: GatewayIdentity(site: "s", id: "g"),
-                                                         device: "d"))
+        let body = try #require(
+            PayloadEncoder.telemetry(
+                [reading], identity: GatewayIdentity(site: "s", id: "g"),
+                device: "d"))
         let text = String(decoding: body, as: UTF8.self)
         #expect(text.contains("\"v\":\(digits)"), "\(text)")
         // Back to registers: the same words.
@@ -30,8 +32,9 @@ import Testing
 
     @Test func integersADoubleHoldsStayNumbers() throws {
         #expect(try RegisterDecoder.decodeValue(point: Self.point(.u64), words: [0, 0, 0, 42]).get() == .number(42))
-        #expect(try RegisterDecoder.decodeValue(point: Self.point(.i64), words: [0xFFFF, 0xFFFF, 0xFFFF, 0xFF85]).get()
-            == .number(-123))
+        #expect(
+            try RegisterDecoder.decodeValue(point: Self.point(.i64), words: [0xFFFF, 0xFFFF, 0xFFFF, 0xFF85]).get()
+                == .number(-123))
         // A scaled 64-bit value is an engineering number, not an integer.
         let words: [UInt16] = [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF]
         let scaled = try RegisterDecoder.decodeValue(point: Self.point(.u64, scale: 0.5), words: words).get()

@@ -9,7 +9,8 @@ import Testing
     @Test(arguments: [
         (10, "has expired"), (9, "is not valid yet"), (62, "does not name broker.example"),
         (1, "does not name broker.example"), (20, "is not signed by the CA in /etc/pantau/ca.crt"),
-        (19, "is not signed by the CA in"), (18, "is not signed by the CA in"), (23, "was rejected: certificate revoked"),
+        (19, "is not signed by the CA in"), (18, "is not signed by the CA in"),
+        (23, "was rejected: certificate revoked"),
     ])
     func verificationResults(code: Int, expected: String) {
         let reason = MQTTError.tlsReason(
@@ -18,10 +19,14 @@ import Testing
     }
 
     @Test(arguments: [
-        ("OpenSSL Error[0]: error:0A00045C:SSL routines::tlsv13 alert certificate required",
-         "requires a client certificate"),
-        ("OpenSSL Error[0]: error:0A000415:SSL routines::sslv3 alert certificate expired",
-         "client certificate: it has expired"),
+        (
+            "OpenSSL Error[0]: error:0A00045C:SSL routines::tlsv13 alert certificate required",
+            "requires a client certificate"
+        ),
+        (
+            "OpenSSL Error[0]: error:0A000415:SSL routines::sslv3 alert certificate expired",
+            "client certificate: it has expired"
+        ),
         ("OpenSSL Error[0]: error:0A000418:SSL routines::tlsv1 alert unknown ca", "does not trust its issuer"),
         (verifyFailed, "is not signed by /ca.crt or does not name this host"),
         ("OpenSSL Error[0]: error:0A00010B:SSL routines::wrong version number", "TLS handshake failed"),

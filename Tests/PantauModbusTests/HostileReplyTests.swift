@@ -65,8 +65,10 @@ func rtu(_ frame: [UInt8]) -> [UInt8] { frame + crc16(frame) }
         -> [UInt8]
     {
         let len = length ?? pdu.count + 1
-        return [UInt8(tid >> 8), UInt8(tid & 0xFF), UInt8(proto >> 8), UInt8(proto & 0xFF), UInt8(len >> 8),
-                UInt8(len & 0xFF), unit] + pdu
+        return [
+            UInt8(tid >> 8), UInt8(tid & 0xFF), UInt8(proto >> 8), UInt8(proto & 0xFF), UInt8(len >> 8),
+            UInt8(len & 0xFF), unit,
+        ] + pdu
     }
 
     static let goodPDU: [UInt8] = [3, 4, 0x00, 0x0A, 0x01, 0x02]
@@ -127,8 +129,9 @@ func rtu(_ frame: [UInt8]) -> [UInt8] { frame + crc16(frame) }
 
     @Test func bitsAreUnpackedLowBitFirst() throws {
         let peer = try SocketPeer(tcp: true)
-        #expect(try peer.read(Self.mbap([1, 2, 0b1000_0101, 0b1]), table: .coil, count: 9).get()
-            == [1, 0, 1, 0, 0, 0, 0, 1, 1])
+        #expect(
+            try peer.read(Self.mbap([1, 2, 0b1000_0101, 0b1]), table: .coil, count: 9).get()
+                == [1, 0, 1, 0, 0, 0, 0, 1, 1])
     }
 
     @Test func aValidRTUReplyIsDecoded() throws {
