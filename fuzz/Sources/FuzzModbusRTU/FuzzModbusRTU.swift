@@ -1,5 +1,5 @@
 // Fuzzes a Modbus RTU read reply through the real receive path: the input's first byte picks the request (table
-// and count), the rest is what the line carries. A libmodbus RTU context reads it from one end of a socketpair
+// and count), the second whether a correct CRC is appended, the rest is what the line carries. A libmodbus RTU context reads it from one end of a socketpair
 // (CRC checked by libmodbus), `ModbusFrame` validates it, and the decoder interprets the words. Asserted: no crash,
 // and a reply is accepted only if its first bytes are exactly the valid answer with a correct CRC (checked here
 // independently of ModbusFrame).
@@ -35,11 +35,13 @@ func expectedWords(_ reply: [UInt8], _ table: RegisterTable, _ count: Int) -> [U
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    guard size >= 1 else { return 0 }
+    guard size >= 2 else { return 0 }
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     let table = tables[Int(input[0] & 3)]
     let count = table.isBitTable ? Int(input[0] >> 2) % 40 + 1 : Int(input[0] >> 2) % 16 + 1
-    let reply = Array(input.dropFirst().prefix(4096))
+    // The second byte's low bit appends the right CRC, so the fuzzer gets past libmodbus's CRC check to ours.
+    var reply = Array(input.dropFirst(2).prefix(4096))
+    if input[1] & 1 == 1 { reply += crc16(reply[...]) }
 
     var ends: [Int32] = [-1, -1]
     guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0 else { return 0 }
