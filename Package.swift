@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pantau", targets: ["pantau"]),
+        // For the libFuzzer package in fuzz/ (it depends on this one by path).
+        .library(name: "PantauModbus", targets: ["PantauModbus"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -16,6 +18,7 @@ let package = Package(
         // C libraries from Debian, each behind one thin Swift wrapper module.
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
 
@@ -25,7 +28,7 @@ let package = Package(
             "PantauCore", "CModbus", .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PantauMQTT", dependencies: [
-            "PantauCore", "CMosquitto", .product(name: "Logging", package: "swift-log"),
+            "PantauCore", "CMosquitto", "COpenSSL", .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "PantauJournal", dependencies: [
             "PantauCore", "CSQLite", .product(name: "Logging", package: "swift-log"),

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  pkg-config libmodbus-dev libmosquitto-dev libsqlite3-dev libyaml-dev   # build
+  pkg-config libmodbus-dev libmosquitto-dev libssl-dev libsqlite3-dev libyaml-dev   # build
   mosquitto mosquitto-clients                                             # broker for the demo and the tests
   socat mbpoll openssl                                                     # serial pty pairs, reference Modbus tool, TLS test certs
   systemd dpkg-dev fakeroot                                                # systemd-analyze, the .deb build

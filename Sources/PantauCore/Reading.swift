@@ -11,13 +11,23 @@ public enum Quality: String, Sendable, Hashable, CaseIterable {
 /// The value of one point, as decoded.
 public enum PointValue: Sendable, Hashable {
     case number(Double)
+    /// A 64-bit integer beyond ±2^53, which a Double would round: kept exact to the wire. Integers a Double holds
+    /// exactly stay `.number` (see `exact(_:)`).
+    case integer(Int128)
     case text(String)
     case flag(Bool)
 
-    /// The numeric view used by aggregates: flags are 0 or 1, text has none.
+    /// An exact integer: `.number` while a Double holds it exactly, `.integer` beyond ±2^53.
+    public static func exact(_ value: Int128) -> PointValue {
+        let limit: Int128 = 1 << 53
+        return (-limit...limit).contains(value) ? .number(Double(value)) : .integer(value)
+    }
+
+    /// The numeric view used by aggregates: flags are 0 or 1, text has none, a big integer is rounded.
     public var numeric: Double? {
         switch self {
         case .number(let v): return v
+        case .integer(let i): return Double(i)
         case .flag(let b): return b ? 1 : 0
         case .text: return nil
         }

@@ -86,7 +86,7 @@ public enum RegisterDecoder {
             case .success(let decoded):
                 value = decoded
                 quality = .good
-                if let range = point.validRange, case .number(let number) = decoded, !range.contains(number) {
+                if let range = point.validRange, let number = decoded.numeric, !range.contains(number) {
                     quality = .outOfRange
                 }
             case .failure(let error):
@@ -123,7 +123,14 @@ public enum RegisterDecoder {
                 let reason = "byte order \(point.order) does not fit \(point.type.rawValue) (\(words.count * 2) bytes)"
                 return failure(.orderMismatch, point, words, reason)
             }
-            let raw = rawNumber(bits: assemble(words, order: point.order), type: point.type, encoding: point.encoding)
+            let bits = assemble(words, order: point.order)
+            // An unscaled 64-bit integer is kept exact: a Double would round it beyond 2^53.
+            if point.scale == 1, decimals == 0, point.offset == 0,
+                let exact = exactInteger(bits: bits, type: point.type, encoding: point.encoding)
+            {
+                return .success(.exact(exact))
+            }
+            let raw = rawNumber(bits: bits, type: point.type, encoding: point.encoding)
             guard raw.isFinite else {
                 return failure(.notFinite, point, words, "\(point.type.rawValue) is \(raw)")
             }
@@ -149,6 +156,9 @@ public enum RegisterDecoder {
         return types.flatMap { type in
             ByteOrder.standard(byteCount: words.count * 2).map { order in
                 let bits = assemble(words, order: order)
+                if let exact = exactInteger(bits: bits, type: type, encoding: .twosComplement) {
+                    return (type, order, PointValue.exact(exact))
+                }
                 return (type, order, PointValue.number(rawNumber(bits: bits, type: type, encoding: .twosComplement)))
             }
         }
@@ -164,6 +174,16 @@ public enum RegisterDecoder {
             bits |= UInt64(byte) << UInt64(8 * (byteCount - 1 - significance))
         }
         return bits
+    }
+
+    /// The exact integer `bits` stands for as a 64-bit integer type; nil for other types.
+    static func exactInteger(bits: UInt64, type: ValueType, encoding: IntegerEncoding) -> Int128? {
+        guard type == .u64 || type == .i64 else { return nil }
+        if encoding == .signMagnitude {
+            let magnitude = Int128(bits & (UInt64.max >> 1))
+            return bits >> 63 == 1 ? -magnitude : magnitude
+        }
+        return type == .i64 ? Int128(Int64(bitPattern: bits)) : Int128(bits)
     }
 
     /// The number `bits` stands for as `type` (which fixes the width), before scaling.

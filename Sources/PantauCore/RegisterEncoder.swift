@@ -14,11 +14,26 @@ public enum RegisterEncoder {
             let index = UInt16(clamping: point.bit ?? 0) & 15
             return [truth(of: value) ? 1 << index : 0]
         default:
+            if case .integer(let exact) = value, point.scale == 1, decimals == 0, point.offset == 0,
+                point.type == .u64 || point.type == .i64
+            {
+                return words(exactBits(exact, type: point.type, encoding: point.encoding), order: point.order, count: 4)
+            }
             let engineering = number(of: value)
             let raw = rawValue(engineering: engineering - point.offset, scale: point.scale, decimals: decimals)
             let bits = bitPattern(raw: raw, type: point.type, encoding: point.encoding)
             return words(bits, order: point.order, count: point.type.registerCount ?? 1)
         }
+    }
+
+    /// The bits of an exact integer as a 64-bit type, clamped to its range.
+    static func exactBits(_ value: Int128, type: ValueType, encoding: IntegerEncoding) -> UInt64 {
+        if encoding == .signMagnitude {
+            let magnitude = UInt64(min(value.magnitude, UInt128(Int64.max)))
+            return value < 0 ? magnitude | 1 << 63 : magnitude
+        }
+        if type == .i64 { return UInt64(bitPattern: Int64(clamping: value)) }
+        return UInt64(clamping: value)
     }
 
     /// `(value - offset) / (scale × 10^-decimals)`, mirroring the decoder's exact division for scales like 0.1.
@@ -100,6 +115,7 @@ public enum RegisterEncoder {
         switch value {
         case .flag(let flag): return flag
         case .number(let number): return number != 0
+        case .integer(let integer): return integer != 0
         case .text(let text): return ["1", "true", "on"].contains(text.lowercased())
         }
     }
@@ -107,6 +123,7 @@ public enum RegisterEncoder {
     private static func number(of value: PointValue) -> Double {
         switch value {
         case .number(let number): return number
+        case .integer(let integer): return Double(integer)
         case .flag(let flag): return flag ? 1 : 0
         case .text(let text): return Double(text) ?? .nan
         }
@@ -116,6 +133,7 @@ public enum RegisterEncoder {
         switch value {
         case .text(let text): return text
         case .number(let number): return String(number)
+        case .integer(let integer): return String(integer)
         case .flag(let flag): return flag ? "1" : "0"
         }
     }

@@ -1,4 +1,5 @@
 import CMosquitto
+import COpenSSL
 import Synchronization
 
 #if canImport(Glibc)
@@ -11,7 +12,11 @@ final class MQTTEventSink: Sendable {
     private struct State {
         var events: [MQTTEvent] = []
         var connected = false
+        /// A CONNACK success was seen on this client.
+        var everConnected = false
         var lastLibraryError: String?
+        /// OpenSSL's verification result of the last failed handshake (X509_V_ERR_*), when it was not OK.
+        var verifyResult: Int?
     }
 
     private let state = Mutex(State())
@@ -19,7 +24,9 @@ final class MQTTEventSink: Sendable {
     func append(_ event: MQTTEvent) {
         state.withLock { state in
             switch event {
-            case .connected(let reasonCode): state.connected = reasonCode == 0
+            case .connected(let reasonCode):
+                state.connected = reasonCode == 0
+                state.everConnected = state.everConnected || reasonCode == 0
             case .disconnected: state.connected = false
             default: break
             }
@@ -29,6 +36,17 @@ final class MQTTEventSink: Sendable {
 
     func noteLibraryError(_ text: String) {
         state.withLock { $0.lastLibraryError = text }
+    }
+
+    func noteVerifyResult(_ result: Int) {
+        state.withLock { $0.verifyResult = result }
+    }
+
+    func takeVerifyResult() -> Int? {
+        state.withLock { state in
+            defer { state.verifyResult = nil }
+            return state.verifyResult
+        }
     }
 
     func take() -> [MQTTEvent] {
@@ -43,6 +61,7 @@ final class MQTTEventSink: Sendable {
     }
 
     var connected: Bool { state.withLock { $0.connected } }
+    var everConnected: Bool { state.withLock { $0.everConnected } }
 
     func takeLastLibraryError() -> String? {
         state.withLock { state in
@@ -77,10 +96,17 @@ extension MQTTClient {
             guard let message = message?.pointee, let sink = MQTTEventSink.from(userdata) else { return }
             sink.append(.message(MQTTClient.receivedMessage(message, properties)))
         }
-        mosquitto_log_callback_set(handle) { _, userdata, level, text in
+        mosquitto_log_callback_set(handle) { mosq, userdata, level, text in
             // Only errors: they carry the OpenSSL reason (e.g. "certificate verify failed") the return code lacks.
-            guard level == MOSQ_LOG_ERR, let text else { return }
-            MQTTEventSink.from(userdata)?.noteLibraryError(String(cString: text))
+            guard level == MOSQ_LOG_ERR, let text, let sink = MQTTEventSink.from(userdata) else { return }
+            let line = String(cString: text)
+            sink.noteLibraryError(line)
+            // The handshake's SSL object still lives while libmosquitto logs its failure: keep why verification
+            // failed (expired, not yet valid, wrong host, unknown CA), which the error line does not say.
+            if line.hasPrefix("OpenSSL"), let ssl = mosquitto_ssl_get(mosq) {
+                let result = Int(SSL_get_verify_result(OpaquePointer(ssl)))
+                if result != Int(X509_V_OK) { sink.noteVerifyResult(result) }
+            }
         }
     }
 

@@ -21,10 +21,17 @@ public final class MQTTClient {
     private let sink = MQTTEventSink()
     /// `host:port` of the last connect call, for messages.
     public private(set) var broker = ""
+    /// The settings of `setTLS`, for messages and the TLS diagnosis.
+    private var tls: MQTTConfig.TLS?
+    private var caFile: String? { tls?.caFile }
+    private var port = 0
 
     /// A clean-start MQTT 5 client with this client id.
     public init(clientId: String) throws(MQTTError) {
         _ = libraryReady
+        if let problem = Self.clientIdProblem(clientId) {
+            throw MQTTError(code: .other, message: "invalid MQTT client id: \(problem)")
+        }
         let sink = self.sink
         guard let handle = mosquitto_new(clientId, true, Unmanaged.passUnretained(sink).toOpaque()) else {
             throw MQTTError(code: .other, message: "mosquitto_new failed for client id \(clientId)")
@@ -49,6 +56,25 @@ public final class MQTTClient {
         mosquitto_destroy(handle)
     }
 
+    /// The longest client id (and any MQTT string) in bytes.
+    public static let maxClientIdBytes = 65_535
+
+    /// Why libmosquitto would refuse `id`, or nil. Checked before `mosquitto_new`: libmosquitto 2.0.11 fails
+    /// such an id after zeroing its socketpair descriptors and then closes descriptor 0, which is not its own.
+    public static func clientIdProblem(_ id: String) -> String? {
+        let bytes = Array(id.utf8)
+        if bytes.isEmpty { return "it is empty" }
+        if bytes.count > maxClientIdBytes {
+            return "it is \(bytes.count) bytes long; MQTT allows at most \(maxClientIdBytes)"
+        }
+        if bytes.contains(0) { return "it contains a NUL character" }
+        let rc = id.withCString { mosquitto_validate_utf8($0, Int32(bytes.count)) }
+        if rc != MOSQ_ERR_SUCCESS.rawValue {
+            return "it contains characters MQTT does not allow (control characters or non-characters)"
+        }
+        return nil
+    }
+
     /// Username and optional password sent in CONNECT.
     public func setCredentials(username: String, password: String?) throws(MQTTError) {
         try check(mosquitto_username_pw_set(handle, username, password), "set username and password")
@@ -66,6 +92,7 @@ public final class MQTTClient {
                 message: "TLS files not usable (CA \(tls.caFile), cert \(tls.certFile ?? "-"), key "
                     + "\(tls.keyFile ?? "-")): \(Self.libraryString(rc))")
         }
+        self.tls = tls
         try check(mosquitto_tls_opts_set(handle, 1, "tlsv1.2", nil), "set TLS options")
         try check(mosquitto_tls_insecure_set(handle, false), "enable TLS host name verification")
     }
@@ -82,6 +109,7 @@ public final class MQTTClient {
     /// Host name resolution still blocks (getaddrinfo), so call it from a thread of ours.
     public func connect(host: String, port: Int, keepaliveSeconds: Int) throws(MQTTError) {
         broker = "\(host):\(port)"
+        self.port = port
         // On loopback the TLS handshake can already fail in here.
         try check(mosquitto_connect_async(handle, host, Int32(port), Int32(keepaliveSeconds)), "connect")
     }
@@ -180,16 +208,47 @@ public final class MQTTClient {
 
     /// The error for a failed call, with the library's own log line (the OpenSSL reason for a TLS failure).
     private func failure(_ rc: Int32, _ context: String, _ savedErrno: Int32) -> MQTTError {
-        var error = MQTTError.library(rc, context: context, errnoValue: savedErrno)
-        if let detail = sink.takeLastLibraryError() {
+        decorated(MQTTError.library(rc, context: context, errnoValue: savedErrno))
+    }
+
+    /// Why the connection ended, from a `.disconnected` event's code: a broker's MQTT reason code (≥ 0x80) or a
+    /// libmosquitto result, with the TLS diagnosis when the handshake or a TLS alert ended it (a broker that wants
+    /// a client certificate ends the connection this way, after the connect call returned).
+    public func endedError(reasonCode: Int) -> MQTTError {
+        let fromBroker = reasonCode >= 0x80
+        let text = fromBroker ? MQTTError.reasonString(reasonCode) : MQTTError.libraryString(Int32(reasonCode))
+        let error = MQTTError(
+            code: fromBroker ? MQTTError.operationCode(reasonCode) : .tcp, reasonCode: fromBroker ? reasonCode : nil,
+            message: "connection to \(broker.isEmpty ? "?" : broker) ended: \(text)")
+        return fromBroker ? error : decorated(error)
+    }
+
+    /// Adds the library's last error line and, for TLS, what it means (the diagnosis `mqtt-test` shows too).
+    private func decorated(_ error: MQTTError) -> MQTTError {
+        var error = error
+        let verifyResult = sink.takeVerifyResult()
+        var line = sink.takeLastLibraryError()
+        if line == nil, let tls, !sink.everConnected, error.code == .tcp {
+            // No OpenSSL line: a TLS 1.3 alert may have been lost in a reset. Ask the broker once more, alone.
+            line = TLSDiagnosis.probe(host: host, port: port, tls: tls)
+        }
+        guard let detail = line else { return error }
+        // A TLS alert (e.g. "certificate required") surfaces as a lost connection; the OpenSSL line says why.
+        if detail.hasPrefix("OpenSSL") || verifyResult != nil {
+            error.code = .tls
+            let reason = MQTTError.tlsReason(detail: detail, verifyResult: verifyResult, caFile: caFile, host: host)
+            if error.message.hasSuffix(".") { error.message.removeLast() }
+            error.message += ": \(reason) (\(detail))"
+        } else {
             error.message += " (\(detail))"
-            // A TLS alert (e.g. "certificate required") surfaces as a lost connection; the OpenSSL line says why.
-            if detail.hasPrefix("OpenSSL") { error.code = .tls }
         }
         return error
     }
 
     private static func libraryString(_ rc: Int32) -> String { MQTTError.libraryString(rc) }
+
+    /// The host of `broker`, for messages.
+    private var host: String { broker.split(separator: ":").dropLast().joined(separator: ":") }
 
     static func monotonicMillis() -> Int64 {
         Int64(SystemClock().monotonicNanos() / 1_000_000)

@@ -1,4 +1,5 @@
 import CMosquitto
+import COpenSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -100,6 +101,45 @@ extension MQTTError {
         case 0x8D: return .timeout
         default: return .other
         }
+    }
+
+    /// What a failed TLS handshake means, for the gateway's log and `mqtt-test` alike. `detail` is OpenSSL's error
+    /// line (as libmosquitto logged it), `verifyResult` the X509_V_ERR_* code of the broker's certificate check.
+    public static func tlsReason(detail: String, verifyResult: Int?, caFile: String?, host: String) -> String {
+        let ca = caFile ?? "the configured CA file"
+        switch verifyResult {
+        case 10?:
+            return "the broker's certificate has expired: renew it on the broker (or check this gateway's clock)"
+        case 9?:
+            return "the broker's certificate is not valid yet: check this gateway's clock (NTP) and the "
+                + "certificate's start date"
+        case 62?, 1?:
+            // libmosquitto 2.0.11 checks the host name in its own verify callback and fails it without an error
+            // code (OpenSSL then reports X509_V_ERR_UNSPECIFIED): after a chain that verified, that is the host.
+            return "the broker's certificate does not name \(host.isEmpty ? "this host" : host): connect by a name "
+                + "or address listed in its subjectAltName, or reissue it"
+        case 2?, 18?, 19?, 20?, 21?:
+            return "the broker's certificate is not signed by the CA in \(ca)"
+        case let code?:
+            let text = String(cString: X509_verify_cert_error_string(code))
+            return "the broker's certificate was rejected: \(text)"
+        case nil:
+            break
+        }
+        if detail.contains("certificate required") || detail.contains("peer did not return a certificate") {
+            return "the broker requires a client certificate: set the TLS certificate and key files"
+        }
+        if detail.contains("alert certificate expired") {
+            return "the broker refused this gateway's client certificate: it has expired"
+        }
+        if detail.contains("alert unknown ca") || detail.contains("alert bad certificate") {
+            return "the broker refused this gateway's client certificate: it does not trust its issuer"
+        }
+        if detail.contains("certificate verify failed") {
+            return "certificate verification failed: the broker's certificate is not signed by \(ca) or does not "
+                + "name this host"
+        }
+        return "TLS handshake failed"
     }
 
     /// A libmosquitto `MOSQ_ERR_*` result as an error; reads `errno` for `MOSQ_ERR_ERRNO`, so call it right away.

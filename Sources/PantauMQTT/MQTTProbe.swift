@@ -154,17 +154,9 @@ public enum MQTTProbe {
         return "TLS 1.2+ handshake ok, broker certificate verified against \(tls.caFile)"
     }
 
+    /// The client already names the reason (`MQTTError.tlsReason`, shared with the gateway's log).
     private static func tlsFailure(_ error: MQTTError, _ tls: MQTTConfig.TLS?) -> String {
-        let hint: String
-        if error.message.contains("certificate verify failed") {
-            hint = "certificate verification failed: the broker's certificate is not signed by "
-                + "\(tls?.caFile ?? "the CA") or does not name this host"
-        } else if error.message.contains("certificate required") {
-            hint = "the broker requires a client certificate: set the TLS certificate and key files"
-        } else {
-            hint = "TLS handshake failed"
-        }
-        return "\(hint) (\(error.message))"
+        error.message
     }
 
     private static func token() -> String {

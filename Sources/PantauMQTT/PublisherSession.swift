@@ -132,14 +132,10 @@ final class PublisherSession {
                 attemptFailed(MQTTError.connectRefused(reasonCode: reasonCode, broker: client?.broker ?? "?"))
             }
         case .disconnected(let reasonCode):
-            guard client != nil else { return }
-            // A broker DISCONNECT carries an MQTT reason code (≥ 0x80); a lost link a MOSQ_ERR_* value.
-            let fromBroker = reasonCode >= 0x80
-            let text = fromBroker ? MQTTError.reasonString(reasonCode) : MQTTError.libraryString(Int32(reasonCode))
-            connectionEnded(MQTTError(
-                code: fromBroker ? MQTTError.operationCode(reasonCode) : .tcp,
-                reasonCode: fromBroker ? reasonCode : nil,
-                message: "connection to \(client?.broker ?? "?") ended: \(text)"))
+            guard let client else { return }
+            // A broker DISCONNECT carries an MQTT reason code (≥ 0x80); a lost link a MOSQ_ERR_* value (with the
+            // TLS diagnosis when a TLS alert ended it).
+            connectionEnded(client.endedError(reasonCode: reasonCode))
         case .published(let mid, let reasonCode):
             acknowledged(mid: mid, reasonCode: reasonCode)
         case .subscribed, .message:

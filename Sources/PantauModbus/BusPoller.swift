@@ -171,6 +171,8 @@ struct SharedState {
         var responseNanos: UInt64 = 0
         var busyNanos: UInt64 = 0
         var overruns = 0
+        /// TCP connections closed and reopened after repeated timeouts or an invalid reply.
+        var reopens = 0
     }
 
     var devices: [DeviceConfig]
@@ -199,9 +201,12 @@ struct SharedState {
     }
 
     func effectiveInterval(_ device: DeviceConfig, policy: OfflinePolicy) -> Interval {
-        let base = overrides[device.name] ?? device.pollInterval
         // A zero interval would poll in a tight loop; 100 ms is the fastest any sensor here needs.
-        let floored = Interval(milliseconds: max(100, base.milliseconds))
+        if let alert = overrides[device.name] {
+            // A flood alert's interval holds while the device is offline too: probes follow it without backoff.
+            return Interval(milliseconds: max(100, alert.milliseconds))
+        }
+        let floored = Interval(milliseconds: max(100, device.pollInterval.milliseconds))
         return (health[device.name] ?? DeviceHealth()).effectiveInterval(base: floored, policy: policy)
     }
 }

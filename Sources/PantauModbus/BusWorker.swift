@@ -28,14 +28,18 @@ final class BusWorker {
     private var currentTimeoutMs: Int?
     private var lastOverrunLogNanos: UInt64?
     private var lastLoggedError: [String: String] = [:]
+    private var link: LinkRecovery
+    private var lastReopenReason: String?
 
     init(poller: BusPoller) {
         self.poller = poller
         reconnectDelayMs = poller.reconnectMinMs
         if case .rtu(let rtu) = poller.bus.transport {
             silenceMicros = rtu.effectiveInterFrameMicros
+            link = LinkRecovery(isTCP: false)
         } else {
             silenceMicros = 0
+            link = LinkRecovery(isTCP: true)
         }
         sync()
     }
@@ -92,6 +96,15 @@ final class BusWorker {
         }
     }
 
+    /// How late a poll due at `due` that ended at `finished` left its next slot, or nil when it ended in time.
+    /// The next slot is the first multiple of `interval` after `due` (a first poll at start is off the grid),
+    /// so the result is never negative.
+    static func overrun(due: UnixMillis, finished: UnixMillis, every interval: Interval) -> Int64? {
+        let nextSlot = slot(after: due, every: interval)
+        guard slot(after: finished, every: interval) > nextSlot else { return nil }
+        return finished - nextSlot
+    }
+
     /// The next wall-clock multiple of `interval` after `time`, so polls line up with aggregation windows.
     static func slot(after time: UnixMillis, every interval: Interval) -> UnixMillis {
         let ms = max(1, interval.milliseconds)
@@ -124,8 +137,8 @@ final class BusWorker {
         let nextDue = Self.slot(after: finished, every: next)
         entries[name]?.nextDue = nextDue
         // The poll ended after the slot that should have followed it: that slot is lost, the bus is overbooked.
-        if next == interval, nextDue > entry.nextDue + interval.milliseconds {
-            noteOverrun(device, late: finished - entry.nextDue - interval.milliseconds)
+        if next == interval, let late = Self.overrun(due: entry.nextDue, finished: finished, every: interval) {
+            noteOverrun(device, late: late)
         }
 
         if failure == nil { lastLoggedError[name] = nil }
@@ -148,10 +161,8 @@ final class BusWorker {
     private func readAll(
         _ device: DeviceConfig, _ requests: [ReadRequest], probing: Bool, into image: inout RegisterImage
     ) -> ModbusError? {
-        let transport: any ModbusTransport
         do {
-            transport = try connectedTransport()
-            try transport.setUnit(device.unitId)
+            _ = try transport(for: device)
         } catch {
             return error
         }
@@ -162,7 +173,7 @@ final class BusWorker {
             let attempts = probe ? 1 : 1 + max(0, device.timing.retries)
             let timeout = probe
                 ? min(device.timing.responseTimeoutMs, poller.policy.probeTimeoutMs) : device.timing.responseTimeoutMs
-            switch transact(request, device, transport, attempts: attempts, timeoutMs: timeout) {
+            switch transact(request, device, attempts: attempts, timeoutMs: timeout) {
             case .words(let words):
                 image.store(words, table: request.table, at: request.address)
             case .failed(let error):
@@ -180,16 +191,28 @@ final class BusWorker {
         return first
     }
 
+    /// The open transport addressed to the device's unit, reopened first when the link was reset.
+    private func transport(for device: DeviceConfig) throws(ModbusError) -> any ModbusTransport {
+        let transport = try connectedTransport()
+        try transport.setUnit(device.unitId)
+        return transport
+    }
+
     private func transact(
-        _ request: ReadRequest, _ device: DeviceConfig, _ transport: any ModbusTransport, attempts: Int,
-        timeoutMs: Int
+        _ request: ReadRequest, _ device: DeviceConfig, attempts: Int, timeoutMs: Int
     ) -> Outcome {
-        if currentTimeoutMs != timeoutMs {
-            transport.setResponseTimeout(ms: timeoutMs)
-            currentTimeoutMs = timeoutMs
-        }
         var last = ModbusError(code: .other, bus: poller.bus.name)
         for attempt in 1...max(1, attempts) {
+            let transport: any ModbusTransport
+            do {
+                transport = try self.transport(for: device)
+            } catch {
+                return .failed(placed(error, device, request))
+            }
+            if currentTimeoutMs != timeoutMs {
+                transport.setResponseTimeout(ms: timeoutMs)
+                currentTimeoutMs = timeoutMs
+            }
             keepSilence(extraMicros: device.timing.interRequestDelayMs * 1000)
             let start = poller.clock.monotonicNanos()
             do {
@@ -197,18 +220,23 @@ final class BusWorker {
                 let end = poller.clock.monotonicNanos()
                 lastFrameEndNanos = end
                 record(nil, start: start, end: end)
+                _ = link.record(nil)
                 return .words(words)
             } catch {
                 let end = poller.clock.monotonicNanos()
                 lastFrameEndNanos = end
                 last = placed(error, device, request)
                 record(last.code, start: start, end: end)
-                if last.code == .timeout || last.code == .badCRC || last.code == .badData {
+                switch link.record(last.code) {
+                case .none: break
+                case .flush:
                     // RTU has no transaction id: a late reply would answer the next request. Let the line go
                     // quiet for t3.5, then drop whatever arrived.
                     poller.pause(silenceMicros)
                     transport.flush()
                     lastFrameEndNanos = poller.clock.monotonicNanos()
+                case .reconnect:
+                    reopen(after: last)
                 }
                 guard last.class == .link, attempt < attempts else { break }
             }
@@ -271,6 +299,7 @@ final class BusWorker {
             self.transport = transport
             try transport.connect()
             connected = true
+            link.reset()
             currentTimeoutMs = nil
             if lastConnectionError != nil { poller.logger.info("bus connection restored") }
             lastConnectionError = nil
@@ -283,17 +312,45 @@ final class BusWorker {
         }
     }
 
-    /// Closes the transport and schedules a reconnect with exponential backoff.
+    /// Closes the transport and schedules a reconnect with exponential backoff, never later than the soonest
+    /// poll or probe of a device on this bus (so a device that comes back, or one a flood alert polls fast, is
+    /// not kept waiting by the connection's own backoff).
     private func dropConnection(_ error: ModbusError) {
         transport?.close()
         connected = false
-        poller.shared.withLock { $0.connected = false }
+        link.reset()
+        let soonest = poller.shared.withLock { s in
+            s.connected = false
+            return s.devices.map { s.effectiveInterval($0, policy: poller.policy).milliseconds }.min()
+        }
+        let delay = max(1, min(reconnectDelayMs, soonest ?? reconnectDelayMs))
         poller.logger.warning(
             "bus connection failed; reopening later",
-            metadata: ["error": "\(error)", "retry_in_ms": "\(reconnectDelayMs)"])
+            metadata: ["error": "\(error)", "retry_in_ms": "\(delay)"])
         lastConnectionError = error
-        reconnectAtNanos = poller.clock.monotonicNanos() + UInt64(reconnectDelayMs) * 1_000_000
+        reconnectAtNanos = poller.clock.monotonicNanos() + UInt64(delay) * 1_000_000
         reconnectDelayMs = min(reconnectDelayMs * 2, poller.reconnectMaxMs)
+    }
+
+    /// Closes a TCP connection that timed out repeatedly or went out of step; the next transaction opens a new
+    /// one at once (no backoff: the peer was reachable).
+    private func reopen(after error: ModbusError) {
+        transport?.close()
+        connected = false
+        link.reset()
+        poller.shared.withLock {
+            $0.connected = false
+            $0.counters.reopens += 1
+        }
+        let reason = error.code == .timeout
+            ? "\(LinkRecovery.timeoutsBeforeReconnect) timeouts in a row" : "an invalid or mismatched reply"
+        let metadata: Logger.Metadata = ["error": "\(error)", "reason": "\(reason)"]
+        if lastReopenReason == reason {
+            poller.logger.debug("reopening the bus connection", metadata: metadata)
+        } else {
+            poller.logger.warning("reopening the bus connection", metadata: metadata)
+        }
+        lastReopenReason = reason
     }
 
     private func noteOverrun(_ device: DeviceConfig, late: Int64) {

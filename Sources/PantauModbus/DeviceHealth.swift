@@ -6,13 +6,14 @@ public struct OfflinePolicy: Sendable, Hashable {
     public var failuresBeforeOffline: Int
     /// Offline probes happen at the interval times this factor, doubling per failed probe up to here...
     public var maxBackoffFactor: Int
-    /// ...and never further apart than this (unless the configured interval itself is longer).
+    /// ...and never further apart than this (unless the configured interval itself is longer): a device that
+    /// comes back is read again within max(poll interval, this).
     public var maxBackoff: Interval
     /// Response timeout of a probe (capped by the device's own), so a dead device cannot stall its neighbours.
     public var probeTimeoutMs: Int
 
     public init(
-        failuresBeforeOffline: Int = 3, maxBackoffFactor: Int = 16, maxBackoff: Interval = .minutes(5),
+        failuresBeforeOffline: Int = 3, maxBackoffFactor: Int = 16, maxBackoff: Interval = .seconds(5),
         probeTimeoutMs: Int = 300
     ) {
         self.failuresBeforeOffline = failuresBeforeOffline

@@ -11,24 +11,56 @@ import Glibc
 public final class ModbusConnection: ModbusTransport {
     private let context: OpaquePointer
     private let rs485: Bool
+    private let isTCP: Bool
     private let logger: Logger
     /// The bus name, for messages.
     public let bus: String
     public private(set) var unit: Int?
     private var connected = false
+    /// MBAP transaction id of the last TCP request; a reply must carry the same.
+    private var transactionId: UInt16 = 0
 
-    private init(context: OpaquePointer, bus: String, rs485: Bool, logger: Logger) {
+    private init(context: OpaquePointer, bus: String, rs485: Bool, isTCP: Bool, logger: Logger) {
         self.context = context
         self.bus = bus
         self.rs485 = rs485
+        self.isTCP = isTCP
         self.logger = logger
         // RECOVERY_LINK would reconnect in a loop inside the library call; recovery is the poller's job.
         modbus_set_error_recovery(context, MODBUS_ERROR_RECOVERY_NONE)
     }
 
     deinit {
+        // Only a descriptor this context opened (or adopted) is closed: libmodbus keeps -1 when there is none.
         if connected { modbus_close(context) }
         modbus_free(context)
+    }
+
+    /// A context that talks over an already open descriptor (one end of a socketpair), which it then owns and
+    /// closes: the seam for tests and fuzzing, with the real libmodbus receive path and the real validation.
+    public static func adopting(
+        descriptor: Int32, tcp: Bool, bus: String = "", logger: Logger = Logger(label: "pantau.modbus")
+    ) throws(ModbusError) -> ModbusConnection {
+        guard descriptor >= 0 else {
+            throw ModbusError(code: .invalidArgument, message: "no descriptor to adopt", bus: bus)
+        }
+        let ctx: OpaquePointer
+        if tcp {
+            guard let c = modbus_new_tcp_pi("127.0.0.1", "502") else { throw ModbusError(errno: errno, bus: bus) }
+            ctx = c
+        } else {
+            ctx = try newRTUContext(device: "/dev/null", serial: SerialSettings(baud: 9600), bus: bus)
+        }
+        let connection = ModbusConnection(context: ctx, bus: bus, rs485: false, isTCP: tcp, logger: logger)
+        modbus_set_socket(ctx, descriptor)
+        connection.connected = true
+        return connection
+    }
+
+    /// Time allowed between two bytes of one reply (libmodbus default 500 ms).
+    public func setByteTimeout(ms: Int) {
+        let clamped = max(1, ms)
+        modbus_set_byte_timeout(context, UInt32(clamped / 1000), UInt32((clamped % 1000) * 1000))
     }
 
     /// A Modbus TCP master for `host:port` (not connected yet). `host` may be a name or an IPv4/IPv6 address.
@@ -42,7 +74,7 @@ public final class ModbusConnection: ModbusTransport {
         guard let ctx = modbus_new_tcp_pi(host, String(port)) else {
             throw ModbusError(errno: errno, bus: bus)
         }
-        return ModbusConnection(context: ctx, bus: bus, rs485: false, logger: logger)
+        return ModbusConnection(context: ctx, bus: bus, rs485: false, isTCP: true, logger: logger)
     }
 
     /// A Modbus RTU master on a serial device. Line settings libmodbus would silently change are rejected here.
@@ -51,7 +83,7 @@ public final class ModbusConnection: ModbusTransport {
         logger: Logger = Logger(label: "pantau.modbus")
     ) throws(ModbusError) -> ModbusConnection {
         let ctx = try newRTUContext(device: device, serial: serial, bus: bus)
-        return ModbusConnection(context: ctx, bus: bus, rs485: rs485, logger: logger)
+        return ModbusConnection(context: ctx, bus: bus, rs485: rs485, isTCP: false, logger: logger)
     }
 
     public func connect() throws(ModbusError) {
@@ -101,15 +133,7 @@ public final class ModbusConnection: ModbusTransport {
         guard !table.isBitTable, (1...125).contains(count), (0...65535).contains(address) else {
             throw invalid("read of \(count) registers at \(address) from \(table.rawValue)", table, address, count)
         }
-        var words = [UInt16](repeating: 0, count: count)
-        let n = try words.withUnsafeMutableBufferPointer { (buffer) throws(ModbusError) -> Int32 in
-            try call(table, address, count) {
-                table == .holding
-                    ? modbus_read_registers(context, Int32(address), Int32(count), buffer.baseAddress)
-                    : modbus_read_input_registers(context, Int32(address), Int32(count), buffer.baseAddress)
-            }
-        }
-        return Array(words.prefix(Int(n)))
+        return try transaction(table, address, count)
     }
 
     /// Reads coils (FC1) or discrete inputs (FC2).
@@ -117,15 +141,71 @@ public final class ModbusConnection: ModbusTransport {
         guard table.isBitTable, (1...2000).contains(count), (0...65535).contains(address) else {
             throw invalid("read of \(count) bits at \(address) from \(table.rawValue)", table, address, count)
         }
-        var bits = [UInt8](repeating: 0, count: count)
-        let n = try bits.withUnsafeMutableBufferPointer { (buffer) throws(ModbusError) -> Int32 in
+        return try transaction(table, address, count).map { $0 != 0 }
+    }
+
+    /// One read: the request goes out, libmodbus receives the reply (timeouts, CRC), and `ModbusFrame` checks
+    /// every field of it against the request before a value is taken from it.
+    private func transaction(_ table: RegisterTable, _ address: Int, _ count: Int) throws(ModbusError) -> [UInt16] {
+        guard let unit else {
+            throw ModbusError(code: .invalidArgument, message: "no unit id set before a read", bus: bus)
+        }
+        let request = ModbusFrame.Request(
+            unit: UInt8(unit), table: table, address: UInt16(address), count: UInt16(count))
+        let framing: ModbusFrame.Framing
+        if isTCP {
+            // A late reply to an earlier request carries an older transaction id and is refused as bad data.
+            transactionId &+= 1
+            framing = .tcp(transactionId: transactionId)
+            try sendTCP(ModbusFrame.tcpRequest(request, transactionId: transactionId), table, address, count)
+        } else {
+            framing = .rtu
+            let raw = [request.unit] + request.pdu
             try call(table, address, count) {
-                table == .coil
-                    ? modbus_read_bits(context, Int32(address), Int32(count), buffer.baseAddress)
-                    : modbus_read_input_bits(context, Int32(address), Int32(count), buffer.baseAddress)
+                raw.withUnsafeBufferPointer { modbus_send_raw_request(context, $0.baseAddress, Int32($0.count)) }
             }
         }
-        return bits.prefix(Int(n)).map { $0 != 0 }
+        // MODBUS_TCP_MAX_ADU_LENGTH: the largest frame libmodbus will store.
+        var reply = [UInt8](repeating: 0, count: 260)
+        let length = try reply.withUnsafeMutableBufferPointer { (buffer) throws(ModbusError) -> Int32 in
+            try call(table, address, count) { modbus_receive_confirmation(context, buffer.baseAddress) }
+        }
+        switch ModbusFrame.decode(reply: Array(reply.prefix(Int(length))), for: request, framing: framing) {
+        case .success(let words): return words
+        case .failure(var error):
+            error.bus = bus
+            error.unit = unit
+            error.table = table
+            error.address = address
+            error.count = count
+            throw error
+        }
+    }
+
+    /// Writes a whole TCP request on the connection's socket (libmodbus's raw send would always use
+    /// transaction id 0, so a late reply could not be told from the awaited one).
+    private func sendTCP(_ frame: [UInt8], _ table: RegisterTable, _ address: Int, _ count: Int) throws(ModbusError) {
+        let fd = modbus_get_socket(context)
+        guard fd >= 0 else {
+            throw ModbusError(errno: EBADF, bus: bus, unit: unit, table: table, address: address, count: count)
+        }
+        var sent = 0
+        while sent < frame.count {
+            let n = frame.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+            }
+            if n >= 0 {
+                sent += n
+                continue
+            }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                var waiter = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&waiter, 1, 1000) > 0 { continue }
+            }
+            throw ModbusError(errno: code, bus: bus, unit: unit, table: table, address: address, count: count)
+        }
     }
 
     /// Writes one holding register (FC6).

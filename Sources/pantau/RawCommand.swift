@@ -171,7 +171,7 @@ struct RawCommand: ParsableCommand {
             struct Interpretation: Encodable {
                 var type: String
                 var order: String
-                var value: Double?
+                var value: SenMLNumber?
                 var text: String
             }
         }
@@ -205,7 +205,7 @@ struct RawCommand: ParsableCommand {
                         zip(t.orders, row.values).map { order, value in
                             Report.Interpretation(
                                 type: row.type.rawValue, order: order.description,
-                                value: value.numeric.flatMap { $0.isFinite ? $0 : nil },
+                                value: SenMLNumber(value),
                                 text: DiagnosticsFormat.value(value))
                         }
                     }

@@ -70,12 +70,14 @@ struct ReadCommand: ParsableCommand {
         }
         enum Value: Encodable {
             case number(Double)
+            case integer(Int128)
             case text(String)
             case flag(Bool)
             func encode(to encoder: Encoder) throws {
                 var c = encoder.singleValueContainer()
                 switch self {
                 case .number(let n): try c.encode(n)
+                case .integer(let i): try c.encode(SenMLNumber(exactly: i))
                 case .text(let t): try c.encode(t)
                 case .flag(let b): try c.encode(b)
                 }
@@ -203,6 +205,7 @@ struct ReadCommand: ParsableCommand {
                 let value: Report.Value? = p.reading.value.map {
                     switch $0 {
                     case .number(let n): return .number(n)
+                    case .integer(let i): return .integer(i)
                     case .text(let t): return .text(t)
                     case .flag(let b): return .flag(b)
                     }

@@ -106,26 +106,34 @@ func image(_ table: RegisterTable, _ values: [Int: UInt16]) -> RegisterImage { R
         #expect(stats.cycleOverruns == 0)
     }
 
-    @Test func offlineDeviceIsProbedWithOneShortAttemptAtDoublingIntervals() {
-        let rig = PollerRig(devices: [device("dead", unit: 2)])
+    @Test func offlineDeviceIsProbedWithOneShortAttemptAtDoublingIntervalsCappedAtFiveSeconds() {
+        let fast = ProfileTiming(responseTimeoutMs: 100, retries: 1)
+        let rig = PollerRig(devices: [device("dead", unit: 2, every: 1, timing: fast)])
         rig.transport.set(unit: 2, .silent)
 
-        rig.run(seconds: 3600)
+        rig.run(seconds: 600)
 
         let polls = rig.recorder.polls(of: "dead").map(\.acquiredAt)
         let gaps = zip(polls.dropFirst(), polls).map { ($0 - $1) / 1000 }
-        // Three normal polls (first at start), then probes 20, 40, 80 s apart, then capped at 16 x 10 s.
-        #expect(Array(gaps.dropFirst().prefix(5)) == [10, 20, 40, 80, 160])
-        #expect(gaps.dropFirst(5).allSatisfy { $0 == 160 })
+        // Three normal polls, then probes 2 and 4 s apart, then never more than max(1 s, 5 s) apart.
+        #expect(Array(gaps.prefix(4)) == [1, 1, 2, 4])
+        #expect(gaps.allSatisfy { $0 <= 5 })
+        #expect(gaps.suffix(100).allSatisfy { $0 == 5 })
         let attemptsPerPoll = rig.transport.reads.count
         // 3 polls x (1 + 1 retry) before offline, then one attempt per probe.
         #expect(attemptsPerPoll == 3 * 2 + (polls.count - 3))
-        #expect(rig.transport.events.contains(.timeout(300)))
-        #expect(rig.poller.snapshot().devices.first?.interval == .seconds(160))
+        #expect(rig.poller.snapshot().devices.first?.interval == .seconds(5))
     }
 
-    @Test(arguments: [(Int64(60), Int64(300)), (Int64(1), Int64(16))])
-    func backoffIsCappedAtSixteenTimesOrFiveMinutes(interval: Int64, cap: Int64) {
+    @Test func probesUseTheShortProbeTimeout() {
+        let rig = PollerRig(devices: [device("dead", unit: 2)])
+        rig.transport.set(unit: 2, .silent)
+        rig.run(seconds: 100)
+        #expect(rig.transport.events.contains(.timeout(300)))
+    }
+
+    @Test(arguments: [(Int64(60), Int64(60)), (Int64(10), Int64(10)), (Int64(1), Int64(5)), (Int64(2), Int64(5))])
+    func backoffIsCappedAtThePollIntervalOrFiveSeconds(interval: Int64, cap: Int64) {
         let rig = PollerRig(devices: [device("dead", unit: 2, every: interval)])
         rig.transport.set(unit: 2, .silent)
 
@@ -237,7 +245,7 @@ func image(_ table: RegisterTable, _ values: [Int: UInt16]) -> RegisterImage { R
         rig.run(seconds: 20)
 
         let connects = rig.transport.events.filter { $0 == .connect }.count
-        // Waits of 1 s, 2 s and 4 s between the failed attempts, then connected for good.
+        // A retry after each failed attempt (backoff capped by the 1 s device's probe interval), then connected.
         #expect(connects == 4)
         let polls = rig.recorder.polls(of: "aq")
         #expect(polls.prefix(3).allSatisfy { $0.error != nil })

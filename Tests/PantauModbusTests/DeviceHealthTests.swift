@@ -28,7 +28,10 @@ import Testing
         let (transitions, health) = run([.silent, .silent, .silent, .silent, .silent])
         #expect(transitions == [nil, nil, .wentOffline, nil, nil])
         #expect(health.online == false)
-        #expect(health.effectiveInterval(base: .seconds(10), policy: OfflinePolicy()) == .seconds(80))
+        // Backoff factor 8, but probes are never further apart than max(poll interval, 5 s).
+        #expect(health.effectiveInterval(base: .seconds(10), policy: OfflinePolicy()) == .seconds(10))
+        #expect(health.effectiveInterval(base: .seconds(1), policy: OfflinePolicy()) == .seconds(5))
+        #expect(health.effectiveInterval(base: Interval(milliseconds: 500), policy: OfflinePolicy()) == .seconds(4))
     }
 
     @Test func exceptionsAreAnswersAndInterruptASilentStreak() {

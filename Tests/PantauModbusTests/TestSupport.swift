@@ -50,6 +50,8 @@ final class FakeTransport: ModbusTransport, Sendable {
         case answers(RegisterImage)
         case silent
         case dropsConnection
+        /// Answers with a frame that fails validation (bad MBAP length, wrong unit...).
+        case garbage
     }
 
     private struct State {
@@ -124,6 +126,9 @@ final class FakeTransport: ModbusTransport, Sendable {
             }
         case .dropsConnection?:
             result = .failure(ModbusError(code: .connection, errno: 104))
+        case .garbage?:
+            clock.advance(micros: readCostMicros)
+            result = .failure(ModbusError(code: .badData, message: "invalid reply: MBAP length field 65535"))
         case .silent?, nil:
             clock.advance(ms: Int64(timeoutMs))
             result = .failure(ModbusError(code: .timeout, errno: 110))

@@ -360,3 +360,20 @@ def test_raw_write_asks_for_confirmation_on_a_terminal(pantau_bin, pymodbus_tcp_
     assert proc.returncode == (0 if written else 1), stderr
     value = mbpoll.read(mbpoll.tcp_target(device.port), 1, "holding", 2, 1).values[2]
     assert value == (4321 if written else 42)
+
+
+def test_raw_interpret_gives_64_bit_integers_with_every_digit(pantau_bin, pymodbus_tcp_device):
+    # Issue #11: u64/i64 beyond 2^53 were printed as rounded doubles (18446744073709551616.0).
+    device = pymodbus_tcp_device({"holding": {40: 0xFFFF, 41: 0xFFFF, 42: 0xFFFF, 43: 0xFFFE}})
+    done = pantau(pantau_bin, "raw", "read", *tcp_link(device), "--unit", "1", "--address", "40", "--count", "4",
+                  "--interpret", "--json")
+    assert done.returncode == 0, done.stderr
+    # The JSON text itself carries the digits (a float would have lost the last ones).
+    assert '"value":18446744073709551614' in done.stdout.replace(" ", ""), done.stdout
+    cells = {(i["type"], i["order"]): i.get("value") for i in json.loads(done.stdout)["interpretations"]}
+    assert cells[("u64", "ABCDEFGH")] == 18446744073709551614
+    assert isinstance(cells[("u64", "ABCDEFGH")], int)
+    assert cells[("i64", "ABCDEFGH")] == -2
+    text = pantau(pantau_bin, "raw", "read", *tcp_link(device), "--unit", "1", "--address", "40", "--count", "4",
+                  "--interpret").stdout
+    assert "18446744073709551614" in text, text

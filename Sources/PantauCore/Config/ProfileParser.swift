@@ -228,7 +228,12 @@ public enum ProfileParser {
                 case .bit:
                     if let b = reader.bool(pair.value, what: "expected value of '\(name)'") { expect[name] = .flag(b) }
                 default:
-                    if let d = reader.double(pair.value, what: "expected value of '\(name)'") { expect[name] = .number(d) }
+                    // An integer literal stays exact (a 64-bit value beyond 2^53 would be rounded as a Double).
+                    if let exact = pair.value.scalar.flatMap({ Int128($0) }) {
+                        expect[name] = .exact(exact)
+                    } else if let d = reader.double(pair.value, what: "expected value of '\(name)'") {
+                        expect[name] = .number(d)
+                    }
                 }
             }
             e.finish()

@@ -7,10 +7,46 @@ struct SenMLRecord: Encodable {
     var bt: Double?
     var n: String
     var u: String?
-    var v: Double?
+    var v: SenMLNumber?
     var vs: String?
     var vb: Bool?
     var q: String
+}
+
+/// A JSON number for a SenML `v` (and the CLI's JSON): a double, or a 64-bit integer written with all its digits
+/// (a Double would round it beyond 2^53).
+public enum SenMLNumber: Encodable, Sendable, Hashable {
+    case double(Double)
+    case signed(Int64)
+    case unsigned(UInt64)
+
+    /// The number of a value: nil for text, flags and non-finite doubles.
+    public init?(_ value: PointValue) {
+        switch value {
+        case .number(let d) where d.isFinite: self = .double(d)
+        case .integer(let i): self.init(exactly: i)
+        default: return nil
+        }
+    }
+
+    public init(exactly value: Int128) {
+        if let signed = Int64(exactly: value) {
+            self = .signed(signed)
+        } else if let unsigned = UInt64(exactly: value) {
+            self = .unsigned(unsigned)
+        } else {
+            self = .double(Double(value))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .double(let d): try c.encode(d)
+        case .signed(let i): try c.encode(i)
+        case .unsigned(let u): try c.encode(u)
+        }
+    }
 }
 
 /// JSON bodies of the messages the gateway itself produces: telemetry, availability, status and health.
@@ -47,7 +83,8 @@ public enum PayloadEncoder {
             }
             if !r.unit.isEmpty { rec.u = r.unit }
             switch r.value {
-            case .number(let v)?: rec.v = v.isFinite ? v : nil
+            case .number(let v)?: rec.v = v.isFinite ? .double(v) : nil
+            case .integer(let i)?: rec.v = SenMLNumber(exactly: i)
             case .text(let s)?: rec.vs = s
             case .flag(let b)?: rec.vb = b
             case nil: break

@@ -95,6 +95,7 @@ public enum DiagnosticsFormat {
         switch value {
         case .none: return "-"
         case .number(let n): return number(n)
+        case .integer(let i): return String(i)
         case .flag(let b): return b ? "true" : "false"
         case .text(let t): return "\"\(t)\""
         }
