@@ -48,9 +48,33 @@ public final class ReadingPipeline: Sendable {
             aggregation: config.aggregation, perDevice: perDevice)
     }
 
-    /// Applies a reloaded configuration; devices that did not change keep their state.
+    /// Applies a reloaded configuration; devices that did not change keep their state. A device the new
+    /// configuration no longer has gets a last retained availability, `offline` with reason `removed`.
     public func reconfigure(_ config: GatewayConfig) {
-        state.withLock { $0 = Self.makeState(config, keeping: $0.perDevice) }
+        let now = clock.now()
+        let removed: [OutboundMessage] = state.withLock { s in
+            let gone = Self.removedAvailability(s, keeping: config, at: now)
+            s = Self.makeState(config, keeping: s.perDevice)
+            return gone
+        }
+        if !removed.isEmpty { sink.append(removed) }
+        for message in removed {
+            logger.notice("device removed by the new configuration", metadata: ["device": "\(message.device ?? "")"])
+        }
+    }
+
+    /// The reason a removed device's retained availability gives (docs/mqtt.md).
+    public static let removedReason = "removed"
+
+    /// Issue 19.2: without this message a removed device's retained availability said `online` for ever.
+    static func removedAvailability(_ s: State, keeping config: GatewayConfig, at now: UnixMillis) -> [OutboundMessage] {
+        let kept = Set(config.devices.map(\.name))
+        return s.devices.keys.sorted().filter { !kept.contains($0) }.map { name in
+            OutboundMessage(
+                kind: .status, topic: s.topics.availability(name),
+                body: PayloadEncoder.encode(AvailabilityPayload(online: false, reason: removedReason, at: now)),
+                retain: true, device: name, acquiredAt: now)
+        }
     }
 
     /// One poll of one device, from a bus thread. Everything it yields is appended to the journal in one group.
