@@ -67,7 +67,9 @@ public final class ReadingPipeline: Sendable {
     public static let removedReason = "removed"
 
     /// Issue 19.2: without this message a removed device's retained availability said `online` for ever.
-    static func removedAvailability(_ s: State, keeping config: GatewayConfig, at now: UnixMillis) -> [OutboundMessage] {
+    static func removedAvailability(
+        _ s: State, keeping config: GatewayConfig, at now: UnixMillis
+    ) -> [OutboundMessage] {
         let kept = Set(config.devices.map(\.name))
         return s.devices.keys.sorted().filter { !kept.contains($0) }.map { name in
             OutboundMessage(

@@ -30,9 +30,11 @@ private final class ManualClock: GatewayClock {
             point: "level", siaga3: 150, siaga2: 200, siaga1: 250, rateOfRise: rate, rateOfRisePeriod: .minutes(15),
             pollIntervals: [.siaga3: .seconds(30), .siaga2: .seconds(10)])
         return GatewayConfig(
-            identity: GatewayIdentity(site: "s", id: "g"), buses: [BusConfig(name: "b", transport: .tcp(host: "h", port: 502))],
+            identity: GatewayIdentity(site: "s", id: "g"),
+            buses: [BusConfig(name: "b", transport: .tcp(host: "h", port: 502))],
             devices: devices.map {
-                DeviceConfig(name: $0, bus: "b", unitId: 1, profile: profile, pollInterval: .seconds(60), flood: [flood])
+                DeviceConfig(
+                    name: $0, bus: "b", unitId: 1, profile: profile, pollInterval: .seconds(60), flood: [flood])
             },
             mqtt: MQTTConfig(brokers: [.init(host: "h", port: 1883)], clientId: "c"),
             aggregation: AggregationConfig(windows: [.minutes(15)]))
@@ -75,7 +77,9 @@ private final class ManualClock: GatewayClock {
         let t0 = clock.now()
         let first = ReadingPipeline(config: Self.config(), sink: Sink(), clock: clock, logger: Logger(label: "t"),
                                     onPollInterval: { _, _ in })
-        for (i, level) in [100.0, 105, 112, 125].enumerated() { first.handle(Self.poll(level, at: t0 + Int64(i) * 60_000)) }
+        for (i, level) in [100.0, 105, 112, 125].enumerated() {
+            first.handle(Self.poll(level, at: t0 + Int64(i) * 60_000))
+        }
         let saved = first.snapshot()
 
         let sink = Sink()
@@ -104,8 +108,9 @@ private final class ManualClock: GatewayClock {
         let sink = Sink()
         let clock = ManualClock()
         let t0 = (clock.now() / 900_000) * 900_000
-        let pipeline = ReadingPipeline(config: Self.config(rate: nil), sink: sink, clock: clock, logger: Logger(label: "t"),
-                                       onPollInterval: { _, _ in })
+        let pipeline = ReadingPipeline(
+            config: Self.config(rate: nil), sink: sink, clock: clock, logger: Logger(label: "t"),
+            onPollInterval: { _, _ in })
         // 5 minutes at 60 s, then siaga3 (30 s polling) from minute 5 to the end of the window.
         var t = t0
         while t < t0 + 300_000 { pipeline.handle(Self.poll(100, at: t)); t += 60_000 }

@@ -70,7 +70,8 @@ struct SoakTests {
             identity: GatewayIdentity(site: "soak", id: "gw"),
             buses: [BusConfig(name: "b", transport: .tcp(host: "h", port: 502))],
             devices: [
-                DeviceConfig(name: "river", bus: "b", unitId: 1, profile: level, pollInterval: .seconds(60), flood: [flood]),
+                DeviceConfig(
+                    name: "river", bus: "b", unitId: 1, profile: level, pollInterval: .seconds(60), flood: [flood]),
                 DeviceConfig(
                     name: "air", bus: "b", unitId: 2, profile: air, pollInterval: .seconds(60),
                     airQuality: AirQualityConfig(indices: [.ispu, .aqi])),
@@ -118,18 +119,18 @@ struct SoakTests {
 
         init(folder: String) throws {
             self.folder = folder
-            journal = try Journal(config: SoakTests.config(journal: folder + "/journal.sqlite").journal, clock: clock, logger: logger)
+            let config = SoakTests.config(journal: folder + "/journal.sqlite")
+            journal = try Journal(config: config.journal, clock: clock, logger: logger)
             pipeline = ReadingPipeline(
-                config: SoakTests.config(journal: folder + "/journal.sqlite"), sink: journal, clock: clock, logger: logger,
-                onPollInterval: { _, _ in })
+                config: config, sink: journal, clock: clock, logger: logger, onPollInterval: { _, _ in })
             pipeline = makePipeline()
         }
 
         func makePipeline() -> ReadingPipeline {
             let requested = self.requested
             return ReadingPipeline(
-                config: SoakTests.config(journal: folder + "/journal.sqlite"), sink: journal, clock: clock, logger: logger,
-                onPollInterval: { device, interval in requested.withLock { $0[device] = interval } })
+                config: SoakTests.config(journal: folder + "/journal.sqlite"), sink: journal, clock: clock,
+                logger: logger, onPollInterval: { device, interval in requested.withLock { $0[device] = interval } })
         }
 
         /// What Gateway.stop and a new Gateway do: save the state, close the journal, open it, restore.
@@ -137,7 +138,8 @@ struct SoakTests {
             journal.saveState(key: Gateway.stateKey, pipeline.snapshot())
             try journal.flush()
             journal.close()
-            journal = try Journal(config: SoakTests.config(journal: folder + "/journal.sqlite").journal, clock: clock, logger: logger)
+            let config = SoakTests.config(journal: folder + "/journal.sqlite")
+            journal = try Journal(config: config.journal, clock: clock, logger: logger)
             pipeline = makePipeline()
             if let saved = journal.loadState(key: Gateway.stateKey) { pipeline.restore(saved) }
             requested.withLock { $0 = pipeline.requestedPollIntervals() }
@@ -175,7 +177,8 @@ struct SoakTests {
 
     @Test("seven days: memory and descriptors flat, bounds, wraps and floods all working")
     func sevenDays() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pantau-soak-\(UUID().uuidString)").path
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("pantau-soak-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let run = try Run(folder: folder)
@@ -233,9 +236,13 @@ struct SoakTests {
         run.journal.close()
 
         for m in marks {
-            print("soak day \(m.day): rss \(m.rss) KiB, descriptors \(m.fds) (journal \(m.soakFds)), saved state \(m.state) B, pending \(m.pending)")
+            print(
+                "soak day \(m.day): rss \(m.rss) KiB, descriptors \(m.fds) (journal \(m.soakFds)), "
+                    + "saved state \(m.state) B, pending \(m.pending)")
         }
-        print("soak: \(polls) polls, \(run.acked) messages acknowledged, \(stats.dropsTotal) dropped by the age bound, \(restarts) restarts")
+        print(
+            "soak: \(polls) polls, \(run.acked) messages acknowledged, \(stats.dropsTotal) dropped by the age bound, "
+                + "\(restarts) restarts")
 
         // Flat: the same journal descriptors after six restarts, the saved state no larger, resident memory
         // within a few MB (the process also runs other suites; a per-poll leak would show as tens of MB).

@@ -220,11 +220,9 @@ struct EnvironmentAirQualityIndexerTests {
         let config = AirQualityConfig(averaging: ["pm2_5": .minutes(1)])
         var ix = AirQualityIndexer(config: config, expectedInterval: .seconds(1))
         // 10:00:00..10:00:59 at 10 ug/m3, 10:01:00..10:01:29 at 40 ug/m3.
-        for s in 0..<60 {
-            ix.ingest(envReading(10, at: envMidnight + 10 * envHour + Int64(s) * 1000, point: "pm2_5", quantity: "pm2_5", unit: "ug/m3"))
-        }
-        for s in 60..<90 {
-            ix.ingest(envReading(40, at: envMidnight + 10 * envHour + Int64(s) * 1000, point: "pm2_5", quantity: "pm2_5", unit: "ug/m3"))
+        for s in 0..<90 {
+            let at = envMidnight + 10 * envHour + Int64(s) * 1000
+            ix.ingest(envReading(s < 60 ? 10 : 40, at: at, point: "pm2_5", quantity: "pm2_5", unit: "ug/m3"))
         }
         // At 10:01:30 the trailing minute is 10:00:30..10:01:30: half of the first minute, all 30 s of the second.
         let a = ix.average(.pm2_5, over: .minutes(1), now: envMidnight + 10 * envHour + 90_000)

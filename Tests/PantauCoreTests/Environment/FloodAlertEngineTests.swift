@@ -140,7 +140,9 @@ struct EnvironmentFloodTests {
         // until the low of minute 15 leaves the period at 33; the siaga3 dwell that started at minute 16 is
         // declared at minute 21, as without the restart, and the step down at 33.
         #expect(Self.levels(actions) == [.siaga3, .siaga4])
-        let cleared = actions.compactMap { if case .rateOfRise(false, let rise, let at) = $0 { (rise, at) } else { nil } }
+        let cleared = actions.compactMap {
+            if case .rateOfRise(false, let rise, let at) = $0 { (rise, at) } else { nil }
+        }
         #expect(cleared.count == 1)
         #expect(cleared.first?.0 == 1 && cleared.first?.1 == envMidnight + 33 * envMinute)
 
@@ -160,7 +162,8 @@ struct EnvironmentFloodTests {
             devicePollInterval: .seconds(1), staleAfter: .minutes(10))
         // A day of 1 s readings rising without pause: every sample could be the low, yet the history is capped.
         for k in 0..<20_000 {
-            _ = e.ingest(envReading(Double(k), at: envMidnight + Int64(k) * 1000, point: "level", quantity: "water_level"))
+            let at = envMidnight + Int64(k) * 1000
+            _ = e.ingest(envReading(Double(k), at: at, point: "level", quantity: "water_level"))
         }
         #expect(e.memory.recent.count == FloodAlertEngine.historyLimit)
         // Falling readings collapse it: a new low supersedes every earlier sample.
