@@ -9,6 +9,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients                                             # broker for the demo and the tests
   socat mbpoll openssl                                                     # serial pty pairs, reference Modbus tool, TLS test certs
   systemd dpkg-dev fakeroot                                                # systemd-analyze, the .deb build
+  strace                                                                   # the unit's syscall filter test (who calls what)
 )
 
 missing=()

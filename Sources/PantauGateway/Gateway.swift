@@ -197,7 +197,8 @@ public final class Gateway: Sendable {
     /// Monotonic progress times the systemd watchdog checks: every bus thread, the publisher and housekeeping.
     public func progressProbes() -> [(String, UInt64)] {
         parts.withLock { p in
-            p.pollers.map { ("bus \($0.key)", $0.value.lastProgressNanos) }
+            // A bus thread inside a bounded read is progressing until that read's deadline (issue 19.4).
+            p.pollers.map { ("bus \($0.key)", max($0.value.lastProgressNanos, $0.value.busyUntilNanos)) }
                 + [("publisher", p.publisher.lastProgressNanos), ("housekeeping", housekeepingProgress.load(ordering: .relaxed))]
         }
     }

@@ -54,21 +54,13 @@ public struct GatewayService: Service {
 
     private func feedWatchdog() async {
         guard notifier.isEnabled, let interval = notifier.watchdogInterval else { return }
+        // One reporter for both watchdog paths: the log lines install.md quotes, STATUS= cleared after a stall.
+        let reporter = WatchdogReporter(notifier: notifier, logger: logger) { [gateway] in gateway.summary() }
         var previous = WatchdogVerdict.healthy
         while !Task.isCancelled {
             let probes = gateway.progressProbes().map { name, nanos in ProgressProbe(name: name) { nanos } }
             let verdict = WatchdogSupervisor(probes: probes, stallLimit: stallLimit).verdict()
-            switch verdict {
-            case .healthy:
-                try? notifier.watchdog()
-            case .stalled(let stalled):
-                if verdict != previous {
-                    let names = stalled.map(\.name).joined(separator: ", ")
-                    logger.critical("worker stalled, watchdog pings stopped", metadata: ["stalled": "\(names)"])
-                    try? notifier.status("stalled: \(names)")
-                }
-            }
-            previous = verdict
+            previous = reporter.report(verdict, after: previous)
             try? await Task.sleep(for: interval)
         }
     }

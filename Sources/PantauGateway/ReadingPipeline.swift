@@ -48,9 +48,35 @@ public final class ReadingPipeline: Sendable {
             aggregation: config.aggregation, perDevice: perDevice)
     }
 
-    /// Applies a reloaded configuration; devices that did not change keep their state.
+    /// Applies a reloaded configuration; devices that did not change keep their state. A device the new
+    /// configuration no longer has gets a last retained availability, `offline` with reason `removed`.
     public func reconfigure(_ config: GatewayConfig) {
-        state.withLock { $0 = Self.makeState(config, keeping: $0.perDevice) }
+        let now = clock.now()
+        let removed: [OutboundMessage] = state.withLock { s in
+            let gone = Self.removedAvailability(s, keeping: config, at: now)
+            s = Self.makeState(config, keeping: s.perDevice)
+            return gone
+        }
+        if !removed.isEmpty { sink.append(removed) }
+        for message in removed {
+            logger.notice("device removed by the new configuration", metadata: ["device": "\(message.device ?? "")"])
+        }
+    }
+
+    /// The reason a removed device's retained availability gives (docs/mqtt.md).
+    public static let removedReason = "removed"
+
+    /// Issue 19.2: without this message a removed device's retained availability said `online` for ever.
+    static func removedAvailability(
+        _ s: State, keeping config: GatewayConfig, at now: UnixMillis
+    ) -> [OutboundMessage] {
+        let kept = Set(config.devices.map(\.name))
+        return s.devices.keys.sorted().filter { !kept.contains($0) }.map { name in
+            OutboundMessage(
+                kind: .status, topic: s.topics.availability(name),
+                body: PayloadEncoder.encode(AvailabilityPayload(online: false, reason: removedReason, at: now)),
+                retain: true, device: name, acquiredAt: now)
+        }
     }
 
     /// One poll of one device, from a bus thread. Everything it yields is appended to the journal in one group.
@@ -156,6 +182,9 @@ struct DeviceIntelligence: Sendable {
     var rain: RainAccumulator?
     var lastRainReport: UnixMillis?
     var requestedInterval: Interval?
+    /// Per flood engine: its state has been journaled since this process started (issue 19.10: a retained alert
+    /// message per water-level point from the start, not only from the first change).
+    var floodAnnounced: [Bool] = []
 
     init(device: DeviceConfig, aggregation: AggregationConfig) {
         self.device = device
@@ -168,6 +197,7 @@ struct DeviceIntelligence: Sendable {
         // A level sensor is stale after three missed polls (at least a minute), never sooner than a slow poll.
         let stale = Interval(milliseconds: max(3 * interval.milliseconds, 60_000))
         floods = device.flood.map { FloodAlertEngine(config: $0, devicePollInterval: interval, staleAfter: stale) }
+        floodAnnounced = floods.map { _ in false }
         floatSwitches = device.floatSwitches.map { FloatSwitchDebouncer(samples: $0.samples, dwell: $0.dwell) }
         rain = device.rain.map { RainAccumulator(config: $0) }
     }
@@ -258,6 +288,7 @@ struct DeviceIntelligence: Sendable {
             case .pollInterval(let interval):
                 requestedInterval = interval == device.pollInterval ? nil : interval
                 intervals.append(interval)
+                windows.pollIntervalChanged(device: device.name, to: interval, at: time)
             case .levelChanged(let from, let to, let value, _):
                 stateChanged = true
                 logger.notice("flood level changed", metadata: [
@@ -268,7 +299,10 @@ struct DeviceIntelligence: Sendable {
                 stateChanged = true
             }
         }
-        guard stateChanged else { return [] }
+        // The first state of this process goes out once there is one to tell (a restored or a first good level).
+        let announce = index < floodAnnounced.count && !floodAnnounced[index] && floods[index].status.valueAt != nil
+        guard stateChanged || announce else { return [] }
+        if index < floodAnnounced.count { floodAnnounced[index] = true }
         let unit = device.profile.point(named: floods[index].config.point)?.unit ?? ""
         return [encode(FloodAlertPayload(device: device.name, unit: unit, engine: floods[index], at: time), topics, logger)]
             .compactMap { $0 }
@@ -301,14 +335,16 @@ struct DeviceIntelligence: Sendable {
         var windows: WindowAggregator.State
         var air: AirQualityIndexer.State?
         var floods: [FloodAlertStatus]
+        /// The flood engines' dwell timers and level history (issue 19.9); absent in saves of older versions.
+        var floodMemory: [FloodAlertEngine.Memory]?
         var rain: RainAccumulator.State?
         var lastRainReport: UnixMillis?
     }
 
     func saved() -> Saved {
         Saved(
-            windows: windows.snapshot(), air: air?.snapshot(), floods: floods.map(\.status), rain: rain?.snapshot(),
-            lastRainReport: lastRainReport)
+            windows: windows.snapshot(), air: air?.snapshot(), floods: floods.map(\.status),
+            floodMemory: floods.map(\.memory), rain: rain?.snapshot(), lastRainReport: lastRainReport)
     }
 
     mutating func restore(_ s: Saved) {
@@ -317,8 +353,10 @@ struct DeviceIntelligence: Sendable {
         if s.floods.count == floods.count {
             let interval = device.pollInterval
             let stale = Interval(milliseconds: max(3 * interval.milliseconds, 60_000))
-            floods = zip(device.flood, s.floods).map {
-                FloodAlertEngine(config: $0.0, devicePollInterval: interval, staleAfter: stale, status: $0.1)
+            let memory = s.floodMemory?.count == floods.count ? s.floodMemory : nil
+            floods = zip(device.flood, s.floods).enumerated().map { i, pair in
+                FloodAlertEngine(
+                    config: pair.0, devicePollInterval: interval, staleAfter: stale, status: pair.1, memory: memory?[i])
             }
             requestedInterval = floods.map(\.pollInterval).min().flatMap { $0 == interval ? nil : $0 }
         }

@@ -10,14 +10,27 @@ import Glibc
 /// Read-only by construction: the server never reads what a client sends.
 public final class StatusServer: Sendable {
     public let path: String
+    /// The group the socket is handed to (`pantau-status`): its members may run `pantau status`, while the
+    /// service's own group, which may read the configuration and its secrets, stays the service's alone.
+    public let group: String?
     private let snapshot: @Sendable () -> [UInt8]
     private let logger: Logger
     private let state = Mutex<(fd: Int32, running: Bool, thread: OwnedThread?)>((-1, false, nil))
 
-    public init(path: String, logger: Logger, snapshot: @escaping @Sendable () -> [UInt8]) {
+    public init(
+        path: String, logger: Logger, group: String? = StatusServer.defaultGroup(),
+        snapshot: @escaping @Sendable () -> [UInt8]
+    ) {
         self.path = path
         self.logger = logger
+        self.group = group
         self.snapshot = snapshot
+    }
+
+    /// `pantau-status`, or `$PANTAU_STATUS_GROUP` (empty: keep the gateway's own group).
+    public static func defaultGroup() -> String? {
+        guard let name = FileSystem.environment("PANTAU_STATUS_GROUP") else { return "pantau-status" }
+        return name.isEmpty ? nil : name
     }
 
     public struct SocketError: Error, CustomStringConvertible {
@@ -27,7 +40,7 @@ public final class StatusServer: Sendable {
         public var description: String { "status socket \(path): \(operation) failed: \(String(cString: strerror(errno)))" }
     }
 
-    /// Binds the socket (group-readable, mode 0660) and starts answering on a thread of its own.
+    /// Binds the socket (mode 0660, group `group` when it exists) and starts answering on a thread of its own.
     public func start() throws(SocketError) {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError(path: path, operation: "socket", errno: errno) }
@@ -45,6 +58,7 @@ public final class StatusServer: Sendable {
             throw SocketError(path: path, operation: "bind", errno: e)
         }
         chmod(path, 0o660)
+        handOver()
         guard listen(fd, 8) == 0 else {
             let e = errno
             close(fd)
@@ -53,6 +67,32 @@ public final class StatusServer: Sendable {
         state.withLock { $0 = (fd, true, nil) }
         let thread = OwnedThread { [self] in self.serve(fd) }
         state.withLock { $0.thread = thread }
+    }
+
+    /// Gives the socket to `group`. Its absence (a development machine) or a refusal (the gateway is not a
+    /// member) leaves the socket to the gateway's own group, which is logged; it never stops the gateway.
+    private func handOver() {
+        guard let group else { return }
+        guard let gid = Self.groupID(group) else {
+            logger.info("status socket stays with the gateway's group: no group \(group) on this system")
+            return
+        }
+        if chown(path, uid_t.max, gid) != 0 {
+            let e = errno
+            logger.warning(
+                "status socket stays with the gateway's group: cannot give it to group \(group)",
+                metadata: ["error": "\(String(cString: strerror(e)))", "socket": "\(path)"])
+        }
+    }
+
+    /// The id of a group by name (getgrnam_r: thread-safe), nil when there is none.
+    static func groupID(_ name: String) -> gid_t? {
+        var entry = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        let rc = getgrnam_r(name, &entry, &buffer, buffer.count, &result)
+        guard rc == 0, result != nil else { return nil }
+        return entry.gr_gid
     }
 
     public func stop() {

@@ -135,11 +135,39 @@ public struct WatchdogService: Service {
         }
     }
 
-    /// Pings when healthy and logs only the transitions, so a stall is one error line, not one per interval.
     private func report(_ verdict: WatchdogVerdict, after previous: WatchdogVerdict) -> WatchdogVerdict {
+        WatchdogReporter(notifier: notifier, logger: logger).report(verdict, after: previous)
+    }
+}
+
+/// Acts on a watchdog verdict: pings when healthy and logs only the transitions, so a stall is one error line, not
+/// one per interval. docs/install.md quotes these lines; keep them in step.
+public struct WatchdogReporter: Sendable {
+    /// The error line of a stall, as operators search for it (docs/install.md).
+    public static let stalledLine = "workers stalled, withholding watchdog ping; systemd will restart the gateway"
+    /// The notice when every worker progresses again.
+    public static let resumedLine = "all workers progress again, watchdog pings resumed"
+
+    let notifier: SystemdNotifier
+    let logger: Logger
+    /// The STATUS= line that replaces `stalled: ...` once the stall is over.
+    let healthyStatus: @Sendable () -> String?
+
+    public init(notifier: SystemdNotifier, logger: Logger, healthyStatus: @escaping @Sendable () -> String? = { nil }) {
+        self.notifier = notifier
+        self.logger = logger
+        self.healthyStatus = healthyStatus
+    }
+
+    /// Pings or withholds for `verdict`; returns it as the `previous` of the next call.
+    @discardableResult
+    public func report(_ verdict: WatchdogVerdict, after previous: WatchdogVerdict) -> WatchdogVerdict {
         switch verdict {
         case .healthy:
-            if previous != .healthy { logger.notice("all workers progress again, watchdog pings resumed") }
+            if previous != .healthy {
+                logger.notice("\(Self.resumedLine)")
+                try? notifier.status(healthyStatus() ?? "running")
+            }
             do {
                 try notifier.watchdog()
             } catch {
@@ -149,9 +177,7 @@ public struct WatchdogService: Service {
             if previous.stalledNames != verdict.stalledNames {
                 let names = probes.map(\.name).joined(separator: ", ")
                 let seconds = probes.map { "\($0.name)=\($0.silentNanos / 1_000_000_000)s" }.joined(separator: " ")
-                logger.error(
-                    "workers stalled, withholding watchdog ping; systemd will restart the gateway",
-                    metadata: ["stalled": "\(names)", "silent": "\(seconds)"])
+                logger.error("\(Self.stalledLine)", metadata: ["stalled": "\(names)", "silent": "\(seconds)"])
                 try? notifier.status("stalled: \(names)")
             }
         }

@@ -46,6 +46,8 @@ public final class BusPoller: Sendable {
 
     let shared: Mutex<SharedState>
     private let thread = Mutex<OwnedThread?>(nil)
+    /// While the bus thread is inside one bounded Modbus read: the monotonic time by which it must return; else 0.
+    let ioDeadline = Atomic<UInt64>(0)
 
     public init(
         bus: BusConfig, devices: [DeviceConfig], clock: any GatewayClock, logger: Logger,
@@ -119,6 +121,10 @@ public final class BusPoller: Sendable {
     /// Monotonic time of the last transaction attempt or idle pass of the bus thread, for the systemd watchdog:
     /// it stops advancing only when the thread is stuck.
     public var lastProgressNanos: UInt64 { shared.withLock { $0.lastProgressNanos } }
+
+    /// While the bus thread waits in a bounded read (a device's `timeout_ms`), the time it must be back by, else 0:
+    /// bounded I/O in progress is progress, so the watchdog counts the thread stalled only past this deadline.
+    public var busyUntilNanos: UInt64 { ioDeadline.load(ordering: .relaxed) }
 
     /// The bus and device counters now.
     public func snapshot() -> BusStats {

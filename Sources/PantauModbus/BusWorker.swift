@@ -215,6 +215,9 @@ final class BusWorker {
             }
             keepSilence(extraMicros: device.timing.interRequestDelayMs * 1000)
             let start = poller.clock.monotonicNanos()
+            // The read is bounded by the response timeout (plus byte gaps): announce it, so it counts as progress.
+            poller.ioDeadline.store(start + UInt64(max(0, timeoutMs) + 1000) * 1_000_000, ordering: .relaxed)
+            defer { poller.ioDeadline.store(0, ordering: .relaxed) }
             do {
                 let words = try transport.read(request)
                 let end = poller.clock.monotonicNanos()

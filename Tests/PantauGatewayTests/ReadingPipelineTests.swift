@@ -72,10 +72,11 @@ private final class WallClock: GatewayClock {
         let t0 = clock.now()
         for (i, level) in [100.0, 160, 210].enumerated() { pipeline.handle(poll(level, 25, at: t0 + Int64(i) * 60_000)) }
         let alerts = sink.all.filter { $0.kind == .alert }
-        #expect(alerts.count == 2)
+        // The state at the first reading (issue 19.10: normal, 4), then one message per change.
+        #expect(alerts.count == 3)
         #expect(alerts.allSatisfy { $0.retain && $0.topic == "pantau/s/g/devices/river/alerts/level" })
         let levels = try alerts.map { try #require(try JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any])["level"] as? Int }
-        #expect(levels == [3, 2])
+        #expect(levels == [4, 3, 2])
         #expect(requested.withLock { $0 } == [.seconds(30), .seconds(10)])
         #expect(pipeline.requestedPollIntervals() == ["river": .seconds(10)])
     }
@@ -92,9 +93,15 @@ private final class WallClock: GatewayClock {
         let second = ReadingPipeline(config: config(), sink: sink, clock: clock, logger: Logger(label: "t"), onPollInterval: { _, _ in })
         second.restore(saved)
         #expect(second.requestedPollIntervals() == ["river": .seconds(30)])
-        // Still at siaga3: a reading at the same level raises no new alert after the restart.
+        // Still at siaga3: the restored state is announced once (issue 19.10), then a reading at the same level
+        // raises no new alert.
         second.handle(poll(161, 25, at: t0 + 61_000))
-        #expect(sink.all.filter { $0.kind == .alert }.isEmpty)
+        let announced = sink.all.filter { $0.kind == .alert }
+        #expect(announced.count == 1)
+        let body = try announced.first.map { try JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }
+        #expect(body??["level"] as? Int == 3)
+        second.handle(poll(162, 25, at: t0 + 62_000))
+        #expect(sink.all.filter { $0.kind == .alert }.count == 1)
         // The 1-minute window that was open before the restart closes with both readings.
         second.handle(poll(162, 25, at: t0 + 125_000))
         let oneMinute = sink.all.filter { $0.kind == .aggregate && $0.topic.hasSuffix("/aggregates/1m") && $0.topic.contains("river") }

@@ -17,8 +17,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -90,6 +93,8 @@ def test_unit_runs_the_gateway_as_a_notify_service_with_a_watchdog():
     assert re.fullmatch(r"\S*kill -HUP \$MAINPID", one(s, "ExecReload"))
     assert one(s, "Restart") == "on-failure"
     assert "78" in one(s, "RestartPreventExitStatus").split(), "an invalid config (EX_CONFIG) must not restart"
+    # Issue 19.7: a journal that cannot be opened (EX_IOERR) does not open on the next try either.
+    assert "74" in one(s, "RestartPreventExitStatus").split(), "exit 74 (journal) must not restart in a loop"
     assert 0 < seconds(one(s, "WatchdogSec")) <= 120
     assert seconds(one(s, "TimeoutStopSec")) >= 10, "graceful stop needs time to commit the journal"
 
@@ -98,11 +103,39 @@ def test_unit_directories_user_and_status_socket_permissions():
     s = service()
     assert (one(s, "User"), one(s, "Group")) == ("pantau", "pantau")
     assert "dialout" in one(s, "SupplementaryGroups").split()
+    # Issue 19.1: the gateway hands its status socket to pantau-status, so it must be a member.
+    assert "pantau-status" in one(s, "SupplementaryGroups").split()
     for kind in ("State", "Configuration", "Runtime"):
         assert one(s, f"{kind}Directory") == "pantau"
-    # /run/pantau/status.sock: the pantau group may enter, nobody else.
-    assert one(s, "RuntimeDirectoryMode") == "0750"
+    # /run/pantau is passable (not listable) for everyone; the socket (pantau:pantau-status 0660) admits.
+    assert one(s, "RuntimeDirectoryMode") == "0711"
+    assert one(s, "ConfigurationDirectoryMode") == "0750"
     assert one(s, "UMask") == "0027"
+
+
+def test_sysusers_separates_the_status_group_from_the_service_group():
+    """Issue 19.1: people who read the status socket must not be in `pantau`, which reads the broker password."""
+    entries = [line.split() for line in (REPO / "systemd" / "pantau.sysusers").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    assert ["g", "pantau-status", "-"] in entries
+    assert ["m", "pantau", "pantau-status"] in entries
+    assert ["m", "pantau", "dialout"] in entries
+    users = [e for e in entries if e[0] == "u"]
+    assert len(users) == 1 and users[0][1] == "pantau"
+    # Nobody else is made a member of pantau by the package.
+    assert not [e for e in entries if e[0] == "m" and e[2] == "pantau"]
+
+
+def test_syscall_filter_exceptions_are_deliberate():
+    """Issue 19.7: chown for the status socket allowed on purpose; setpriority (libdispatch) refused with EPERM."""
+    s = service()
+    filters = s["SystemCallFilter"]
+    assert filters[0] == "@system-service"
+    assert "~@privileged @resources" in filters
+    extra = [f for f in filters[filters.index("~@privileged @resources") + 1:]]
+    assert extra == ["chown fchownat"], extra
+    assert not any("setpriority" in f or f.strip() == "fchown" for f in filters)
+    assert one(s, "SystemCallErrorNumber") == "EPERM", "a refused call must fail, not kill the gateway"
 
 
 def test_unit_hardening_settings():
@@ -294,6 +327,12 @@ def test_postinst_creates_the_pantau_system_user(installed: Path):
     assert int(user[2]) < 1000, "not a system user"
     assert user[3] == group["pantau"][2], "primary group is not pantau"
     assert "pantau" in group["dialout"][3].split(",")
+    # Issue 19.1: the status group exists, the service is in it (to hand it the socket), and `pantau` has no
+    # other member than the service's own user (its primary group).
+    assert "pantau-status" in group, "no pantau-status group"
+    assert "pantau" in group["pantau-status"][3].split(",")
+    assert group["pantau-status"][2] != group["pantau"][2]
+    assert group["pantau"][3] in ("", "pantau"), group["pantau"]
 
 
 def test_config_is_readable_by_the_pantau_group_only(installed: Path):
@@ -367,5 +406,78 @@ def test_upgrade_and_remove_keep_user_and_journal_purge_deletes_them(deb: Path, 
     assert not journal.parent.exists(), "purge deletes /var/lib/pantau"
     assert "pantau" not in table(root / "etc/passwd")
     assert "pantau" not in table(root / "etc/group")
+    assert "pantau-status" not in table(root / "etc/group")
     assert not (root / "etc/pantau").exists()
     assert "pantau" not in (root / "var/lib/dpkg/statoverride").read_text()
+
+
+# ---------------------------------------------------------------- the gateway under the unit's rules
+
+
+def minimal_config(tmp_path: Path, journal: Path) -> Path:
+    config = tmp_path / "gw.yaml"
+    profiles = REPO / "Tests" / "integration" / "fixtures" / "profiles"
+    config.write_text(
+        "gateway: {site: s1, id: g1}\n"
+        f"profiles: [{profiles}]\n"
+        "buses:\n  - {name: tcp-1, type: tcp, host: 127.0.0.1, port: 9}\n"
+        "devices:\n  - {name: d1, bus: tcp-1, unit: 1, profile: test-mixed-types, poll_interval: 1s}\n"
+        "mqtt:\n  brokers: [{host: 127.0.0.1, port: 9}]\n  client_id: unit-test\n  topic_prefix: pantau\n"
+        f"journal: {{path: {journal}}}\n"
+        f"status: {{socket: {tmp_path / 'st.sock'}}}\n")
+    config.chmod(0o644)
+    return config
+
+
+def test_a_journal_that_cannot_be_opened_exits_74_which_the_unit_does_not_restart(tmp_path: Path):
+    binary = built_binary()
+    if binary is None:
+        pytest.skip("the gateway is not built")
+    config = minimal_config(tmp_path, tmp_path / "missing-folder" / "journal.sqlite")
+    result = run([str(binary), "run", "--config", str(config)], timeout=60)
+    assert result.returncode == 74, result.stdout + result.stderr
+    assert str(result.returncode) in one(service(), "RestartPreventExitStatus").split()
+
+
+def test_unprivileged_gateway_calls_no_fchown_and_chowns_only_its_status_socket(tmp_path: Path):
+    """Issue 19.7, found with `strace -f -e trace=setpriority,fchown`: run as an unprivileged user (as the unit
+    does), the gateway never calls fchown (SQLite does so only as root) and chowns only the status socket."""
+    binary = built_binary()
+    strace = shutil.which("strace", path=TOOL_PATH)
+    setpriv = shutil.which("setpriv", path=TOOL_PATH)
+    if binary is None or strace is None or setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs the built gateway, strace, setpriv and root")
+    # pytest's tmp_path lies under a 0700 folder the unprivileged user cannot pass.
+    work = Path(tempfile.mkdtemp(prefix="pantau-unpriv-"))
+    work.chmod(0o777)
+    config = minimal_config(work, work / "journal.sqlite")
+    trace = tmp_path / "trace.txt"
+    args = [strace, "-f", "-qq", "-e", "trace=setpriority,fchown,fchownat,chown,lchown", "-o", str(trace),
+            setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(binary), "run", "--config", str(config)]
+    env = {**os.environ, "PANTAU_STATUS_GROUP": "nogroup"}
+    log = tmp_path / "gateway.log"
+    with open(log, "wb") as out:
+        # Its own process group: strace and the traced gateway stop together.
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = 30.0
+        start = time.monotonic()
+        while time.monotonic() - start < deadline and not (work / "st.sock").exists():
+            time.sleep(0.1)
+        time.sleep(2)  # a few poll cycles with their threads
+        handed_over = (work / "st.sock").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    output = log.read_text(errors="replace")
+    assert handed_over, output[-3000:]
+    calls = [line.split(None, 1)[1] for line in trace.read_text().splitlines() if line.split(None, 1)[1:]]
+    assert not [c for c in calls if c.startswith("fchown(")], calls
+    chowns = [c for c in calls if c.startswith(("chown(", "fchownat(", "lchown("))]
+    assert chowns, f"the status socket was not handed over: {calls}"
+    assert all("st.sock" in c for c in chowns), chowns

@@ -11,8 +11,9 @@ public struct AirQualityEvaluation: Sendable, Hashable {
 /// Rolling averages of one device's pollutants, feeding ISPU and the US AQI.
 ///
 /// Good readings are kept as per-minute sums (so memory does not grow with the poll rate), converted to µg/m³
-/// on the way in. An average over a period covers the minutes in `[now - period, now)`; its coverage is
-/// samples / (period / expected poll interval), capped at 1. Hourly values for the NowCast are clock hours, the
+/// on the way in. An average over a period covers `[now - period, now)`: whole minutes inside it, and the samples
+/// inside it of the minute that straddles its start; its coverage is samples / (period / expected poll interval),
+/// capped at 1. Hourly values for the NowCast are clock hours, the
 /// most recent being the last complete one; an hour counts when its own coverage reaches the minimum.
 ///
 /// Publication: an index should be published at the first evaluation, whenever `now` is in another clock hour
@@ -30,6 +31,23 @@ public struct AirQualityIndexer: Sendable {
         public var minute: UnixMillis
         public var sum: Double
         public var count: Int
+        /// The first and last sample times in the minute (absent in saves of older versions).
+        public var first: UnixMillis?
+        public var last: UnixMillis?
+
+        /// The samples at or after `start`, taking them as evenly spaced from `first` to `last` (exact for a
+        /// steady poll); without those times, as spread over the whole minute.
+        func samples(from start: UnixMillis) -> Double {
+            guard let first, let last else {
+                let inside = Double(minute + AirQualityIndexer.minute - start) / Double(AirQualityIndexer.minute)
+                return Double(count) * Swift.min(1, Swift.max(0, inside))
+            }
+            if start <= first { return Double(count) }
+            if start > last || count < 2 { return 0 }
+            let gap = Double(last - first) / Double(count - 1)
+            let skipped = (Double(start - first) / gap).rounded(.up)
+            return Swift.max(0, Double(count) - skipped)
+        }
     }
 
     /// The clock hour and category of the last publication of an index.
@@ -43,7 +61,7 @@ public struct AirQualityIndexer: Sendable {
     public let minimumCoverage: Double
     private var state = State(minutes: [:], lastISPU: nil, lastAQI: nil)
 
-    private static let minute: Int64 = 60_000
+    fileprivate static let minute: Int64 = 60_000
     private static let hour: Int64 = 3_600_000
 
     public init(config: AirQualityConfig, expectedInterval: Interval, minimumCoverage: Double = 0.75) {
@@ -70,9 +88,13 @@ public struct AirQualityIndexer: Sendable {
         if let i = sums.lastIndex(where: { $0.minute <= minute }), sums[i].minute == minute {
             sums[i].sum += concentration
             sums[i].count += 1
+            let t = reading.acquiredAt
+            sums[i].first = sums[i].first.map { Swift.min($0, t) }
+            sums[i].last = sums[i].last.map { Swift.max($0, t) }
         } else {
             let at = sums.firstIndex { $0.minute > minute } ?? sums.count
-            sums.insert(MinuteSum(minute: minute, sum: concentration, count: 1), at: at)
+            let t = reading.acquiredAt
+            sums.insert(MinuteSum(minute: minute, sum: concentration, count: 1, first: t, last: t), at: at)
         }
         let keep = max(ispuAveraging(pollutant).milliseconds, 24 * Self.hour) + Self.hour
         if let newest = sums.last?.minute { sums.removeAll { $0.minute < newest - keep } }
@@ -86,16 +108,19 @@ public struct AirQualityIndexer: Sendable {
     }
 
     private func average(_ pollutant: Pollutant, from start: UnixMillis, to end: UnixMillis) -> ParameterAverage {
+        // A minute that straddles `start` counts with its samples at or after `start` (their mean taken as the
+        // minute's), so the period is the trailing one at every instant, not the passed part of a minute.
         var sum = 0.0
-        var count = 0
-        for m in state.minutes[pollutant] ?? [] where m.minute >= start && m.minute < end {
-            sum += m.sum
-            count += m.count
+        var count = 0.0
+        for m in state.minutes[pollutant] ?? [] where m.minute + Self.minute > start && m.minute < end {
+            let inside = m.minute >= start ? Double(m.count) : m.samples(from: start)
+            sum += m.sum * inside / Double(m.count)
+            count += inside
         }
         let expected = Double(end - start) / Double(expectedInterval.milliseconds)
         return ParameterAverage(
-            concentration: count > 0 ? sum / Double(count) : nil, coverage: min(1, Double(count) / expected),
-            averaging: Interval(milliseconds: end - start), samples: count)
+            concentration: count > 0 ? sum / count : nil, coverage: min(1, count / expected),
+            averaging: Interval(milliseconds: end - start), samples: Int(count.rounded()))
     }
 
     /// The 12 clock-hour means before the hour containing `now`, most recent first; nil for an hour below coverage.

@@ -70,23 +70,66 @@ public struct FloodAlertEngine: Sendable {
     /// The poll interval the current level asks for.
     public private(set) var pollInterval: Interval
 
-    private var aboveSince: [SiagaLevel: UnixMillis] = [:]
-    private var belowSince: [SiagaLevel: UnixMillis] = [:]
-    private var recent: [(at: UnixMillis, value: Double)] = []
-    private var lastGoodAt: UnixMillis?
-    private var firstSeenAt: UnixMillis?
+    /// What the engine remembers besides its status: the dwell timers and the level history behind the rate of
+    /// rise. Persisted with the status, so a restart continues a dwell or a rate-of-rise alert exactly.
+    public struct Memory: Sendable, Hashable, Codable {
+        /// One good level in the rate-of-rise history.
+        public struct Sample: Sendable, Hashable, Codable {
+            public var at: UnixMillis
+            public var value: Double
+        }
 
-    /// - Parameter status: a persisted status to resume from (its level is kept until the data says otherwise).
+        public var aboveSince: [SiagaLevel: UnixMillis] = [:]
+        public var belowSince: [SiagaLevel: UnixMillis] = [:]
+        /// The levels of the last `rateOfRisePeriod` that can still be its lowest: ascending in time and in value
+        /// (a sample above a later one never is the minimum again), at most `historyLimit` of them.
+        public var recent: [Sample] = []
+        public var lastGoodAt: UnixMillis?
+        public var firstSeenAt: UnixMillis?
+
+        public init() {}
+    }
+
+    /// The bound of the rate-of-rise history; beyond it the oldest candidates go first (a rise is then measured
+    /// from a later, higher low, which errs towards a smaller rise only for a river rising without pause).
+    public static let historyLimit = 4096
+
+    public private(set) var memory = Memory()
+
+    /// - Parameters:
+    ///   - status: a persisted status to resume from (its level is kept until the data says otherwise).
+    ///   - memory: the persisted dwell timers and level history that went with that status.
     public init(
         config: FloodAlertConfig, devicePollInterval: Interval, staleAfter: Interval,
-        status: FloodAlertStatus = FloodAlertStatus()
+        status: FloodAlertStatus = FloodAlertStatus(), memory: Memory? = nil
     ) {
         self.config = config
         self.devicePollInterval = devicePollInterval
         self.staleAfter = staleAfter
         self.status = status
         self.pollInterval = config.pollIntervals[status.level] ?? devicePollInterval
-        self.lastGoodAt = status.stale ? nil : status.valueAt
+        if let memory {
+            self.memory = memory
+        } else {
+            self.memory.lastGoodAt = status.stale ? nil : status.valueAt
+        }
+    }
+
+    private var aboveSince: [SiagaLevel: UnixMillis] {
+        get { memory.aboveSince }
+        set { memory.aboveSince = newValue }
+    }
+    private var belowSince: [SiagaLevel: UnixMillis] {
+        get { memory.belowSince }
+        set { memory.belowSince = newValue }
+    }
+    private var lastGoodAt: UnixMillis? {
+        get { memory.lastGoodAt }
+        set { memory.lastGoodAt = newValue }
+    }
+    private var firstSeenAt: UnixMillis? {
+        get { memory.firstSeenAt }
+        set { memory.firstSeenAt = newValue }
     }
 
     /// The threshold for entering a level (Siaga 4 has none).
@@ -146,7 +189,7 @@ public struct FloodAlertEngine: Sendable {
         status.stale = true
         aboveSince = [:]
         belowSince = [:]
-        recent = []
+        memory.recent = []
         return [.sensorStale(true, at: now)]
     }
 
@@ -181,9 +224,19 @@ public struct FloodAlertEngine: Sendable {
 
     private mutating func updateRateOfRise(_ value: Double, at t: UnixMillis) -> [Action] {
         guard let limit = config.rateOfRise else { return [] }
-        recent.append((t, value))
-        recent.removeAll { $0.at < t - config.rateOfRisePeriod.milliseconds }
-        let rise = value - (recent.map(\.value).min() ?? value)
+        // A sliding-window minimum: drop what the period left behind and every sample not below the new one.
+        var recent = memory.recent
+        let cutoff = t - config.rateOfRisePeriod.milliseconds
+        if let keep = recent.firstIndex(where: { $0.at >= cutoff }) {
+            recent.removeFirst(keep)
+        } else {
+            recent.removeAll()
+        }
+        while let last = recent.last, last.value >= value { recent.removeLast() }
+        recent.append(Memory.Sample(at: t, value: value))
+        if recent.count > Self.historyLimit { recent.removeFirst(recent.count - Self.historyLimit) }
+        memory.recent = recent
+        let rise = value - (recent.first?.value ?? value)
         status.risePerPeriod = rise
         let active = rise >= limit
         guard active != status.rateOfRiseActive else { return [] }

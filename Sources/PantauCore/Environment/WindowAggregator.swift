@@ -57,7 +57,8 @@ public struct WindowResult: Sendable, Hashable {
     /// Exclusive end.
     public var end: UnixMillis
     public var statistics: WindowStatistics
-    /// Samples a full window holds at the device's poll interval: window length / poll interval.
+    /// Samples a full window holds at the poll interval in force over it: the window length divided by the
+    /// interval, integrated piecewise when a flood level changed the interval inside the window.
     public var expected: Double
     /// count / expected, capped at 1 (poll jitter can fit one extra sample into a window).
     public var coverage: Double
@@ -97,6 +98,14 @@ public struct WindowAggregator: Sendable {
         public var open: [OpenWindow]
         public var lateByKey: [SeriesKey: Int]
         public var lateReadings: Int
+        /// Per device, the poll intervals set since the oldest open window (ascending); absent in older saves.
+        public var intervalChanges: [String: [IntervalChange]]?
+    }
+
+    /// From `at` on, the device is polled every `interval` (until the next change).
+    public struct IntervalChange: Sendable, Hashable, Codable {
+        public var at: UnixMillis
+        public var intervalMillis: Int64
     }
 
     /// Identifies one series: a device's point at one window length.
@@ -118,7 +127,7 @@ public struct WindowAggregator: Sendable {
     public let windows: [Interval]
     public let grace: Interval
     private let expectedInterval: @Sendable (String) -> Interval
-    private var state = State(watermark: .min, open: [], lateByKey: [:], lateReadings: 0)
+    private var state = State(watermark: .min, open: [], lateByKey: [:], lateReadings: 0, intervalChanges: nil)
     private var openIndex: [WindowID: Int] = [:]
 
     private struct WindowID: Hashable {
@@ -188,12 +197,52 @@ public struct WindowAggregator: Sendable {
         guard !closed.isEmpty else { return [] }
         state.open = remaining
         rebuildIndex()
+        pruneIntervalChanges()
         return closed.sorted { a, b in
             if a.end != b.end { return a.end < b.end }
             if a.window != b.window { return a.window < b.window }
             if a.device != b.device { return a.device < b.device }
             return a.point < b.point
         }
+    }
+
+    /// Records that `device` is polled every `interval` from `at` on (a flood level shortened or restored it), so
+    /// the coverage of the windows around it expects the samples of the interval really in force.
+    public mutating func pollIntervalChanged(device: String, to interval: Interval, at time: UnixMillis) {
+        var changes = state.intervalChanges?[device] ?? []
+        changes.removeAll { $0.at >= time }
+        changes.append(IntervalChange(at: time, intervalMillis: max(1, interval.milliseconds)))
+        state.intervalChanges = state.intervalChanges ?? [:]
+        state.intervalChanges?[device] = changes
+    }
+
+    /// Samples expected over `[start, end)`: the integral of 1 / interval, starting from the configured interval.
+    func expectedSamples(device: String, from start: UnixMillis, to end: UnixMillis) -> Double {
+        var interval = max(1, expectedInterval(device).milliseconds)
+        var t = start
+        var expected = 0.0
+        for change in state.intervalChanges?[device] ?? [] {
+            if change.at <= start {
+                interval = change.intervalMillis
+                continue
+            }
+            if change.at >= end { break }
+            expected += Double(change.at - t) / Double(interval)
+            t = change.at
+            interval = change.intervalMillis
+        }
+        return expected + Double(end - t) / Double(interval)
+    }
+
+    /// Forgets interval changes no open window can need: all but the last one before the oldest open start.
+    private mutating func pruneIntervalChanges() {
+        guard var all = state.intervalChanges else { return }
+        let oldest = state.open.map(\.start).min() ?? state.watermark
+        for (device, changes) in all {
+            let before = changes.lastIndex { $0.at <= oldest }
+            if let before, before > 0 { all[device] = Array(changes[before...]) }
+        }
+        state.intervalChanges = all
     }
 
     /// The state to persist; `restore(_:)` on a fresh aggregator continues where this one stopped.
@@ -209,8 +258,7 @@ public struct WindowAggregator: Sendable {
 
     private mutating func result(of w: OpenWindow) -> WindowResult {
         let length = w.key.windowMillis
-        let poll = max(1, expectedInterval(w.key.device).milliseconds)
-        let expected = Double(length) / Double(poll)
+        let expected = expectedSamples(device: w.key.device, from: w.start, to: w.start + length)
         let late = state.lateByKey.removeValue(forKey: w.key) ?? 0
         return WindowResult(
             device: w.key.device, point: w.key.point, quantity: w.quantity, unit: w.unit,

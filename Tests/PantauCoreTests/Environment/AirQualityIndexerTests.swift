@@ -167,4 +167,67 @@ struct EnvironmentAirQualityIndexerTests {
         Self.fill(&again, 55.4, minutes: 720..<1440)
         #expect(again.ispu(now: envMidnight + 24 * envHour).index?.value == 100)
     }
+
+    /// Issue 19.11: with complete data the coverage is over the trailing averaging period at every instant, never
+    /// only over the part of the current minute (or clock period) that has passed.
+    @Test(
+        "complete data keeps full coverage at every evaluation, across several periods",
+        arguments: [
+            (averaging: Interval.minutes(1), poll: Interval.seconds(1)),
+            (averaging: Interval.minutes(1), poll: Interval.seconds(7)),
+            (averaging: Interval.minutes(5), poll: Interval.seconds(2)),
+            (averaging: Interval.minutes(15), poll: Interval.seconds(10)),
+            (averaging: Interval.seconds(90), poll: Interval.seconds(3)),
+        ])
+    func trailingCoverage(averaging: Interval, poll: Interval) {
+        let config = AirQualityConfig(averaging: ["pm2_5": averaging])
+        var ix = AirQualityIndexer(config: config, expectedInterval: poll)
+        let start = envMidnight + 13 * envMinute + 17_000  // not on a minute boundary
+        let end = start + 4 * averaging.milliseconds
+        var t = start
+        var evaluations = 0
+        var insufficient: [UnixMillis] = []
+        var lowest = 1.0
+        var published = 0
+        while t < end {
+            ix.ingest(envReading(35, at: t, point: "pm2_5", quantity: "pm2_5", unit: "ug/m3"))
+            t += poll.milliseconds
+            // Once a full period is behind us, evaluate at every second until the next poll.
+            var now = t - poll.milliseconds + 1
+            while now <= t {
+                if now >= start + averaging.milliseconds {
+                    let e = ix.evaluate(now: now)
+                    evaluations += 1
+                    if e.publishISPU { published += 1 }
+                    let p = e.ispu!.parameters[0]
+                    lowest = min(lowest, p.average.coverage)
+                    if p.subIndex == nil { insufficient.append(now - start) }
+                }
+                now += 1000
+            }
+        }
+        #expect(evaluations > 100)
+        #expect(insufficient.isEmpty, "insufficient_data at ms after start: \(insufficient.prefix(5))")
+        // Short of a full period by at most two polls (one at each end of the period), never by a partial minute.
+        let onePoll = Double(poll.milliseconds) / Double(averaging.milliseconds)
+        #expect(lowest >= 1 - 2 * onePoll - 1e-9, "lowest coverage \(lowest)")
+        // Constant data in one category: published once at the first evaluation (and at an hour change).
+        #expect(published <= 2)
+    }
+
+    @Test("a partly covered minute at the start of the period counts for the part inside it")
+    func proratedOldestMinute() {
+        let config = AirQualityConfig(averaging: ["pm2_5": .minutes(1)])
+        var ix = AirQualityIndexer(config: config, expectedInterval: .seconds(1))
+        // 10:00:00..10:00:59 at 10 ug/m3, 10:01:00..10:01:29 at 40 ug/m3.
+        for s in 0..<90 {
+            let at = envMidnight + 10 * envHour + Int64(s) * 1000
+            ix.ingest(envReading(s < 60 ? 10 : 40, at: at, point: "pm2_5", quantity: "pm2_5", unit: "ug/m3"))
+        }
+        // At 10:01:30 the trailing minute is 10:00:30..10:01:30: half of the first minute, all 30 s of the second.
+        let a = ix.average(.pm2_5, over: .minutes(1), now: envMidnight + 10 * envHour + 90_000)
+        #expect(a.samples == 60)
+        #expect(envApproximately(a.coverage, 1))
+        #expect(envApproximately(a.concentration, 25))
+    }
 }

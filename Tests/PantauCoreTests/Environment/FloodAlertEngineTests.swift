@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import PantauCore
@@ -113,6 +114,61 @@ struct EnvironmentFloodTests {
         let flat = Self.feed(&e, [(20, 65), (25, 65)])
         #expect(flat == [.rateOfRise(active: false, risePerPeriod: 10, at: envMidnight + 25 * envMinute)])
         #expect(e.status.level == .siaga4)
+    }
+
+    /// Issue 19.9: a restart in the middle of a rate-of-rise alert (and of a dwell) continues exactly: the status
+    /// and the memory go through JSON, the way the gateway saves them, and the series goes on in a new engine.
+    @Test("a saved and restored engine continues a rate-of-rise alert and a dwell exactly")
+    func restoreContinuesExactly() throws {
+        let config = Self.config(dwell: .minutes(5), rateOfRise: 20)
+        let before: [(Int64, Double?)] = [(0, 40), (5, 45), (10, 55), (15, 65), (16, 100)]
+        let after: [(Int64, Double?)] = [(17, 101), (18, 102), (21, 103), (25, 104), (28, 90), (33, 91), (40, 91)]
+        var whole = Self.engine(config)
+        let expected = Self.feed(&whole, before + after)
+
+        var first = Self.engine(config)
+        var actions = Self.feed(&first, before)
+        #expect(first.status.rateOfRiseActive)
+        let status = try JSONDecoder().decode(FloodAlertStatus.self, from: JSONEncoder().encode(first.status))
+        let memory = try JSONDecoder().decode(FloodAlertEngine.Memory.self, from: JSONEncoder().encode(first.memory))
+        var second = FloodAlertEngine(
+            config: config, devicePollInterval: .minutes(60), staleAfter: .minutes(10), status: status, memory: memory)
+        actions += Self.feed(&second, after)
+        #expect(actions == expected)
+        #expect(second.status == whole.status)
+        // The alert stays active after the restart (a rise of 104 - 55 = 49 over the last 15 minutes at minute 25)
+        // until the low of minute 15 leaves the period at 33; the siaga3 dwell that started at minute 16 is
+        // declared at minute 21, as without the restart, and the step down at 33.
+        #expect(Self.levels(actions) == [.siaga3, .siaga4])
+        let cleared = actions.compactMap {
+            if case .rateOfRise(false, let rise, let at) = $0 { (rise, at) } else { nil }
+        }
+        #expect(cleared.count == 1)
+        #expect(cleared.first?.0 == 1 && cleared.first?.1 == envMidnight + 33 * envMinute)
+
+        // Without the memory (the old behaviour) the history is gone and the alert ends at the next reading.
+        var amnesic = FloodAlertEngine(
+            config: config, devicePollInterval: .minutes(60), staleAfter: .minutes(10), status: status)
+        let lost = Self.feed(&amnesic, after)
+        #expect(lost.first == .rateOfRise(active: false, risePerPeriod: 0, at: envMidnight + 17 * envMinute))
+    }
+
+    @Test("the rate-of-rise history stays bounded however fast the polling")
+    func boundedHistory() {
+        var e = FloodAlertEngine(
+            config: FloodAlertConfig(
+                point: "level", mountingHeight: nil, siaga3: 1e6, siaga2: 2e6, siaga1: 3e6, hysteresis: 1,
+                minimumDwell: .seconds(0), rateOfRise: 1e9, rateOfRisePeriod: .minutes(24 * 60), pollIntervals: [:]),
+            devicePollInterval: .seconds(1), staleAfter: .minutes(10))
+        // A day of 1 s readings rising without pause: every sample could be the low, yet the history is capped.
+        for k in 0..<20_000 {
+            let at = envMidnight + Int64(k) * 1000
+            _ = e.ingest(envReading(Double(k), at: at, point: "level", quantity: "water_level"))
+        }
+        #expect(e.memory.recent.count == FloodAlertEngine.historyLimit)
+        // Falling readings collapse it: a new low supersedes every earlier sample.
+        _ = e.ingest(envReading(-1, at: envMidnight + 20_000_000, point: "level", quantity: "water_level"))
+        #expect(e.memory.recent.count == 1)
     }
 
     @Test("level from a distance sensor: mounting height minus distance")

@@ -115,4 +115,36 @@ struct EnvironmentWindowTests {
         after.restore(before.snapshot())
         #expect(after.advance(to: envMidnight + 2 * envHour).map(\.window) == [.minutes(60)])
     }
+
+    /// Issue 19.12: a flood level polls faster than configured; the expected count follows the interval in force.
+    @Test("coverage integrates the poll interval in force over the window (flood polling, then an outage)")
+    func coverageFollowsTheIntervalInForce() throws {
+        var agg = Self.aggregator(poll: .seconds(10))
+        let hour = envMidnight + 10 * envHour
+        // 10:00-10:05 at the configured 10 s (30 samples), then Siaga 2 polls every second from 10:05;
+        // the device answers until 10:08 (180 samples), then nothing until 10:15.
+        for k in 0..<30 { _ = agg.ingest(envReading(1, at: hour + Int64(k) * 10_000)) }
+        agg.pollIntervalChanged(device: "dev-1", to: .seconds(1), at: hour + 5 * envMinute)
+        for k in 0..<180 { _ = agg.ingest(envReading(1, at: hour + 5 * envMinute + Int64(k) * 1000)) }
+        // Back to the configured interval at 10:30, inside the next window.
+        agg.pollIntervalChanged(device: "dev-1", to: .seconds(10), at: hour + 30 * envMinute)
+        var results = agg.ingest(envReading(1, at: hour + 20 * envMinute))
+        results += agg.advance(to: hour + 45 * envMinute + 5_000)
+        let closed = results.filter { $0.window == .minutes(15) }
+        try #require(closed.count == 2)
+        // Expected: 5 min at 10 s (30) + 10 min at 1 s (600) = 630; 210 arrived.
+        #expect(envApproximately(closed[0].expected, 630))
+        #expect(envApproximately(closed[0].coverage, 210.0 / 630))
+        // 10:15-10:30 at 1 s (900) and 10:30-10:45 are two windows; the first of them holds one sample.
+        #expect(envApproximately(closed[1].expected, 900))
+        // Windows after the change back expect the configured rate again, also after a save and restore.
+        let data = try JSONEncoder().encode(agg.snapshot())
+        var again = Self.aggregator(poll: .seconds(10))
+        again.restore(try JSONDecoder().decode(WindowAggregator.State.self, from: data))
+        _ = again.ingest(envReading(1, at: hour + 50 * envMinute))
+        let later = again.advance(to: hour + 60 * envMinute + 5_000)
+        #expect(later.first { $0.window == .minutes(15) }.map { envApproximately($0.expected, 90) } == true)
+        // The hour window spans all three: 30 (10 s) + 600 (1 s) + 900 (1 s) + 180 (10:30-11:00 at 10 s).
+        #expect(later.first { $0.window == .minutes(60) }.map { envApproximately($0.expected, 1710) } == true)
+    }
 }
