@@ -46,6 +46,8 @@ public struct BusConfig: Sendable, Hashable {
     public enum Transport: Sendable, Hashable {
         case rtu(RTUSettings)
         case tcp(host: String, port: Int)
+        /// RTU frames over a TCP socket (a DTU or serial device server in transparent mode).
+        case rtuOverTCP(RTUOverTCPSettings)
     }
 
     public var name: String

@@ -80,6 +80,8 @@ public final class BusPoller: Sendable {
         case .tcp(let host, let port):
             return try ModbusConnection.tcp(
                 host: host, port: port, bus: bus.name, logger: Logger(label: "pantau.modbus"))
+        case .rtuOverTCP(let settings):
+            return RTUOverTCPTransport(settings: settings, bus: bus.name)
         }
     }
 

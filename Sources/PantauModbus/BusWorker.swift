@@ -34,6 +34,8 @@ final class BusWorker {
         reconnectDelayMs = poller.reconnectMinMs
         if case .rtu(let rtu) = poller.bus.transport {
             silenceMicros = rtu.effectiveInterFrameMicros
+        } else if case .rtuOverTCP(let settings) = poller.bus.transport {
+            silenceMicros = settings.effectiveInterFrameMicros
         } else {
             silenceMicros = 0
         }

@@ -122,6 +122,7 @@ struct ReadCommand: ParsableCommand {
             switch bus.transport {
             case .rtu(let rtu): link = .rtu(device: rtu.device, serial: rtu.serial, rs485: rtu.rs485)
             case .tcp(let host, let port): link = .tcp(host: host, port: port)
+            case .rtuOverTCP(let s): link = .rtuOverTCP(host: s.host, port: s.port)
             }
             var timing = device.timing
             if let timeoutMs = self.link.timeoutMs { timing.responseTimeoutMs = timeoutMs }

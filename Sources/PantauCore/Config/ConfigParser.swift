@@ -105,12 +105,14 @@ private struct Parsing {
             let busName = name(b, "name", required: true)
             let what = busName.map { "bus '\($0)'" } ?? "a bus"
             b.what = what
-            let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp")], required: true)
+            let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp"), ("rtu_over_tcp", "rtu_over_tcp")], required: true)
             var transport: BusConfig.Transport?
             if type == "tcp" {
                 let host = b.string("host", required: true)
                 let port = b.int("port", range: 1...65535) ?? 502
                 if let host { transport = .tcp(host: host, port: port) }
+            } else if type == "rtu_over_tcp" {
+                transport = ConfigParser.rtuOverTCP(b, reader: reader, what: what)
             } else if type == "rtu" {
                 let device = b.string("device", required: true)
                 var serial = SerialSettings()
