@@ -34,7 +34,8 @@ public enum RTUFraming {
         let function = readFunction(request.table)
         let pdu = [function] + be16(request.address) + be16(request.count)
         let dataBytes = request.table.isBitTable ? (request.count + 7) / 8 : 2 * request.count
-        return Transaction(unit: unit, function: function, request: frame(unit: unit, pdu: pdu), reply: .data(dataBytes))
+        return Transaction(
+            unit: unit, function: function, request: frame(unit: unit, pdu: pdu), reply: .data(dataBytes))
     }
 
     /// FC5, FC6: the reply echoes the request.
@@ -105,7 +106,8 @@ public enum RTUFraming {
             return .failed(ModbusError.classify(errno: errno).0, errno: errno, ModbusError.classify(errno: errno).1)
         }
         guard function == t.function else {
-            return .failed(.badData, errno: ModbusError.badData, "reply has function \(function), expected \(t.function)")
+            return .failed(
+                .badData, errno: ModbusError.badData, "reply has function \(function), expected \(t.function)")
         }
         switch t.reply {
         case .data(let n):

@@ -1,7 +1,7 @@
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A Modbus RTU master over a TCP stream, as serial device servers and 4G DTUs in transparent mode forward it:
@@ -35,7 +35,8 @@ public final class RTUOverTCPTransport: ModbusMaster {
 
     /// A master for a DTU at `settings.host:settings.port`.
     public convenience init(settings: RTUOverTCPSettings, bus: String, connectTimeoutMs: Int = 3000) {
-        let host = settings.host, port = settings.port
+        let host = settings.host
+        let port = settings.port
         self.init(bus: bus) { () throws(ModbusError) -> Int32 in
             try Self.connectTCP(host: host, port: port, timeoutMs: connectTimeoutMs, bus: bus)
         }
@@ -171,7 +172,8 @@ public final class RTUOverTCPTransport: ModbusMaster {
                 guard ready > 0 else {
                     failuresInARow += 1
                     let (_, text) = ModbusError.classify(errno: ETIMEDOUT)
-                    let detail = buffer.isEmpty ? text : "truncated reply: \(buffer.count) of \(total)+ bytes, then silence"
+                    let detail =
+                        buffer.isEmpty ? text : "truncated reply: \(buffer.count) of \(total)+ bytes, then silence"
                     throw failure(.timeout, ETIMEDOUT, detail)
                 }
                 var chunk = [UInt8](repeating: 0, count: max(1, total - buffer.count))
@@ -192,10 +194,13 @@ public final class RTUOverTCPTransport: ModbusMaster {
         }
     }
 
-    private func send(_ bytes: [UInt8], _ failure: (ModbusError.Code, Int32, String) -> ModbusError) throws(ModbusError) {
+    private func send(_ bytes: [UInt8], _ failure: (ModbusError.Code, Int32, String) -> ModbusError) throws(ModbusError)
+    {
         var sent = 0
         while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
+            }
             if n < 0 {
                 let code = errno
                 if code == EINTR { continue }

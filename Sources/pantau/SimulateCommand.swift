@@ -8,12 +8,13 @@ import UnixSignals
 struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
-        abstract: "Serve device profiles as simulated Modbus devices (TCP, or RTU on a tty) with plausible values.",
+        abstract: "Serve device profiles as simulated devices (Modbus TCP, RTU on a tty, RTU over TCP).",
         discussion: """
             Each --profile ID[:UNIT] adds a device (unit: the profile's factory id, else 1, 2, ...). Values follow
             daily cycles (PM2.5, temperature), a slowly rising river, a rain counter. Example:
               pantau simulate --profile vaisala-aqt530:1 --profile qdy30a:2 --tcp-port 1502
               pantau simulate --profile qdy30a --rtu /tmp/pty-b --ramp 1:level:140:30
+              pantau simulate --profile qdy30a:1 --profile xy-md02:2 --rtu-over-tcp-port 4001
             """)
 
     @OptionGroup var dirs: ProfileDirectoryOptions
@@ -24,6 +25,8 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Listen for Modbus TCP on this port (0 picks a free one).") var tcpPort: Int?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Serve Modbus RTU on this tty (e.g. one end of a socat pty pair).") var rtu: String?
+    @Option(help: "Serve Modbus RTU over TCP (a DTU's stream: RTU frames, no MBAP) on this port (0: a free one).")
+    var rtuOverTcpPort: Int?
     @Option(help: "RTU baud rate.") var baud = 9600
     @Option(help: "RTU parity: none, even, odd.") var parity = "none"
     @Option(help: "Water level the river starts at, in metres.") var riverLevel = 1.5
@@ -70,13 +73,19 @@ struct SimulateCommand: AsyncParsableCommand {
             simulator.setSignal(unit: unit, point: p[1], .constant(value))
         }
         for unit in silent { simulator.setSilent(unit: unit, true) }
-        guard tcpPort != nil || rtu != nil else {
-            throw fail("nothing to serve on", hint: "give --tcp-port PORT and/or --rtu TTY", code: .usage)
+        guard tcpPort != nil || rtu != nil || rtuOverTcpPort != nil else {
+            throw fail(
+                "nothing to serve on", hint: "give --tcp-port PORT, --rtu TTY and/or --rtu-over-tcp-port PORT",
+                code: .usage)
         }
         do {
             if let tcpPort {
                 let port = try simulator.serveTCP(host: host, port: tcpPort)
                 print("serving Modbus TCP on \(host):\(port)")
+            }
+            if let rtuOverTcpPort {
+                let port = try simulator.serveRTUOverTCP(host: host, port: rtuOverTcpPort)
+                print("serving Modbus RTU over TCP on \(host):\(port)")
             }
             if let rtu {
                 guard let p = SerialSettings.Parity(rawValue: parity) else {

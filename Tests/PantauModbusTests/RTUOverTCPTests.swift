@@ -5,7 +5,7 @@ import Testing
 @testable import PantauModbus
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The far end of a socketpair playing a DTU: each request it reads is answered with the next scripted reply,
@@ -57,7 +57,10 @@ final class ScriptedDTU: Sendable {
 
     func stop() {
         stopping.store(true, ordering: .relaxed)
-        thread.withLock { $0?.join(); $0 = nil }
+        thread.withLock {
+            $0?.join()
+            $0 = nil
+        }
         close(fd)
     }
 }
@@ -160,8 +163,9 @@ private func frame(_ unit: Int, _ pdu: [UInt8]) -> [UInt8] { RTUFraming.frame(un
     }
 
     @Test func bitsAreLeastSignificantFirst() {
-        #expect(RTUFraming.bits([0b0000_0101, 0b0000_0010], count: 10)
-            == [true, false, true, false, false, false, false, false, false, true])
+        #expect(
+            RTUFraming.bits([0b0000_0101, 0b0000_0010], count: 10)
+                == [true, false, true, false, false, false, false, false, false, true])
     }
 }
 
@@ -177,16 +181,19 @@ private func frame(_ unit: Int, _ pdu: [UInt8]) -> [UInt8] { RTUFraming.frame(un
     }
 
     @Test func readsCoilsAndWrites() throws {
-        let rig = try DTURig([[
-            .chunks([frame(1, [0x01, 0x02, 0b0000_0101, 0b0000_0010])]),
-            .chunks([frame(1, [0x06, 0x00, 0x0A, 0x12, 0x34])]),
-            .chunks([frame(1, [0x10, 0x00, 0x0A, 0x00, 0x02])]),
-            .chunks([frame(1, [0x05, 0x00, 0x03, 0xFF, 0x00])]),
-        ]])
+        let rig = try DTURig([
+            [
+                .chunks([frame(1, [0x01, 0x02, 0b0000_0101, 0b0000_0010])]),
+                .chunks([frame(1, [0x06, 0x00, 0x0A, 0x12, 0x34])]),
+                .chunks([frame(1, [0x10, 0x00, 0x0A, 0x00, 0x02])]),
+                .chunks([frame(1, [0x05, 0x00, 0x03, 0xFF, 0x00])]),
+            ]
+        ])
         defer { rig.stop() }
         try rig.transport.setUnit(1)
-        #expect(try rig.transport.read(ReadRequest(table: .coil, address: 0, count: 10))
-            == [1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
+        #expect(
+            try rig.transport.read(ReadRequest(table: .coil, address: 0, count: 10))
+                == [1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
         try rig.transport.writeRegister(address: 10, value: 0x1234)
         try rig.transport.writeRegisters(address: 10, values: [1, 2])
         try rig.transport.writeCoil(address: 3, on: true)
@@ -198,13 +205,15 @@ private func frame(_ unit: Int, _ pdu: [UInt8]) -> [UInt8] { RTUFraming.frame(un
     @Test func garbageIsAnErrorNeverData() throws {
         var corrupt = frame(1, [0x03, 0x02, 0x00, 0x2A])
         corrupt[3] ^= 0x10
-        let rig = try DTURig([[
-            .chunks([corrupt]),
-            .chunks([frame(9, [0x03, 0x02, 0x00, 0x2A])]),
-            .chunks([frame(1, [0x83, 0x02])]),
-            .chunks([frame(1, [0x03, 0x04, 0x00, 0x2A, 0x00, 0x2B])]),
-            .chunks([frame(1, [0x03, 0x02, 0x00, 0x2A])]),
-        ]])
+        let rig = try DTURig([
+            [
+                .chunks([corrupt]),
+                .chunks([frame(9, [0x03, 0x02, 0x00, 0x2A])]),
+                .chunks([frame(1, [0x83, 0x02])]),
+                .chunks([frame(1, [0x03, 0x04, 0x00, 0x2A, 0x00, 0x2B])]),
+                .chunks([frame(1, [0x03, 0x02, 0x00, 0x2A])]),
+            ]
+        ])
         defer { rig.stop() }
         try rig.transport.setUnit(1)
         let request = ReadRequest(table: .holding, address: 0, count: 1)
@@ -281,10 +290,11 @@ private func frame(_ unit: Int, _ pdu: [UInt8]) -> [UInt8] { RTUFraming.frame(un
 
     @Test func timeoutsInARowReopenTheConnection() throws {
         // The first connection only ever stays silent (a NAT box dropped it); the second answers.
-        let rig = try DTURig([
-            [.silence, .silence, .silence],
-            [.chunks([frame(1, [0x03, 0x02, 0x00, 0x05])])],
-        ], timeoutMs: 50)
+        let rig = try DTURig(
+            [
+                [.silence, .silence, .silence],
+                [.chunks([frame(1, [0x03, 0x02, 0x00, 0x05])])],
+            ], timeoutMs: 50)
         defer { rig.stop() }
         try rig.transport.setUnit(1)
         let request = ReadRequest(table: .holding, address: 0, count: 1)
@@ -302,11 +312,14 @@ private func frame(_ unit: Int, _ pdu: [UInt8]) -> [UInt8] { RTUFraming.frame(un
     }
 
     @Test func severalUnitsShareOneConnection() throws {
-        let rig = try DTURig([[
-            .chunks([frame(1, [0x03, 0x02, 0x00, 0x01])]),
-            .silence,
-            .chunks([frame(1, [0x03, 0x02, 0x00, 0x02])]),
-        ]], timeoutMs: 50)
+        let rig = try DTURig(
+            [
+                [
+                    .chunks([frame(1, [0x03, 0x02, 0x00, 0x01])]),
+                    .silence,
+                    .chunks([frame(1, [0x03, 0x02, 0x00, 0x02])]),
+                ]
+            ], timeoutMs: 50)
         defer { rig.stop() }
         let request = ReadRequest(table: .holding, address: 0, count: 1)
         try rig.transport.setUnit(1)
@@ -346,5 +359,42 @@ private func frame(_ unit: Int, _ pdu: [UInt8]) -> [UInt8] { RTUFraming.frame(un
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+@Suite(.serialized) struct RTUOverTCPSimulatorTests {
+    @Test func theMasterReadsTheSimulatorsRTUOverTCPServer() throws {
+        let one = RegisterImage([.holding: [0: 0x1234, 1: 0xBEEF], .coil: [0: 1, 1: 0, 2: 1]])
+        let two = RegisterImage([.input: [5: 77]])
+        let simulator = ModbusSimulator(fixed: [(1, one), (2, two)], clock: SystemClock(), logger: .init(label: "t"))
+        defer { simulator.stop() }
+        simulator.setSilent(unit: 2, false)
+        let port = try simulator.serveRTUOverTCP(port: 0)
+        let master = RTUOverTCPTransport(settings: RTUOverTCPSettings(host: "127.0.0.1", port: port), bus: "sim")
+        defer { master.close() }
+        master.setResponseTimeout(ms: 1000)
+        try master.connect()
+        try master.setUnit(1)
+        #expect(try master.read(ReadRequest(table: .holding, address: 0, count: 2)) == [0x1234, 0xBEEF])
+        #expect(try master.read(ReadRequest(table: .coil, address: 0, count: 3)) == [1, 0, 1])
+        try master.writeRegister(address: 1, value: 7)
+        #expect(try master.read(ReadRequest(table: .holding, address: 1, count: 1)) == [7])
+        try master.setUnit(2)
+        #expect(try master.read(ReadRequest(table: .input, address: 5, count: 1)) == [77])
+        do {
+            _ = try master.read(ReadRequest(table: .input, address: 9, count: 1))
+            Issue.record("outside the image is exception 02")
+        } catch {
+            #expect(error.code == .illegalAddress)
+        }
+        simulator.setSilent(unit: 2, true)
+        master.setResponseTimeout(ms: 100)
+        do {
+            _ = try master.read(ReadRequest(table: .input, address: 5, count: 1))
+            Issue.record("a silent unit does not answer")
+        } catch {
+            #expect(error.code == .timeout)
+        }
+        #expect(master.connects == 1)
     }
 }

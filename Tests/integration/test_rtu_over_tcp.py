@@ -226,3 +226,47 @@ def test_raw_read_and_scan_work_over_the_link(kind, pantau_bin, rtu_over_tcp_pee
     done = pantau(pantau_bin, "raw", "read", *link, "--unit", "3", "--address", "0", "--timeout-ms", "200")
     assert done.returncode == 69, done.stdout + done.stderr
     assert f"rtu-over-tcp 127.0.0.1:{peer.port}" in done.stderr and "unit 3" in done.stderr
+
+
+def test_simulate_serves_rtu_over_tcp_to_pymodbus_rtu_framer_client(pantau_bin, tmp_path):
+    """`pantau simulate --rtu-over-tcp-port` read by an independent master: pymodbus's client with the RTU framer."""
+    import re
+
+    from pymodbus.client import ModbusTcpClient
+    from pymodbus.exceptions import ModbusException
+    from pymodbus.framer import FramerType
+
+    from pantau_harness.procs import kill, wait_until
+
+    out_path = tmp_path / "simulate.out"
+    with open(out_path, "wb") as out, open(tmp_path / "simulate.log", "wb") as log:
+        proc = subprocess.Popen(
+            [pantau_bin, "simulate", "--profile", "xy-md02:1", "--profile", "xy-md02:2", "--rtu-over-tcp-port", "0",
+             "--constant", "1:temperature:-20.5", "--constant", "1:humidity:54.6", "--constant", "2:humidity:88",
+             "--silent", "2"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=log)
+    try:
+        port = []
+
+        def serving() -> bool:
+            m = re.search(r"serving Modbus RTU over TCP on [0-9.]+:(\d+)", out_path.read_text(errors="replace"))
+            if m:
+                port.append(int(m.group(1)))
+            return bool(port) or proc.poll() is not None
+
+        assert wait_until(serving, 15) and port, out_path.read_text() + (tmp_path / "simulate.log").read_text()
+        client = ModbusTcpClient("127.0.0.1", port=port[0], framer=FramerType.RTU, timeout=1, retries=0)
+        assert client.connect()
+        try:
+            reply = client.read_input_registers(1, count=2, device_id=1)
+            assert not reply.isError(), reply
+            assert reply.registers == [0xFF33, 546]  # -20.5 °C as i16 tenths, 54.6 %RH as u16 tenths
+            try:
+                silent = client.read_input_registers(1, count=2, device_id=2)
+                assert silent.isError(), f"the silent unit 2 answered: {silent}"
+            except ModbusException:
+                pass  # pymodbus raises on a timeout: no answer, as wanted
+        finally:
+            client.close()
+    finally:
+        kill(proc)
