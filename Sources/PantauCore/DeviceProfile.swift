@@ -219,6 +219,8 @@ public struct DeviceProfile: Sendable, Hashable {
     public var testVectors: [TestVector]
     /// The file the profile was loaded from, for messages.
     public var file: String
+    /// For a framed UART sensor (not Modbus): how its frames look; see `FrameSpec`.
+    public var frame: FrameSpec?
 
     public init(
         id: String, version: Int = 1, manufacturer: String = "", model: String = "", firmware: String = "",

@@ -48,6 +48,8 @@ public struct BusConfig: Sendable, Hashable {
         case tcp(host: String, port: Int)
         /// RTU frames over a TCP socket (a DTU or serial device server in transparent mode).
         case rtuOverTCP(RTUOverTCPSettings)
+        /// One framed UART sensor on a serial port (no Modbus).
+        case uart(UARTSettings)
     }
 
     public var name: String

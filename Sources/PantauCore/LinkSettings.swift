@@ -22,3 +22,46 @@ public struct RTUOverTCPSettings: Sendable, Hashable {
         interFrameDelayMicros ?? serial?.interFrameSilenceMicros ?? Self.defaultGapMicros
     }
 }
+
+/// A serial port with one non-Modbus sensor on it: a framed UART sensor (PMS5003, SDS011), whose profile
+/// describes the frame.
+public struct UARTSettings: Sendable, Hashable {
+    /// Line settings a bus entry gives explicitly; the others come from the sensor's profile.
+    public struct LineOverrides: Sendable, Hashable {
+        public var baud: Int?
+        public var parity: SerialSettings.Parity?
+        public var dataBits: Int?
+        public var stopBits: Int?
+
+        public init(baud: Int? = nil, parity: SerialSettings.Parity? = nil, dataBits: Int? = nil, stopBits: Int? = nil) {
+            self.baud = baud
+            self.parity = parity
+            self.dataBits = dataBits
+            self.stopBits = stopBits
+        }
+
+        /// `profile`'s settings with these overrides applied.
+        public func applied(to profile: SerialSettings) -> SerialSettings {
+            SerialSettings(
+                baud: baud ?? profile.baud, parity: parity ?? profile.parity, dataBits: dataBits ?? profile.dataBits,
+                stopBits: stopBits ?? profile.stopBits)
+        }
+    }
+
+    public var device: String
+    public var overrides: LineOverrides
+    /// The line settings in effect (the profile's with the overrides; attached when the configuration is parsed).
+    public var serial: SerialSettings
+    /// The frame of the one sensor on the port, from its profile (attached when the configuration is parsed).
+    public var frame: FrameSpec?
+
+    public init(
+        device: String, overrides: LineOverrides = LineOverrides(), serial: SerialSettings = SerialSettings(),
+        frame: FrameSpec? = nil
+    ) {
+        self.device = device
+        self.overrides = overrides
+        self.serial = serial
+        self.frame = frame
+    }
+}

@@ -82,6 +82,8 @@ public final class BusPoller: Sendable {
                 host: host, port: port, bus: bus.name, logger: Logger(label: "pantau.modbus"))
         case .rtuOverTCP(let settings):
             return RTUOverTCPTransport(settings: settings, bus: bus.name)
+        case .uart(let settings):
+            return try FrameTransport(settings: settings, bus: bus.name)
         }
     }
 

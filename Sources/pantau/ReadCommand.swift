@@ -123,6 +123,7 @@ struct ReadCommand: ParsableCommand {
             case .rtu(let rtu): link = .rtu(device: rtu.device, serial: rtu.serial, rs485: rtu.rs485)
             case .tcp(let host, let port): link = .tcp(host: host, port: port)
             case .rtuOverTCP(let s): link = .rtuOverTCP(host: s.host, port: s.port)
+            case .uart(let s): link = .uart(s)
             }
             var timing = device.timing
             if let timeoutMs = self.link.timeoutMs { timing.responseTimeoutMs = timeoutMs }

@@ -33,3 +33,70 @@ extension ConfigParser {
         return .rtuOverTCP(RTUOverTCPSettings(host: host, port: port, serial: serial, interFrameDelayMicros: delay))
     }
 }
+
+extension ConfigParser {
+    /// The keys of a `type: uart` bus: `device` and, when they differ from the sensor profile's, `baud`, `parity`,
+    /// `data_bits`, `stop_bits`. The line settings not given are taken from the profile in `attachSensors`.
+    static func uart(_ b: MappingReader, reader: NodeReader, what: String) -> BusConfig.Transport? {
+        let device = b.string("device", required: true)
+        var given = UARTSettings.LineOverrides()
+        if let baud = b.int("baud") {
+            if ProfileParser.supportedBauds.contains(baud) {
+                given.baud = baud
+            } else if let n = b.value("baud") {
+                let known = ProfileParser.supportedBauds.map(String.init).joined(separator: ", ")
+                reader.error(n, "baud \(baud) of \(what) is not a standard rate (\(known))")
+            }
+        }
+        let parities: [(String, SerialSettings.Parity)] = [("none", .none), ("even", .even), ("odd", .odd)]
+        given.parity = b.choice("parity", parities)
+        given.dataBits = b.int("data_bits", range: 7...8)
+        given.stopBits = b.int("stop_bits", range: 1...2)
+        guard let device else { return nil }
+        return .uart(UARTSettings(device: device, overrides: given))
+    }
+
+    /// Gives each `uart` bus the frame of its one sensor and the line settings its bus entry left out, and checks
+    /// that framed sensors sit on `uart` buses and Modbus devices do not.
+    static func attachSensors(
+        _ buses: [(BusConfig, YAMLNode)], _ devices: [DeviceConfig], _ reader: NodeReader
+    ) -> [BusConfig] {
+        var ports: [String: String] = [:]
+        return buses.map { bus, node in
+            let on = devices.filter { $0.bus == bus.name }
+            guard case .uart(var settings) = bus.transport else {
+                for device in on where device.profile.frame != nil {
+                    reader.error(
+                        node,
+                        "device '\(device.name)' uses profile '\(device.profile.id)', a framed UART sensor (not "
+                            + "Modbus): put it on a bus of type uart")
+                }
+                if case .rtu(let rtu) = bus.transport { ports[FileSystem.canonical(rtu.device)] = bus.name }
+                return bus
+            }
+            let canonical = FileSystem.canonical(settings.device)
+            if let other = ports[canonical] {
+                reader.error(node, "bus '\(bus.name)' uses serial port '\(settings.device)', which bus '\(other)' "
+                    + "already owns; one bus per port")
+            }
+            ports[canonical] = bus.name
+            guard on.count == 1, let sensor = on.first else {
+                reader.error(
+                    node,
+                    "bus '\(bus.name)' is a uart bus: it carries exactly one framed sensor, found \(on.count) "
+                        + "devices" + (on.isEmpty ? "" : " (\(on.map(\.name).joined(separator: ", ")))"))
+                return bus
+            }
+            guard let frame = sensor.profile.frame else {
+                reader.error(
+                    node,
+                    "device '\(sensor.name)' on uart bus '\(bus.name)' uses profile '\(sensor.profile.id)', which "
+                        + "describes no frame: use a bus of type rtu for a Modbus device")
+                return bus
+            }
+            settings.serial = settings.overrides.applied(to: sensor.profile.serial)
+            settings.frame = frame
+            return BusConfig(name: bus.name, transport: .uart(settings))
+        }
+    }
+}

@@ -7,6 +7,8 @@ public enum ModbusLink: Sendable, Hashable, CustomStringConvertible {
     case tcp(host: String, port: Int)
     /// RTU frames through a DTU or serial device server (`RTUOverTCPTransport`).
     case rtuOverTCP(host: String, port: Int)
+    /// A framed UART sensor on a serial port (`FrameTransport`); from a configuration's `uart` bus.
+    case uart(UARTSettings)
 
     /// The default Modbus TCP port.
     public static let defaultTCPPort = 502
@@ -17,6 +19,7 @@ public enum ModbusLink: Sendable, Hashable, CustomStringConvertible {
         case .rtu(let device, let serial, _): return "\(device) \(serial.baud) \(serial.frameNotation)"
         case .tcp(let host, let port): return "tcp \(host):\(port)"
         case .rtuOverTCP(let host, let port): return "rtu-over-tcp \(host):\(port)"
+        case .uart(let s): return "\(s.device) \(s.serial.baud) \(s.serial.frameNotation) uart"
         }
     }
 
@@ -30,6 +33,8 @@ public enum ModbusLink: Sendable, Hashable, CustomStringConvertible {
             connection = try ModbusConnection.tcp(host: host, port: port, bus: description)
         case .rtuOverTCP(let host, let port):
             connection = RTUOverTCPTransport(settings: RTUOverTCPSettings(host: host, port: port), bus: description)
+        case .uart(let settings):
+            connection = try FrameTransport(settings: settings, bus: description)
         }
         connection.setResponseTimeout(ms: responseTimeoutMs)
         try connection.connect()

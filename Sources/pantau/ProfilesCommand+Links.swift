@@ -1,0 +1,32 @@
+import PantauCore
+
+/// What `profiles plan` prints for a profile that is not polled with Modbus reads (a framed UART sensor);
+/// nil for a Modbus profile.
+func linkPlanLines(_ p: DeviceProfile) -> [String]? {
+    guard let frame = p.frame else { return nil }
+    var lines = ["\(p.id): framed UART sensor (bus type uart), one \(frame.length)-byte frame per poll for "
+        + "\(p.points.count) points"]
+    var shape = "  frame    start \(hexString(frame.start))"
+    if let field = frame.lengthField { shape += ", length field at byte \(field.offset) = \(field.value)" }
+    if !frame.end.isEmpty { shape += ", end \(hexString(frame.end))" }
+    let c = frame.checksum
+    if c.kind != .none {
+        shape += ", checksum \(c.kind.rawValue) of bytes \(c.from)..<\(c.to) at byte \(c.at)"
+            + (c.width == 2 ? (c.littleEndian ? " (low byte first)" : " (high byte first)") : "")
+    }
+    lines.append(shape)
+    switch frame.mode {
+    case .passive:
+        lines.append("  mode     passive: each poll sends \(hexString(frame.query)) and reads one frame")
+    case .active:
+        lines.append("  mode     active: each poll takes the next frame the sensor streams (older input is dropped)")
+    }
+    if !frame.setup.isEmpty { lines.append("  setup    \(hexString(frame.setup)) once after the port opens") }
+    for point in p.points.sorted(by: { $0.address < $1.address }) {
+        let first = point.address * 2
+        lines.append(
+            "  bytes \(first)-\(first + point.span * 2 - 1)".padding(16) + "\(point.name) (\(point.type.rawValue)"
+                + (point.order.description.hasPrefix("A") ? "" : ", \(point.order)") + ")")
+    }
+    return lines
+}
