@@ -180,3 +180,32 @@ public func parseHexBytes(_ text: String) -> [UInt8]? {
     }
     return out
 }
+
+extension FrameSpec {
+    /// A whole frame carrying `registers` (input register N = bytes 2N, 2N+1), with the start bytes, length field,
+    /// end bytes and checksum this spec asks for: what a simulated sensor sends.
+    public func build(registers: [Int: UInt16]) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: length)
+        for (address, word) in registers where address >= 0 && address * 2 < length {
+            bytes[address * 2] = UInt8(word >> 8)
+            if address * 2 + 1 < length { bytes[address * 2 + 1] = UInt8(word & 0xFF) }
+        }
+        for (i, b) in start.enumerated() { bytes[i] = b }
+        if let field = lengthField {
+            bytes[field.offset] = UInt8((field.value >> 8) & 0xFF)
+            bytes[field.offset + 1] = UInt8(field.value & 0xFF)
+        }
+        for (i, b) in end.enumerated() { bytes[length - end.count + i] = b }
+        if let (_, computed) = checksums(bytes) {
+            switch checksum.kind {
+            case .sum8: bytes[checksum.at] = UInt8(computed & 0xFF)
+            case .sum16:
+                let hi = UInt8(computed >> 8), lo = UInt8(computed & 0xFF)
+                bytes[checksum.at] = checksum.littleEndian ? lo : hi
+                bytes[checksum.at + 1] = checksum.littleEndian ? hi : lo
+            case .none: break
+            }
+        }
+        return bytes
+    }
+}

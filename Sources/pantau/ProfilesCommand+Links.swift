@@ -4,8 +4,17 @@ import PantauCore
 /// nil for a Modbus profile.
 func linkPlanLines(_ p: DeviceProfile) -> [String]? {
     guard let frame = p.frame else { return nil }
-    var lines = ["\(p.id): framed UART sensor (bus type uart), one \(frame.length)-byte frame per poll for "
-        + "\(p.points.count) points"]
+    // The first lines keep the Modbus plan's shape (bench/bus.py reads them): the frame is one input-register read.
+    let plan = ReadPlanner.plan(points: p.points, timing: p.timing)
+    var lines = [
+        "\(p.id): \(plan.count) request\(plan.count == 1 ? "" : "s") per poll for \(p.points.count) points "
+            + "(framed UART sensor, bus type uart: one \(frame.length)-byte frame per poll)"
+    ]
+    for r in plan {
+        lines.append(
+            "  FC04 input    address \(String(r.address).padding(5)) count \(String(r.count).padding(4)) "
+                + "frame bytes \(r.address * 2)-\(r.endAddress * 2 - 1)")
+    }
     var shape = "  frame    start \(hexString(frame.start))"
     if let field = frame.lengthField { shape += ", length field at byte \(field.offset) = \(field.value)" }
     if !frame.end.isEmpty { shape += ", end \(hexString(frame.end))" }

@@ -15,6 +15,7 @@ struct SimulateCommand: AsyncParsableCommand {
               pantau simulate --profile vaisala-aqt530:1 --profile qdy30a:2 --tcp-port 1502
               pantau simulate --profile qdy30a --rtu /tmp/pty-b --ramp 1:level:140:30
               pantau simulate --profile qdy30a:1 --profile xy-md02:2 --rtu-over-tcp-port 4001
+              pantau simulate --profile nova-sds011 --uart /tmp/pty-b --constant 1:pm2_5:35
             """)
 
     @OptionGroup var dirs: ProfileDirectoryOptions
@@ -27,6 +28,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Serve Modbus RTU on this tty (e.g. one end of a socat pty pair).") var rtu: String?
     @Option(help: "Serve Modbus RTU over TCP (a DTU's stream: RTU frames, no MBAP) on this port (0: a free one).")
     var rtuOverTcpPort: Int?
+    @Option(help: "Serve the one framed UART sensor profile (PMS5003, SDS011, ...) on this tty.") var uart: String?
     @Option(help: "RTU baud rate.") var baud = 9600
     @Option(help: "RTU parity: none, even, odd.") var parity = "none"
     @Option(help: "Water level the river starts at, in metres.") var riverLevel = 1.5
@@ -73,9 +75,9 @@ struct SimulateCommand: AsyncParsableCommand {
             simulator.setSignal(unit: unit, point: p[1], .constant(value))
         }
         for unit in silent { simulator.setSilent(unit: unit, true) }
-        guard tcpPort != nil || rtu != nil || rtuOverTcpPort != nil else {
+        guard tcpPort != nil || rtu != nil || rtuOverTcpPort != nil || uart != nil else {
             throw fail(
-                "nothing to serve on", hint: "give --tcp-port PORT, --rtu TTY and/or --rtu-over-tcp-port PORT",
+                "nothing to serve on", hint: "give --tcp-port PORT, --rtu TTY, --rtu-over-tcp-port PORT and/or --uart TTY",
                 code: .usage)
         }
         do {
@@ -86,6 +88,16 @@ struct SimulateCommand: AsyncParsableCommand {
             if let rtuOverTcpPort {
                 let port = try simulator.serveRTUOverTCP(host: host, port: rtuOverTcpPort)
                 print("serving Modbus RTU over TCP on \(host):\(port)")
+            }
+            if let uart {
+                let framed = devices.filter { $0.profile.frame != nil }
+                guard framed.count == 1, let sensor = framed.first, let frame = sensor.profile.frame else {
+                    throw fail(
+                        "--uart serves exactly one framed UART sensor profile, \(framed.count) given",
+                        hint: "e.g. --profile nova-sds011 --uart /tmp/pty-b", code: .usage)
+                }
+                try simulator.serveFrames(device: uart, serial: sensor.profile.serial, unit: sensor.unit, frame: frame)
+                print("serving framed UART sensor \(sensor.profile.id) on \(uart) (\(frame.mode.rawValue) mode)")
             }
             if let rtu {
                 guard let p = SerialSettings.Parity(rawValue: parity) else {

@@ -1,3 +1,4 @@
+import Foundation
 import PantauCore
 import Testing
 
@@ -61,5 +62,119 @@ extension Result where Failure == ConfigurationError {
     var failureText: String {
         if case .failure(let e) = self { return e.description }
         return ""
+    }
+}
+
+private let framed = """
+    id: test-pm
+    manufacturer: Test
+    model: PM
+    source: "unit test"
+    serial: {baud: 9600}
+    frame:
+      mode: passive
+      start: "AA C0"
+      length: 10
+      end: "AB"
+      checksum: {kind: sum8, from: 2, to: 8, at: 8}
+      query: "AA B4 04"
+    points:
+      - {name: pm2_5, quantity: pm2_5, table: input, address: 1, type: u16, order: BA, scale: 0.1, unit: ug/m3}
+    frame_vectors:
+      - {frame: "AA C0 D4 04 3A 0A A1 60 1D AB", expect: {pm2_5: 123.6}}
+      - {frame: "AA C0 D4 04 3A 0A A1 60 1E AB", expect_fault: checksum}
+    """
+
+private func parseWithFrames(_ body: String) -> Result<GatewayConfig, ConfigurationError> {
+    let library = ProfileLibrary(profiles: [
+        try! ProfileParser.parse(profile, file: "test-th.yaml").get(),
+        try! ProfileParser.parse(framed, file: "test-pm.yaml").get(),
+    ])
+    let text = """
+        gateway: {site: s, id: g}
+        \(body)
+        mqtt: {brokers: [localhost]}
+        """
+    return ConfigParser.parse(text, file: "gw.yaml", library: library, environment: { _ in nil })
+}
+
+@Suite struct FrameConfigTests {
+    @Test func aFrameProfileBecomesRegisterVectorsAndOneRead() throws {
+        let p = try ProfileParser.parse(framed, file: "test-pm.yaml").get()
+        #expect(p.frame?.length == 10)
+        #expect(p.testVectors.count == 1)
+        #expect(p.testVectors[0].registers[.input]?[1] == 0xD404)
+        #expect(ProfileVectors.run(p).passed)
+        #expect(ReadPlanner.plan(points: p.points, timing: p.timing).count == 1)
+    }
+
+    @Test func frameMistakesAreNamedWithLineAndColumn() {
+        func errors(_ text: String) -> String {
+            if case .failure(let e) = ProfileParser.parse(text, file: "p.yaml") { return e.description }
+            return ""
+        }
+        let wrongVector = framed.replacingOccurrences(of: "expect_fault: checksum", with: "expect: {pm2_5: 1}")
+        #expect(errors(wrongVector).contains("p.yaml:17:5:"))
+        #expect(errors(wrongVector).contains("frame checksum sum8 is 0x1E, computed 0x1D"))
+        let outside = framed.replacingOccurrences(of: "address: 1,", with: "address: 5,")
+        #expect(errors(outside).contains("reads past the 10-byte frame"))
+        let noQuery = framed.replacingOccurrences(of: "  query: \"AA B4 04\"\n", with: "")
+        #expect(errors(noQuery).contains("a passive frame needs 'query'"))
+        let badHex = framed.replacingOccurrences(of: "start: \"AA C0\"", with: "start: \"AA CZ\"")
+        #expect(errors(badHex).contains("p.yaml:8:10"))
+        let holding = framed.replacingOccurrences(of: "table: input", with: "table: holding")
+        #expect(errors(holding).contains("must be in the input table"))
+    }
+
+    @Test func aUARTBusCarriesOneFramedSensorAndTakesItsLineSettings() throws {
+        let config = try parseWithFrames("""
+            buses:
+              - {name: pm-port, type: uart, device: /dev/ttyS1, parity: even}
+            devices:
+              - {name: pm, bus: pm-port, unit: 1, profile: test-pm}
+            """).get()
+        guard case .uart(let u) = config.buses[0].transport else {
+            Issue.record("expected a uart bus")
+            return
+        }
+        #expect(u.frame?.start == [0xAA, 0xC0])
+        #expect(u.serial == SerialSettings(baud: 9600, parity: .even))
+    }
+
+    @Test func framedAndModbusDevicesMustSitOnTheirOwnKindOfBus() {
+        func errors(_ body: String) -> String {
+            if case .failure(let e) = parseWithFrames(body) { return e.description }
+            return ""
+        }
+        let two = errors("""
+            buses:
+              - {name: pm-port, type: uart, device: /dev/ttyS1}
+            devices:
+              - {name: a, bus: pm-port, unit: 1, profile: test-pm}
+              - {name: b, bus: pm-port, unit: 2, profile: test-pm}
+            """)
+        #expect(two.contains("gw.yaml:3:5: bus 'pm-port' is a uart bus: it carries exactly one framed sensor, found 2"))
+        let modbusOnUART = errors("""
+            buses:
+              - {name: pm-port, type: uart, device: /dev/ttyS1}
+            devices:
+              - {name: a, bus: pm-port, unit: 1, profile: test-th}
+            """)
+        #expect(modbusOnUART.contains("describes no frame: use a bus of type rtu"))
+        let framedOnRTU = errors("""
+            buses:
+              - {name: rs485, type: rtu, device: /dev/ttyS1}
+            devices:
+              - {name: a, bus: rs485, unit: 1, profile: test-pm}
+            """)
+        #expect(framedOnRTU.contains("a framed UART sensor (not Modbus): put it on a bus of type uart"))
+        let shared = errors("""
+            buses:
+              - {name: rs485, type: rtu, device: /dev/ttyS1}
+              - {name: pm-port, type: uart, device: /dev/ttyS1}
+            devices:
+              - {name: a, bus: pm-port, unit: 1, profile: test-pm}
+            """)
+        #expect(shared.contains("which bus 'rs485' already owns"))
     }
 }
