@@ -50,6 +50,8 @@ public struct BusConfig: Sendable, Hashable {
         case rtuOverTCP(RTUOverTCPSettings)
         /// One framed UART sensor on a serial port (no Modbus).
         case uart(UARTSettings)
+        /// SDI-12 sensors on one serial port or USB SDI-12 adapter.
+        case sdi12(SDI12Settings)
     }
 
     public var name: String

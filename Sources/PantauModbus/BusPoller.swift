@@ -84,6 +84,8 @@ public final class BusPoller: Sendable {
             return RTUOverTCPTransport(settings: settings, bus: bus.name)
         case .uart(let settings):
             return try FrameTransport(settings: settings, bus: bus.name)
+        case .sdi12(let settings):
+            return SDI12Transport(settings: settings, bus: bus.name)
         }
     }
 

@@ -124,6 +124,7 @@ struct ReadCommand: ParsableCommand {
             case .tcp(let host, let port): link = .tcp(host: host, port: port)
             case .rtuOverTCP(let s): link = .rtuOverTCP(host: s.host, port: s.port)
             case .uart(let s): link = .uart(s)
+            case .sdi12(let s): link = .sdi12(s)
             }
             var timing = device.timing
             if let timeoutMs = self.link.timeoutMs { timing.responseTimeoutMs = timeoutMs }

@@ -16,6 +16,7 @@ struct SimulateCommand: AsyncParsableCommand {
               pantau simulate --profile qdy30a --rtu /tmp/pty-b --ramp 1:level:140:30
               pantau simulate --profile qdy30a:1 --profile xy-md02:2 --rtu-over-tcp-port 4001
               pantau simulate --profile nova-sds011 --uart /tmp/pty-b --constant 1:pm2_5:35
+              pantau simulate --profile ott-pls:48 --sdi12 /tmp/pty-b --constant 48:level:1.25
             """)
 
     @OptionGroup var dirs: ProfileDirectoryOptions
@@ -29,6 +30,8 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Serve Modbus RTU over TCP (a DTU's stream: RTU frames, no MBAP) on this port (0: a free one).")
     var rtuOverTcpPort: Int?
     @Option(help: "Serve the one framed UART sensor profile (PMS5003, SDS011, ...) on this tty.") var uart: String?
+    @Option(help: "Serve the SDI-12 sensor profiles (units = address ASCII codes, 48 = '0') on this tty.")
+    var sdi12: String?
     @Option(help: "RTU baud rate.") var baud = 9600
     @Option(help: "RTU parity: none, even, odd.") var parity = "none"
     @Option(help: "Water level the river starts at, in metres.") var riverLevel = 1.5
@@ -75,9 +78,9 @@ struct SimulateCommand: AsyncParsableCommand {
             simulator.setSignal(unit: unit, point: p[1], .constant(value))
         }
         for unit in silent { simulator.setSilent(unit: unit, true) }
-        guard tcpPort != nil || rtu != nil || rtuOverTcpPort != nil || uart != nil else {
+        guard tcpPort != nil || rtu != nil || rtuOverTcpPort != nil || uart != nil || sdi12 != nil else {
             throw fail(
-                "nothing to serve on", hint: "give --tcp-port PORT, --rtu TTY, --rtu-over-tcp-port PORT and/or --uart TTY",
+                "nothing to serve on", hint: "give --tcp-port PORT, --rtu TTY, --rtu-over-tcp-port PORT, --uart TTY and/or --sdi12 TTY",
                 code: .usage)
         }
         do {
@@ -98,6 +101,18 @@ struct SimulateCommand: AsyncParsableCommand {
                 }
                 try simulator.serveFrames(device: uart, serial: sensor.profile.serial, unit: sensor.unit, frame: frame)
                 print("serving framed UART sensor \(sensor.profile.id) on \(uart) (\(frame.mode.rawValue) mode)")
+            }
+            if let sdi12 {
+                var sensors: [Int: SDI12Spec] = [:]
+                for d in devices { if let spec = d.profile.sdi12 { sensors[d.unit] = spec } }
+                guard !sensors.isEmpty, sensors.keys.allSatisfy(SDI12Spec.isAddress) else {
+                    throw fail(
+                        "--sdi12 serves SDI-12 profiles at units that are address codes (48 = '0', 97 = 'a')",
+                        hint: "e.g. --profile ott-pls:48 --sdi12 /tmp/pty-b", code: .usage)
+                }
+                try simulator.serveSDI12(device: sdi12, serial: SDI12Settings.standardSerial, sensors: sensors)
+                let addresses = sensors.keys.sorted().map { String(UnicodeScalar(UInt8($0))) }.joined(separator: ", ")
+                print("serving SDI-12 on \(sdi12) at address \(addresses)")
             }
             if let rtu {
                 guard let p = SerialSettings.Parity(rawValue: parity) else {

@@ -56,6 +56,27 @@ extension ConfigParser {
         return .uart(UARTSettings(device: device, overrides: given))
     }
 
+    /// The keys of a `type: sdi12` bus: `device` and, for adapters that need it, `baud`, `parity`, `data_bits`,
+    /// `stop_bits` (default 1200 7E1, the SDI-12 line).
+    static func sdi12(_ b: MappingReader, reader: NodeReader, what: String) -> BusConfig.Transport? {
+        let device = b.string("device", required: true)
+        var serial = SDI12Settings.standardSerial
+        if let baud = b.int("baud") {
+            if ProfileParser.supportedBauds.contains(baud) {
+                serial.baud = baud
+            } else if let n = b.value("baud") {
+                let known = ProfileParser.supportedBauds.map(String.init).joined(separator: ", ")
+                reader.error(n, "baud \(baud) of \(what) is not a standard rate (\(known))")
+            }
+        }
+        let parities: [(String, SerialSettings.Parity)] = [("none", .none), ("even", .even), ("odd", .odd)]
+        if let p = b.choice("parity", parities) { serial.parity = p }
+        if let d = b.int("data_bits", range: 7...8) { serial.dataBits = d }
+        if let stop = b.int("stop_bits", range: 1...2) { serial.stopBits = stop }
+        guard let device else { return nil }
+        return .sdi12(SDI12Settings(device: device, serial: serial))
+    }
+
     /// Gives each `uart` bus the frame of its one sensor and the line settings its bus entry left out, and checks
     /// that framed sensors sit on `uart` buses and Modbus devices do not.
     static func attachSensors(
@@ -64,12 +85,40 @@ extension ConfigParser {
         var ports: [String: String] = [:]
         return buses.map { bus, node in
             let on = devices.filter { $0.bus == bus.name }
+            if case .sdi12(var settings) = bus.transport {
+                let canonical = FileSystem.canonical(settings.device)
+                if let other = ports[canonical] {
+                    reader.error(node, "bus '\(bus.name)' uses serial port '\(settings.device)', which bus '\(other)' "
+                        + "already owns; one bus per port")
+                }
+                ports[canonical] = bus.name
+                for device in on {
+                    guard let spec = device.profile.sdi12 else {
+                        reader.error(
+                            node,
+                            "device '\(device.name)' on sdi12 bus '\(bus.name)' uses profile '\(device.profile.id)', "
+                                + "which has no 'sdi12' section")
+                        continue
+                    }
+                    guard SDI12Spec.isAddress(device.unitId) else {
+                        reader.error(
+                            node,
+                            "device '\(device.name)' on sdi12 bus '\(bus.name)' has unit \(device.unitId), not an "
+                                + "SDI-12 address: give the address's ASCII code (48 = '0', 49 = '1', 97 = 'a')")
+                        continue
+                    }
+                    settings.sensors[device.unitId] = spec
+                }
+                return BusConfig(name: bus.name, transport: .sdi12(settings))
+            }
             guard case .uart(var settings) = bus.transport else {
-                for device in on where device.profile.frame != nil {
+                for device in on where device.profile.frame != nil || device.profile.sdi12 != nil {
+                    let kind = device.profile.frame != nil ? "a framed UART sensor" : "an SDI-12 sensor"
+                    let bus = device.profile.frame != nil ? "uart" : "sdi12"
                     reader.error(
                         node,
-                        "device '\(device.name)' uses profile '\(device.profile.id)', a framed UART sensor (not "
-                            + "Modbus): put it on a bus of type uart")
+                        "device '\(device.name)' uses profile '\(device.profile.id)', \(kind) (not "
+                            + "Modbus): put it on a bus of type \(bus)")
                 }
                 if case .rtu(let rtu) = bus.transport { ports[FileSystem.canonical(rtu.device)] = bus.name }
                 return bus

@@ -106,7 +106,7 @@ private struct Parsing {
             let busName = name(b, "name", required: true)
             let what = busName.map { "bus '\($0)'" } ?? "a bus"
             b.what = what
-            let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp"), ("rtu_over_tcp", "rtu_over_tcp"), ("uart", "uart")], required: true)
+            let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp"), ("rtu_over_tcp", "rtu_over_tcp"), ("uart", "uart"), ("sdi12", "sdi12")], required: true)
             var transport: BusConfig.Transport?
             if type == "tcp" {
                 let host = b.string("host", required: true)
@@ -116,6 +116,8 @@ private struct Parsing {
                 transport = ConfigParser.rtuOverTCP(b, reader: reader, what: what)
             } else if type == "uart" {
                 transport = ConfigParser.uart(b, reader: reader, what: what)
+            } else if type == "sdi12" {
+                transport = ConfigParser.sdi12(b, reader: reader, what: what)
             } else if type == "rtu" {
                 let device = b.string("device", required: true)
                 var serial = SerialSettings()

@@ -6,6 +6,9 @@ extension ProfileParser {
         var frame: FrameSpec?
         var node: YAMLNode?
         var vectors: [YAMLNode]
+        var sdi12: SDI12Spec?
+        var sdi12Node: YAMLNode?
+        var sdi12Vectors: [YAMLNode] = []
     }
 
     static func readFrameSection(_ map: MappingReader, reader: NodeReader) -> FrameSection {
@@ -15,7 +18,9 @@ extension ProfileParser {
         if node == nil, let first = vectors.first {
             reader.error(first, "'frame_vectors' need a 'frame' section describing the frame")
         }
-        return FrameSection(frame: frame, node: node, vectors: vectors)
+        var section = FrameSection(frame: frame, node: node, vectors: vectors)
+        readSDI12Section(map, reader: reader, into: &section)
+        return section
     }
 
     /// Hex bytes such as "42 4D E2 00 00 01 71".
@@ -87,6 +92,7 @@ extension ProfileParser {
     static func attachFrame(
         _ section: FrameSection, to profile: inout DeviceProfile, pointNodes: [String: YAMLNode], reader: NodeReader
     ) {
+        attachSDI12(section, to: &profile, pointNodes: pointNodes, reader: reader)
         guard let frame = section.frame else { return }
         profile.frame = frame
         // One poll reads one frame: a single request must span every point.

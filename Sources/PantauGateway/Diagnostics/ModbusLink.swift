@@ -9,6 +9,8 @@ public enum ModbusLink: Sendable, Hashable, CustomStringConvertible {
     case rtuOverTCP(host: String, port: Int)
     /// A framed UART sensor on a serial port (`FrameTransport`); from a configuration's `uart` bus.
     case uart(UARTSettings)
+    /// SDI-12 sensors on a serial port (`SDI12Transport`); from a configuration's `sdi12` bus.
+    case sdi12(SDI12Settings)
 
     /// The default Modbus TCP port.
     public static let defaultTCPPort = 502
@@ -20,6 +22,7 @@ public enum ModbusLink: Sendable, Hashable, CustomStringConvertible {
         case .tcp(let host, let port): return "tcp \(host):\(port)"
         case .rtuOverTCP(let host, let port): return "rtu-over-tcp \(host):\(port)"
         case .uart(let s): return "\(s.device) \(s.serial.baud) \(s.serial.frameNotation) uart"
+        case .sdi12(let s): return "\(s.device) \(s.serial.baud) \(s.serial.frameNotation) sdi12"
         }
     }
 
@@ -35,6 +38,8 @@ public enum ModbusLink: Sendable, Hashable, CustomStringConvertible {
             connection = RTUOverTCPTransport(settings: RTUOverTCPSettings(host: host, port: port), bus: description)
         case .uart(let settings):
             connection = try FrameTransport(settings: settings, bus: description)
+        case .sdi12(let settings):
+            connection = SDI12Transport(settings: settings, bus: description)
         }
         connection.setResponseTimeout(ms: responseTimeoutMs)
         try connection.connect()
