@@ -122,6 +122,7 @@ public final class SDI12Transport: ModbusMaster {
         _ text: String, timeoutMs: Int, _ failure: (ModbusError.Code, String) -> ModbusError
     ) throws(ModbusError) -> [UInt8] {
         link.discardInput()
+        pending = []
         try link.sendBreak(ms: breakMs)
         pause(markingMs * 1000)
         let bytes = Array(text.utf8)

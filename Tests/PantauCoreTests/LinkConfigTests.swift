@@ -178,3 +178,89 @@ private func parseWithFrames(_ body: String) -> Result<GatewayConfig, Configurat
         #expect(shared.contains("which bus 'rs485' already owns"))
     }
 }
+
+private let sdi12Profile = """
+    id: test-level
+    manufacturer: Test
+    model: Level
+    source: "unit test"
+    sdi12: {command: MC, values: 2}
+    points:
+      - {name: level, quantity: water_level, table: input, address: 0, type: f64, unit: m}
+      - {name: temperature, quantity: temperature, table: input, address: 4, type: f64, unit: Cel}
+    sdi12_vectors:
+      - {response: "0+3.14OqZ", expect: {level: 3.14}, description: "the specification's CRC example"}
+    """
+
+@Suite struct SDI12ConfigTests {
+    private func parse(_ body: String) -> Result<GatewayConfig, ConfigurationError> {
+        let library = ProfileLibrary(profiles: [
+            try! ProfileParser.parse(profile, file: "test-th.yaml").get(),
+            try! ProfileParser.parse(sdi12Profile, file: "test-level.yaml").get(),
+        ])
+        let text = "gateway: {site: s, id: g}\n\(body)\nmqtt: {brokers: [localhost]}\n"
+        return ConfigParser.parse(text, file: "gw.yaml", library: library, environment: { _ in nil })
+    }
+
+    @Test func anSDI12ProfileGivesRegisterVectorsFromItsResponses() throws {
+        let p = try ProfileParser.parse(sdi12Profile, file: "p.yaml").get()
+        #expect(p.sdi12 == SDI12Spec(command: .MC, values: 2))
+        #expect(ProfileVectors.run(p).passed)
+        let bad = sdi12Profile.replacingOccurrences(of: "OqZ", with: "OqY")
+        guard case .failure(let e) = ProfileParser.parse(bad, file: "p.yaml") else {
+            Issue.record("a vector with a bad CRC must be refused")
+            return
+        }
+        #expect(e.description.contains("p.yaml:10:5: SDI-12 vector 'the specification's CRC example': SDI-12 CRC"))
+        let f32 = sdi12Profile.replacingOccurrences(of: "address: 4, type: f64", with: "address: 4, type: f32")
+        guard case .failure(let e2) = ProfileParser.parse(f32, file: "p.yaml") else {
+            Issue.record("an f32 point must be refused")
+            return
+        }
+        #expect(e2.description.contains("must be `table: input, type: f64`"))
+    }
+
+    @Test func sensorsOnAnSDI12BusAreKeyedByAddress() throws {
+        let config = try parse("""
+            buses:
+              - {name: sdi, type: sdi12, device: /dev/ttyUSB3}
+            devices:
+              - {name: a, bus: sdi, unit: 48, profile: test-level}
+              - {name: b, bus: sdi, unit: 97, profile: test-level}
+            """).get()
+        guard case .sdi12(let s) = config.buses[0].transport else {
+            Issue.record("expected an sdi12 bus")
+            return
+        }
+        #expect(s.serial == SDI12Settings.standardSerial)
+        #expect(s.sensors.keys.sorted() == [48, 97])
+    }
+
+    @Test func unitsMustBeAddressesAndProfilesSDI12() {
+        func errors(_ body: String) -> String {
+            if case .failure(let e) = parse(body) { return e.description }
+            return ""
+        }
+        let notAddress = errors("""
+            buses:
+              - {name: sdi, type: sdi12, device: /dev/ttyUSB3}
+            devices:
+              - {name: a, bus: sdi, unit: 5, profile: test-level}
+            """)
+        #expect(notAddress.contains("has unit 5, not an SDI-12 address"))
+        let modbus = errors("""
+            buses:
+              - {name: sdi, type: sdi12, device: /dev/ttyUSB3}
+            devices:
+              - {name: a, bus: sdi, unit: 48, profile: test-th}
+            """)
+        #expect(modbus.contains("which has no 'sdi12' section"))
+        let onRTU = errors("""
+            buses:
+              - {name: rs, type: rtu, device: /dev/ttyUSB3}
+            devices:
+              - {name: a, bus: rs, unit: 48, profile: test-level}
+            """)
+        #expect(onRTU.contains("an SDI-12 sensor (not Modbus): put it on a bus of type sdi12"))
+    }
+}
