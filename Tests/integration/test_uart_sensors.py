@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from pantau_harness import senml
+from pantau_harness import link_profiles, senml
 from pantau_harness.config import BASE_TOPIC, gateway_yaml, topic
 from pantau_harness.modbus_sim import STARTUP_TIMEOUT, PtyPair, _readline_with_timeout
 from pantau_harness.procs import harness_root, kill, repo_root, wait_until
@@ -239,3 +239,11 @@ def test_simulate_serves_a_framed_sensor_on_a_pty(pantau_bin, tmp_path, profile,
             os.close(fd)
         kill(proc)
         pair.stop()
+
+
+@pytest.mark.parametrize("profile", link_profiles.shipped("frame"))
+def test_every_shipped_framed_profile_polled_end_to_end_through_simulate(
+    profile, tmp_path, short_tmp, mosquitto_broker, mqtt_collector, gateway, pantau_bin,
+):
+    collector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
+    link_profiles.poll_shipped(profile, "frame", str(tmp_path), short_tmp, mosquitto_broker, collector, gateway)
