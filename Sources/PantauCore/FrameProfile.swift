@@ -142,7 +142,8 @@ public struct FrameSpec: Sendable, Hashable {
         case .sum8:
             return (Int(frame[c.at]), sum & 0xFF)
         case .sum16:
-            let hi = Int(frame[c.at + (c.littleEndian ? 1 : 0)]), lo = Int(frame[c.at + (c.littleEndian ? 0 : 1)])
+            let hi = Int(frame[c.at + (c.littleEndian ? 1 : 0)])
+            let lo = Int(frame[c.at + (c.littleEndian ? 0 : 1)])
             return (hi << 8 | lo, sum & 0xFFFF)
         case .none:
             return nil
@@ -200,7 +201,8 @@ extension FrameSpec {
             switch checksum.kind {
             case .sum8: bytes[checksum.at] = UInt8(computed & 0xFF)
             case .sum16:
-                let hi = UInt8(computed >> 8), lo = UInt8(computed & 0xFF)
+                let hi = UInt8(computed >> 8)
+                let lo = UInt8(computed & 0xFF)
                 bytes[checksum.at] = checksum.littleEndian ? lo : hi
                 bytes[checksum.at + 1] = checksum.littleEndian ? hi : lo
             case .none: break

@@ -33,7 +33,8 @@ public struct UARTSettings: Sendable, Hashable {
         public var dataBits: Int?
         public var stopBits: Int?
 
-        public init(baud: Int? = nil, parity: SerialSettings.Parity? = nil, dataBits: Int? = nil, stopBits: Int? = nil) {
+        public init(baud: Int? = nil, parity: SerialSettings.Parity? = nil, dataBits: Int? = nil, stopBits: Int? = nil)
+        {
             self.baud = baud
             self.parity = parity
             self.dataBits = dataBits

@@ -59,7 +59,8 @@ public struct SDI12Spec: Sendable, Hashable {
     public static func parseData(_ line: [UInt8], address: UInt8, crc: Bool) -> Result<[Double], ParseFailure> {
         guard line.first == address else {
             let got = line.first.map { String(UnicodeScalar($0)) } ?? "nothing"
-            return .failure(ParseFailure(.shape, "response from address '\(got)', expected '\(UnicodeScalar(address))'"))
+            return .failure(
+                ParseFailure(.shape, "response from address '\(got)', expected '\(UnicodeScalar(address))'"))
         }
         var body = Array(line)
         if crc {
@@ -112,7 +113,9 @@ public struct SDI12Spec: Sendable, Hashable {
     }
 
     /// `atttn` (M) or `atttnn` (C): seconds until the data is ready and how many values there will be.
-    public static func parseMeasureReply(_ line: [UInt8], address: UInt8, concurrent: Bool) -> (seconds: Int, count: Int)? {
+    public static func parseMeasureReply(_ line: [UInt8], address: UInt8, concurrent: Bool) -> (
+        seconds: Int, count: Int
+    )? {
         let digits = concurrent ? 2 : 1
         guard line.count == 4 + digits, line.first == address else { return nil }
         let text = String(decoding: line.dropFirst(), as: UTF8.self)
@@ -158,7 +161,8 @@ public struct SDI12Settings: Sendable, Hashable {
 
     public static let standardSerial = SerialSettings(baud: 1200, parity: .even, dataBits: 7, stopBits: 1)
 
-    public init(device: String, serial: SerialSettings = SDI12Settings.standardSerial, sensors: [Int: SDI12Spec] = [:]) {
+    public init(device: String, serial: SerialSettings = SDI12Settings.standardSerial, sensors: [Int: SDI12Spec] = [:])
+    {
         self.device = device
         self.serial = serial
         self.sensors = sensors

@@ -100,8 +100,10 @@ public final class FrameTransport: ModbusMaster {
             let chunk = left > 0 ? try link.read(max: frame.length - buffer.count + 64, timeoutMs: left) : []
             if chunk.isEmpty && clock.monotonicNanos() >= deadline {
                 if buffer.isEmpty {
-                    throw failure(.timeout, "no frame before the response timeout (\(responseTimeoutMs) ms): "
-                        + "check power, wiring (sensor TX to adapter RX) and baud")
+                    throw failure(
+                        .timeout,
+                        "no frame before the response timeout (\(responseTimeoutMs) ms): "
+                            + "check power, wiring (sensor TX to adapter RX) and baud")
                 }
                 throw failure(.timeout, "truncated frame: \(buffer.count) of \(frame.length) bytes, then silence")
             }

@@ -1,7 +1,7 @@
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ModbusSimulator {

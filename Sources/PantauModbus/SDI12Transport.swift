@@ -30,8 +30,9 @@ public final class SDI12Transport: ModbusMaster {
     }
 
     public convenience init(settings: SDI12Settings, bus: String) {
-        self.init(settings: settings, link: SerialPort(device: settings.device, serial: settings.serial, bus: bus),
-                  bus: bus)
+        self.init(
+            settings: settings, link: SerialPort(device: settings.device, serial: settings.serial, bus: bus),
+            bus: bus)
     }
 
     public func connect() throws(ModbusError) { try link.open() }

@@ -1,7 +1,7 @@
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A byte stream to one device: the seam between a sensor protocol (frames, SDI-12) and the serial port.
@@ -59,7 +59,8 @@ public final class SerialPort: ByteLink {
         cfmakeraw(&tio)
         cfsetispeed(&tio, speed)
         cfsetospeed(&tio, speed)
-        let cleared: tcflag_t = tcflag_t(CSIZE) | tcflag_t(PARENB) | tcflag_t(PARODD) | tcflag_t(CSTOPB)
+        let cleared: tcflag_t =
+            tcflag_t(CSIZE) | tcflag_t(PARENB) | tcflag_t(PARODD) | tcflag_t(CSTOPB)
             | tcflag_t(CRTSCTS)
         var c: tcflag_t = tio.c_cflag & ~cleared
         c |= serial.dataBits == 7 ? tcflag_t(CS7) : tcflag_t(CS8)

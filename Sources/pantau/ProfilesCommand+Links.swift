@@ -21,7 +21,8 @@ func linkPlanLines(_ p: DeviceProfile) -> [String]? {
     if !frame.end.isEmpty { shape += ", end \(hexString(frame.end))" }
     let c = frame.checksum
     if c.kind != .none {
-        shape += ", checksum \(c.kind.rawValue) of bytes \(c.from)..<\(c.to) at byte \(c.at)"
+        shape +=
+            ", checksum \(c.kind.rawValue) of bytes \(c.from)..<\(c.to) at byte \(c.at)"
             + (c.width == 2 ? (c.littleEndian ? " (low byte first)" : " (high byte first)") : "")
     }
     lines.append(shape)
@@ -54,8 +55,9 @@ func sdi12PlanLines(_ p: DeviceProfile, _ spec: SDI12Spec) -> [String] {
                 + "values \(r.address / 4 + 1)-\(r.endAddress / 4)")
     }
     let wait = spec.concurrent ? "wait the announced ttt seconds" : "wait for the service request a<CR><LF>"
-    lines.append("  sdi12    break, a\(spec.command.rawValue)! -> a\(spec.concurrent ? "tttnn" : "tttn"), \(wait), "
-        + "then aD0!, aD1!, ... until \(spec.values) values" + (spec.crc ? " (each with its 3-character CRC)" : ""))
+    lines.append(
+        "  sdi12    break, a\(spec.command.rawValue)! -> a\(spec.concurrent ? "tttnn" : "tttn"), \(wait), "
+            + "then aD0!, aD1!, ... until \(spec.values) values" + (spec.crc ? " (each with its 3-character CRC)" : ""))
     for point in p.points.sorted(by: { $0.address < $1.address }) {
         lines.append("  value \(point.address / 4 + 1)".padding(16) + "\(point.name) (\(point.unit))")
     }

@@ -80,7 +80,8 @@ struct SimulateCommand: AsyncParsableCommand {
         for unit in silent { simulator.setSilent(unit: unit, true) }
         guard tcpPort != nil || rtu != nil || rtuOverTcpPort != nil || uart != nil || sdi12 != nil else {
             throw fail(
-                "nothing to serve on", hint: "give --tcp-port PORT, --rtu TTY, --rtu-over-tcp-port PORT, --uart TTY and/or --sdi12 TTY",
+                "nothing to serve on",
+                hint: "give --tcp-port PORT, --rtu TTY, --rtu-over-tcp-port PORT, --uart TTY and/or --sdi12 TTY",
                 code: .usage)
         }
         do {

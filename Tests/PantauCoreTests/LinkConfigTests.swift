@@ -127,12 +127,14 @@ private func parseWithFrames(_ body: String) -> Result<GatewayConfig, Configurat
     }
 
     @Test func aUARTBusCarriesOneFramedSensorAndTakesItsLineSettings() throws {
-        let config = try parseWithFrames("""
+        let config = try parseWithFrames(
+            """
             buses:
               - {name: pm-port, type: uart, device: /dev/ttyS1, parity: even}
             devices:
               - {name: pm, bus: pm-port, unit: 1, profile: test-pm}
-            """).get()
+            """
+        ).get()
         guard case .uart(let u) = config.buses[0].transport else {
             Issue.record("expected a uart bus")
             return
@@ -146,7 +148,8 @@ private func parseWithFrames(_ body: String) -> Result<GatewayConfig, Configurat
             if case .failure(let e) = parseWithFrames(body) { return e.description }
             return ""
         }
-        let two = errors("""
+        let two = errors(
+            """
             buses:
               - {name: pm-port, type: uart, device: /dev/ttyS1}
             devices:
@@ -154,21 +157,24 @@ private func parseWithFrames(_ body: String) -> Result<GatewayConfig, Configurat
               - {name: b, bus: pm-port, unit: 2, profile: test-pm}
             """)
         #expect(two.contains("gw.yaml:3:5: bus 'pm-port' is a uart bus: it carries exactly one framed sensor, found 2"))
-        let modbusOnUART = errors("""
+        let modbusOnUART = errors(
+            """
             buses:
               - {name: pm-port, type: uart, device: /dev/ttyS1}
             devices:
               - {name: a, bus: pm-port, unit: 1, profile: test-th}
             """)
         #expect(modbusOnUART.contains("describes no frame: use a bus of type rtu"))
-        let framedOnRTU = errors("""
+        let framedOnRTU = errors(
+            """
             buses:
               - {name: rs485, type: rtu, device: /dev/ttyS1}
             devices:
               - {name: a, bus: rs485, unit: 1, profile: test-pm}
             """)
         #expect(framedOnRTU.contains("a framed UART sensor (not Modbus): put it on a bus of type uart"))
-        let shared = errors("""
+        let shared = errors(
+            """
             buses:
               - {name: rs485, type: rtu, device: /dev/ttyS1}
               - {name: pm-port, type: uart, device: /dev/ttyS1}
@@ -221,13 +227,15 @@ private let sdi12Profile = """
     }
 
     @Test func sensorsOnAnSDI12BusAreKeyedByAddress() throws {
-        let config = try parse("""
+        let config = try parse(
+            """
             buses:
               - {name: sdi, type: sdi12, device: /dev/ttyUSB3}
             devices:
               - {name: a, bus: sdi, unit: 48, profile: test-level}
               - {name: b, bus: sdi, unit: 97, profile: test-level}
-            """).get()
+            """
+        ).get()
         guard case .sdi12(let s) = config.buses[0].transport else {
             Issue.record("expected an sdi12 bus")
             return
@@ -241,21 +249,24 @@ private let sdi12Profile = """
             if case .failure(let e) = parse(body) { return e.description }
             return ""
         }
-        let notAddress = errors("""
+        let notAddress = errors(
+            """
             buses:
               - {name: sdi, type: sdi12, device: /dev/ttyUSB3}
             devices:
               - {name: a, bus: sdi, unit: 5, profile: test-level}
             """)
         #expect(notAddress.contains("has unit 5, not an SDI-12 address"))
-        let modbus = errors("""
+        let modbus = errors(
+            """
             buses:
               - {name: sdi, type: sdi12, device: /dev/ttyUSB3}
             devices:
               - {name: a, bus: sdi, unit: 48, profile: test-th}
             """)
         #expect(modbus.contains("which has no 'sdi12' section"))
-        let onRTU = errors("""
+        let onRTU = errors(
+            """
             buses:
               - {name: rs, type: rtu, device: /dev/ttyUSB3}
             devices:

@@ -5,7 +5,7 @@ import Testing
 @testable import PantauModbus
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A sensor at the byte seam: each write may be answered with chunks; `stream` chunks arrive whatever is written.
@@ -97,7 +97,8 @@ private let sdsFrame: [UInt8] = parseHexBytes("AA C0 D4 04 3A 0A A1 60 1D AB")!
 
 @Suite struct FrameTransportTests {
     @Test func passiveModeSendsSetupOnceAndAQueryPerPoll() throws {
-        let half = Array(pmsFrame.prefix(13)), rest = Array(pmsFrame.suffix(19))
+        let half = Array(pmsFrame.prefix(13))
+        let rest = Array(pmsFrame.suffix(19))
         let link = ScriptedLink(answers: [[[0x42, 0x4D, 0x00, 0x04, 0xE1, 0x00, 0x01, 0x74]], [[0xFF], half, rest]])
         let transport = FrameTransport(frame: pms, link: link, bus: "pm")
         transport.setupSettleMs = 10
@@ -181,7 +182,8 @@ final class Pty: Sendable {
         master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
         var unlock: Int32 = 0
         var number: UInt32 = 0
-        let tiocsptlck: UInt = 0x4004_5431, tiocgptn: UInt = 0x8004_5430
+        let tiocsptlck: UInt = 0x4004_5431
+        let tiocgptn: UInt = 0x8004_5430
         guard master >= 0, ioctl(master, tiocsptlck, &unlock) == 0, ioctl(master, tiocgptn, &number) == 0 else {
             throw ModbusError(errno: errno, bus: "pty")
         }

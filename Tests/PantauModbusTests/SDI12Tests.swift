@@ -45,7 +45,9 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 }
 
 @Suite struct SDI12TransportTests {
-    private func transport(_ link: ScriptedLink, _ spec: SDI12Spec, unit: Int = 48) throws(ModbusError) -> SDI12Transport {
+    private func transport(_ link: ScriptedLink, _ spec: SDI12Spec, unit: Int = 48) throws(ModbusError)
+        -> SDI12Transport
+    {
         let t = SDI12Transport(settings: SDI12Settings(device: "x", sensors: [unit: spec]), link: link, bus: "sdi")
         t.pause = { _ in }
         t.setResponseTimeout(ms: 100)

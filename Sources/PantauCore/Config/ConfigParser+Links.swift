@@ -88,8 +88,10 @@ extension ConfigParser {
             if case .sdi12(var settings) = bus.transport {
                 let canonical = FileSystem.canonical(settings.device)
                 if let other = ports[canonical] {
-                    reader.error(node, "bus '\(bus.name)' uses serial port '\(settings.device)', which bus '\(other)' "
-                        + "already owns; one bus per port")
+                    reader.error(
+                        node,
+                        "bus '\(bus.name)' uses serial port '\(settings.device)', which bus '\(other)' "
+                            + "already owns; one bus per port")
                 }
                 ports[canonical] = bus.name
                 for device in on {
@@ -125,8 +127,10 @@ extension ConfigParser {
             }
             let canonical = FileSystem.canonical(settings.device)
             if let other = ports[canonical] {
-                reader.error(node, "bus '\(bus.name)' uses serial port '\(settings.device)', which bus '\(other)' "
-                    + "already owns; one bus per port")
+                reader.error(
+                    node,
+                    "bus '\(bus.name)' uses serial port '\(settings.device)', which bus '\(other)' "
+                        + "already owns; one bus per port")
             }
             ports[canonical] = bus.name
             guard on.count == 1, let sensor = on.first else {

@@ -102,11 +102,15 @@ extension ProfileParser {
         for point in profile.points {
             guard let node = pointNodes[point.name] else { continue }
             if point.table != .input {
-                reader.error(node, "point '\(point.name)' of a framed sensor must be in the input table "
-                    + "(input register N = frame bytes 2N and 2N+1)")
+                reader.error(
+                    node,
+                    "point '\(point.name)' of a framed sensor must be in the input table "
+                        + "(input register N = frame bytes 2N and 2N+1)")
             } else if point.address + point.span > frame.registerCount {
-                reader.error(node, "point '\(point.name)' reads past the \(frame.length)-byte frame "
-                    + "(input registers 0...\(frame.registerCount - 1))")
+                reader.error(
+                    node,
+                    "point '\(point.name)' reads past the \(frame.length)-byte frame "
+                        + "(input registers 0...\(frame.registerCount - 1))")
             }
         }
         for item in section.vectors {
@@ -140,8 +144,10 @@ extension ProfileParser {
             case (.invalid(0, let found, _), let wanted?) where found == wanted:
                 continue
             case (let outcome, _):
-                reader.error(item, "frame vector '\(description)': the frame check gives \(describe(outcome)), "
-                    + "expected " + (fault.map { "a \($0.rawValue) fault" } ?? "one whole good frame"))
+                reader.error(
+                    item,
+                    "frame vector '\(description)': the frame check gives \(describe(outcome)), "
+                        + "expected " + (fault.map { "a \($0.rawValue) fault" } ?? "one whole good frame"))
             }
         }
     }

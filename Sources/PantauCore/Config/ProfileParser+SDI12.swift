@@ -39,11 +39,15 @@ extension ProfileParser {
             guard let node = pointNodes[point.name] else { continue }
             let ok = point.table == .input && point.type == .f64 && point.address % SDI12Spec.registersPerValue == 0
             if !ok {
-                reader.error(node, "point '\(point.name)' of an SDI-12 sensor must be `table: input, type: f64` at "
-                    + "address 4 x (value index - 1): value 1 is address 0, value 2 address 4")
+                reader.error(
+                    node,
+                    "point '\(point.name)' of an SDI-12 sensor must be `table: input, type: f64` at "
+                        + "address 4 x (value index - 1): value 1 is address 0, value 2 address 4")
             } else if point.address / SDI12Spec.registersPerValue >= spec.values {
-                reader.error(node, "point '\(point.name)' reads value \(point.address / 4 + 1), but the measurement "
-                    + "gives \(spec.values)")
+                reader.error(
+                    node,
+                    "point '\(point.name)' reads value \(point.address / 4 + 1), but the measurement "
+                        + "gives \(spec.values)")
             }
         }
         for item in section.sdi12Vectors {
@@ -70,12 +74,14 @@ extension ProfileParser {
             guard let response, let address = response.utf8.first else { continue }
             switch (SDI12Spec.parseData(Array(response.utf8), address: address, crc: spec.crc), fault) {
             case (.success(let values), nil):
-                profile.testVectors.append(TestVector(
-                    description: description, registers: [.input: SDI12Spec.registers(values)], expect: expect))
+                profile.testVectors.append(
+                    TestVector(
+                        description: description, registers: [.input: SDI12Spec.registers(values)], expect: expect))
             case (.failure(let failure), let wanted?) where failure.fault == wanted:
                 continue
             case (.success(let values), let wanted?):
-                reader.error(item, "SDI-12 vector '\(description)': parsed \(values), expected a \(wanted.rawValue) fault")
+                reader.error(
+                    item, "SDI-12 vector '\(description)': parsed \(values), expected a \(wanted.rawValue) fault")
             case (.failure(let failure), _):
                 reader.error(item, "SDI-12 vector '\(description)': \(failure.message)")
             }
