@@ -398,3 +398,38 @@ private func frame(_ unit: Int, _ pdu: [UInt8]) -> [UInt8] { RTUFraming.frame(un
         #expect(master.connects == 1)
     }
 }
+
+@Suite struct RTUOverTCPBusTimingTests {
+    /// The poller keeps the far side's t3.5 between frames on an rtu_over_tcp bus, and after a timeout waits it
+    /// and flushes before the next request, as on a local RTU line.
+    @Test(arguments: [
+        (SerialSettings(baud: 19200, parity: .even) as SerialSettings?, 2006),
+        (nil, RTUOverTCPSettings.defaultGapMicros),
+    ])
+    func theSilenceComesFromTheFarSidesBaud(serial: SerialSettings?, silence: Int) {
+        let settings = RTUOverTCPSettings(host: "dtu", port: 4001, serial: serial)
+        #expect(settings.effectiveInterFrameMicros == silence)
+        let bus = BusConfig(name: "rs485-1", transport: .rtuOverTCP(settings))
+        let rig = PollerRig(bus: bus, devices: [device("dead", unit: 2), device("alive", unit: 1)])
+        rig.transport.set(unit: 1, .answers(image(.holding, [0: 1])))
+        rig.transport.set(unit: 2, .silent)
+
+        rig.run(seconds: 30)
+
+        let reads = rig.transport.reads
+        #expect(reads.count >= 6)
+        for (previous, next) in zip(reads, reads.dropFirst()) {
+            #expect(next.start - previous.end >= UInt64(silence) * 1000)
+        }
+        let events = rig.transport.events
+        for (index, event) in events.enumerated() {
+            guard case .read(_, _, _, _, false) = event else { continue }
+            let after = events[(index + 1)...]
+            let pause = after.firstIndex { if case .pause(let m) = $0 { m >= silence } else { false } }
+            let flush = after.firstIndex(of: .flush)
+            #expect(pause != nil && flush != nil && pause! < flush!)
+        }
+        // The answering unit kept its 10 s schedule beside the silent one.
+        #expect(rig.recorder.polls(of: "alive").filter { $0.error == nil }.count >= 3)
+    }
+}
