@@ -270,3 +270,46 @@ def test_simulate_serves_rtu_over_tcp_to_pymodbus_rtu_framer_client(pantau_bin, 
             client.close()
     finally:
         kill(proc)
+
+
+def test_garbage_replies_are_counted_and_never_published(
+    tmp_path, mosquitto_broker, mqtt_collector, gateway, short_tmp, pantau_bin,
+):
+    """A DTU that garbles replies: a bad CRC, another unit's reply and an over-long byte count are counted on the
+    bus and their polls publish device_error; only the good replies' value (42) is ever published as good."""
+    from pantau_harness.rtu_over_tcp import GarbageDtu
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "test-one.yaml").write_text(
+        "id: test-one\nmanufacturer: Test\nmodel: One\nsource: test\n"
+        "points:\n  - {name: value, quantity: counter, table: holding, address: 0, type: u16, unit: count}\n"
+        "test_vectors:\n  - {registers: {holding: {0: 42}}, expect: {value: 42}}\n")
+    dtu = GarbageDtu(["good", "bad_crc", "good", "other_unit", "good", "long", "good"])
+    try:
+        socket_path = os.path.join(short_tmp, "status.sock")
+        collector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
+        gw = gateway(gateway_yaml(
+            broker_port=mosquitto_broker.port, workdir=short_tmp, status_socket=socket_path,
+            profiles=[str(profiles)], buses=[bus(dtu.port)],
+            devices=[device("dev", "dtu-1", 1, profile="test-one", retries=0, timeout_ms=300)]))
+        telemetry = topic("telemetry", "dev")
+        collector.wait_for(lambda c: len(c.messages(telemetry)) >= 8, 40, "eight polls", gw)
+        assert all(dtu.answered.get(k, 0) >= 1 for k in ("bad_crc", "other_unit", "long")), dtu.answered
+        good = bad = 0
+        for m in collector.messages(telemetry):
+            records = senml.resolve(m.json())
+            assert all(r.value != GarbageDtu.SENTINEL for r in records.values()), m.json()
+            if records["value"].quality == "good":
+                good += 1
+                assert records["value"].value == 42
+            else:
+                bad += 1
+                assert records["value"].quality == "device_error" and records["value"].value is None, m.json()
+        assert good >= 4 and bad >= 3, (good, bad)
+        done = subprocess.run([pantau_bin, "status", "--socket", socket_path, "--json"], capture_output=True,
+                              text=True, timeout=30)
+        status = json.loads(done.stdout)["buses"][0]
+        assert status["crc_errors"] >= 1 and status["other_errors"] >= 2, status
+    finally:
+        dtu.stop()

@@ -145,3 +145,80 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def crc16_modbus(data: bytes) -> bytes:
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return bytes([crc & 0xFF, crc >> 8])
+
+
+class GarbageDtu:
+    """A DTU-shaped peer in a thread that answers FC03/FC04 reads of one register per a script cycling through
+    `good` (value `value`), `bad_crc`, `other_unit`, `long` (a byte count of 4 for a 1-register read) and `silent`.
+    Bad answers carry the sentinel value 999, which must never be published. `.answered` counts by kind."""
+
+    SENTINEL = 999
+
+    def __init__(self, script: list[str], value: int = 42):
+        import socketserver
+        import threading
+
+        self.script = script
+        self.value = value
+        self.answered: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._n = 0
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                buffer = b""
+                while True:
+                    try:
+                        chunk = self.request.recv(256)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    buffer += chunk
+                    while len(buffer) >= 8:
+                        frame, buffer = buffer[:8], buffer[8:]
+                        if crc16_modbus(frame[:6]) != frame[6:]:
+                            buffer = b""
+                            break
+                        reply = outer.reply(frame)
+                        if reply:
+                            self.request.sendall(reply)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def reply(self, request: bytes) -> bytes:
+        with self._lock:
+            kind = self.script[self._n % len(self.script)]
+            self._n += 1
+            self.answered[kind] = self.answered.get(kind, 0) + 1
+        unit, function = request[0], request[1]
+        value = self.value if kind == "good" else self.SENTINEL
+        body = bytes([unit, function, 2]) + value.to_bytes(2, "big")
+        if kind == "silent":
+            return b""
+        if kind == "other_unit":
+            body = bytes([unit + 1]) + body[1:]
+        if kind == "long":
+            body = bytes([unit, function, 4]) + value.to_bytes(2, "big") * 2
+        frame = body + crc16_modbus(body)
+        if kind == "bad_crc":
+            frame = frame[:-1] + bytes([frame[-1] ^ 0xFF])
+        return frame
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
