@@ -162,6 +162,41 @@ public final class SDI12Transport: ModbusMaster {
         }
     }
 
+    /// `?!`: the address of the sensor on the bus, nil when none answers (with several sensors the answers
+    /// collide: use `acknowledges` per address instead).
+    public func queryAddress() throws(ModbusError) -> UInt8? {
+        guard let line = try answer("?!") else { return nil }
+        guard line.count == 1, let a = line.first, SDI12Spec.isAddress(Int(a)) else {
+            let text = String(decoding: line, as: UTF8.self)
+            throw ModbusError(code: .badData, message: "'?!' answered '\(text)', not one address", bus: bus)
+        }
+        return a
+    }
+
+    /// `a!`: whether a sensor answers at the address `unit` (its ASCII code).
+    public func acknowledges(unit: Int) throws(ModbusError) -> Bool {
+        guard SDI12Spec.isAddress(unit) else { return false }
+        return try answer(address(unit) + "!") == [UInt8(unit)]
+    }
+
+    /// `aI!`: the identification after the address (`14OTTHACHPLS...`), nil when the sensor is silent.
+    public func identification(unit: Int) throws(ModbusError) -> String? {
+        guard let line = try answer(address(unit) + "I!"), line.first == UInt8(unit) else { return nil }
+        return String(decoding: line.dropFirst(), as: UTF8.self)
+    }
+
+    /// One command's answer line, nil on silence.
+    private func answer(_ text: String) throws(ModbusError) -> [UInt8]? {
+        do {
+            return try command(text, timeoutMs: responseTimeoutMs) { code, message in
+                ModbusError(code: code, message: message, bus: bus)
+            }
+        } catch {
+            if error.code == .timeout { return nil }
+            throw error
+        }
+    }
+
     public func writeRegister(address: Int, value: UInt16) throws(ModbusError) { throw noWrites() }
     public func writeRegisters(address: Int, values: [UInt16]) throws(ModbusError) { throw noWrites() }
     public func writeCoil(address: Int, on: Bool) throws(ModbusError) { throw noWrites() }

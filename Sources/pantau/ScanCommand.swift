@@ -28,6 +28,9 @@ struct ScanCommand: ParsableCommand {
     @Option(help: "Scan unit ids behind a DTU or serial device server forwarding RTU frames over TCP, host:port.")
     var rtuOverTcp: String?
 
+    @Option(help: "Find SDI-12 sensors (?!, a! at every address, aI!) on this serial port or USB SDI-12 adapter.")
+    var sdi12: String?
+
     @Option(help: "Baud rates to try, comma separated.")
     var baud: String = "9600"
 
@@ -72,14 +75,16 @@ struct ScanCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if [device, tcp, rtuOverTcp].compactMap({ $0 }).count != 1 {
-            throw ValidationError("give one of --device /dev/ttyUSB0, --tcp host:port or --rtu-over-tcp host:port")
+        if [device, tcp, rtuOverTcp, sdi12].compactMap({ $0 }).count != 1 {
+            throw ValidationError(
+                "give one of --device /dev/ttyUSB0, --tcp host:port, --rtu-over-tcp host:port or --sdi12 TTY")
         }
         if !(1...60_000).contains(timeoutMs) { throw ValidationError("--timeout-ms must be within 1...60000") }
         if probe.isBitTable { throw ValidationError("--probe must be holding or input") }
     }
 
     func run() throws {
+        if let sdi12 { return try scanSDI12(sdi12) }
         let unitIds: [Int]
         let settings: [SerialSettings?]
         do {

@@ -132,3 +132,19 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         }
     }
 }
+
+@Suite struct SDI12DiscoveryTests {
+    @Test func addressQueryAcknowledgeAndIdentification() throws {
+        let link = ScriptedLink(answers: [
+            [bytes("0\r\n")], [bytes("0\r\n")], [], [bytes("013OTTHACHPLS000100123456\r\n")],
+        ])
+        let t = SDI12Transport(settings: SDI12Settings(device: "x"), link: link, bus: "sdi")
+        t.pause = { _ in }
+        t.setResponseTimeout(ms: 50)
+        #expect(try t.queryAddress() == UInt8(ascii: "0"))
+        #expect(try t.acknowledges(unit: 48))
+        #expect(try !t.acknowledges(unit: 49))
+        #expect(try t.identification(unit: 48) == "13OTTHACHPLS000100123456")
+        #expect(link.written == [bytes("?!"), bytes("0!"), bytes("1!"), bytes("0I!")])
+    }
+}

@@ -199,3 +199,15 @@ def test_every_shipped_sdi12_profile_polled_end_to_end_through_simulate(
 ):
     collector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
     link_profiles.poll_shipped(profile, "sdi12", str(tmp_path), short_tmp, mosquitto_broker, collector, gateway)
+
+
+def test_scan_finds_exactly_the_sdi12_addresses_that_answer(sdi12_sensors, pantau_bin):
+    emulator = sdi12_sensors("--sensor", "0:1,2", "--sensor", "b:3")
+    done = subprocess.run(
+        [pantau_bin, "scan", "--sdi12", emulator.pair.gateway_path, "--timeout-ms", "150", "--json"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert [(s["address"], s["unit"]) for s in report["found"]] == [("0", 48), ("b", 98)]
+    assert all(s["identification"] == "14PANTAUEMSDI12E01000001" for s in report["found"]), report
+    assert report["query"] == "0"
