@@ -211,3 +211,20 @@ def test_scan_finds_exactly_the_sdi12_addresses_that_answer(sdi12_sensors, panta
     assert [(s["address"], s["unit"]) for s in report["found"]] == [("0", 48), ("b", 98)]
     assert all(s["identification"] == "14PANTAUEMSDI12E01000001" for s in report["found"]), report
     assert report["query"] == "0"
+
+
+def test_read_command_measures_an_sdi12_device_from_the_configuration(sdi12_sensors, pantau_bin, short_tmp):
+    emulator = sdi12_sensors("--sensor", "0:2.5,29.5", "--ttt", "1")
+    config = os.path.join(short_tmp, "gw.yaml")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write(gateway_yaml(
+            broker_port=1883, workdir=short_tmp, status_socket=os.path.join(short_tmp, "s.sock"),
+            profiles=[PROFILE_DIR], buses=[{"name": "sdi", "type": "sdi12", "device": emulator.pair.gateway_path}],
+            devices=[{"name": "river", "bus": "sdi", "unit": 48, "profile": "ott-pls"}]))
+    done = subprocess.run([pantau_bin, "read", "--config", config, "--name", "river", "--json"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["link"].endswith(" 1200 7E1 sdi12")
+    assert {p["name"]: (p["value"], p["quality"]) for p in report["points"]} == {
+        "level": (2.5, "good"), "water_temperature": (29.5, "good")}
