@@ -228,3 +228,14 @@ def test_read_command_measures_an_sdi12_device_from_the_configuration(sdi12_sens
     assert report["link"].endswith(" 1200 7E1 sdi12")
     assert {p["name"]: (p["value"], p["quality"]) for p in report["points"]} == {
         "level": (2.5, "good"), "water_temperature": (29.5, "good")}
+
+
+def test_profiles_test_and_plan_show_the_sdi12_sensor(pantau_bin):
+    done = subprocess.run([pantau_bin, "profiles", "test", "--dir", PROFILE_DIR, "ott-pls"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and "ott-pls: PASS" in done.stdout, done.stdout + done.stderr
+    plan = subprocess.run([pantau_bin, "profiles", "plan", "--dir", PROFILE_DIR, "ott-pls"], capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "SDI-12 sensor, bus type sdi12: one measurement of 2 values per poll" in plan, plan
+    assert "aMC! -> atttn, wait for the service request" in plan, plan
+    assert "value 1       level (m)" in plan and "value 2       water_temperature (Cel)" in plan, plan

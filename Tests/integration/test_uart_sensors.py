@@ -247,3 +247,20 @@ def test_every_shipped_framed_profile_polled_end_to_end_through_simulate(
 ):
     collector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
     link_profiles.poll_shipped(profile, "frame", str(tmp_path), short_tmp, mosquitto_broker, collector, gateway)
+
+
+def test_profiles_test_and_plan_show_the_framed_sensors(pantau_bin):
+    ids = link_profiles.shipped("frame")
+    assert set(ids) == {"plantower-pms5003", "plantower-pms7003", "nova-sds011"}
+    done = subprocess.run([pantau_bin, "profiles", "test", "--dir", PROFILE_DIR, *ids], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("PASS") == 3, done.stdout
+    plan = subprocess.run([pantau_bin, "profiles", "plan", "--dir", PROFILE_DIR, "nova-sds011"], capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "framed UART sensor, bus type uart: one 10-byte frame per poll" in plan, plan
+    assert "checksum sum8 of bytes 2..<8 at byte 8" in plan, plan
+    assert "passive: each poll sends AA B4 04 00 00 00 00 00 00 00 00 00 00 00 00 FF FF 02 AB" in plan, plan
+    active = subprocess.run([pantau_bin, "profiles", "plan", "--dir", PROFILE_DIR, "plantower-pms7003"],
+                            capture_output=True, text=True, timeout=60).stdout
+    assert "active: each poll takes the next frame the sensor streams" in active, active
