@@ -219,6 +219,10 @@ public struct DeviceProfile: Sendable, Hashable {
     public var testVectors: [TestVector]
     /// The file the profile was loaded from, for messages.
     public var file: String
+    /// For a framed UART sensor (not Modbus): how its frames look; see `FrameSpec`.
+    public var frame: FrameSpec?
+    /// For an SDI-12 sensor: its measurement command and value count; see `SDI12Spec`.
+    public var sdi12: SDI12Spec?
 
     public init(
         id: String, version: Int = 1, manufacturer: String = "", model: String = "", firmware: String = "",

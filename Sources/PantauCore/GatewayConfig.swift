@@ -46,6 +46,12 @@ public struct BusConfig: Sendable, Hashable {
     public enum Transport: Sendable, Hashable {
         case rtu(RTUSettings)
         case tcp(host: String, port: Int)
+        /// RTU frames over a TCP socket (a DTU or serial device server in transparent mode).
+        case rtuOverTCP(RTUOverTCPSettings)
+        /// One framed UART sensor on a serial port (no Modbus).
+        case uart(UARTSettings)
+        /// SDI-12 sensors on one serial port or USB SDI-12 adapter.
+        case sdi12(SDI12Settings)
     }
 
     public var name: String

@@ -82,6 +82,12 @@ public final class BusPoller: Sendable {
         case .tcp(let host, let port):
             return try ModbusConnection.tcp(
                 host: host, port: port, bus: bus.name, logger: Logger(label: "pantau.modbus"))
+        case .rtuOverTCP(let settings):
+            return RTUOverTCPTransport(settings: settings, bus: bus.name)
+        case .uart(let settings):
+            return try FrameTransport(settings: settings, bus: bus.name)
+        case .sdi12(let settings):
+            return SDI12Transport(settings: settings, bus: bus.name)
         }
     }
 

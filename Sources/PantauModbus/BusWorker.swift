@@ -37,6 +37,11 @@ final class BusWorker {
         if case .rtu(let rtu) = poller.bus.transport {
             silenceMicros = rtu.effectiveInterFrameMicros
             link = LinkRecovery(isTCP: false)
+        } else if case .rtuOverTCP(let settings) = poller.bus.transport {
+            silenceMicros = settings.effectiveInterFrameMicros
+            // RTU behind a DTU: a silent unit or a bad CRC is a unit's trouble, not the link's (flush, as on RS-485);
+            // the transport itself reopens the TCP stream after consecutive failed transactions.
+            link = LinkRecovery(isTCP: false)
         } else {
             silenceMicros = 0
             link = LinkRecovery(isTCP: true)

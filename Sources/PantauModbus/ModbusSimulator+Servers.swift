@@ -107,7 +107,7 @@ extension ModbusSimulator {
         }
     }
 
-    private func answer(_ ctx: OpaquePointer, request: [UInt8], headerLength: Int, unknownGetsException: Bool) {
+    func answer(_ ctx: OpaquePointer, request: [UInt8], headerLength: Int, unknownGetsException: Bool) {
         let unit = Int(request[headerLength - 1])
         switch lookup(unit: unit) {
         case .silent:

@@ -144,6 +144,7 @@ struct ProfilesCommand: ParsableCommand {
 
         func run() throws {
             let p = try dirs.profile(id)
+            if let lines = linkPlanLines(p) { return lines.forEach { print($0) } }
             let plan = ReadPlanner.plan(points: p.points, timing: p.timing)
             print("\(p.id): \(plan.count) request\(plan.count == 1 ? "" : "s") per poll for \(p.points.count) points")
             for r in plan {

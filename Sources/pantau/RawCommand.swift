@@ -15,6 +15,9 @@ struct LinkOptions: ParsableArguments {
     @Option(help: "Modbus TCP server as host:port (port 502 when left out).")
     var tcp: String?
 
+    @Option(help: "DTU or serial device server forwarding RTU frames over TCP, as host:port.")
+    var rtuOverTcp: String?
+
     @Option(help: "Baud rate (serial; default: the profile's, else 9600).")
     var baud: Int?
 
@@ -30,10 +33,12 @@ struct LinkOptions: ParsableArguments {
     @Option(help: "Response timeout in milliseconds (default: the profile's, else 500).")
     var timeoutMs: Int?
 
-    var given: Bool { device != nil || tcp != nil }
+    var given: Bool { device != nil || tcp != nil || rtuOverTcp != nil }
 
     func validate() throws {
-        if device != nil && tcp != nil { throw ValidationError("give either --device or --tcp, not both") }
+        if [device, tcp, rtuOverTcp].compactMap({ $0 }).count > 1 {
+            throw ValidationError("give one of --device, --tcp or --rtu-over-tcp")
+        }
         if let timeoutMs, !(1...60_000).contains(timeoutMs) {
             throw ValidationError("--timeout-ms must be within 1...60000")
         }
@@ -46,6 +51,12 @@ struct LinkOptions: ParsableArguments {
                 throw fail("'\(tcp)' is not host:port", hint: "e.g. --tcp 192.168.1.50:502", code: .usage)
             }
             return .tcp(host: host, port: port)
+        }
+        if let rtuOverTcp {
+            guard let (host, port) = ModbusLink.parseTCP(rtuOverTcp) else {
+                throw fail("'\(rtuOverTcp)' is not host:port", hint: "e.g. --rtu-over-tcp 10.0.0.7:4001", code: .usage)
+            }
+            return .rtuOverTCP(host: host, port: port)
         }
         guard let device else {
             throw fail("no link given", hint: "add --device /dev/ttyUSB0 (serial) or --tcp host:port", code: .usage)
@@ -63,7 +74,7 @@ struct LinkOptions: ParsableArguments {
 extension SerialSettings.Parity: ExpressibleByArgument {}
 
 /// Opens the link or stops with exit 69 and a hint naming it.
-func openOrExit(_ link: ModbusLink, timeoutMs: Int) throws -> ModbusConnection {
+func openOrExit(_ link: ModbusLink, timeoutMs: Int) throws -> any ModbusMaster {
     do {
         return try link.open(responseTimeoutMs: timeoutMs)
     } catch {
@@ -129,7 +140,7 @@ struct RawCommand: ParsableCommand {
             }
         }
 
-        func connect() throws -> (ModbusLink, ModbusConnection) {
+        func connect() throws -> (ModbusLink, any ModbusMaster) {
             let resolved = try link.link()
             let connection = try openOrExit(resolved, timeoutMs: link.timeoutMs ?? 500)
             do {

@@ -124,6 +124,9 @@ struct ReadCommand: ParsableCommand {
             switch bus.transport {
             case .rtu(let rtu): link = .rtu(device: rtu.device, serial: rtu.serial, rs485: rtu.rs485)
             case .tcp(let host, let port): link = .tcp(host: host, port: port)
+            case .rtuOverTCP(let s): link = .rtuOverTCP(host: s.host, port: s.port)
+            case .uart(let s): link = .uart(s)
+            case .sdi12(let s): link = .sdi12(s)
             }
             var timing = device.timing
             if let timeoutMs = self.link.timeoutMs { timing.responseTimeoutMs = timeoutMs }

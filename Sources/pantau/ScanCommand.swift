@@ -25,6 +25,12 @@ struct ScanCommand: ParsableCommand {
     @Option(help: "Scan unit ids behind a Modbus TCP server, host:port (port 502 when left out).")
     var tcp: String?
 
+    @Option(help: "Scan unit ids behind a DTU or serial device server forwarding RTU frames over TCP, host:port.")
+    var rtuOverTcp: String?
+
+    @Option(help: "Find SDI-12 sensors (?!, a! at every address, aI!) on this serial port or USB SDI-12 adapter.")
+    var sdi12: String?
+
     @Option(help: "Baud rates to try, comma separated.")
     var baud: String = "9600"
 
@@ -69,14 +75,16 @@ struct ScanCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if (device == nil) == (tcp == nil) {
-            throw ValidationError("give either --device /dev/ttyUSB0 or --tcp host:port")
+        if [device, tcp, rtuOverTcp, sdi12].compactMap({ $0 }).count != 1 {
+            throw ValidationError(
+                "give one of --device /dev/ttyUSB0, --tcp host:port, --rtu-over-tcp host:port or --sdi12 TTY")
         }
         if !(1...60_000).contains(timeoutMs) { throw ValidationError("--timeout-ms must be within 1...60000") }
         if probe.isBitTable { throw ValidationError("--probe must be holding or input") }
     }
 
     func run() throws {
+        if let sdi12 { return try scanSDI12(sdi12) }
         let unitIds: [Int]
         let settings: [SerialSettings?]
         do {
@@ -85,7 +93,7 @@ struct ScanCommand: ParsableCommand {
             let bauds = try ScanArguments.bauds(baud)
             let parities = try ScanArguments.parities(parity)
             settings =
-                tcp != nil
+                tcp != nil || rtuOverTcp != nil
                 ? [nil]
                 : bauds.flatMap { b in
                     parities.map { p in SerialSettings(baud: b, parity: p, dataBits: dataBits, stopBits: stopBits) }
@@ -100,8 +108,15 @@ struct ScanCommand: ParsableCommand {
             }
             tcpEndpoint = endpoint
         }
+        let dtu = try rtuOverTcp.map { text in
+            guard let endpoint = ModbusLink.parseTCP(text) else {
+                throw fail("'\(text)' is not host:port", hint: "e.g. --rtu-over-tcp 10.0.0.7:4001", code: .usage)
+            }
+            return endpoint
+        }
         let links = settings.map { serial -> ModbusLink in
             if let serial, let device { return .rtu(device: device, serial: serial) }
+            if let dtu { return .rtuOverTCP(host: dtu.host, port: dtu.port) }
             return .tcp(host: tcpEndpoint?.host ?? "", port: tcpEndpoint?.port ?? ModbusLink.defaultTCPPort)
         }
         let place = device ?? links[0].description

@@ -14,7 +14,7 @@ let shippedProfilesDirectory: String = {
 
     @Test func everyShippedProfileParses() {
         #expect(Self.library.problems.isEmpty, "\(Self.library.problems)")
-        #expect(Self.library.profiles.count == 11)
+        #expect(Self.library.profiles.count == 17)
     }
 
     @Test(arguments: library.profiles.keys.sorted())

@@ -75,7 +75,8 @@ private struct Parsing {
         map.finish()
         guard let identity, let mqtt else { return nil }
         return GatewayConfig(
-            identity: identity, buses: buses.map(\.config), devices: devices, mqtt: mqtt, journal: journal,
+            identity: identity, buses: ConfigParser.attachSensors(buses.map { ($0.config, $0.node) }, devices, reader),
+            devices: devices, mqtt: mqtt, journal: journal,
             aggregation: aggregation, profileDirectories: profileDirs + defaultProfileDirectories,
             statusSocket: socket, file: file)
     }
@@ -105,12 +106,18 @@ private struct Parsing {
             let busName = name(b, "name", required: true)
             let what = busName.map { "bus '\($0)'" } ?? "a bus"
             b.what = what
-            let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp")], required: true)
+            let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp"), ("rtu_over_tcp", "rtu_over_tcp"), ("uart", "uart"), ("sdi12", "sdi12")], required: true)
             var transport: BusConfig.Transport?
             if type == "tcp" {
                 let host = b.string("host", required: true)
                 let port = b.int("port", range: 1...65535) ?? 502
                 if let host { transport = .tcp(host: host, port: port) }
+            } else if type == "rtu_over_tcp" {
+                transport = ConfigParser.rtuOverTCP(b, reader: reader, what: what)
+            } else if type == "uart" {
+                transport = ConfigParser.uart(b, reader: reader, what: what)
+            } else if type == "sdi12" {
+                transport = ConfigParser.sdi12(b, reader: reader, what: what)
             } else if type == "rtu" {
                 let device = b.string("device", required: true)
                 var serial = SerialSettings()

@@ -58,12 +58,14 @@ public enum ProfileParser {
         for item in map.list("test_vectors") ?? [] {
             if let vector = parseVector(item, reader: reader, points: points) { vectors.append(vector) }
         }
+        let frameSection = readFrameSection(map, reader: reader)
         map.finish()
         guard let id else { return nil }
-        let profile = DeviceProfile(
+        var profile = DeviceProfile(
             id: id, version: version, manufacturer: manufacturer, model: model, firmware: firmware, source: source,
             defaultUnitId: unitId, serial: serial, timing: timing, identification: identification, points: points,
             testVectors: vectors, file: file)
+        attachFrame(frameSection, to: &profile, pointNodes: pointNodes, reader: reader)
         validate(profile, nodes: pointNodes, reader: reader)
         return profile
     }

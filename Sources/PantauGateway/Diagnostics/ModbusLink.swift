@@ -5,6 +5,12 @@ import PantauModbus
 public enum ModbusLink: Sendable, Hashable, CustomStringConvertible {
     case rtu(device: String, serial: SerialSettings, rs485: Bool = false)
     case tcp(host: String, port: Int)
+    /// RTU frames through a DTU or serial device server (`RTUOverTCPTransport`).
+    case rtuOverTCP(host: String, port: Int)
+    /// A framed UART sensor on a serial port (`FrameTransport`); from a configuration's `uart` bus.
+    case uart(UARTSettings)
+    /// SDI-12 sensors on a serial port (`SDI12Transport`); from a configuration's `sdi12` bus.
+    case sdi12(SDI12Settings)
 
     /// The default Modbus TCP port.
     public static let defaultTCPPort = 502
@@ -14,17 +20,26 @@ public enum ModbusLink: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .rtu(let device, let serial, _): return "\(device) \(serial.baud) \(serial.frameNotation)"
         case .tcp(let host, let port): return "tcp \(host):\(port)"
+        case .rtuOverTCP(let host, let port): return "rtu-over-tcp \(host):\(port)"
+        case .uart(let s): return "\(s.device) \(s.serial.baud) \(s.serial.frameNotation) uart"
+        case .sdi12(let s): return "\(s.device) \(s.serial.baud) \(s.serial.frameNotation) sdi12"
         }
     }
 
     /// A connected master with the given response timeout.
-    public func open(responseTimeoutMs: Int) throws(ModbusError) -> ModbusConnection {
-        let connection: ModbusConnection
+    public func open(responseTimeoutMs: Int) throws(ModbusError) -> any ModbusMaster {
+        let connection: any ModbusMaster
         switch self {
         case .rtu(let device, let serial, let rs485):
-            connection = try .rtu(device: device, serial: serial, rs485: rs485, bus: description)
+            connection = try ModbusConnection.rtu(device: device, serial: serial, rs485: rs485, bus: description)
         case .tcp(let host, let port):
-            connection = try .tcp(host: host, port: port, bus: description)
+            connection = try ModbusConnection.tcp(host: host, port: port, bus: description)
+        case .rtuOverTCP(let host, let port):
+            connection = RTUOverTCPTransport(settings: RTUOverTCPSettings(host: host, port: port), bus: description)
+        case .uart(let settings):
+            connection = try FrameTransport(settings: settings, bus: description)
+        case .sdi12(let settings):
+            connection = SDI12Transport(settings: settings, bus: description)
         }
         connection.setResponseTimeout(ms: responseTimeoutMs)
         try connection.connect()
