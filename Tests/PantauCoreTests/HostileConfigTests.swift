@@ -1,0 +1,77 @@
+import Foundation
+import PantauCore
+import PantauYAML
+import Testing
+
+/// Issue 11: hostile or careless configuration input is refused with its place, never a crash, hang or "OK".
+private let profileText = """
+    id: test-th
+    manufacturer: Test
+    model: TH
+    source: "unit test"
+    points:
+      - {name: temperature, quantity: temperature, table: input, address: 1, type: i16, scale: 0.1, unit: Cel}
+      - {name: level, quantity: water_level, table: input, address: 3, type: u16, unit: cm}
+      - {name: tips, quantity: rain_tips, table: input, address: 4, type: u16, unit: count}
+      - {name: pm25, quantity: pm2_5, table: input, address: 5, type: u16, unit: ug/m3}
+    """
+
+private let library = ProfileLibrary(profiles: [try! ProfileParser.parse(profileText, file: "test-th.yaml").get()])
+
+private func parse(_ text: String) -> Result<GatewayConfig, ConfigurationError> {
+    ConfigParser.parse(text, file: "gw.yaml", library: library, environment: { _ in nil })
+}
+
+/// A config with one device whose mapping gets `deviceExtra`, and `tail` appended at the top level.
+private func config(device deviceExtra: String = "", tail: String = "") -> String {
+    """
+    gateway: {site: s, id: g}
+    buses: [{name: b, type: tcp, host: 127.0.0.1}]
+    devices:
+      - {name: d, bus: b, unit: 1, profile: test-th\(deviceExtra)}
+    mqtt: {brokers: [127.0.0.1]}
+    journal: {path: /tmp/j.sqlite}
+    \(tail)
+    """
+}
+
+private func errors(_ text: String) -> [Diagnostic] {
+    switch parse(text) {
+    case .success: return []
+    case .failure(let e): return e.diagnostics
+    }
+}
+
+@Suite struct HostileDurationTests {
+    @Test(arguments: ["inf", "1e100ms", "1e300s", "9223372036854775807d", "3651d", "1e19"])
+    func aDurationTooLongIsRefusedNotATrap(_ text: String) {
+        let found = errors(config(device: ", poll_interval: \(text)"))
+        #expect(found.count == 1)
+        #expect(found.first?.message.contains("too long") == true)
+        #expect(found.first?.location.line == 4)
+    }
+
+    @Test func nanAndNegativeDurationsAreRefused() {
+        #expect(errors(config(device: ", poll_interval: nan")).first?.message.contains("duration") == true)
+        #expect(errors(config(device: ", poll_interval: -1s")).first?.message.contains("negative") == true)
+        #expect(Interval.parse("-inf") == .failure(.negative))
+        #expect(Interval.parse("nan") == .failure(.notADuration))
+        #expect(Interval.parse("3650d") == .success(Interval.maximum))
+        #expect(Interval.parse("1.5s") == .success(Interval(milliseconds: 1500)))
+    }
+
+    @Test func heartbeatsWindowsAndSizesTooLargeAreRefused() {
+        let text = config(
+            device: ", report: {level: {heartbeat: 1e300s}}",
+            tail: "aggregation: {windows: [1e20d]}\n")
+        let found = errors(text)
+        #expect(found.filter { $0.message.contains("too long") }.count == 2, "\(found)")
+        let sizes = errors(config().replacingOccurrences(of: "/tmp/j.sqlite}", with: "/tmp/j.sqlite, max_bytes: 1e30GiB}"))
+        #expect(sizes.count == 1)
+        #expect(sizes.first?.message.contains("too large") == true)
+        for text in ["inf GiB", "99999999999999999999999", "2TiB", "nanMiB"] {
+            let e = errors(config().replacingOccurrences(of: "/tmp/j.sqlite}", with: "/tmp/j.sqlite, max_bytes: \(text)}"))
+            #expect(e.count == 1, "\(text): \(e)")
+        }
+    }
+}
