@@ -94,14 +94,7 @@ struct ProfilesCommand: ParsableCommand {
             }
             var bad = 0
             for file in files {
-                let result: Result<DeviceProfile, ConfigurationError>
-                do {
-                    result = ProfileParser.parse(try FileSystem.readText(file), file: file)
-                } catch {
-                    printError("\(file): cannot read: \(error.reason)")
-                    bad += 1
-                    continue
-                }
+                let result = ProfileParser.load(path: file)
                 switch result {
                 case .success(let p): print("\(file): OK (\(p.id), \(p.points.count) point\(p.points.count == 1 ? "" : "s"), \(p.testVectors.count) vector\(p.testVectors.count == 1 ? "" : "s"))")
                 case .failure(let e):

@@ -110,3 +110,58 @@ def test_check_config_accepts_the_valid_file(pantau_bin):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert not [d for d in diagnostics(output) if "error" in d.message.lower()], output
+
+
+# --- Hostile bytes (issue 11): files that are not clean UTF-8 text, or are built to exhaust the parser. ---------------
+# They are written at test time (the expectations above are read as UTF-8 text, which these are not).
+
+VALID = os.path.join(FIXTURES, "configs", "valid.yaml")
+
+
+def _hostile(tmp_path, name: str, data: bytes) -> str:
+    """Writes `data` as a config beside a copy of the test profile folder, so `profiles: [../profiles]` resolves."""
+    conf = tmp_path / "configs"
+    conf.mkdir(exist_ok=True)
+    profiles = tmp_path / "profiles"
+    if not profiles.exists():
+        profiles.mkdir()
+        for p in glob.glob(os.path.join(FIXTURES, "profiles", "*.yaml")):
+            (profiles / os.path.basename(p)).write_bytes(open(p, "rb").read())
+    path = conf / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def _valid_padded_to(line: int) -> list[bytes]:
+    """valid.yaml with comment lines in front, so its last line `status: ...` is line `line`."""
+    lines = open(VALID, "rb").read().rstrip(b"\n").split(b"\n")
+    return [b"# padding"] * (line - len(lines)) + lines
+
+
+HOSTILE_BYTES = {
+    # name: (bytes, expected line, expected column, words)
+    "control-byte-line-49": (
+        b"\n".join(_valid_padded_to(49)[:-1] + [b"status: {socket: /tmp/x\x01.sock}"]) + b"\n", 49, 24, ("control",)),
+    "nul-byte": (b"\n".join(_valid_padded_to(49)[:-1] + [b"status: {socket: /tmp/\x00.sock}"]) + b"\n", 49, 23, ("control",)),
+    "utf16-bom": (open(VALID, "rb").read().decode("utf-8").encode("utf-16"), 1, 1, ("utf-16",)),
+    "invalid-utf8": (b"\n".join(_valid_padded_to(49)[:-1] + [b"status: {socket: /tmp/caf\xe9.sock}"]) + b"\n", 49, 26,
+                     ("invalid utf-8",)),
+    "alias-bomb": (
+        (b"gateway: {site: s, id: g}\nlol:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+         + b"".join(b"  a%d: &a%d [" % (i, i) + b", ".join([b"*a%d" % (i - 1)] * 10) + b"]\n" for i in range(1, 10))),
+        7, 47, ("100000 nodes",)),
+    "deep-nesting": (b"gateway: " + b"[" * 40000 + b"]" * 40000 + b"\n", 1, 73, ("deeper than 64",)),
+    "oversized": (open(VALID, "rb").read() + b"#" + b"x" * (1 << 20) + b"\n", 1, 1, ("larger than 1 mib",)),
+}
+
+
+@pytest.mark.gateway
+@pytest.mark.parametrize("name", sorted(HOSTILE_BYTES))
+def test_hostile_bytes_are_refused_at_their_place(pantau_bin, tmp_path, name):
+    data, line, column, words = HOSTILE_BYTES[name]
+    path = _hostile(tmp_path, f"{name}.yaml", data)
+    result = check_config(os.path.basename(path), cwd=os.path.dirname(path), timeout=20)
+    output = result.stdout + result.stderr
+    assert result.returncode == EX_CONFIG, f"exit {result.returncode}:\n{output[-3000:]}"
+    found = [d for d in diagnostics(output) if (d.line, d.column) == (line, column)]
+    assert any(any(w in d.message.lower() for w in words) for d in found), output[-3000:]

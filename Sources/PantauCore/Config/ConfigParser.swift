@@ -9,8 +9,18 @@ public enum ConfigParser {
         _ text: String, file: String, defaultProfileDirectories: [String] = [], library: ProfileLibrary? = nil,
         environment: @escaping (String) -> String? = FileSystem.environment
     ) -> Result<GatewayConfig, ConfigurationError> {
+        parse(
+            bytes: Array(text.utf8), file: file, defaultProfileDirectories: defaultProfileDirectories, library: library,
+            environment: environment)
+    }
+
+    /// Parses the bytes of a configuration file: UTF-8 only, within `YAMLLimits.configuration`.
+    public static func parse(
+        bytes: [UInt8], file: String, defaultProfileDirectories: [String] = [], library: ProfileLibrary? = nil,
+        environment: @escaping (String) -> String? = FileSystem.environment
+    ) -> Result<GatewayConfig, ConfigurationError> {
         let reader = NodeReader(file: file)
-        guard let root = reader.parseDocument(text) else {
+        guard let root = reader.parseDocument(bytes: bytes, limits: .configuration) else {
             if reader.diagnostics.isEmpty { reader.error(at: YAMLMark(line: 1, column: 1), "the configuration is empty") }
             return .failure(ConfigurationError(reader.diagnostics))
         }
@@ -26,8 +36,8 @@ public enum ConfigParser {
         environment: @escaping (String) -> String? = FileSystem.environment
     ) -> Result<GatewayConfig, ConfigurationError> {
         do {
-            let text = try FileSystem.readText(path)
-            return parse(text, file: path, defaultProfileDirectories: defaultProfileDirectories, environment: environment)
+            let bytes = try FileSystem.readBytes(path, limit: YAMLLimits.configuration.maximumBytes)
+            return parse(bytes: bytes, file: path, defaultProfileDirectories: defaultProfileDirectories, environment: environment)
         } catch {
             return .failure(ConfigurationError([
                 Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the configuration: \(error.reason)")

@@ -11,21 +11,28 @@ public enum FileSystem {
     }
 
     public static func readText(_ path: String) throws(ReadError) -> String {
+        String(decoding: try readBytes(path), as: UTF8.self)
+    }
+
+    /// The file's bytes; with `limit`, at most `limit + 1` are read, so an oversized file is seen without
+    /// reading it whole.
+    public static func readBytes(_ path: String, limit: Int = Int.max) throws(ReadError) -> [UInt8] {
         guard let file = fopen(path, "rb") else {
             throw ReadError(path: path, reason: String(cString: strerror(errno)))
         }
         defer { fclose(file) }
+        if isDirectory(path) { throw ReadError(path: path, reason: "is a folder, not a file") }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
+        while bytes.count <= limit {
             let n = fread(&buffer, 1, buffer.count, file)
-            if n > 0 { bytes.append(contentsOf: buffer[0..<n]) }
+            if n > 0 { bytes.append(contentsOf: buffer[0..<min(n, limit - bytes.count + 1)]) }
             if n < buffer.count {
                 if ferror(file) != 0 { throw ReadError(path: path, reason: String(cString: strerror(errno))) }
                 break
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     public static func isDirectory(_ path: String) -> Bool {

@@ -18,9 +18,14 @@ public final class NodeReader {
     }
 
     /// Parses `text`; a syntax error becomes a diagnostic and the result is nil.
-    public func parseDocument(_ text: String) -> YAMLNode? {
+    public func parseDocument(_ text: String, limits: YAMLLimits = .configuration) -> YAMLNode? {
+        parseDocument(bytes: Array(text.utf8), limits: limits)
+    }
+
+    /// Parses UTF-8 `bytes` within `limits`; a syntax, encoding or limit error becomes a diagnostic and the result is nil.
+    public func parseDocument(bytes: [UInt8], limits: YAMLLimits) -> YAMLNode? {
         do {
-            return try YAMLParser.parse(text)
+            return try YAMLParser.parse(bytes: bytes, limits: limits)
         } catch {
             self.error(at: error.mark, error.message)
             return nil

@@ -12,27 +12,9 @@ public struct ProfileLibrary: Sendable {
                 let path = "\(directory)/\(name)"
                 let id = String(name.prefix(upTo: name.lastIndex(of: ".")!))
                 if profiles[id] != nil || problems[id] != nil { continue }
-                let text: String
-                do {
-                    text = try FileSystem.readText(path)
-                } catch {
-                    problems[id] = ConfigurationError([
-                        Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read: \(error.reason)")
-                    ])
-                    continue
-                }
-                switch ProfileParser.parse(text, file: path) {
-                case .success(let profile):
-                    if profile.id != id {
-                        problems[id] = ConfigurationError([
-                            Diagnostic(SourceLocation(file: path, line: 1, column: 1),
-                                       "profile id '\(profile.id)' does not match its file name '\(name)'")
-                        ])
-                    } else {
-                        profiles[id] = profile
-                    }
-                case .failure(let error):
-                    problems[id] = error
+                switch ProfileParser.load(path: path) {
+                case .success(let profile): profiles[id] = profile
+                case .failure(let error): problems[id] = error
                 }
             }
         }

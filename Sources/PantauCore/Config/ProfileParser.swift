@@ -4,12 +4,42 @@ import PantauYAML
 public enum ProfileParser {
     /// Parses one profile; every problem is reported with its line and column.
     public static func parse(_ text: String, file: String) -> Result<DeviceProfile, ConfigurationError> {
+        parse(bytes: Array(text.utf8), file: file)
+    }
+
+    /// Parses the bytes of one profile: UTF-8 only, within `YAMLLimits.profile`.
+    public static func parse(bytes: [UInt8], file: String) -> Result<DeviceProfile, ConfigurationError> {
         let reader = NodeReader(file: file)
-        guard let root = reader.parseDocument(text) else {
+        guard let root = reader.parseDocument(bytes: bytes, limits: .profile) else {
             if reader.diagnostics.isEmpty { reader.error(at: YAMLMark(line: 1, column: 1), "the profile is empty") }
             return .failure(ConfigurationError(reader.diagnostics))
         }
         let profile = parse(root, reader: reader, file: file)
+        if let profile, reader.diagnostics.isEmpty { return .success(profile) }
+        return .failure(ConfigurationError(reader.diagnostics))
+    }
+
+    /// Reads and parses a profile file. Its `id` must be its file name without `.yaml`/`.yml`, because configs
+    /// name profiles by id and the library finds them by file name.
+    public static func load(path: String) -> Result<DeviceProfile, ConfigurationError> {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileSystem.readBytes(path, limit: YAMLLimits.profile.maximumBytes)
+        } catch {
+            return .failure(ConfigurationError([Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read: \(error.reason)")]))
+        }
+        let reader = NodeReader(file: path)
+        guard let root = reader.parseDocument(bytes: bytes, limits: .profile) else {
+            if reader.diagnostics.isEmpty { reader.error(at: YAMLMark(line: 1, column: 1), "the profile is empty") }
+            return .failure(ConfigurationError(reader.diagnostics))
+        }
+        let profile = parse(root, reader: reader, file: path)
+        let name = String(path.split(separator: "/").last ?? Substring(path))
+        let stem = name.hasSuffix(".yaml") ? String(name.dropLast(5)) : name.hasSuffix(".yml") ? String(name.dropLast(4)) : name
+        if let profile, profile.id != stem {
+            let node = root.mappingValue("id") ?? root
+            reader.error(node, "profile id '\(profile.id)' does not match its file name '\(name)' (configs find a profile by its file name)")
+        }
         if let profile, reader.diagnostics.isEmpty { return .success(profile) }
         return .failure(ConfigurationError(reader.diagnostics))
     }
