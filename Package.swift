@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pantau", targets: ["pantau"]),
+        // For the fuzz targets in fuzz/ (a separate package that depends on this one by path).
+        .library(name: "PantauCore", targets: ["PantauCore", "PantauYAML"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

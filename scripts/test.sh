@@ -13,6 +13,10 @@ swift build --build-tests >/dev/null
 echo "== unit tests (swift test)"
 swift test --skip-build
 
+echo "== fuzz (short)"
+# Every libFuzzer target in fuzz/Sources for FUZZ_SECONDS each (default here 10); fails on any crash.
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh
+
 echo "== integration tests (pytest)"
 export PANTAU_BIN="$PWD/.build/debug/pantau"
 .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider "$@"
