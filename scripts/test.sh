@@ -14,8 +14,8 @@ echo "== unit tests (swift test)"
 swift test --skip-build
 
 echo "== fuzz (short)"
-# Every libFuzzer target in fuzz/Sources for FUZZ_SECONDS each (default here 10); fails on any crash.
-FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh
+# Every libFuzzer target in fuzz/Sources for FUZZ_SECONDS each (default 20); fails on any crash.
+scripts/fuzz.sh
 
 echo "== integration tests (pytest)"
 export PANTAU_BIN="$PWD/.build/debug/pantau"
