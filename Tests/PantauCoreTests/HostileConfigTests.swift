@@ -75,3 +75,56 @@ private func errors(_ text: String) -> [Diagnostic] {
         }
     }
 }
+
+@Suite struct AcceptedAsOKTests {
+    @Test func onePortSpelledTwoWaysIsOnePort() {
+        #expect(FileSystem.lexicallyNormalized("/dev//ttyUSB0") == "/dev/ttyUSB0")
+        #expect(FileSystem.lexicallyNormalized("/dev/./ttyUSB0/") == "/dev/ttyUSB0")
+        #expect(FileSystem.lexicallyNormalized("/dev/../dev/ttyUSB0") == "/dev/ttyUSB0")
+        #expect(FileSystem.lexicallyNormalized("/../dev/ttyUSB0") == "/dev/ttyUSB0")
+        #expect(FileSystem.lexicallyNormalized("./a/../../b") == "../b")
+        let text = config().replacingOccurrences(
+            of: "buses: [{name: b, type: tcp, host: 127.0.0.1}]",
+            with: "buses: [{name: b, type: rtu, device: /dev/ttyUSB0}, {name: c, type: rtu, device: /dev//ttyUSB0}]")
+        let found = errors(text)
+        #expect(found.count == 1 && found[0].message.contains("already owns"), "\(found)")
+    }
+
+    @Test func sectionsMustFitWhatThePointMeasures() {
+        var found = errors(config(device: ", flood: [{point: temperature, siaga3: 1, siaga2: 2, siaga1: 3}]"))
+        #expect(found.count == 1 && found[0].message.contains("water_level"), "\(found)")
+        found = errors(config(device: ", flood: [{point: level, siaga3: 1, siaga2: 2, siaga1: 3}]"))
+        #expect(found.isEmpty, "\(found)")
+        found = errors(config(device: ", rain: {point: tips, mm_per_count: 0, counter_modulus: -3}"))
+        #expect(found.map(\.message).filter { $0.contains("more than 0") }.count == 2, "\(found)")
+        found = errors(config(device: ", rain: {point: temperature}"))
+        #expect(found.count == 1 && found[0].message.contains("rain needs a counter"), "\(found)")
+        #expect(errors(config(device: ", rain: {point: tips, mm_per_count: 0.2, counter_modulus: 6553.6}")).isEmpty)
+        #expect(errors(config(device: ", air_quality: {indices: [ispu]}")).isEmpty)
+    }
+
+    @Test func airQualityNeedsPollutantPoints() throws {
+        let noPollutants = """
+            id: th-only
+            manufacturer: T
+            model: M
+            source: test
+            points:
+              - {name: temperature, quantity: temperature, table: input, address: 1, type: i16, unit: Cel}
+            """
+        let lib = ProfileLibrary(profiles: [try ProfileParser.parse(noPollutants, file: "th-only.yaml").get()])
+        let text = config(device: ", air_quality: {indices: [ispu]}").replacingOccurrences(of: "test-th", with: "th-only")
+        guard case .failure(let e) = ConfigParser.parse(text, file: "gw.yaml", library: lib, environment: { _ in nil }) else {
+            Issue.record("accepted air_quality without pollutant points")
+            return
+        }
+        #expect(e.diagnostics.count == 1 && e.diagnostics[0].message.contains("pollutant"))
+    }
+
+    @Test func aJournalFolderThatIsMissingOrAFileIsNamed() {
+        var found = errors(config().replacingOccurrences(of: "/tmp/j.sqlite", with: "/nonexistent-pantau/j.sqlite"))
+        #expect(found.count == 1 && found[0].message == "the journal folder '/nonexistent-pantau' does not exist", "\(found)")
+        found = errors(config().replacingOccurrences(of: "/tmp/j.sqlite", with: "/etc/hostname/j.sqlite"))
+        #expect(found.count == 1 && found[0].message.contains("is not a folder"), "\(found)")
+    }
+}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import subprocess
 from dataclasses import dataclass
 
 import pytest
@@ -165,3 +166,39 @@ def test_hostile_bytes_are_refused_at_their_place(pantau_bin, tmp_path, name):
     assert result.returncode == EX_CONFIG, f"exit {result.returncode}:\n{output[-3000:]}"
     found = [d for d in diagnostics(output) if (d.line, d.column) == (line, column)]
     assert any(any(w in d.message.lower() for w in words) for d in found), output[-3000:]
+
+
+# --- Password file permissions (issue 11): readable by everyone is refused by check-config and by run. ---------------
+
+
+def _config_with_password_file(tmp_path, mode: int) -> str:
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("s3cret\n")
+    os.chmod(secret, mode)
+    text = open(VALID, encoding="utf-8").read().replace(
+        "  client_id: pantau-test\n", f"  client_id: pantau-test\n  username: gw\n  password_file: {secret}\n")
+    text = text.replace("profiles: [../profiles]", f"profiles: [{os.path.join(FIXTURES, 'profiles')}]")
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.gateway
+def test_a_password_file_readable_by_everyone_is_refused_by_check_config_and_run(pantau_bin, tmp_path):
+    path = _config_with_password_file(tmp_path, 0o644)
+    result = check_config(path)
+    output = result.stdout + result.stderr
+    assert result.returncode == EX_CONFIG, output
+    found = [d for d in diagnostics(output) if "readable by everyone" in d.message]
+    assert found and "mode 644" in found[0].message and "mqtt-password" in found[0].message, output
+    run = subprocess.run([pantau_bin, "run", "--config", path], capture_output=True, text=True, timeout=30,
+                         stdin=subprocess.DEVNULL)
+    assert run.returncode == EX_CONFIG, run.stdout + run.stderr
+    assert "readable by everyone" in run.stdout + run.stderr
+
+
+@pytest.mark.gateway
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_a_password_file_private_or_group_readable_is_accepted(pantau_bin, tmp_path, mode):
+    result = check_config(_config_with_password_file(tmp_path, mode))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -135,7 +135,8 @@ private struct Parsing {
                 let rs485 = b.bool("rs485") ?? false
                 let delay = b.int("inter_frame_delay_us", range: 0...1_000_000)
                 if let device, let node = b.value("device") {
-                    let canonical = FileSystem.canonical(device)
+                    // One port spelled two ways (`/dev//ttyUSB0`, `/dev/./ttyUSB0`, a symlink) is still one port.
+                    let canonical = FileSystem.identity(device)
                     if let (other, _) = ttys[canonical] {
                         reader.error(node, "\(what) uses serial port '\(device)', which bus '\(other)' already owns; one bus per port")
                     } else {
@@ -245,8 +246,23 @@ private struct Parsing {
             var rain: RainConfig?
             if let r = d.mapping("rain") {
                 let point = pointName(r, profile: profile)
-                let mm = r.double("mm_per_count") ?? 1
-                let modulus = r.double("counter_modulus") ?? 65536
+                var mm = r.double("mm_per_count") ?? 1
+                if mm <= 0, let n = r.value("mm_per_count") {
+                    reader.error(n, "'mm_per_count' of \(what) must be more than 0, found \(mm)")
+                    mm = 1
+                }
+                // The counter's value where it wraps to 0, in the point's unit after scale (6553.6 for a
+                // 16-bit counter of 0.1 mm steps).
+                var modulus = r.double("counter_modulus") ?? 65536
+                if !(modulus > 0 && modulus <= 18_446_744_073_709_551_616), let n = r.value("counter_modulus") {
+                    reader.error(n, "'counter_modulus' of \(what) must be more than 0 (where the counter wraps, e.g. 65536), found \(modulus)")
+                    modulus = 65536
+                }
+                if let profile, let point, let p = profile.point(named: point),
+                    !Self.rainQuantities.contains(p.quantity), let n = r.value("point")
+                {
+                    reader.error(n, "rain needs a counter of tips or of rain, but '\(point)' of profile '\(profile.id)' is \(p.quantity) (expected \(Self.rainQuantities.sorted().joined(separator: ", ")))")
+                }
                 r.finish()
                 if let point { rain = RainConfig(point: point, mmPerCount: mm, counterModulus: modulus) }
             }
@@ -268,6 +284,9 @@ private struct Parsing {
                         if let i = reader.interval(pair.value, what: "averaging period of '\(q)'", minimum: .minutes(1)) { averaging[q] = i }
                     }
                     av.finish()
+                }
+                if let profile, !profile.points.contains(where: { Pollutant(rawValue: $0.quantity) != nil }) {
+                    reader.error(a.node, "air_quality needs pollutant points, but profile '\(profile.id)' has none (pollutants: \(Pollutant.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 a.finish()
                 air = AirQualityConfig(indices: indices.isEmpty ? [.ispu] : indices, averaging: averaging)
@@ -291,6 +310,8 @@ private struct Parsing {
         }
         return devices
     }
+
+    static let rainQuantities: Set<String> = ["rain_tips", "rain", "counter"]
 
     func pointName(_ m: MappingReader, profile: DeviceProfile?) -> String? {
         guard let node = m.value("point", required: true), let point = reader.string(node, what: "'point' in \(m.what)") else { return nil }
@@ -318,6 +339,20 @@ private struct Parsing {
         let s1 = m.double("siaga1", required: true)
         if let s3, let s2, let s1, !(s3 < s2 && s2 < s1) {
             reader.error(m.node, "flood thresholds must rise from siaga3 to siaga2 to siaga1, found \(s3), \(s2), \(s1)")
+        }
+        if let profile, let point, let spec = profile.point(named: point), let node = m.value("point") {
+            switch spec.quantity {
+            case "water_level":
+                if mounting != nil, let n = m.value("mounting_height") {
+                    reader.error(n, "mounting_height applies to a distance point; '\(point)' is already a water_level")
+                }
+            case "distance":
+                if mounting == nil {
+                    reader.error(node, "'\(point)' is a distance (sensor to water): a flood alert on it needs mounting_height, so level = mounting_height - distance")
+                }
+            default:
+                reader.error(node, "a flood alert needs a water_level point (or a distance with mounting_height), but '\(point)' of profile '\(profile.id)' is \(spec.quantity)")
+            }
         }
         let hysteresis = m.double("hysteresis", range: 0...1_000_000) ?? 0
         let dwell = m.interval("min_dwell") ?? .seconds(0)
@@ -374,6 +409,10 @@ private struct Parsing {
         let username = m.string("username")
         var password: String?
         if let node = m.value("password_file"), let path = reader.string(node, what: "'password_file' in \(m.what)") {
+            if let mode = FileSystem.mode(path), mode & 0o004 != 0 {
+                // Group-readable is fine (the pantau group); readable by every user of the board is not.
+                reader.error(node, "password_file '\(path)' is readable by everyone (mode \(String(mode, radix: 8))); run chmod o-rwx '\(path)' (0600 or 0640)")
+            }
             do {
                 var text = try FileSystem.readText(path)
                 while text.last == "\n" || text.last == "\r" { text.removeLast() }
@@ -418,6 +457,11 @@ private struct Parsing {
     func parseJournal(_ m: MappingReader, baseDir: String) -> JournalConfig {
         var j = JournalConfig()
         if let p = m.string("path") { j.path = FileSystem.resolve(p, relativeTo: baseDir) }
+        let folder = FileSystem.directoryOf(j.path)
+        // The shipped systemd unit creates /var/lib/pantau (StateDirectory=pantau) when the service starts.
+        if let problem = FileSystem.folderProblem(folder), !(folder == "/var/lib/pantau" && problem == "does not exist") {
+            reader.error(m.value("path") ?? m.node, "the journal folder '\(folder)' \(problem)")
+        }
         if let d = m.choice("durability", [("full", JournalConfig.Durability.full), ("normal", .normal)]) { j.durability = d }
         if let b = m.byteSize("max_bytes") {
             if b < 1 << 20, let node = m.value("max_bytes") { reader.error(node, "journal max_bytes must be at least 1MiB") } else { j.maxBytes = b }
