@@ -128,3 +128,30 @@ private func errors(_ text: String) -> [Diagnostic] {
         #expect(found.count == 1 && found[0].message.contains("is not a folder"), "\(found)")
     }
 }
+
+@Suite struct IdentifierBoundTests {
+    @Test func namesAtTheBoundPassAndOneMoreIsRefused() throws {
+        let site64 = String(repeating: "s", count: 64), id32 = String(repeating: "g", count: 32)
+        let longest = config().replacingOccurrences(of: "{site: s, id: g}", with: "{site: \(site64), id: \(id32)}")
+        let accepted = try parse(longest).get()
+        #expect(accepted.mqtt.clientId.utf8.count <= IdentifierLimits.clientId, "the default client id fits")
+        let found = errors(config().replacingOccurrences(of: "{site: s, id: g}", with: "{site: \(site64)s, id: \(id32)g}"))
+        #expect(found.count == 2 && found.allSatisfy { $0.message.contains("more than") }, "\(found)")
+        #expect(found.map(\.location.line) == [1, 1])
+    }
+
+    @Test func clientIdAndTopicPrefixAreBounded() {
+        let ok = config().replacingOccurrences(of: "mqtt: {brokers: [127.0.0.1]}", with: "mqtt: {brokers: [127.0.0.1], client_id: \(String(repeating: "c", count: 128))}")
+        #expect(errors(ok).isEmpty)
+        for (value, words) in [
+            ("client_id: \(String(repeating: "c", count: 129))", "129 bytes"), ("client_id: \"a\\0b\"", "control"),
+            ("topic_prefix: \"a\\nb\"", "control"), ("topic_prefix: a//b", "empty level"),
+            ("topic_prefix: \(String(repeating: "p", count: 257))", "257 bytes"),
+        ] {
+            let text = config().replacingOccurrences(of: "mqtt: {brokers: [127.0.0.1]}", with: "mqtt: {brokers: [127.0.0.1], \(value)}")
+            let found = errors(text)
+            #expect(found.count == 1 && found[0].message.contains(words), "\(value): \(found)")
+            #expect(found.first?.location.line == 5)
+        }
+    }
+}

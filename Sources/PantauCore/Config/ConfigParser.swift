@@ -58,7 +58,7 @@ private struct Parsing {
         var identity: GatewayIdentity?
         if let g = map.mapping("gateway", required: true) {
             let site = name(g, "site", required: true)
-            let id = name(g, "id", required: true)
+            let id = name(g, "id", required: true, maximumLength: IdentifierLimits.gatewayId)
             g.finish()
             if let site, let id { identity = GatewayIdentity(site: site, id: id) }
         }
@@ -90,13 +90,19 @@ private struct Parsing {
             statusSocket: socket, file: file)
     }
 
-    /// Names go into MQTT topics, so they may not contain `/`, `+`, `#` or blanks.
-    func name(_ m: MappingReader, _ key: String, required: Bool) -> String? {
+    /// Names go into MQTT topics and the default client id, so they may not contain `/`, `+`, `#` or blanks, and
+    /// are bounded: 64 characters (`id` of the gateway 32), so every topic and client id stays far within MQTT's
+    /// limits (see `IdentifierLimits`).
+    func name(_ m: MappingReader, _ key: String, required: Bool, maximumLength: Int = IdentifierLimits.name) -> String? {
         guard let node = m.value(key, required: required), let text = reader.string(node, what: "'\(key)' in \(m.what)")
         else { return nil }
         let ok = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
         if !ok {
             reader.error(node, "'\(key)' in \(m.what) may only use letters, digits, '-', '_' and '.' (it becomes part of MQTT topics), found '\(text)'")
+            return nil
+        }
+        if text.utf8.count > maximumLength {
+            reader.error(node, "'\(key)' in \(m.what) is \(text.utf8.count) characters long, more than the \(maximumLength) allowed (it becomes part of MQTT topics and the client id)")
             return nil
         }
         return text
@@ -405,8 +411,24 @@ private struct Parsing {
             }
         }
         if brokers.isEmpty, let node = m.value("brokers") { reader.error(node, "at least one broker is needed") }
-        let clientId = m.string("client_id") ?? identity.map { "pantau-\($0.site)-\($0.id)" } ?? "pantau"
-        let username = m.string("username")
+        var clientId = identity.map { "pantau-\($0.site)-\($0.id)" } ?? "pantau"
+        if let node = m.value("client_id"), let id = reader.string(node, what: "'client_id' in \(m.what)") {
+            if id.utf8.count > IdentifierLimits.clientId {
+                reader.error(node, "client_id is \(id.utf8.count) bytes long, more than the \(IdentifierLimits.clientId) allowed")
+            } else if id.unicodeScalars.contains(where: IdentifierLimits.isControl) {
+                reader.error(node, "client_id may not contain control characters")
+            } else {
+                clientId = id
+            }
+        }
+        var username: String?
+        if let node = m.value("username"), let name = reader.string(node, what: "'username' in \(m.what)") {
+            if name.utf8.count > IdentifierLimits.username || name.unicodeScalars.contains(where: IdentifierLimits.isControl) {
+                reader.error(node, "username may not be longer than \(IdentifierLimits.username) bytes or contain control characters")
+            } else {
+                username = name
+            }
+        }
         var password: String?
         if let node = m.value("password_file"), let path = reader.string(node, what: "'password_file' in \(m.what)") {
             if let mode = FileSystem.mode(path), mode & 0o004 != 0 {
@@ -435,8 +457,12 @@ private struct Parsing {
         }
         var prefix = "pantau"
         if let node = m.value("topic_prefix"), let p = reader.string(node, what: "'topic_prefix' in \(m.what)") {
-            if p.isEmpty || p.contains("+") || p.contains("#") || p.hasPrefix("/") || p.hasSuffix("/") {
-                reader.error(node, "topic_prefix may not be empty, contain + or #, or start or end with /")
+            if p.isEmpty || p.contains("+") || p.contains("#") || p.hasPrefix("/") || p.hasSuffix("/") || p.contains("//") {
+                reader.error(node, "topic_prefix may not be empty, contain + or #, start or end with /, or have an empty level (//)")
+            } else if p.unicodeScalars.contains(where: IdentifierLimits.isControl) {
+                reader.error(node, "topic_prefix may not contain control characters (NUL, line breaks, ...)")
+            } else if p.utf8.count > IdentifierLimits.topicPrefix {
+                reader.error(node, "topic_prefix is \(p.utf8.count) bytes long, more than the \(IdentifierLimits.topicPrefix) allowed")
             } else {
                 prefix = p
             }

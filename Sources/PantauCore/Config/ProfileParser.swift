@@ -49,6 +49,8 @@ public enum ProfileParser {
         let id = map.string("id", required: true)
         if let id, let node = map.value("id"), !isIdentifier(id, extra: "-") {
             reader.error(node, "profile id '\(id)' may only use lowercase letters, digits and '-'")
+        } else if let id, let node = map.value("id"), id.utf8.count > IdentifierLimits.name {
+            reader.error(node, "profile id '\(id.prefix(20))...' is longer than \(IdentifierLimits.name) characters")
         }
         let version = map.int("version", range: 1...1_000_000) ?? 1
         let manufacturer = map.string("manufacturer", required: true) ?? ""
@@ -141,6 +143,8 @@ public enum ProfileParser {
         m.what = what
         if let name, let n = m.value("name"), !isIdentifier(name, extra: "_") {
             reader.error(n, "point name '\(name)' may only use lowercase letters, digits and '_'")
+        } else if let name, let n = m.value("name"), name.utf8.count > IdentifierLimits.name {
+            reader.error(n, "point name '\(name.prefix(20))...' is longer than \(IdentifierLimits.name) characters")
         }
         let quantity = m.string("quantity", required: true)
         if let quantity, !Vocabulary.quantities.contains(quantity), let n = m.value("quantity") {
