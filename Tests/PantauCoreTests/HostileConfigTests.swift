@@ -155,3 +155,45 @@ private func errors(_ text: String) -> [Diagnostic] {
         }
     }
 }
+
+@Suite struct HostileProfileTests {
+    func profile(_ points: String) -> [Diagnostic] {
+        let text = """
+            id: p
+            manufacturer: T
+            model: M
+            source: test
+            points:
+            \(points)
+            """
+        switch ProfileParser.parse(text, file: "p.yaml") {
+        case .success: return []
+        case .failure(let e): return e.diagnostics
+        }
+    }
+
+    @Test func aBitNumberOnACoilOrDiscreteInputIsRefused() {
+        for table in ["coil", "discrete"] {
+            let found = profile("  - {name: a, quantity: status, table: \(table), address: 0, type: bit, bit: 3}")
+            #expect(found.count == 1 && found[0].message.contains("'bit' does not apply"), "\(found)")
+            #expect(found.first?.location.line == 6 && found.first?.location.column == (table == "coil" ? 74 : 78))
+        }
+        #expect(profile("  - {name: a, quantity: status, table: holding, address: 0, type: bit, bit: 3}").isEmpty)
+    }
+
+    @Test func aDuplicateNameIsReportedWhenTheFirstPointHasAnotherError() {
+        let found = profile("""
+              - {name: level, quantity: nonsense, table: input, address: 0, type: u16}
+              - {name: level, quantity: water_level, table: input, address: 1, type: u16, unit: cm}
+            """)
+        #expect(found.count == 2, "\(found)")
+        #expect(found.contains { $0.message.contains("unknown quantity 'nonsense'") })
+        #expect(found.contains { $0.message.contains("duplicate point name 'level'") && $0.location.line == 7 })
+    }
+
+    @Test func identifierIsAQuantityForStringsOnly() {
+        #expect(profile("  - {name: serial, quantity: identifier, table: holding, address: 0, type: string, length: 8}").isEmpty)
+        let found = profile("  - {name: serial, quantity: identifier, table: holding, address: 0, type: u32}")
+        #expect(found.count == 1 && found[0].message.contains("type string"), "\(found)")
+    }
+}

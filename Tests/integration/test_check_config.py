@@ -202,3 +202,23 @@ def test_a_password_file_readable_by_everyone_is_refused_by_check_config_and_run
 def test_a_password_file_private_or_group_readable_is_accepted(pantau_bin, tmp_path, mode):
     result = check_config(_config_with_password_file(tmp_path, mode))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Profiles (issue 11): `profiles validate` applies the same checks as loading. --------------------------------------
+
+
+@pytest.mark.gateway
+def test_profiles_validate_refuses_an_id_that_is_not_the_file_name_and_a_bomb(pantau_bin, tmp_path):
+    source = open(os.path.join(FIXTURES, "profiles", "test-mixed-types.yaml"), encoding="utf-8").read()
+    (tmp_path / "renamed-copy.yaml").write_text(source)
+    (tmp_path / "bomb.yaml").write_bytes(HOSTILE_BYTES["alias-bomb"][0])
+    (tmp_path / "test-mixed-types.yaml").write_text(source)
+    result = subprocess.run([pantau_bin, "profiles", "validate", str(tmp_path)], capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL)
+    output = result.stdout + result.stderr
+    assert result.returncode == EX_CONFIG, output
+    found = {os.path.basename(d.file): d for d in diagnostics(output)}
+    assert "does not match its file name 'renamed-copy.yaml'" in found["renamed-copy.yaml"].message, output
+    assert "100000 nodes" in found["bomb.yaml"].message, output
+    assert "test-mixed-types.yaml: OK" in output
+    assert "2 of 3 profiles invalid" in output

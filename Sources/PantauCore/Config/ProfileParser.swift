@@ -76,12 +76,19 @@ public enum ProfileParser {
         var pointNodes: [String: YAMLNode] = [:]
         if let list = map.list("points", required: true) {
             if list.isEmpty, let node = map.value("points") { reader.error(node, "a profile needs at least one point") }
+            // Names are checked for duplicates as written, so a duplicate is reported even when one of the two
+            // points has another error.
+            var namesSeen: [String: YAMLNode] = [:]
             for item in list {
-                guard let point = parsePoint(item, reader: reader) else { continue }
-                if let earlier = pointNodes[point.name] {
-                    reader.error(item, "duplicate point name '\(point.name)' (first defined at line \(earlier.mark.line))")
-                    continue
+                let parsed = parsePoint(item, reader: reader)
+                if let name = item.mappingValue("name")?.scalar {
+                    if let earlier = namesSeen[name] {
+                        reader.error(item, "duplicate point name '\(name)' (first defined at line \(earlier.mark.line))")
+                        continue
+                    }
+                    namesSeen[name] = item
                 }
+                guard let point = parsed else { continue }
                 pointNodes[point.name] = item
                 points.append(point)
             }
@@ -160,6 +167,9 @@ public enum ProfileParser {
                 address = a
             }
         }
+        if quantity == "identifier", let type, type != .string, let n = m.value("quantity") {
+            reader.error(n, "quantity identifier is for text read as type string; \(what) is \(type.rawValue)")
+        }
         let length = m.int("length", range: 1...123)
         if type == .string && length == nil { reader.error(node, "\(what) is a string and needs 'length' (registers)") }
         var order: ByteOrder?
@@ -179,6 +189,9 @@ public enum ProfileParser {
             reader.error(n, "sign_magnitude needs a signed integer type (i16, i32, i64), \(what) is \(type.rawValue)")
         }
         let bit = m.int("bit", range: 0...15)
+        if let table, table.isBitTable, bit != nil, let n = m.value("bit") {
+            reader.error(n, "'bit' does not apply to \(what): the \(table.rawValue) table holds single bits, each at its own address")
+        }
         if type == .bit, let table, !table.isBitTable, bit == nil {
             reader.error(node, "\(what) reads a bit from a \(table.rawValue) register and needs 'bit' (0-15)")
         }
