@@ -197,3 +197,14 @@ private func errors(_ text: String) -> [Diagnostic] {
         #expect(found.count == 1 && found[0].message.contains("type string"), "\(found)")
     }
 }
+
+/// Inputs the fuzz targets (fuzz/) found crashing, kept as regression tests.
+@Suite struct FuzzFindingTests {
+    /// FuzzConfig, first campaign: a broker written as ":" or "" indexed an empty split (Index out of range).
+    @Test(arguments: ["\":\"", "\"\"", "\":1883\"", "\"host:\""])
+    func aBrokerWithNoHostIsAnErrorNotACrash(_ broker: String) {
+        let text = config().replacingOccurrences(of: "mqtt: {brokers: [127.0.0.1]}", with: "mqtt: {brokers: [\(broker)]}")
+        let found = errors(text)
+        #expect(found.contains { $0.message.contains("a broker must be host or host:port") }, "\(found)")
+    }
+}

@@ -396,9 +396,10 @@ private struct Parsing {
         let defaultPort = tlsMap == nil ? 1883 : 8883
         for item in m.list("brokers", required: true) ?? [] {
             if let text = item.scalar {
-                let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+                // "" and ":" split into no parts at all (a crash the config fuzzer found).
+                let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
                 let port = parts.count == 2 ? Int(parts[1]) : defaultPort
-                if let port, (1...65535).contains(port), !parts[0].isEmpty {
+                if let port, (1...65535).contains(port), let host = parts.first, !host.isEmpty {
                     brokers.append(MQTTConfig.Broker(host: parts[0], port: port))
                 } else {
                     reader.error(item, "a broker must be host or host:port, found '\(text)'")
