@@ -222,3 +222,30 @@ def test_profiles_validate_refuses_an_id_that_is_not_the_file_name_and_a_bomb(pa
     assert "100000 nodes" in found["bomb.yaml"].message, output
     assert "test-mixed-types.yaml: OK" in output
     assert "2 of 3 profiles invalid" in output
+
+
+# --- Help texts (issue 11 papercut): no paragraph is broken in the middle of a sentence. ------------------------------
+
+SUBCOMMANDS = [
+    [], ["run"], ["check-config"], ["demo"], ["simulate"], ["status"], ["journal"], ["journal", "stats"],
+    ["journal", "peek"], ["journal", "export"], ["mqtt-test"], ["scan"], ["read"], ["raw"], ["raw", "read"],
+    ["raw", "write"], ["profiles"], ["profiles", "list"], ["profiles", "show"], ["profiles", "validate"],
+    ["profiles", "test"], ["profiles", "plan"],
+]
+
+
+@pytest.mark.gateway
+@pytest.mark.parametrize("command", SUBCOMMANDS, ids=[" ".join(c) or "pantau" for c in SUBCOMMANDS])
+def test_help_text_paragraphs_are_not_broken_mid_sentence(pantau_bin, command):
+    """ArgumentParser wraps at the terminal width itself; a hard line break inside a sentence of the source shows as a
+    short line followed by the sentence's continuation. Indented lines (examples) are meant to stand alone."""
+    result = subprocess.run([pantau_bin, *command, "--help"], capture_output=True, text=True, timeout=30,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    prose = result.stdout.split("USAGE:")[0].splitlines()
+    broken = [
+        (a, b) for a, b in zip(prose, prose[1:])
+        if a.strip() and b.strip() and not b.startswith(" ") and not a.startswith(" ")
+        and len(a) < 50 and not a.rstrip().endswith((".", ":", "!", "?", ")"))
+    ]
+    assert not broken, f"`pantau {' '.join(command)} --help` breaks a sentence: {broken}"
