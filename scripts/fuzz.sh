@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-20}"
+# Swift's own crash backtracer trips AddressSanitizer while it reads the crashed process; libFuzzer reports anyway.
+export SWIFT_BACKTRACE=enable=no
 scratch=fuzz/.build
 targets="${FUZZ_TARGETS:-$(cd fuzz/Sources && ls -d Fuzz* | tr '\n' ' ')}"
 

@@ -17,7 +17,7 @@ struct ProfileDirectoryOptions: ParsableArguments {
             printError(problem.description)
             throw fail("profile '\(id)' has errors", code: .config)
         }
-        throw fail("unknown profile '\(id)'", hint: "`pantau profiles list` shows the profiles in \(lib.directories.joined(separator: ", "))", code: .config)
+        throw fail("unknown profile '\(id)'", hint: "\(ProfileLibrary.describeSearch(lib.directories)); `pantau profiles list` shows the profiles found", code: .config)
     }
 }
 

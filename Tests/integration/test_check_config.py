@@ -249,3 +249,49 @@ def test_help_text_paragraphs_are_not_broken_mid_sentence(pantau_bin, command):
         and len(a) < 50 and not a.rstrip().endswith((".", ":", "!", "?", ")"))
     ]
     assert not broken, f"`pantau {' '.join(command)} --help` breaks a sentence: {broken}"
+
+
+# --- Where shipped profiles are found (issue 11 papercut): next to the executable, without $PANTAU_PROFILES. ----------
+
+
+def _env_without_profiles() -> dict:
+    return {k: v for k, v in os.environ.items() if k != "PANTAU_PROFILES"}
+
+
+@pytest.mark.gateway
+def test_a_binary_outside_the_source_tree_finds_profiles_next_to_it(pantau_bin, tmp_path):
+    prefix = tmp_path / "opt" / "pantau"
+    (prefix / "bin").mkdir(parents=True)
+    shipped = prefix / "share" / "pantau" / "firmware-profiles"
+    shipped.mkdir(parents=True)
+    (shipped / "test-mixed-types.yaml").write_bytes(
+        open(os.path.join(FIXTURES, "profiles", "test-mixed-types.yaml"), "rb").read())
+    binary = prefix / "bin" / "pantau"
+    binary.write_bytes(open(pantau_bin, "rb").read())
+    binary.chmod(0o755)
+    result = subprocess.run([str(binary), "profiles", "list"], capture_output=True, text=True, timeout=30,
+                            env=_env_without_profiles(), cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert "test-mixed-types" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.gateway
+def test_no_profile_folder_found_says_which_folders_were_searched(pantau_bin, tmp_path):
+    if os.path.isdir("/usr/share/pantau/firmware-profiles"):
+        pytest.skip("this machine has installed profiles in /usr/share/pantau")
+    binary = tmp_path / "lonely" / "pantau"
+    binary.parent.mkdir()
+    binary.write_bytes(open(pantau_bin, "rb").read())
+    binary.chmod(0o755)
+    text = open(VALID, encoding="utf-8").read().replace("profiles: [../profiles]\n", "")
+    config = tmp_path / "gateway.yaml"
+    config.write_text(text)
+    result = subprocess.run([str(binary), "check-config", str(config)], capture_output=True, text=True, timeout=30,
+                            env=_env_without_profiles(), cwd=tmp_path, stdin=subprocess.DEVNULL)
+    output = result.stdout + result.stderr
+    assert result.returncode == EX_CONFIG, output
+    assert "searched \n" not in output and not output.rstrip().endswith("searched"), output
+    messages = [d.message for d in diagnostics(output) if "unknown profile" in d.message]
+    assert messages and "no profile folder was found" in messages[0], output
+    assert "/usr/share/pantau/firmware-profiles" in messages[0], output
+    assert f"{tmp_path}/share/pantau/firmware-profiles" in messages[0], output

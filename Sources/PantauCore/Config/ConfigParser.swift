@@ -200,7 +200,7 @@ private struct Parsing {
                 } else {
                     let known = library.profiles.keys.sorted()
                     let hint = known.min { editDistance($0, id) < editDistance($1, id) }.map { " (did you mean '\($0)'?)" } ?? ""
-                    reader.error(node, "unknown profile '\(id)' for \(what)\(hint); searched \(library.directories.joined(separator: ", "))")
+                    reader.error(node, "unknown profile '\(id)' for \(what)\(hint); \(ProfileLibrary.describeSearch(library.directories))")
                 }
             }
             let interval = d.interval("poll_interval", minimum: Interval(milliseconds: 100)) ?? .seconds(10)
