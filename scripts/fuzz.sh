@@ -14,15 +14,15 @@ export SWIFT_BACKTRACE=enable=no
 scratch=fuzz/.build
 targets="${FUZZ_TARGETS:-$(cd fuzz/Sources && ls -d Fuzz* | tr '\n' ' ')}"
 
+mkdir -p "$scratch"
 echo "building fuzz targets ($targets) with -sanitize=fuzzer,address"
 # ld.gold warns about every ASan symbol it cannot export; those lines are noise.
 if ! swift build -c debug --package-path fuzz --scratch-path "$scratch" \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >"$scratch.log" 2>&1; then
-    grep -v "ld.gold: warning: Cannot export local symbol" "$scratch.log" | tail -40
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >"$scratch/build.log" 2>&1; then
+    grep -v "ld.gold: warning: Cannot export local symbol" "$scratch/build.log" | tail -40
     echo "fuzz build failed" >&2
     exit 1
 fi
-rm -f "$scratch.log"
 bin="$(swift build -c debug --package-path fuzz --scratch-path "$scratch" --show-bin-path)"
 
 failed=0
