@@ -114,17 +114,23 @@ public enum YAMLParser {
         if bytes.count > limits.maximumBytes {
             throw YAMLSyntaxError(
                 mark: YAMLMark(line: 1, column: 1),
-                message: "the file is larger than \(describeSize(limits.maximumBytes)), the most this kind of file may have")
+                message:
+                    "the file is larger than \(describeSize(limits.maximumBytes)), the most this kind of file may have")
         }
         if bytes.isEmpty { return nil }
-        if bytes.starts(with: [0xFE, 0xFF]) || bytes.starts(with: [0xFF, 0xFE]) || (bytes.count >= 2 && (bytes[0] == 0 || bytes[1] == 0)) {
+        if bytes.starts(with: [0xFE, 0xFF]) || bytes.starts(with: [0xFF, 0xFE])
+            || (bytes.count >= 2 && (bytes[0] == 0 || bytes[1] == 0))
+        {
             throw YAMLSyntaxError(
-                mark: YAMLMark(line: 1, column: 1), message: "the file is UTF-16 (or UTF-32): that is not supported, save it as UTF-8")
+                mark: YAMLMark(line: 1, column: 1),
+                message: "the file is UTF-16 (or UTF-32): that is not supported, save it as UTF-8")
         }
         if let bad = firstInvalidUTF8(bytes) {
             throw YAMLSyntaxError(
                 mark: position(ofByte: bad, in: bytes),
-                message: "invalid UTF-8 (byte 0x\(String(bytes[bad], radix: 16, uppercase: true)) at offset \(bad)): save the file as UTF-8")
+                message: "invalid UTF-8 (byte 0x\(String(bytes[bad], radix: 16, uppercase: true)) at offset \(bad)): "
+                    + "save the file as UTF-8"
+            )
         }
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
@@ -212,7 +218,9 @@ public enum YAMLParser {
             // libyaml gives reader errors (control characters, bad encoding) as a byte offset, not a mark.
             let offset = Int(parser.problem_offset)
             var detail = problem
-            if parser.problem_value >= 0 { detail += " (character 0x\(String(parser.problem_value, radix: 16, uppercase: true)))" }
+            if parser.problem_value >= 0 {
+                detail += " (character 0x\(String(parser.problem_value, radix: 16, uppercase: true)))"
+            }
             return YAMLSyntaxError(mark: position(ofByte: offset, in: bytes), message: "YAML syntax: \(detail)")
         }
         let context = parser.context.map { String(cString: $0) }
@@ -255,7 +263,9 @@ private struct EventBuilder {
 
     init(limits: YAMLLimits) { self.limits = limits }
 
-    private static func mark(_ m: yaml_mark_t) -> YAMLMark { YAMLMark(line: Int(m.line) + 1, column: Int(m.column) + 1) }
+    private static func mark(_ m: yaml_mark_t) -> YAMLMark {
+        YAMLMark(line: Int(m.line) + 1, column: Int(m.column) + 1)
+    }
 
     private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
         pointer.map { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
@@ -277,7 +287,8 @@ private struct EventBuilder {
         case YAML_ALIAS_EVENT:
             let name = Self.string(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
-                throw YAMLSyntaxError(mark: mark, message: "YAML syntax: the alias '*\(name)' refers to no anchor defined before it")
+                throw YAMLSyntaxError(
+                    mark: mark, message: "YAML syntax: the alias '*\(name)' refers to no anchor defined before it")
             }
             var node = target.node
             node.mark = mark

@@ -17,7 +17,10 @@ struct ProfileDirectoryOptions: ParsableArguments {
             printError(problem.description)
             throw fail("profile '\(id)' has errors", code: .config)
         }
-        throw fail("unknown profile '\(id)'", hint: "\(ProfileLibrary.describeSearch(lib.directories)); `pantau profiles list` shows the profiles found", code: .config)
+        let searched = ProfileLibrary.describeSearch(lib.directories)
+        throw fail(
+            "unknown profile '\(id)'", hint: "\(searched); `pantau profiles list` shows the profiles found",
+            code: .config)
     }
 }
 

@@ -66,11 +66,13 @@ private func errors(_ text: String) -> [Diagnostic] {
             tail: "aggregation: {windows: [1e20d]}\n")
         let found = errors(text)
         #expect(found.filter { $0.message.contains("too long") }.count == 2, "\(found)")
-        let sizes = errors(config().replacingOccurrences(of: "/tmp/j.sqlite}", with: "/tmp/j.sqlite, max_bytes: 1e30GiB}"))
+        let sizes = errors(
+            config().replacingOccurrences(of: "/tmp/j.sqlite}", with: "/tmp/j.sqlite, max_bytes: 1e30GiB}"))
         #expect(sizes.count == 1)
         #expect(sizes.first?.message.contains("too large") == true)
         for text in ["inf GiB", "99999999999999999999999", "2TiB", "nanMiB"] {
-            let e = errors(config().replacingOccurrences(of: "/tmp/j.sqlite}", with: "/tmp/j.sqlite, max_bytes: \(text)}"))
+            let e = errors(
+                config().replacingOccurrences(of: "/tmp/j.sqlite}", with: "/tmp/j.sqlite, max_bytes: \(text)}"))
             #expect(e.count == 1, "\(text): \(e)")
         }
     }
@@ -113,8 +115,10 @@ private func errors(_ text: String) -> [Diagnostic] {
               - {name: temperature, quantity: temperature, table: input, address: 1, type: i16, unit: Cel}
             """
         let lib = ProfileLibrary(profiles: [try ProfileParser.parse(noPollutants, file: "th-only.yaml").get()])
-        let text = config(device: ", air_quality: {indices: [ispu]}").replacingOccurrences(of: "test-th", with: "th-only")
-        guard case .failure(let e) = ConfigParser.parse(text, file: "gw.yaml", library: lib, environment: { _ in nil }) else {
+        let text = config(device: ", air_quality: {indices: [ispu]}").replacingOccurrences(
+            of: "test-th", with: "th-only")
+        guard case .failure(let e) = ConfigParser.parse(text, file: "gw.yaml", library: lib, environment: { _ in nil })
+        else {
             Issue.record("accepted air_quality without pollutant points")
             return
         }
@@ -123,7 +127,9 @@ private func errors(_ text: String) -> [Diagnostic] {
 
     @Test func aJournalFolderThatIsMissingOrAFileIsNamed() {
         var found = errors(config().replacingOccurrences(of: "/tmp/j.sqlite", with: "/nonexistent-pantau/j.sqlite"))
-        #expect(found.count == 1 && found[0].message == "the journal folder '/nonexistent-pantau' does not exist", "\(found)")
+        #expect(
+            found.count == 1 && found[0].message == "the journal folder '/nonexistent-pantau' does not exist",
+            "\(found)")
         found = errors(config().replacingOccurrences(of: "/tmp/j.sqlite", with: "/etc/hostname/j.sqlite"))
         #expect(found.count == 1 && found[0].message.contains("is not a folder"), "\(found)")
     }
@@ -131,24 +137,29 @@ private func errors(_ text: String) -> [Diagnostic] {
 
 @Suite struct IdentifierBoundTests {
     @Test func namesAtTheBoundPassAndOneMoreIsRefused() throws {
-        let site64 = String(repeating: "s", count: 64), id32 = String(repeating: "g", count: 32)
+        let site64 = String(repeating: "s", count: 64)
+        let id32 = String(repeating: "g", count: 32)
         let longest = config().replacingOccurrences(of: "{site: s, id: g}", with: "{site: \(site64), id: \(id32)}")
         let accepted = try parse(longest).get()
         #expect(accepted.mqtt.clientId.utf8.count <= IdentifierLimits.clientId, "the default client id fits")
-        let found = errors(config().replacingOccurrences(of: "{site: s, id: g}", with: "{site: \(site64)s, id: \(id32)g}"))
+        let found = errors(
+            config().replacingOccurrences(of: "{site: s, id: g}", with: "{site: \(site64)s, id: \(id32)g}"))
         #expect(found.count == 2 && found.allSatisfy { $0.message.contains("more than") }, "\(found)")
         #expect(found.map(\.location.line) == [1, 1])
     }
 
     @Test func clientIdAndTopicPrefixAreBounded() {
-        let ok = config().replacingOccurrences(of: "mqtt: {brokers: [127.0.0.1]}", with: "mqtt: {brokers: [127.0.0.1], client_id: \(String(repeating: "c", count: 128))}")
+        let ok = config().replacingOccurrences(
+            of: "mqtt: {brokers: [127.0.0.1]}",
+            with: "mqtt: {brokers: [127.0.0.1], client_id: \(String(repeating: "c", count: 128))}")
         #expect(errors(ok).isEmpty)
         for (value, words) in [
             ("client_id: \(String(repeating: "c", count: 129))", "129 bytes"), ("client_id: \"a\\0b\"", "control"),
             ("topic_prefix: \"a\\nb\"", "control"), ("topic_prefix: a//b", "empty level"),
             ("topic_prefix: \(String(repeating: "p", count: 257))", "257 bytes"),
         ] {
-            let text = config().replacingOccurrences(of: "mqtt: {brokers: [127.0.0.1]}", with: "mqtt: {brokers: [127.0.0.1], \(value)}")
+            let text = config().replacingOccurrences(
+                of: "mqtt: {brokers: [127.0.0.1]}", with: "mqtt: {brokers: [127.0.0.1], \(value)}")
             let found = errors(text)
             #expect(found.count == 1 && found[0].message.contains(words), "\(value): \(found)")
             #expect(found.first?.location.line == 5)
@@ -182,7 +193,8 @@ private func errors(_ text: String) -> [Diagnostic] {
     }
 
     @Test func aDuplicateNameIsReportedWhenTheFirstPointHasAnotherError() {
-        let found = profile("""
+        let found = profile(
+            """
               - {name: level, quantity: nonsense, table: input, address: 0, type: u16}
               - {name: level, quantity: water_level, table: input, address: 1, type: u16, unit: cm}
             """)
@@ -192,7 +204,9 @@ private func errors(_ text: String) -> [Diagnostic] {
     }
 
     @Test func identifierIsAQuantityForStringsOnly() {
-        #expect(profile("  - {name: serial, quantity: identifier, table: holding, address: 0, type: string, length: 8}").isEmpty)
+        #expect(
+            profile("  - {name: serial, quantity: identifier, table: holding, address: 0, type: string, length: 8}")
+                .isEmpty)
         let found = profile("  - {name: serial, quantity: identifier, table: holding, address: 0, type: u32}")
         #expect(found.count == 1 && found[0].message.contains("type string"), "\(found)")
     }
@@ -203,7 +217,8 @@ private func errors(_ text: String) -> [Diagnostic] {
     /// FuzzConfig, first campaign: a broker written as ":" or "" indexed an empty split (Index out of range).
     @Test(arguments: ["\":\"", "\"\"", "\":1883\"", "\"host:\""])
     func aBrokerWithNoHostIsAnErrorNotACrash(_ broker: String) {
-        let text = config().replacingOccurrences(of: "mqtt: {brokers: [127.0.0.1]}", with: "mqtt: {brokers: [\(broker)]}")
+        let text = config().replacingOccurrences(
+            of: "mqtt: {brokers: [127.0.0.1]}", with: "mqtt: {brokers: [\(broker)]}")
         let found = errors(text)
         #expect(found.contains { $0.message.contains("a broker must be host or host:port") }, "\(found)")
     }

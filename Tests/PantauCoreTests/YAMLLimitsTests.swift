@@ -6,8 +6,11 @@ import Testing
 /// Issue 11: the YAML layer bounds what a hostile file may cost and reports bad bytes where they are.
 @Suite struct YAMLLimitsTests {
     /// Nine levels of ten aliases each: 10^9 nodes if expanded (it took 1.2 GB and was killed before).
-    static let aliasBomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
-        + (1..<10).map { i in "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }.joined()
+    static let aliasBomb =
+        "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        + (1..<10).map { i in
+            "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }.joined()
 
     func syntaxError(_ bytes: [UInt8], limits: YAMLLimits = .configuration) -> YAMLSyntaxError? {
         do {
@@ -59,7 +62,9 @@ import Testing
     }
 
     @Test func utf16IsNamed() {
-        for bytes: [UInt8] in [[0xFF, 0xFE, 0x61, 0x00, 0x3A, 0x00], [0xFE, 0xFF, 0x00, 0x61], [0x61, 0x00, 0x3A, 0x00]] {
+        for bytes: [UInt8] in [
+            [0xFF, 0xFE, 0x61, 0x00, 0x3A, 0x00], [0xFE, 0xFF, 0x00, 0x61], [0x61, 0x00, 0x3A, 0x00],
+        ] {
             let error = syntaxError(bytes)
             #expect(error?.message.contains("UTF-16") == true)
             #expect(error?.message.contains("save it as UTF-8") == true)

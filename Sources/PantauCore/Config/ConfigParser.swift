@@ -37,7 +37,9 @@ public enum ConfigParser {
     ) -> Result<GatewayConfig, ConfigurationError> {
         do {
             let bytes = try FileSystem.readBytes(path, limit: YAMLLimits.configuration.maximumBytes)
-            return parse(bytes: bytes, file: path, defaultProfileDirectories: defaultProfileDirectories, environment: environment)
+            return parse(
+                bytes: bytes, file: path, defaultProfileDirectories: defaultProfileDirectories,
+                environment: environment)
         } catch {
             return .failure(ConfigurationError([
                 Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the configuration: \(error.reason)")
@@ -93,7 +95,9 @@ private struct Parsing {
     /// Names go into MQTT topics and the default client id, so they may not contain `/`, `+`, `#` or blanks, and
     /// are bounded: 64 characters (`id` of the gateway 32), so every topic and client id stays far within MQTT's
     /// limits (see `IdentifierLimits`).
-    func name(_ m: MappingReader, _ key: String, required: Bool, maximumLength: Int = IdentifierLimits.name) -> String? {
+    func name(
+        _ m: MappingReader, _ key: String, required: Bool, maximumLength: Int = IdentifierLimits.name
+    ) -> String? {
         guard let node = m.value(key, required: required), let text = reader.string(node, what: "'\(key)' in \(m.what)")
         else { return nil }
         let ok = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
@@ -102,7 +106,9 @@ private struct Parsing {
             return nil
         }
         if text.utf8.count > maximumLength {
-            reader.error(node, "'\(key)' in \(m.what) is \(text.utf8.count) characters long, more than the \(maximumLength) allowed (it becomes part of MQTT topics and the client id)")
+            reader.error(
+                node, "'\(key)' in \(m.what) is \(text.utf8.count) characters long, more than the \(maximumLength) "
+                    + "allowed (it becomes part of MQTT topics and the client id)")
             return nil
         }
         return text
@@ -200,7 +206,8 @@ private struct Parsing {
                 } else {
                     let known = library.profiles.keys.sorted()
                     let hint = known.min { editDistance($0, id) < editDistance($1, id) }.map { " (did you mean '\($0)'?)" } ?? ""
-                    reader.error(node, "unknown profile '\(id)' for \(what)\(hint); \(ProfileLibrary.describeSearch(library.directories))")
+                    let searched = ProfileLibrary.describeSearch(library.directories)
+                    reader.error(node, "unknown profile '\(id)' for \(what)\(hint); \(searched)")
                 }
             }
             let interval = d.interval("poll_interval", minimum: Interval(milliseconds: 100)) ?? .seconds(10)
@@ -261,13 +268,18 @@ private struct Parsing {
                 // 16-bit counter of 0.1 mm steps).
                 var modulus = r.double("counter_modulus") ?? 65536
                 if !(modulus > 0 && modulus <= 18_446_744_073_709_551_616), let n = r.value("counter_modulus") {
-                    reader.error(n, "'counter_modulus' of \(what) must be more than 0 (where the counter wraps, e.g. 65536), found \(modulus)")
+                    reader.error(
+                        n, "'counter_modulus' of \(what) must be more than 0 (where the counter wraps, e.g. 65536), "
+                            + "found \(modulus)")
                     modulus = 65536
                 }
                 if let profile, let point, let p = profile.point(named: point),
                     !Self.rainQuantities.contains(p.quantity), let n = r.value("point")
                 {
-                    reader.error(n, "rain needs a counter of tips or of rain, but '\(point)' of profile '\(profile.id)' is \(p.quantity) (expected \(Self.rainQuantities.sorted().joined(separator: ", ")))")
+                    let expected = Self.rainQuantities.sorted().joined(separator: ", ")
+                    reader.error(
+                        n, "rain needs a counter of tips or of rain, but '\(point)' of profile '\(profile.id)' is "
+                            + "\(p.quantity) (expected \(expected))")
                 }
                 r.finish()
                 if let point { rain = RainConfig(point: point, mmPerCount: mm, counterModulus: modulus) }
@@ -292,7 +304,11 @@ private struct Parsing {
                     av.finish()
                 }
                 if let profile, !profile.points.contains(where: { Pollutant(rawValue: $0.quantity) != nil }) {
-                    reader.error(a.node, "air_quality needs pollutant points, but profile '\(profile.id)' has none (pollutants: \(Pollutant.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    let pollutants = Pollutant.allCases.map(\.rawValue).joined(separator: ", ")
+                    reader.error(
+                        a.node,
+                        "air_quality needs pollutant points, but profile '\(profile.id)' has none "
+                            + "(pollutants: \(pollutants))")
                 }
                 a.finish()
                 air = AirQualityConfig(indices: indices.isEmpty ? [.ispu] : indices, averaging: averaging)
@@ -354,10 +370,14 @@ private struct Parsing {
                 }
             case "distance":
                 if mounting == nil {
-                    reader.error(node, "'\(point)' is a distance (sensor to water): a flood alert on it needs mounting_height, so level = mounting_height - distance")
+                    reader.error(
+                        node, "'\(point)' is a distance (sensor to water): a flood alert on it needs mounting_height, "
+                            + "so level = mounting_height - distance")
                 }
             default:
-                reader.error(node, "a flood alert needs a water_level point (or a distance with mounting_height), but '\(point)' of profile '\(profile.id)' is \(spec.quantity)")
+                reader.error(
+                    node, "a flood alert needs a water_level point (or a distance with mounting_height), but "
+                        + "'\(point)' of profile '\(profile.id)' is \(spec.quantity)")
             }
         }
         let hysteresis = m.double("hysteresis", range: 0...1_000_000) ?? 0
@@ -415,7 +435,9 @@ private struct Parsing {
         var clientId = identity.map { "pantau-\($0.site)-\($0.id)" } ?? "pantau"
         if let node = m.value("client_id"), let id = reader.string(node, what: "'client_id' in \(m.what)") {
             if id.utf8.count > IdentifierLimits.clientId {
-                reader.error(node, "client_id is \(id.utf8.count) bytes long, more than the \(IdentifierLimits.clientId) allowed")
+                reader.error(
+                    node,
+                    "client_id is \(id.utf8.count) bytes long, more than the \(IdentifierLimits.clientId) allowed")
             } else if id.unicodeScalars.contains(where: IdentifierLimits.isControl) {
                 reader.error(node, "client_id may not contain control characters")
             } else {
@@ -424,8 +446,12 @@ private struct Parsing {
         }
         var username: String?
         if let node = m.value("username"), let name = reader.string(node, what: "'username' in \(m.what)") {
-            if name.utf8.count > IdentifierLimits.username || name.unicodeScalars.contains(where: IdentifierLimits.isControl) {
-                reader.error(node, "username may not be longer than \(IdentifierLimits.username) bytes or contain control characters")
+            if name.utf8.count > IdentifierLimits.username
+                || name.unicodeScalars.contains(where: IdentifierLimits.isControl)
+            {
+                reader.error(
+                    node,
+                    "username may not be longer than \(IdentifierLimits.username) bytes or contain control characters")
             } else {
                 username = name
             }
@@ -434,7 +460,9 @@ private struct Parsing {
         if let node = m.value("password_file"), let path = reader.string(node, what: "'password_file' in \(m.what)") {
             if let mode = FileSystem.mode(path), mode & 0o004 != 0 {
                 // Group-readable is fine (the pantau group); readable by every user of the board is not.
-                reader.error(node, "password_file '\(path)' is readable by everyone (mode \(String(mode, radix: 8))); run chmod o-rwx '\(path)' (0600 or 0640)")
+                reader.error(
+                    node, "password_file '\(path)' is readable by everyone (mode \(String(mode, radix: 8))); "
+                        + "run chmod o-rwx '\(path)' (0600 or 0640)")
             }
             do {
                 var text = try FileSystem.readText(path)
@@ -458,12 +486,18 @@ private struct Parsing {
         }
         var prefix = "pantau"
         if let node = m.value("topic_prefix"), let p = reader.string(node, what: "'topic_prefix' in \(m.what)") {
-            if p.isEmpty || p.contains("+") || p.contains("#") || p.hasPrefix("/") || p.hasSuffix("/") || p.contains("//") {
-                reader.error(node, "topic_prefix may not be empty, contain + or #, start or end with /, or have an empty level (//)")
+            if p.isEmpty || p.contains("+") || p.contains("#") || p.hasPrefix("/") || p.hasSuffix("/")
+                || p.contains("//")
+            {
+                reader.error(
+                    node,
+                    "topic_prefix may not be empty, contain + or #, start or end with /, or have an empty level (//)")
             } else if p.unicodeScalars.contains(where: IdentifierLimits.isControl) {
                 reader.error(node, "topic_prefix may not contain control characters (NUL, line breaks, ...)")
             } else if p.utf8.count > IdentifierLimits.topicPrefix {
-                reader.error(node, "topic_prefix is \(p.utf8.count) bytes long, more than the \(IdentifierLimits.topicPrefix) allowed")
+                reader.error(
+                    node,
+                    "topic_prefix is \(p.utf8.count) bytes long, more than the \(IdentifierLimits.topicPrefix) allowed")
             } else {
                 prefix = p
             }
@@ -486,7 +520,9 @@ private struct Parsing {
         if let p = m.string("path") { j.path = FileSystem.resolve(p, relativeTo: baseDir) }
         let folder = FileSystem.directoryOf(j.path)
         // The shipped systemd unit creates /var/lib/pantau (StateDirectory=pantau) when the service starts.
-        if let problem = FileSystem.folderProblem(folder), !(folder == "/var/lib/pantau" && problem == "does not exist") {
+        if let problem = FileSystem.folderProblem(folder),
+            !(folder == "/var/lib/pantau" && problem == "does not exist")
+        {
             reader.error(m.value("path") ?? m.node, "the journal folder '\(folder)' \(problem)")
         }
         if let d = m.choice("durability", [("full", JournalConfig.Durability.full), ("normal", .normal)]) { j.durability = d }

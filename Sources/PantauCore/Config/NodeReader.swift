@@ -22,7 +22,8 @@ public final class NodeReader {
         parseDocument(bytes: Array(text.utf8), limits: limits)
     }
 
-    /// Parses UTF-8 `bytes` within `limits`; a syntax, encoding or limit error becomes a diagnostic and the result is nil.
+    /// Parses UTF-8 `bytes` within `limits`; a syntax, encoding or limit error becomes a diagnostic and the result
+    /// is nil.
     public func parseDocument(bytes: [UInt8], limits: YAMLLimits) -> YAMLNode? {
         do {
             return try YAMLParser.parse(bytes: bytes, limits: limits)
@@ -169,7 +170,9 @@ public final class NodeReader {
                 return .failure(.notASize)
             }
             let bytes = (v * Double(factor)).rounded()
-            guard bytes <= Double(maximumByteSize), let exact = Int64(exactly: bytes) else { return .failure(.tooLarge) }
+            guard bytes <= Double(maximumByteSize), let exact = Int64(exactly: bytes) else {
+                return .failure(.tooLarge)
+            }
             return .success(exact)
         }
         if let v = Int64(text) {

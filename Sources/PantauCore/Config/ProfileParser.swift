@@ -26,7 +26,8 @@ public enum ProfileParser {
         do {
             bytes = try FileSystem.readBytes(path, limit: YAMLLimits.profile.maximumBytes)
         } catch {
-            return .failure(ConfigurationError([Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read: \(error.reason)")]))
+            let place = SourceLocation(file: path, line: 1, column: 1)
+            return .failure(ConfigurationError([Diagnostic(place, "cannot read: \(error.reason)")]))
         }
         let reader = NodeReader(file: path)
         guard let root = reader.parseDocument(bytes: bytes, limits: .profile) else {
@@ -35,10 +36,14 @@ public enum ProfileParser {
         }
         let profile = parse(root, reader: reader, file: path)
         let name = String(path.split(separator: "/").last ?? Substring(path))
-        let stem = name.hasSuffix(".yaml") ? String(name.dropLast(5)) : name.hasSuffix(".yml") ? String(name.dropLast(4)) : name
+        var stem = name
+        for suffix in [".yaml", ".yml"] where name.hasSuffix(suffix) { stem = String(name.dropLast(suffix.count)) }
         if let profile, profile.id != stem {
             let node = root.mappingValue("id") ?? root
-            reader.error(node, "profile id '\(profile.id)' does not match its file name '\(name)' (configs find a profile by its file name)")
+            reader.error(
+                node,
+                "profile id '\(profile.id)' does not match its file name '\(name)' "
+                    + "(configs find a profile by its file name)")
         }
         if let profile, reader.diagnostics.isEmpty { return .success(profile) }
         return .failure(ConfigurationError(reader.diagnostics))
@@ -83,7 +88,8 @@ public enum ProfileParser {
                 let parsed = parsePoint(item, reader: reader)
                 if let name = item.mappingValue("name")?.scalar {
                     if let earlier = namesSeen[name] {
-                        reader.error(item, "duplicate point name '\(name)' (first defined at line \(earlier.mark.line))")
+                        reader.error(
+                            item, "duplicate point name '\(name)' (first defined at line \(earlier.mark.line))")
                         continue
                     }
                     namesSeen[name] = item
@@ -190,7 +196,10 @@ public enum ProfileParser {
         }
         let bit = m.int("bit", range: 0...15)
         if let table, table.isBitTable, bit != nil, let n = m.value("bit") {
-            reader.error(n, "'bit' does not apply to \(what): the \(table.rawValue) table holds single bits, each at its own address")
+            reader.error(
+                n,
+                "'bit' does not apply to \(what): the \(table.rawValue) table holds single bits, "
+                    + "each at its own address")
         }
         if type == .bit, let table, !table.isBitTable, bit == nil {
             reader.error(node, "\(what) reads a bit from a \(table.rawValue) register and needs 'bit' (0-15)")

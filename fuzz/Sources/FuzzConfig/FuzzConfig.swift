@@ -34,7 +34,8 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-/// The executable's entry point (SwiftPM links `main` to `FuzzConfig_main`): libFuzzer's driver with the function above.
+/// The executable's entry point (SwiftPM links `main` to `FuzzConfig_main`): libFuzzer's driver with the
+/// function above.
 @_cdecl("FuzzConfig_main")
 public func fuzzConfigMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     pantau_fuzz_run(argc, argv, fuzzConfig)

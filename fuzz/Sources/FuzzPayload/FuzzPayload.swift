@@ -1,5 +1,5 @@
-import FoundationEssentials
 import CFuzzDriver
+import FoundationEssentials
 import PantauCore
 
 /// The telemetry (SenML) encoder with arbitrary strings and values: the output must be JSON that decodes back to
@@ -54,7 +54,9 @@ public func fuzzPayload(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             }
         let quality = Quality.allCases[Int(flags >> 2) % Quality.allCases.count]
         let at = flags & 0x80 == 0 ? base : base + Int64(raw % 100_000)
-        readings.append(Reading(device: device, point: name, quantity: "q", unit: unit, value: value, quality: quality, acquiredAt: at))
+        readings.append(
+            Reading(
+                device: device, point: name, quantity: "q", unit: unit, value: value, quality: quality, acquiredAt: at))
     }
     let identity = GatewayIdentity(site: site, id: gateway)
     guard let body = PayloadEncoder.telemetry(readings, identity: identity, device: device) else {
@@ -83,7 +85,8 @@ public func fuzzPayload(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-/// The executable's entry point (SwiftPM links `main` to `FuzzPayload_main`): libFuzzer's driver with the function above.
+/// The executable's entry point (SwiftPM links `main` to `FuzzPayload_main`): libFuzzer's driver with the
+/// function above.
 @_cdecl("FuzzPayload_main")
 public func fuzzPayloadMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     pantau_fuzz_run(argc, argv, fuzzPayload)

@@ -18,7 +18,8 @@ public func fuzzProfile(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-/// The executable's entry point (SwiftPM links `main` to `FuzzProfile_main`): libFuzzer's driver with the function above.
+/// The executable's entry point (SwiftPM links `main` to `FuzzProfile_main`): libFuzzer's driver with the
+/// function above.
 @_cdecl("FuzzProfile_main")
 public func fuzzProfileMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     pantau_fuzz_run(argc, argv, fuzzProfile)
