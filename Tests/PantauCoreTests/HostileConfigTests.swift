@@ -195,11 +195,11 @@ private func errors(_ text: String) -> [Diagnostic] {
     @Test func aDuplicateNameIsReportedWhenTheFirstPointHasAnotherError() {
         let found = profile(
             """
-              - {name: level, quantity: nonsense, table: input, address: 0, type: u16}
+              - {name: level, quantity: water_level, table: input, address: 0, type: u17, unit: cm}
               - {name: level, quantity: water_level, table: input, address: 1, type: u16, unit: cm}
             """)
         #expect(found.count == 2, "\(found)")
-        #expect(found.contains { $0.message.contains("unknown quantity 'nonsense'") })
+        #expect(found.contains { $0.message.contains("found 'u17'") })
         #expect(found.contains { $0.message.contains("duplicate point name 'level'") && $0.location.line == 7 })
     }
 
