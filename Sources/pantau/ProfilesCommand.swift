@@ -88,6 +88,9 @@ struct ProfilesCommand: ParsableCommand {
         func run() throws {
             var files: [String] = []
             let targets = paths.isEmpty ? dirs.library().directories : paths
+            if targets.isEmpty {
+                throw fail("nothing to validate", hint: ProfileLibrary.describeSearch([]), code: .config)
+            }
             for path in targets {
                 if FileSystem.isDirectory(path) {
                     files += FileSystem.list(path).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { "\(path)/\($0)" }

@@ -295,3 +295,17 @@ def test_no_profile_folder_found_says_which_folders_were_searched(pantau_bin, tm
     assert messages and "no profile folder was found" in messages[0], output
     assert "/usr/share/pantau/firmware-profiles" in messages[0], output
     assert f"{tmp_path}/share/pantau/firmware-profiles" in messages[0], output
+
+
+@pytest.mark.gateway
+def test_profiles_validate_with_no_profile_folder_says_where_it_looked(pantau_bin, tmp_path):
+    if os.path.isdir("/usr/share/pantau/firmware-profiles"):
+        pytest.skip("this machine has installed profiles in /usr/share/pantau")
+    binary = tmp_path / "lonely" / "pantau"
+    binary.parent.mkdir()
+    binary.write_bytes(open(pantau_bin, "rb").read())
+    binary.chmod(0o755)
+    result = subprocess.run([str(binary), "profiles", "validate"], capture_output=True, text=True, timeout=30,
+                            env=_env_without_profiles(), cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert result.returncode == EX_CONFIG, result.stdout + result.stderr
+    assert "no profile folder was found" in result.stderr and "/usr/share/pantau/firmware-profiles" in result.stderr

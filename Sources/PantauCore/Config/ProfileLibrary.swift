@@ -79,7 +79,8 @@ public struct ProfileLibrary: Sendable {
         if !directories.isEmpty { return "searched \(directories.joined(separator: ", "))" }
         let exe = FileSystem.canonical("/proc/self/exe")
         let candidates = defaultCandidates(executablePath: exe == "/proc/self/exe" ? nil : exe)
-        return "no profile folder was found: the configuration lists none under 'profiles:' and none of these "
-            + "exists: \(candidates.joined(separator: ", ")) (set $PANTAU_PROFILES to add one)"
+        return "no profile folder was found: none was given and none of these exists: "
+            + "\(candidates.joined(separator: ", ")) (add one with 'profiles:' in the configuration, --profile-dir "
+            + "or $PANTAU_PROFILES)"
     }
 }
