@@ -6,7 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "pantau", targets: ["pantau"]),
-        // For the libFuzzer package in fuzz/ (it depends on this one by path).
+        // For the libFuzzer package in fuzz/ (a separate package that depends on this one by path).
+        .library(name: "PantauCore", targets: ["PantauCore", "PantauYAML"]),
         .library(name: "PantauModbus", targets: ["PantauModbus"]),
     ],
     dependencies: [

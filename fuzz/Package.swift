@@ -1,20 +1,29 @@
 // swift-tools-version:6.0
-// libFuzzer targets for Pantau, built apart from the main package so its tests never need the sanitizers:
-//   cd fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address
-//   .build/debug/FuzzModbusTCP corpus/FuzzModbusTCP -max_total_time=60
+// libFuzzer targets for Pantau, kept out of the main package so `swift build` there is unaffected.
+// Build and run: scripts/fuzz.sh (see docs/fuzzing.md). One executable target per Sources/Fuzz* folder, whose
+// entry point is `@_cdecl("<Target>_main")` calling `pantau_fuzz_run` with its LLVMFuzzerTestOneInput.
+import Foundation
 import PackageDescription
+
+// A path dependency's identity is its folder's name, which differs between clones (main, a worktree, CI).
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+let core: Target.Dependency = .product(name: "PantauCore", package: root)
+let modbus: Target.Dependency = .product(name: "PantauModbus", package: root)
 
 let package = Package(
     name: "pantau-fuzz",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(name: "pantau", path: "..")],
+    dependencies: [
+        .package(path: ".."),
+    ],
     targets: [
-        // libFuzzer brings `main`; -parse-as-library keeps Swift from generating one from the file's top level.
-        .executableTarget(
-            name: "FuzzModbusTCP", dependencies: [.product(name: "PantauModbus", package: "pantau")],
-            swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-        .executableTarget(
-            name: "FuzzModbusRTU", dependencies: [.product(name: "PantauModbus", package: "pantau")],
-            swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        // Hands each target's entry point to libFuzzer's driver (not a fuzz target itself).
+        .target(name: "CFuzzDriver"),
+        .executableTarget(name: "FuzzConfig", dependencies: [core, "CFuzzDriver"]),
+        .executableTarget(name: "FuzzProfile", dependencies: [core, "CFuzzDriver"]),
+        .executableTarget(name: "FuzzPayload", dependencies: [core, "CFuzzDriver"]),
+        // These two hand their entry point to libFuzzer themselves (LLVMFuzzerRunDriver).
+        .executableTarget(name: "FuzzModbusTCP", dependencies: [modbus]),
+        .executableTarget(name: "FuzzModbusRTU", dependencies: [modbus]),
     ]
 )

@@ -13,6 +13,10 @@ swift build --build-tests >/dev/null
 echo "== unit tests (swift test)"
 swift test --skip-build
 
+echo "== fuzz (short)"
+# Every libFuzzer target in fuzz/Sources for FUZZ_SECONDS each (default 20); fails on any crash.
+scripts/fuzz.sh
+
 echo "== integration tests (pytest)"
 export PANTAU_BIN="$PWD/.build/debug/pantau"
 .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider "$@"

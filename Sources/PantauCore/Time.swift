@@ -41,23 +41,47 @@ public struct Interval: Hashable, Sendable, Comparable, CustomStringConvertible 
     public static func minutes(_ m: Int64) -> Interval { Interval(milliseconds: m * 60_000) }
     public static func < (a: Interval, b: Interval) -> Bool { a.milliseconds < b.milliseconds }
 
-    /// Parses the config notation; nil when the text is not a duration.
-    public init?(parsing text: String) {
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+    /// The longest duration a configuration may give (3650 days). Far beyond any real poll, window or age bound,
+    /// and small enough that nanoseconds and sums of a few such durations still fit in 64 bits.
+    public static let maximum = Interval(milliseconds: 3650 * 86_400_000)
+
+    /// Why a text is not an acceptable duration.
+    public enum ParseError: Error, Sendable, Hashable {
+        /// Not a number with one of the units ms, s, m, h, d (includes `nan`).
+        case notADuration
+        case negative
+        /// Beyond `Interval.maximum` (includes `inf` and `1e100ms`).
+        case tooLong
+    }
+
+    /// Parses the config notation, refusing what an `Interval` cannot hold instead of trapping.
+    public static func parse(_ text: String) -> Result<Interval, ParseError> {
+        let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         let trimmed = text.trimmedWhitespace()
-        for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-            let number = String(trimmed.dropLast(suffix.count))
+        var number: Double?
+        var factor: Double = 1000
+        for (suffix, f) in units where trimmed.hasSuffix(suffix) {
             // "5ms" also ends in "s": only accept when the rest is a number.
-            if let value = Double(number), value >= 0 {
-                self.milliseconds = Int64((value * Double(factor)).rounded())
-                return
+            if let value = Double(String(trimmed.dropLast(suffix.count))) {
+                number = value
+                factor = f
+                break
             }
         }
-        if let value = Double(trimmed), value >= 0 {
-            self.milliseconds = Int64((value * 1000).rounded())
-            return
+        if number == nil { number = Double(trimmed) }
+        guard let value = number, !value.isNaN else { return .failure(.notADuration) }
+        guard value >= 0 else { return .failure(.negative) }
+        let millis = (value * factor).rounded()
+        guard millis <= Double(maximum.milliseconds), let exact = Int64(exactly: millis) else {
+            return .failure(.tooLong)
         }
-        return nil
+        return .success(Interval(milliseconds: exact))
+    }
+
+    /// Parses the config notation; nil when the text is not a duration or is out of range.
+    public init?(parsing text: String) {
+        guard case .success(let value) = Interval.parse(text) else { return nil }
+        self = value
     }
 
     public var description: String {

@@ -29,3 +29,25 @@ public struct TopicScheme: Sendable, Hashable {
     /// Rain intensity and BMKG category.
     public func rain(_ device: String) -> String { "\(self.device(device))/rain" }
 }
+
+/// Bounds on the names a configuration puts into MQTT topics and the client id. MQTT allows 65535 bytes of UTF-8
+/// per topic and, in 3.1.1, client ids of 23 bytes that brokers such as mosquitto extend; these bounds keep the
+/// longest topic (`<prefix>/<site>/<id>/devices/<device>/alerts/<point>`) under 600 bytes and the default client id
+/// (`pantau-<site>-<id>`) within `clientId`, so nothing a config says can make the MQTT client refuse it at run time.
+public enum IdentifierLimits {
+    /// `site`, bus and device names; profile ids and point names.
+    public static let name = 64
+    /// The gateway's `id`.
+    public static let gatewayId = 32
+    /// `mqtt.client_id`, in bytes (mosquitto accepts it; MQTT 5 allows long ids).
+    public static let clientId = 128
+    /// `mqtt.topic_prefix`, in bytes.
+    public static let topicPrefix = 256
+    /// `mqtt.username`, in bytes.
+    public static let username = 256
+
+    /// C0 and C1 control characters and DEL, which MQTT topics and ids should not carry (NUL is forbidden).
+    public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+}

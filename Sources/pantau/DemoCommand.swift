@@ -17,8 +17,8 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run the whole chain without hardware: a local mosquitto, simulated sensors and the gateway.",
         discussion: """
-            Starts mosquitto on a free loopback port, serves an air-quality station, a river level gauge (the river
-            rises about 20 cm a minute, so flood alerts follow) and a rain gauge as Modbus TCP devices, runs the
+            Starts mosquitto on a free loopback port, serves an air-quality station, a river level gauge (the river \
+            rises about 20 cm a minute, so flood alerts follow) and a rain gauge as Modbus TCP devices, runs the \
             gateway on an embedded configuration and prints every MQTT message it publishes. Ctrl-C stops.
             """)
 

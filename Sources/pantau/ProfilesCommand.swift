@@ -17,7 +17,10 @@ struct ProfileDirectoryOptions: ParsableArguments {
             printError(problem.description)
             throw fail("profile '\(id)' has errors", code: .config)
         }
-        throw fail("unknown profile '\(id)'", hint: "`pantau profiles list` shows the profiles in \(lib.directories.joined(separator: ", "))", code: .config)
+        let searched = ProfileLibrary.describeSearch(lib.directories)
+        throw fail(
+            "unknown profile '\(id)'", hint: "\(searched); `pantau profiles list` shows the profiles found",
+            code: .config)
     }
 }
 
@@ -85,6 +88,9 @@ struct ProfilesCommand: ParsableCommand {
         func run() throws {
             var files: [String] = []
             let targets = paths.isEmpty ? dirs.library().directories : paths
+            if targets.isEmpty {
+                throw fail("nothing to validate", hint: ProfileLibrary.describeSearch([]), code: .config)
+            }
             for path in targets {
                 if FileSystem.isDirectory(path) {
                     files += FileSystem.list(path).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { "\(path)/\($0)" }
@@ -94,14 +100,7 @@ struct ProfilesCommand: ParsableCommand {
             }
             var bad = 0
             for file in files {
-                let result: Result<DeviceProfile, ConfigurationError>
-                do {
-                    result = ProfileParser.parse(try FileSystem.readText(file), file: file)
-                } catch {
-                    printError("\(file): cannot read: \(error.reason)")
-                    bad += 1
-                    continue
-                }
+                let result = ProfileParser.load(path: file)
                 switch result {
                 case .success(let p): print("\(file): OK (\(p.id), \(p.points.count) point\(p.points.count == 1 ? "" : "s"), \(p.testVectors.count) vector\(p.testVectors.count == 1 ? "" : "s"))")
                 case .failure(let e):

@@ -9,7 +9,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the gateway until SIGTERM or SIGINT (SIGHUP reloads the configuration).",
         discussion: """
-            Logs go to standard error, with journald priorities when started by systemd. A configuration error exits
+            Logs go to standard error, with journald priorities when started by systemd. A configuration error exits \
             78 before anything starts; a journal that cannot be opened exits 74.
             """)
 

@@ -10,7 +10,7 @@ struct SimulateCommand: AsyncParsableCommand {
         commandName: "simulate",
         abstract: "Serve device profiles as simulated devices (Modbus TCP, RTU on a tty, RTU over TCP).",
         discussion: """
-            Each --profile ID[:UNIT] adds a device (unit: the profile's factory id, else 1, 2, ...). Values follow
+            Each --profile ID[:UNIT] adds a device (unit: the profile's factory id, else 1, 2, ...). Values follow \
             daily cycles (PM2.5, temperature), a slowly rising river, a rain counter. Example:
               pantau simulate --profile vaisala-aqt530:1 --profile qdy30a:2 --tcp-port 1502
               pantau simulate --profile qdy30a --rtu /tmp/pty-b --ramp 1:level:140:30

@@ -245,6 +245,8 @@ def test_mqtt_test_with_a_password_file_names_the_connect_step_on_a_wrong_passwo
     right.write_text("right-secret\n")  # the trailing newline is dropped, as for a file written with echo
     wrong = tmp_path / "wrong.pw"
     wrong.write_text("not-the-secret\n")
+    for secret in (right, wrong):
+        os.chmod(secret, 0o600)  # a password file readable by everyone is refused (issue 11)
 
     ok_dir = tmp_path / "ok"
     ok_dir.mkdir()

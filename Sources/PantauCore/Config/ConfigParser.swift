@@ -9,8 +9,18 @@ public enum ConfigParser {
         _ text: String, file: String, defaultProfileDirectories: [String] = [], library: ProfileLibrary? = nil,
         environment: @escaping (String) -> String? = FileSystem.environment
     ) -> Result<GatewayConfig, ConfigurationError> {
+        parse(
+            bytes: Array(text.utf8), file: file, defaultProfileDirectories: defaultProfileDirectories, library: library,
+            environment: environment)
+    }
+
+    /// Parses the bytes of a configuration file: UTF-8 only, within `YAMLLimits.configuration`.
+    public static func parse(
+        bytes: [UInt8], file: String, defaultProfileDirectories: [String] = [], library: ProfileLibrary? = nil,
+        environment: @escaping (String) -> String? = FileSystem.environment
+    ) -> Result<GatewayConfig, ConfigurationError> {
         let reader = NodeReader(file: file)
-        guard let root = reader.parseDocument(text) else {
+        guard let root = reader.parseDocument(bytes: bytes, limits: .configuration) else {
             if reader.diagnostics.isEmpty { reader.error(at: YAMLMark(line: 1, column: 1), "the configuration is empty") }
             return .failure(ConfigurationError(reader.diagnostics))
         }
@@ -26,8 +36,10 @@ public enum ConfigParser {
         environment: @escaping (String) -> String? = FileSystem.environment
     ) -> Result<GatewayConfig, ConfigurationError> {
         do {
-            let text = try FileSystem.readText(path)
-            return parse(text, file: path, defaultProfileDirectories: defaultProfileDirectories, environment: environment)
+            let bytes = try FileSystem.readBytes(path, limit: YAMLLimits.configuration.maximumBytes)
+            return parse(
+                bytes: bytes, file: path, defaultProfileDirectories: defaultProfileDirectories,
+                environment: environment)
         } catch {
             return .failure(ConfigurationError([
                 Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the configuration: \(error.reason)")
@@ -48,7 +60,7 @@ private struct Parsing {
         var identity: GatewayIdentity?
         if let g = map.mapping("gateway", required: true) {
             let site = name(g, "site", required: true)
-            let id = name(g, "id", required: true)
+            let id = name(g, "id", required: true, maximumLength: IdentifierLimits.gatewayId)
             g.finish()
             if let site, let id { identity = GatewayIdentity(site: site, id: id) }
         }
@@ -81,13 +93,23 @@ private struct Parsing {
             statusSocket: socket, file: file)
     }
 
-    /// Names go into MQTT topics, so they may not contain `/`, `+`, `#` or blanks.
-    func name(_ m: MappingReader, _ key: String, required: Bool) -> String? {
+    /// Names go into MQTT topics and the default client id, so they may not contain `/`, `+`, `#` or blanks, and
+    /// are bounded: 64 characters (`id` of the gateway 32), so every topic and client id stays far within MQTT's
+    /// limits (see `IdentifierLimits`).
+    func name(
+        _ m: MappingReader, _ key: String, required: Bool, maximumLength: Int = IdentifierLimits.name
+    ) -> String? {
         guard let node = m.value(key, required: required), let text = reader.string(node, what: "'\(key)' in \(m.what)")
         else { return nil }
         let ok = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
         if !ok {
             reader.error(node, "'\(key)' in \(m.what) may only use letters, digits, '-', '_' and '.' (it becomes part of MQTT topics), found '\(text)'")
+            return nil
+        }
+        if text.utf8.count > maximumLength {
+            reader.error(
+                node, "'\(key)' in \(m.what) is \(text.utf8.count) characters long, more than the \(maximumLength) "
+                    + "allowed (it becomes part of MQTT topics and the client id)")
             return nil
         }
         return text
@@ -132,7 +154,8 @@ private struct Parsing {
                 let rs485 = b.bool("rs485") ?? false
                 let delay = b.int("inter_frame_delay_us", range: 0...1_000_000)
                 if let device, let node = b.value("device") {
-                    let canonical = FileSystem.canonical(device)
+                    // One port spelled two ways (`/dev//ttyUSB0`, `/dev/./ttyUSB0`, a symlink) is still one port.
+                    let canonical = FileSystem.identity(device)
                     if let (other, _) = ttys[canonical] {
                         reader.error(node, "\(what) uses serial port '\(device)', which bus '\(other)' already owns; one bus per port")
                     } else {
@@ -190,7 +213,8 @@ private struct Parsing {
                 } else {
                     let known = library.profiles.keys.sorted()
                     let hint = known.min { editDistance($0, id) < editDistance($1, id) }.map { " (did you mean '\($0)'?)" } ?? ""
-                    reader.error(node, "unknown profile '\(id)' for \(what)\(hint); searched \(library.directories.joined(separator: ", "))")
+                    let searched = ProfileLibrary.describeSearch(library.directories)
+                    reader.error(node, "unknown profile '\(id)' for \(what)\(hint); \(searched)")
                 }
             }
             let interval = d.interval("poll_interval", minimum: Interval(milliseconds: 100)) ?? .seconds(10)
@@ -242,8 +266,28 @@ private struct Parsing {
             var rain: RainConfig?
             if let r = d.mapping("rain") {
                 let point = pointName(r, profile: profile)
-                let mm = r.double("mm_per_count") ?? 1
-                let modulus = r.double("counter_modulus") ?? 65536
+                var mm = r.double("mm_per_count") ?? 1
+                if mm <= 0, let n = r.value("mm_per_count") {
+                    reader.error(n, "'mm_per_count' of \(what) must be more than 0, found \(mm)")
+                    mm = 1
+                }
+                // The counter's value where it wraps to 0, in the point's unit after scale (6553.6 for a
+                // 16-bit counter of 0.1 mm steps).
+                var modulus = r.double("counter_modulus") ?? 65536
+                if !(modulus > 0 && modulus <= 18_446_744_073_709_551_616), let n = r.value("counter_modulus") {
+                    reader.error(
+                        n, "'counter_modulus' of \(what) must be more than 0 (where the counter wraps, e.g. 65536), "
+                            + "found \(modulus)")
+                    modulus = 65536
+                }
+                if let profile, let point, let p = profile.point(named: point),
+                    !Self.rainQuantities.contains(p.quantity), let n = r.value("point")
+                {
+                    let expected = Self.rainQuantities.sorted().joined(separator: ", ")
+                    reader.error(
+                        n, "rain needs a counter of tips or of rain, but '\(point)' of profile '\(profile.id)' is "
+                            + "\(p.quantity) (expected \(expected))")
+                }
                 r.finish()
                 if let point { rain = RainConfig(point: point, mmPerCount: mm, counterModulus: modulus) }
             }
@@ -265,6 +309,13 @@ private struct Parsing {
                         if let i = reader.interval(pair.value, what: "averaging period of '\(q)'", minimum: .minutes(1)) { averaging[q] = i }
                     }
                     av.finish()
+                }
+                if let profile, !profile.points.contains(where: { Pollutant(rawValue: $0.quantity) != nil }) {
+                    let pollutants = Pollutant.allCases.map(\.rawValue).joined(separator: ", ")
+                    reader.error(
+                        a.node,
+                        "air_quality needs pollutant points, but profile '\(profile.id)' has none "
+                            + "(pollutants: \(pollutants))")
                 }
                 a.finish()
                 air = AirQualityConfig(indices: indices.isEmpty ? [.ispu] : indices, averaging: averaging)
@@ -288,6 +339,8 @@ private struct Parsing {
         }
         return devices
     }
+
+    static let rainQuantities: Set<String> = ["rain_tips", "rain", "counter"]
 
     func pointName(_ m: MappingReader, profile: DeviceProfile?) -> String? {
         guard let node = m.value("point", required: true), let point = reader.string(node, what: "'point' in \(m.what)") else { return nil }
@@ -315,6 +368,24 @@ private struct Parsing {
         let s1 = m.double("siaga1", required: true)
         if let s3, let s2, let s1, !(s3 < s2 && s2 < s1) {
             reader.error(m.node, "flood thresholds must rise from siaga3 to siaga2 to siaga1, found \(s3), \(s2), \(s1)")
+        }
+        if let profile, let point, let spec = profile.point(named: point), let node = m.value("point") {
+            switch spec.quantity {
+            case "water_level":
+                if mounting != nil, let n = m.value("mounting_height") {
+                    reader.error(n, "mounting_height applies to a distance point; '\(point)' is already a water_level")
+                }
+            case "distance":
+                if mounting == nil {
+                    reader.error(
+                        node, "'\(point)' is a distance (sensor to water): a flood alert on it needs mounting_height, "
+                            + "so level = mounting_height - distance")
+                }
+            default:
+                reader.error(
+                    node, "a flood alert needs a water_level point (or a distance with mounting_height), but "
+                        + "'\(point)' of profile '\(profile.id)' is \(spec.quantity)")
+            }
         }
         let hysteresis = m.double("hysteresis", range: 0...1_000_000) ?? 0
         let dwell = m.interval("min_dwell") ?? .seconds(0)
@@ -352,9 +423,10 @@ private struct Parsing {
         let defaultPort = tlsMap == nil ? 1883 : 8883
         for item in m.list("brokers", required: true) ?? [] {
             if let text = item.scalar {
-                let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+                // "" and ":" split into no parts at all (a crash the config fuzzer found).
+                let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
                 let port = parts.count == 2 ? Int(parts[1]) : defaultPort
-                if let port, (1...65535).contains(port), !parts[0].isEmpty {
+                if let port, (1...65535).contains(port), let host = parts.first, !host.isEmpty {
                     brokers.append(MQTTConfig.Broker(host: parts[0], port: port))
                 } else {
                     reader.error(item, "a broker must be host or host:port, found '\(text)'")
@@ -367,10 +439,38 @@ private struct Parsing {
             }
         }
         if brokers.isEmpty, let node = m.value("brokers") { reader.error(node, "at least one broker is needed") }
-        let clientId = m.string("client_id") ?? identity.map { "pantau-\($0.site)-\($0.id)" } ?? "pantau"
-        let username = m.string("username")
+        var clientId = identity.map { "pantau-\($0.site)-\($0.id)" } ?? "pantau"
+        if let node = m.value("client_id"), let id = reader.string(node, what: "'client_id' in \(m.what)") {
+            if id.utf8.count > IdentifierLimits.clientId {
+                reader.error(
+                    node,
+                    "client_id is \(id.utf8.count) bytes long, more than the \(IdentifierLimits.clientId) allowed")
+            } else if id.unicodeScalars.contains(where: IdentifierLimits.isControl) {
+                reader.error(node, "client_id may not contain control characters")
+            } else {
+                clientId = id
+            }
+        }
+        var username: String?
+        if let node = m.value("username"), let name = reader.string(node, what: "'username' in \(m.what)") {
+            if name.utf8.count > IdentifierLimits.username
+                || name.unicodeScalars.contains(where: IdentifierLimits.isControl)
+            {
+                reader.error(
+                    node,
+                    "username may not be longer than \(IdentifierLimits.username) bytes or contain control characters")
+            } else {
+                username = name
+            }
+        }
         var password: String?
         if let node = m.value("password_file"), let path = reader.string(node, what: "'password_file' in \(m.what)") {
+            if let mode = FileSystem.mode(path), mode & 0o004 != 0 {
+                // Group-readable is fine (the pantau group); readable by every user of the board is not.
+                reader.error(
+                    node, "password_file '\(path)' is readable by everyone (mode \(String(mode, radix: 8))); "
+                        + "run chmod o-rwx '\(path)' (0600 or 0640)")
+            }
             do {
                 var text = try FileSystem.readText(path)
                 while text.last == "\n" || text.last == "\r" { text.removeLast() }
@@ -393,8 +493,18 @@ private struct Parsing {
         }
         var prefix = "pantau"
         if let node = m.value("topic_prefix"), let p = reader.string(node, what: "'topic_prefix' in \(m.what)") {
-            if p.isEmpty || p.contains("+") || p.contains("#") || p.hasPrefix("/") || p.hasSuffix("/") {
-                reader.error(node, "topic_prefix may not be empty, contain + or #, or start or end with /")
+            if p.isEmpty || p.contains("+") || p.contains("#") || p.hasPrefix("/") || p.hasSuffix("/")
+                || p.contains("//")
+            {
+                reader.error(
+                    node,
+                    "topic_prefix may not be empty, contain + or #, start or end with /, or have an empty level (//)")
+            } else if p.unicodeScalars.contains(where: IdentifierLimits.isControl) {
+                reader.error(node, "topic_prefix may not contain control characters (NUL, line breaks, ...)")
+            } else if p.utf8.count > IdentifierLimits.topicPrefix {
+                reader.error(
+                    node,
+                    "topic_prefix is \(p.utf8.count) bytes long, more than the \(IdentifierLimits.topicPrefix) allowed")
             } else {
                 prefix = p
             }
@@ -415,6 +525,13 @@ private struct Parsing {
     func parseJournal(_ m: MappingReader, baseDir: String) -> JournalConfig {
         var j = JournalConfig()
         if let p = m.string("path") { j.path = FileSystem.resolve(p, relativeTo: baseDir) }
+        let folder = FileSystem.directoryOf(j.path)
+        // The shipped systemd unit creates /var/lib/pantau (StateDirectory=pantau) when the service starts.
+        if let problem = FileSystem.folderProblem(folder),
+            !(folder == "/var/lib/pantau" && problem == "does not exist")
+        {
+            reader.error(m.value("path") ?? m.node, "the journal folder '\(folder)' \(problem)")
+        }
         if let d = m.choice("durability", [("full", JournalConfig.Durability.full), ("normal", .normal)]) { j.durability = d }
         if let b = m.byteSize("max_bytes") {
             if b < 1 << 20, let node = m.value("max_bytes") { reader.error(node, "journal max_bytes must be at least 1MiB") } else { j.maxBytes = b }

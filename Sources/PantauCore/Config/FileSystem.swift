@@ -11,21 +11,28 @@ public enum FileSystem {
     }
 
     public static func readText(_ path: String) throws(ReadError) -> String {
+        String(decoding: try readBytes(path), as: UTF8.self)
+    }
+
+    /// The file's bytes; with `limit`, at most `limit + 1` are read, so an oversized file is seen without
+    /// reading it whole.
+    public static func readBytes(_ path: String, limit: Int = 1 << 40) throws(ReadError) -> [UInt8] {
         guard let file = fopen(path, "rb") else {
             throw ReadError(path: path, reason: String(cString: strerror(errno)))
         }
         defer { fclose(file) }
+        if isDirectory(path) { throw ReadError(path: path, reason: "is a folder, not a file") }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
+        while bytes.count <= limit {
             let n = fread(&buffer, 1, buffer.count, file)
-            if n > 0 { bytes.append(contentsOf: buffer[0..<n]) }
+            if n > 0 { bytes.append(contentsOf: buffer[0..<min(n, limit - bytes.count + 1)]) }
             if n < buffer.count {
                 if ferror(file) != 0 { throw ReadError(path: path, reason: String(cString: strerror(errno))) }
                 break
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     public static func isDirectory(_ path: String) -> Bool {
@@ -54,6 +61,48 @@ public enum FileSystem {
         guard let resolved = realpath(path, nil) else { return path }
         defer { free(resolved) }
         return String(cString: resolved)
+    }
+
+    /// `path` with `//`, `.` and `..` folded away lexically (`/dev//ttyUSB0`, `/dev/./ttyUSB0` and
+    /// `/tmp/../dev/ttyUSB0` are all `/dev/ttyUSB0`); a relative path stays relative.
+    public static func lexicallyNormalized(_ path: String) -> String {
+        let absolute = path.hasPrefix("/")
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == "..", let last = parts.last, last != ".." {
+                parts.removeLast()
+            } else if part == ".." && absolute {
+                continue
+            } else {
+                parts.append(part)
+            }
+        }
+        let joined = parts.joined(separator: "/")
+        return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
+    }
+
+    /// One spelling per file: lexically normalised, then with symlinks resolved when the path exists.
+    public static func identity(_ path: String) -> String {
+        canonical(lexicallyNormalized(path))
+    }
+
+    /// What is wrong with `folder` as a place to create files, or nil when it is a writable folder.
+    public static func folderProblem(_ folder: String) -> String? {
+        var st = stat()
+        guard stat(folder, &st) == 0 else {
+            return errno == ENOENT ? "does not exist" : String(cString: strerror(errno))
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return "is not a folder" }
+        guard access(folder, W_OK | X_OK) == 0 else { return "is not writable by this user (uid \(getuid()))" }
+        return nil
+    }
+
+    /// The permission bits of an existing file, or nil.
+    public static func mode(_ path: String) -> UInt32? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt32(st.st_mode) & 0o7777
     }
 
     public static func directoryOf(_ path: String) -> String {

@@ -18,9 +18,15 @@ public final class NodeReader {
     }
 
     /// Parses `text`; a syntax error becomes a diagnostic and the result is nil.
-    public func parseDocument(_ text: String) -> YAMLNode? {
+    public func parseDocument(_ text: String, limits: YAMLLimits = .configuration) -> YAMLNode? {
+        parseDocument(bytes: Array(text.utf8), limits: limits)
+    }
+
+    /// Parses UTF-8 `bytes` within `limits`; a syntax, encoding or limit error becomes a diagnostic and the result
+    /// is nil.
+    public func parseDocument(bytes: [UInt8], limits: YAMLLimits) -> YAMLNode? {
         do {
-            return try YAMLParser.parse(text)
+            return try YAMLParser.parse(bytes: bytes, limits: limits)
         } catch {
             self.error(at: error.mark, error.message)
             return nil
@@ -86,8 +92,21 @@ public final class NodeReader {
     }
 
     public func interval(_ node: YAMLNode, what: String, minimum: Interval? = nil) -> Interval? {
-        guard let text = node.scalar, !node.isNull, let value = Interval(parsing: text) else {
+        guard let text = node.scalar, !node.isNull else {
             error(node, "\(what) must be a duration such as 500ms, 10s, 5m, 1h or 7d, found \(describe(node))")
+            return nil
+        }
+        let value: Interval
+        switch Interval.parse(text) {
+        case .success(let v): value = v
+        case .failure(.notADuration):
+            error(node, "\(what) must be a duration such as 500ms, 10s, 5m, 1h or 7d, found \(describe(node))")
+            return nil
+        case .failure(.negative):
+            error(node, "\(what) must not be negative, found \(describe(node))")
+            return nil
+        case .failure(.tooLong):
+            error(node, "\(what) is too long: at most \(Interval.maximum) (3650 days), found \(describe(node))")
             return nil
         }
         if let minimum, value < minimum {
@@ -97,13 +116,25 @@ public final class NodeReader {
         return value
     }
 
+    /// The largest size a configuration may give (1 TiB), far beyond any journal on a field board.
+    public static let maximumByteSize: Int64 = 1 << 40
+
     /// A size in bytes: `1048576`, `512KiB`, `256MiB`, `1GiB` (also KB, MB, GB as powers of 1000).
     public func byteSize(_ node: YAMLNode, what: String) -> Int64? {
-        guard let text = node.scalar?.trimmedWhitespace(), let value = Self.parseByteSize(text), value > 0 else {
+        guard let text = node.scalar?.trimmedWhitespace(), !node.isNull else {
             error(node, "\(what) must be a size such as 64MiB or 1GiB, found \(describe(node))")
             return nil
         }
-        return value
+        switch Self.parseByteSize(text) {
+        case .success(let value) where value > 0:
+            return value
+        case .failure(.tooLarge):
+            error(node, "\(what) is too large: at most 1TiB, found \(describe(node))")
+            return nil
+        default:
+            error(node, "\(what) must be a size such as 64MiB or 1GiB, found \(describe(node))")
+            return nil
+        }
     }
 
     func describe(_ node: YAMLNode) -> String {
@@ -126,16 +157,29 @@ public final class NodeReader {
         return v
     }
 
-    static func parseByteSize(_ text: String) -> Int64? {
+    enum ByteSizeError: Error { case notASize, tooLarge }
+
+    /// Parses a size, refusing what does not fit `maximumByteSize` (including `inf` and `1e30GiB`) without trapping.
+    static func parseByteSize(_ text: String) -> Result<Int64, ByteSizeError> {
         let units: [(String, Int64)] = [
-            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000),
-            ("GB", 1_000_000_000), ("B", 1),
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40), ("KB", 1000), ("MB", 1_000_000),
+            ("GB", 1_000_000_000), ("TB", 1_000_000_000_000), ("B", 1),
         ]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard let v = Double(String(text.dropLast(suffix.count)).trimmedWhitespace()), v.isFinite, v >= 0 else { return nil }
-            return Int64(v * Double(factor))
+            guard let v = Double(String(text.dropLast(suffix.count)).trimmedWhitespace()), !v.isNaN, v >= 0 else {
+                return .failure(.notASize)
+            }
+            let bytes = (v * Double(factor)).rounded()
+            guard bytes <= Double(maximumByteSize), let exact = Int64(exactly: bytes) else {
+                return .failure(.tooLarge)
+            }
+            return .success(exact)
         }
-        return Int64(text)
+        if let v = Int64(text) {
+            return v <= maximumByteSize ? .success(v) : .failure(.tooLarge)
+        }
+        if text.allSatisfy(\.isNumber) && !text.isEmpty { return .failure(.tooLarge) }
+        return .failure(.notASize)
     }
 }
 

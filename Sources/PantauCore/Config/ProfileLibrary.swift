@@ -12,27 +12,9 @@ public struct ProfileLibrary: Sendable {
                 let path = "\(directory)/\(name)"
                 let id = String(name.prefix(upTo: name.lastIndex(of: ".")!))
                 if profiles[id] != nil || problems[id] != nil { continue }
-                let text: String
-                do {
-                    text = try FileSystem.readText(path)
-                } catch {
-                    problems[id] = ConfigurationError([
-                        Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read: \(error.reason)")
-                    ])
-                    continue
-                }
-                switch ProfileParser.parse(text, file: path) {
-                case .success(let profile):
-                    if profile.id != id {
-                        problems[id] = ConfigurationError([
-                            Diagnostic(SourceLocation(file: path, line: 1, column: 1),
-                                       "profile id '\(profile.id)' does not match its file name '\(name)'")
-                        ])
-                    } else {
-                        profiles[id] = profile
-                    }
-                case .failure(let error):
-                    problems[id] = error
+                switch ProfileParser.load(path: path) {
+                case .success(let profile): profiles[id] = profile
+                case .failure(let error): problems[id] = error
                 }
             }
         }
@@ -50,25 +32,55 @@ public struct ProfileLibrary: Sendable {
 
     public subscript(id: String) -> DeviceProfile? { profiles[id] }
 
-    /// Where shipped profiles are looked for when a config names none: the installed location, `$PANTAU_PROFILES`,
-    /// and, for a build inside the source tree, the repository's `firmware-profiles/` above the executable.
+    /// Where shipped profiles are looked for after the folders a config lists, in order: `$PANTAU_PROFILES`
+    /// (colon-separated), next to the executable (`<bin>/../share/pantau/firmware-profiles`, then
+    /// `<bin>/firmware-profiles`), the installed `/usr/share/pantau/firmware-profiles`, and for a build inside the
+    /// source tree the repository's `firmware-profiles/` up to five folders above the executable.
+    /// Only the candidates that exist are returned.
     public static func defaultDirectories(executablePath: String?) -> [String] {
+        var seen: Set<String> = []
+        return defaultCandidates(executablePath: executablePath).filter {
+            FileSystem.isDirectory($0) && seen.insert(FileSystem.identity($0)).inserted
+        }
+    }
+
+    /// Every folder `defaultDirectories` looks at, existing or not, for messages that say where profiles were sought.
+    public static func defaultCandidates(executablePath: String?) -> [String] {
         var dirs: [String] = []
         if let env = FileSystem.environment("PANTAU_PROFILES") {
             dirs.append(contentsOf: env.split(separator: ":").map(String.init))
         }
+        var sourceTree: String?
         if let exe = executablePath {
-            var dir = FileSystem.directoryOf(FileSystem.canonical(exe))
+            let bin = FileSystem.directoryOf(FileSystem.canonical(exe))
+            dirs.append(FileSystem.lexicallyNormalized("\(bin)/../share/pantau/firmware-profiles"))
+            dirs.append("\(bin)/firmware-profiles")
+            var dir = FileSystem.directoryOf(bin)
             for _ in 0..<5 {
                 let candidate = "\(dir)/firmware-profiles"
                 if FileSystem.isDirectory(candidate) {
-                    dirs.append(candidate)
+                    sourceTree = candidate
                     break
                 }
+                if dir == "/" { break }
                 dir = FileSystem.directoryOf(dir)
             }
         }
-        dirs.append("/usr/share/pantau/firmware-profiles")
-        return dirs.filter(FileSystem.isDirectory)
+        dirs.append(installedDirectory)
+        if let sourceTree { dirs.append(sourceTree) }
+        return dirs
+    }
+
+    /// Where the Debian package installs the shipped profiles.
+    public static let installedDirectory = "/usr/share/pantau/firmware-profiles"
+
+    /// The profile folders of this process when nothing was found: for "searched ..." messages.
+    public static func describeSearch(_ directories: [String]) -> String {
+        if !directories.isEmpty { return "searched \(directories.joined(separator: ", "))" }
+        let exe = FileSystem.canonical("/proc/self/exe")
+        let candidates = defaultCandidates(executablePath: exe == "/proc/self/exe" ? nil : exe)
+        return "no profile folder was found: none was given and none of these exists: "
+            + "\(candidates.joined(separator: ", ")) (add one with 'profiles:' in the configuration, --profile-dir "
+            + "or $PANTAU_PROFILES)"
     }
 }

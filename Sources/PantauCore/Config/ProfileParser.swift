@@ -4,12 +4,47 @@ import PantauYAML
 public enum ProfileParser {
     /// Parses one profile; every problem is reported with its line and column.
     public static func parse(_ text: String, file: String) -> Result<DeviceProfile, ConfigurationError> {
+        parse(bytes: Array(text.utf8), file: file)
+    }
+
+    /// Parses the bytes of one profile: UTF-8 only, within `YAMLLimits.profile`.
+    public static func parse(bytes: [UInt8], file: String) -> Result<DeviceProfile, ConfigurationError> {
         let reader = NodeReader(file: file)
-        guard let root = reader.parseDocument(text) else {
+        guard let root = reader.parseDocument(bytes: bytes, limits: .profile) else {
             if reader.diagnostics.isEmpty { reader.error(at: YAMLMark(line: 1, column: 1), "the profile is empty") }
             return .failure(ConfigurationError(reader.diagnostics))
         }
         let profile = parse(root, reader: reader, file: file)
+        if let profile, reader.diagnostics.isEmpty { return .success(profile) }
+        return .failure(ConfigurationError(reader.diagnostics))
+    }
+
+    /// Reads and parses a profile file. Its `id` must be its file name without `.yaml`/`.yml`, because configs
+    /// name profiles by id and the library finds them by file name.
+    public static func load(path: String) -> Result<DeviceProfile, ConfigurationError> {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileSystem.readBytes(path, limit: YAMLLimits.profile.maximumBytes)
+        } catch {
+            let place = SourceLocation(file: path, line: 1, column: 1)
+            return .failure(ConfigurationError([Diagnostic(place, "cannot read: \(error.reason)")]))
+        }
+        let reader = NodeReader(file: path)
+        guard let root = reader.parseDocument(bytes: bytes, limits: .profile) else {
+            if reader.diagnostics.isEmpty { reader.error(at: YAMLMark(line: 1, column: 1), "the profile is empty") }
+            return .failure(ConfigurationError(reader.diagnostics))
+        }
+        let profile = parse(root, reader: reader, file: path)
+        let name = String(path.split(separator: "/").last ?? Substring(path))
+        var stem = name
+        for suffix in [".yaml", ".yml"] where name.hasSuffix(suffix) { stem = String(name.dropLast(suffix.count)) }
+        if let profile, profile.id != stem {
+            let node = root.mappingValue("id") ?? root
+            reader.error(
+                node,
+                "profile id '\(profile.id)' does not match its file name '\(name)' "
+                    + "(configs find a profile by its file name)")
+        }
         if let profile, reader.diagnostics.isEmpty { return .success(profile) }
         return .failure(ConfigurationError(reader.diagnostics))
     }
@@ -19,6 +54,8 @@ public enum ProfileParser {
         let id = map.string("id", required: true)
         if let id, let node = map.value("id"), !isIdentifier(id, extra: "-") {
             reader.error(node, "profile id '\(id)' may only use lowercase letters, digits and '-'")
+        } else if let id, let node = map.value("id"), id.utf8.count > IdentifierLimits.name {
+            reader.error(node, "profile id '\(id.prefix(20))...' is longer than \(IdentifierLimits.name) characters")
         }
         let version = map.int("version", range: 1...1_000_000) ?? 1
         let manufacturer = map.string("manufacturer", required: true) ?? ""
@@ -44,12 +81,20 @@ public enum ProfileParser {
         var pointNodes: [String: YAMLNode] = [:]
         if let list = map.list("points", required: true) {
             if list.isEmpty, let node = map.value("points") { reader.error(node, "a profile needs at least one point") }
+            // Names are checked for duplicates as written, so a duplicate is reported even when one of the two
+            // points has another error.
+            var namesSeen: [String: YAMLNode] = [:]
             for item in list {
-                guard let point = parsePoint(item, reader: reader) else { continue }
-                if let earlier = pointNodes[point.name] {
-                    reader.error(item, "duplicate point name '\(point.name)' (first defined at line \(earlier.mark.line))")
-                    continue
+                let parsed = parsePoint(item, reader: reader)
+                if let name = item.mappingValue("name")?.scalar {
+                    if let earlier = namesSeen[name] {
+                        reader.error(
+                            item, "duplicate point name '\(name)' (first defined at line \(earlier.mark.line))")
+                        continue
+                    }
+                    namesSeen[name] = item
                 }
+                guard let point = parsed else { continue }
                 pointNodes[point.name] = item
                 points.append(point)
             }
@@ -113,6 +158,8 @@ public enum ProfileParser {
         m.what = what
         if let name, let n = m.value("name"), !isIdentifier(name, extra: "_") {
             reader.error(n, "point name '\(name)' may only use lowercase letters, digits and '_'")
+        } else if let name, let n = m.value("name"), name.utf8.count > IdentifierLimits.name {
+            reader.error(n, "point name '\(name.prefix(20))...' is longer than \(IdentifierLimits.name) characters")
         }
         let quantity = m.string("quantity", required: true)
         if let quantity, !Vocabulary.quantities.contains(quantity), let n = m.value("quantity") {
@@ -127,6 +174,9 @@ public enum ProfileParser {
             } else {
                 address = a
             }
+        }
+        if quantity == "identifier", let type, type != .string, let n = m.value("quantity") {
+            reader.error(n, "quantity identifier is for text read as type string; \(what) is \(type.rawValue)")
         }
         let length = m.int("length", range: 1...123)
         if type == .string && length == nil { reader.error(node, "\(what) is a string and needs 'length' (registers)") }
@@ -147,6 +197,12 @@ public enum ProfileParser {
             reader.error(n, "sign_magnitude needs a signed integer type (i16, i32, i64), \(what) is \(type.rawValue)")
         }
         let bit = m.int("bit", range: 0...15)
+        if let table, table.isBitTable, bit != nil, let n = m.value("bit") {
+            reader.error(
+                n,
+                "'bit' does not apply to \(what): the \(table.rawValue) table holds single bits, "
+                    + "each at its own address")
+        }
         if type == .bit, let table, !table.isBitTable, bit == nil {
             reader.error(node, "\(what) reads a bit from a \(table.rawValue) register and needs 'bit' (0-15)")
         }

@@ -5,6 +5,8 @@ public enum Vocabulary {
         "relative_humidity", "pressure", "water_level", "distance", "rain", "rain_tips", "rain_intensity",
         "wind_speed", "wind_direction", "illuminance", "noise", "status", "unit_code", "decimals", "voltage",
         "current", "counter",
+        // An ASCII identifier read as a string (serial number, model, firmware version): `type: string` only.
+        "identifier",
     ]
 
     public static let units: Set<String> = [
