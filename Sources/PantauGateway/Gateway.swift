@@ -47,7 +47,8 @@ public final class Gateway: Sendable {
         self.transportFactory = transportFactory
         startedAt = clock.now()
         do {
-            journal = try Journal(config: config.journal, clock: clock, logger: logger)
+            journal = try Journal(
+                config: config.journal, clock: clock, logger: logger, liveWindow: config.mqtt.liveWindow)
         } catch {
             throw StartError(message: "cannot open the journal \(config.journal.path): \(error)")
         }
@@ -155,18 +156,26 @@ public final class Gateway: Sendable {
                 return p.publisher
             }
             previous.stop(drainTimeoutMs: 2000)
+            // The new broker (another port, another host) has none of our retained state: republish it there.
+            if new.mqtt.topicPrefix == old.mqtt.topicPrefix && new.identity == old.identity {
+                publisher.adoptRetained(previous.retainedMessages())
+            }
             publisher.start()
         }
         logger.info("configuration reloaded", metadata: ["buses": "\(new.buses.count)", "devices": "\(new.devices.count)"])
     }
 
-    /// Stops cleanly: buses first (no new readings), then every pending append is committed, then the publisher
-    /// settles its in-flight window, and the journal closes.
+    /// Stops cleanly: buses first (no new readings), every device's availability `offline` (reason `stopped`),
+    /// then everything unacknowledged is committed, the publisher sends what is queued and settles its in-flight
+    /// window before the gateway's own offline status, and the journal closes.
     public func stop(drainTimeoutMs: Int = 5000) {
         stopping.store(true, ordering: .relaxed)
         housekeeping.withLock { t -> OwnedThread? in defer { t = nil }; return t }?.join()
-        let (pollers, publisher, server) = parts.withLock { p in (Array(p.pollers.values), p.publisher, p.statusServer) }
+        let (pollers, publisher, server, devices) = parts.withLock { p in
+            (Array(p.pollers.values), p.publisher, p.statusServer, p.config.devices.map(\.name))
+        }
         stopPollers(pollers, within: Self.busStopLimitSeconds)
+        for device in devices { pipeline.availability(device: device, online: false, reason: "stopped") }
         pipeline.tick()
         journal.saveState(key: Self.stateKey, pipeline.snapshot())
         do { try journal.flush() } catch { logger.error("journal flush at stop failed: \(error)") }
