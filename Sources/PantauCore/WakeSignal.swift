@@ -31,21 +31,25 @@ public final class WakeSignal: Sendable {
 
     /// Wakes the waiter; cheap when a wake is already pending.
     public func signal() {
-        guard !armed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard !armed.exchange(true, ordering: .sequentiallyConsistent) else { return }
         var one: UInt8 = 1
         _ = write(writeEnd, &one, 1)
     }
 
-    /// Clears the pending wake; call before looking for work, so a signal that comes after is not lost.
+    /// Clears the pending wake; call before looking for work, so a signal that comes after is not lost. The pipe
+    /// is emptied before the flag is cleared: cleared first, a signal landing in between would write a byte this
+    /// read swallows and leave the flag set, and every later signal would be skipped.
     public func drain() {
-        armed.store(false, ordering: .releasing)
         var bytes = [UInt8](repeating: 0, count: 64)
         while read(fd, &bytes, 64) > 0 {}
+        armed.store(false, ordering: .sequentiallyConsistent)
     }
 
-    /// Waits until signalled or `timeoutMs` passed (-1: no limit); for threads with nothing else to poll.
-    public func wait(timeoutMs: Int32) {
+    /// Waits until signalled or `timeoutMs` passed (-1: no limit); true when signalled. For threads with nothing
+    /// else to poll.
+    @discardableResult
+    public func wait(timeoutMs: Int32) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        _ = poll(&entry, 1, timeoutMs)
+        return poll(&entry, 1, timeoutMs) > 0
     }
 }

@@ -209,9 +209,12 @@ extension Journal {
             }
             throw error
         }
-        state.withLock {
-            $0.apply(delta)
-            $0.dropping.removeAll()
+        state.withLock { state in
+            state.apply(delta)
+            // A claimed entry whose row was not there to delete is offered again rather than stranded.
+            let dropped = Set(delta.droppedSeqs.map(\.0))
+            _ = state.memory.release(state.dropping.filter { !dropped.contains($0) })
+            state.dropping.removeAll()
         }
     }
 

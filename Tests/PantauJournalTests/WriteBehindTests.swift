@@ -185,3 +185,24 @@ struct JournalFileModeTests {
         }
     }
 }
+
+@Suite("Bounds on written messages still in memory")
+struct WriteBehindBoundTests {
+    @Test("the size bound drops written messages from the file and from memory alike, oldest first, exactly")
+    func sizeBoundInMemory() throws {
+        let folder = try TempFolder()
+        let clock = TestClock()
+        let body = String(repeating: "x", count: 400)
+        let size = JournalSchema.size(of: message(.telemetry, at: 0, body: body))
+        let journal = try Journal(
+            config: testConfig(folder, maxBytes: 10 * size), clock: clock, logger: quietLogger, diskReserve: 0)
+        defer { journal.close() }
+        journal.append((0..<30).map { i in message(.telemetry, at: clock.now() + Int64(i), body: body) })
+        try journal.flush()
+        let stats = journal.stats()
+        #expect(stats.dropsTotal == 20)
+        #expect(stats.pending == 10)
+        #expect(stats.inMemory == 10)
+        #expect(journal.lease(limit: 100, now: clock.now()).seqs == Array(21...30))
+    }
+}
