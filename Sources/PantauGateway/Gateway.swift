@@ -28,8 +28,13 @@ public final class Gateway: Sendable {
         var statusServer: StatusServer?
     }
 
-    /// How often the health message is journaled.
+    /// How often the health message is queued.
     public static let healthInterval: Int64 = 60_000
+    /// How often the pipeline's state (open windows, index averages, alert levels) is saved while running; a clean
+    /// stop saves it too. It is large (about 750 KB for 50 devices x 20 points) and rewritten whole, so saving it
+    /// every minute was most of what the gateway wrote to disk (26 of 27 bytes per reading at the standard load):
+    /// a crash now loses at most ten minutes of partial window statistics, which then report a lower coverage.
+    public static let stateSaveInterval: Int64 = 600_000
     static let stateKey = "pipeline-state"
 
     public struct StartError: Error, CustomStringConvertible {
@@ -227,9 +232,11 @@ public final class Gateway: Sendable {
             buses: pollers.map { $0.snapshot() }.sorted { $0.bus < $1.bus })
     }
 
-    /// Once a second: lets windows close and alerts go stale; every minute a health message and a state save.
+    /// Once a second: lets windows close and alerts go stale; every minute a health message; every ten minutes a
+    /// state save.
     private func housekeepingLoop() {
         var lastHealth = clock.now()
+        var lastStateSave = lastHealth
         while !stopping.load(ordering: .relaxed) {
             sleepMillis(1000)
             housekeepingProgress.store(clock.monotonicNanos(), ordering: .relaxed)
@@ -241,6 +248,9 @@ public final class Gateway: Sendable {
                 journal.append([OutboundMessage(
                     kind: .status, topic: topics.health, body: PayloadEncoder.encode(health()), device: nil,
                     acquiredAt: now)])
+            }
+            if now - lastStateSave >= Self.stateSaveInterval {
+                lastStateSave = now
                 journal.saveState(key: Self.stateKey, pipeline.snapshot())
             }
         }

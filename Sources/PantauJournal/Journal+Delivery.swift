@@ -73,9 +73,11 @@ extension Journal {
         while true {
             let fromFile = planFromFile(.data, want: limit, cutoff: cutoff)
             let granted = state.withLock { state -> [Delivery]? in
+                guard let allowed = grantable(fromFile.picks.map(\.record.seq), state, generation: fromFile.generation)
+                else { return nil }
                 var live = state.memory.candidates(.data, limit: limit) { $0.message.acquiredAt >= cutoff }[...]
                 let old = state.memory.candidates(.data, limit: limit) { $0.message.acquiredAt < cutoff }
-                var backlog = merge(fromFile.picks.map(\.record.seq), old)[...]
+                var backlog = merge(allowed, old)[...]
                 let records = Dictionary(uniqueKeysWithValues: fromFile.picks.map { ($0.record.seq, $0.record) })
                 var credit = state.backlogCredit
                 var picks: [Int64] = []
@@ -91,10 +93,11 @@ extension Journal {
                     }
                     picks.append(takeBacklog ? backlog.removeFirst() : live.removeFirst())
                 }
-                let filePicks = picks.filter { records[$0] != nil }
-                guard grantable(filePicks, state, generation: fromFile.generation) else { return nil }
                 state.backlogCredit = credit
-                grant(filePicks, lane: .data, in: &state)
+                let filePicks = picks.filter { records[$0] != nil }
+                // File rows are taken in order: past the last one taken only when every allowed row was taken.
+                let scannedTo = filePicks.count == allowed.count ? fromFile.scannedTo : (filePicks.last ?? 0)
+                grant(filePicks, lane: .data, scannedTo: scannedTo, in: &state)
                 state.memory.markLeased(picks.filter { records[$0] == nil })
                 return picks.map { seq in
                     records[seq].map { Delivery(record: $0, historical: $0.message.acquiredAt < cutoff) }
@@ -112,51 +115,55 @@ extension Journal {
         while true {
             let plan = planFromFile(lane, want: limit, cutoff: cutoff)
             if plan.picks.isEmpty { return [] }
-            let granted = state.withLock { state -> Bool in
-                let seqs = plan.picks.map(\.record.seq)
-                guard grantable(seqs, state, generation: plan.generation) else { return false }
-                grant(seqs, lane: lane, in: &state)
-                return true
+            let granted = state.withLock { state -> Set<Int64>? in
+                guard let allowed = grantable(plan.picks.map(\.record.seq), state, generation: plan.generation)
+                else { return nil }
+                grant(allowed, lane: lane, scannedTo: plan.scannedTo, in: &state)
+                return Set(allowed)
             }
-            if granted {
-                return plan.picks.map { Delivery(record: $0.record, historical: $0.record.message.acquiredAt < cutoff) }
+            if let granted {
+                return plan.picks.filter { granted.contains($0.record.seq) }.map {
+                    Delivery(record: $0.record, historical: $0.record.message.acquiredAt < cutoff)
+                }
             }
             sleepMicros(200)
         }
     }
 
-    private func grantable(_ seqs: [Int64], _ state: JournalState, generation: UInt64) -> Bool {
-        guard !seqs.isEmpty else { return true }
-        return state.generation == generation
-            && !seqs.contains { seq in
-                state.leased[seq] != nil || state.acked.contains(seq) || state.dropping.contains(seq)
-                    || state.memory.contains(seq)
-            }
+    /// The rows of a file read that may still be leased, or nil when the read is stale (a bound deleted rows, or
+    /// rows were evicted, since it began). Rows leased, acknowledged, being dropped or held in memory are left out.
+    private func grantable(_ seqs: [Int64], _ state: JournalState, generation: UInt64) -> [Int64]? {
+        guard !seqs.isEmpty else { return [] }
+        guard state.generation == generation else { return nil }
+        return seqs.filter { seq in
+            state.leased[seq] == nil && !state.acked.contains(seq) && !state.dropping.contains(seq)
+                && !state.memory.contains(seq)
+        }
     }
 
-    private func grant(_ seqs: [Int64], lane: Lane, in state: inout JournalState) {
+    /// Leases `seqs` from the file; the lane's cursor moves past everything the read saw (what it left out is
+    /// leased, acknowledged, in memory or being dropped: a release, an eviction or a rollback rewinds the cursor).
+    private func grant(_ seqs: [Int64], lane: Lane, scannedTo: Int64, in state: inout JournalState) {
         let cursor = DeliveryLane(lane)
-        for seq in seqs {
-            state.leased[seq] = cursor
-            state.cursors[cursor] = max(state.cursors[cursor] ?? 0, seq)
-        }
+        for seq in seqs { state.leased[seq] = cursor }
+        state.cursors[cursor] = max(state.cursors[cursor] ?? 0, scannedTo)
         state.leasedPerLane[lane, default: 0] += seqs.count
     }
 
-    /// Reads up to `want` rows of a lane that are in the file only, not leased, in sequence order (one query,
-    /// from the lane's cursor). Nothing is read when the file holds no such row.
+    /// Reads up to `want` rows of a lane after its cursor, in sequence order (one query, no lock held while it
+    /// runs). Nothing is read when the file holds no row that is not leased or in memory.
     private func planFromFile(_ lane: Lane, want: Int, cutoff: UnixMillis) -> LeasePlan {
-        let view = state.withLock { state -> LeaseView? in
+        let view = state.withLock { state -> (cursor: Int64, generation: UInt64)? in
             guard state.diskOffers(lane) else { return nil }
-            return LeaseView(
-                leased: state.leased, acked: state.acked, inMemory: state.memory.entries,
-                cursor: state.cursors[DeliveryLane(lane)] ?? 0, generation: state.generation)
+            return (state.cursors[DeliveryLane(lane)] ?? 0, state.generation)
         }
-        guard let view else { return LeasePlan(generation: 0) }
+        guard let view else { return LeasePlan(generation: 0, scannedTo: 0) }
         let records = readerDB.withLock { db in
-            (try? LeasePlanner(db: db, view: view).fetch(lane, want: want)) ?? []
+            (try? LeasePlanner(db: db).scan(lane, after: view.cursor, want: want)) ?? []
         }
-        return LeasePlan(picks: records.map { LeasePick(record: $0) }, generation: view.generation)
+        return LeasePlan(
+            picks: records.map { LeasePick(record: $0) }, generation: view.generation,
+            scannedTo: records.last?.seq ?? view.cursor)
     }
 }
 
@@ -178,16 +185,6 @@ private func merge(_ a: [Int64], _ b: [Int64]) -> [Int64] {
     return out
 }
 
-/// What a file lease needs from memory, copied under the lock (copy on write, so O(1)) so the file is read
-/// without it.
-struct LeaseView {
-    var leased: [Int64: DeliveryLane]
-    var acked: Set<Int64>
-    var inMemory: [Int64: DeliveryMemory.Entry]
-    var cursor: Int64
-    var generation: UInt64
-}
-
 struct LeasePick {
     var record: JournalRecord
 }
@@ -195,37 +192,27 @@ struct LeasePick {
 struct LeasePlan {
     var picks: [LeasePick] = []
     var generation: UInt64
+    /// The highest sequence the read saw.
+    var scannedTo: Int64
 }
 
 /// Reads a lane's rows with one indexed range query from its cursor.
 struct LeasePlanner {
     let db: SQLiteConnection
-    let view: LeaseView
-
-    /// Up to `want` rows of a lane above its cursor, skipping leased, acknowledged and in-memory ones. A lane that
-    /// comes up short is read again from the start: rows evicted or released below the cursor are found there.
-    func fetch(_ lane: Lane, want: Int) throws(SQLiteError) -> [JournalRecord] {
-        let records = try scan(lane, after: view.cursor, want: want)
-        guard records.count < want, view.cursor > 0 else { return records }
-        return try scan(lane, after: 0, want: want)
-    }
 
     /// A lane's rows after a cursor (?1 lane, ?2 cursor).
     static let byLaneSQL =
         "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "
-        + "WHERE lane = ?1 AND seq > ?2 ORDER BY seq"
+        + "WHERE lane = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
 
-    private func scan(_ lane: Lane, after cursor: Int64, want: Int) throws(SQLiteError) -> [JournalRecord] {
+    /// Up to `want` rows of a lane after `cursor`, in sequence order.
+    func scan(_ lane: Lane, after cursor: Int64, want: Int) throws(SQLiteError) -> [JournalRecord] {
         let statement = try db.cached(Self.byLaneSQL)
-        try statement.bind(.integer(lane.rawValue), .integer(cursor))
+        try statement.bind(.integer(lane.rawValue), .integer(cursor), .integer(Int64(want)))
         // Reset before returning: an unfinished statement would hold the read snapshot open.
         defer { statement.reset() }
         var records: [JournalRecord] = []
-        while records.count < want, try statement.step() {
-            let seq = statement.int64(0)
-            if view.leased[seq] != nil || view.acked.contains(seq) || view.inMemory[seq] != nil { continue }
-            records.append(JournalSchema.record(statement))
-        }
+        while try statement.step() { records.append(JournalSchema.record(statement)) }
         return records
     }
 }

@@ -203,8 +203,12 @@ extension Journal {
         } catch {
             if db.isInTransaction { try? db.execute("ROLLBACK") }
             state.withLock { state in
-                // Memory entries claimed for a drop that did not happen are offered again.
+                // Rows claimed for a drop that did not happen are offered again: memory entries released, and the
+                // file cursors rewound below the lowest claimed row.
                 _ = state.memory.release(Array(state.dropping))
+                if let lowest = state.dropping.min() {
+                    for lane in DeliveryLane.allCases { state.cursors[lane] = min(state.cursors[lane] ?? 0, lowest - 1) }
+                }
                 state.dropping.removeAll()
             }
             throw error
