@@ -87,7 +87,8 @@ public final class ReadingPipeline: Sendable {
                     kind: .telemetry, topic: topics.telemetry(slot.device.name), body: body, device: slot.device.name,
                     acquiredAt: poll.acquiredAt, contentType: "application/senml+json"))
             }
-            out += intel.ingest(poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
+            out += intel.ingest(
+                poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
         if !messages.isEmpty { sink.append(messages) }

@@ -160,7 +160,9 @@ struct DeliveryMemory {
         guard entries.count > limit, excess > 0 else { return [:] }
         var drops: [DropKey: Int64] = [:]
         for kind in JournalBounds.dropOrder where excess > 0 {
-            let candidates = entries.filter { !$0.value.leased && $0.value.stage == .memoryOnly && $0.value.message.kind == kind }
+            let candidates = entries.filter { _, entry in
+                !entry.leased && entry.stage == .memoryOnly && entry.message.kind == kind
+            }
             for seq in candidates.keys.sorted().prefix(excess) {
                 let message = entries.removeValue(forKey: seq)!.message
                 unwrittenCount -= 1

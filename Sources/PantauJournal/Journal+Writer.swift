@@ -207,7 +207,9 @@ extension Journal {
                 // file cursors rewound below the lowest claimed row.
                 _ = state.memory.release(Array(state.dropping))
                 if let lowest = state.dropping.min() {
-                    for lane in DeliveryLane.allCases { state.cursors[lane] = min(state.cursors[lane] ?? 0, lowest - 1) }
+                    for lane in DeliveryLane.allCases {
+                        state.cursors[lane] = min(state.cursors[lane] ?? 0, lowest - 1)
+                    }
                 }
                 state.dropping.removeAll()
             }

@@ -25,9 +25,11 @@ struct SequenceReservation {
         try db.execute("BEGIN IMMEDIATE")
         do {
             let upsert = try db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")
-            for (key, value) in [
-                ("reserved_seq", reserved), ("accounted_seq", reserved), ("last_seq", reserved), ("lost_in_crash", lost),
-            ] {
+            let values = [
+                ("reserved_seq", reserved), ("accounted_seq", reserved), ("last_seq", reserved),
+                ("lost_in_crash", lost),
+            ]
+            for (key, value) in values {
                 upsert.reset()
                 try upsert.bind(.text(key), .integer(value))
                 try upsert.run()

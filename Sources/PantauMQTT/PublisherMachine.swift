@@ -1,7 +1,8 @@
 import PantauCore
 
-/// The publisher's state as a value: connection phase, broker rotation, in-flight window, refusals and backoff. Transitions take the time (monotonic nanoseconds) and
-/// return what the driver must do, so every rule is tested without a socket (`PublisherMachineTests`).
+/// The publisher's state as a value: connection phase, broker rotation, in-flight window, refusals and backoff.
+/// Transitions take the time (monotonic nanoseconds) and return what the driver must do, so every rule is tested
+/// without a socket (`PublisherMachineTests`).
 struct PublisherMachine {
     enum Phase: Equatable {
         /// No connection; the next attempt is due at this time.

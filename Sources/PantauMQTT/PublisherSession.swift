@@ -273,7 +273,8 @@ final class PublisherSession {
 
     /// A connection attempt failed before CONNACK success: the next broker after a backoff wait.
     private func attemptFailed(_ error: any Error) {
-        let failed = client?.broker ?? "\(config.brokers[machine.brokerIndex].host):\(config.brokers[machine.brokerIndex].port)"
+        let attempted = config.brokers[machine.brokerIndex]
+        let failed = client?.broker ?? "\(attempted.host):\(attempted.port)"
         perform(machine.attemptFailed(now: now, jitter: jitter))
         recordLoss(error, wasConnected: false)
         logger.warning("MQTT connection attempt failed", metadata: [

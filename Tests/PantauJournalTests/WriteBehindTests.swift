@@ -96,7 +96,8 @@ struct WriteBehindTests {
     func memoryBoundDrops() {
         var state = JournalState()
         for i in 1...30 {
-            state.memory.insert(seq: Int64(i), message(.telemetry, device: i % 3 == 0 ? "rg-03" : "aq-01", at: Int64(i)))
+            let device = i % 3 == 0 ? "rg-03" : "aq-01"
+            state.memory.insert(seq: Int64(i), message(.telemetry, device: device, at: Int64(i)))
         }
         state.memory.insert(seq: 31, message(.alert, device: "wl-02", at: 31))
         state.shedMemory(limit: 20)
@@ -181,7 +182,8 @@ struct JournalFileModeTests {
         for suffix in ["", "-wal", "-shm", "-reserve"] {
             var info = stat()
             #expect(stat(folder.journalPath + suffix, &info) == 0, "\(suffix)")
-            #expect(info.st_mode & 0o777 == 0o640, "journal\(suffix) has mode \(String(info.st_mode & 0o777, radix: 8))")
+            let mode = info.st_mode & 0o777
+            #expect(mode == 0o640, "journal\(suffix) has mode \(String(mode, radix: 8))")
         }
     }
 }
@@ -204,5 +206,39 @@ struct WriteBehindBoundTests {
         #expect(stats.pending == 10)
         #expect(stats.inMemory == 10)
         #expect(journal.lease(limit: 100, now: clock.now()).seqs == Array(21...30))
+    }
+}
+
+@Suite("An idle journal runs no SQL")
+struct IdleJournalTests {
+    @Test("acknowledged before their commit: no statement after the first reservation; unacknowledged: written")
+    func noSQLWhenAcknowledged() throws {
+        let folder = try TempFolder()
+        let clock = TestClock()
+        let journal = try Journal(
+            config: testConfig(folder, commitInterval: Interval(milliseconds: 20)), clock: clock,
+            logger: quietLogger)
+        defer { journal.close() }
+        func statements() -> Int {
+            journal.writerDB.withLock { $0.statementsRun } + journal.readerDB.withLock { $0.statementsRun }
+        }
+        // The first append reserves the first range of sequence numbers: that is one small write.
+        journal.append([message(.telemetry, at: clock.now())])
+        journal.acknowledge(journal.lease(limit: 10, now: clock.now()).seqs)
+        let before = statements()
+        for i in 0..<50 {
+            journal.append([message(.telemetry, at: clock.now() + Int64(i))])
+            journal.acknowledge(journal.lease(limit: 10, now: clock.now()).seqs)
+            // Let the writer's commit interval pass now and then: it wakes, finds nothing to write, and sleeps.
+            if i % 10 == 0 { usleep(30_000) }
+        }
+        #expect(statements() == before)
+        #expect(journal.stats().transactions == 0)
+        #expect(journal.stats().neverWrittenTotal == 51)
+
+        journal.append([message(.telemetry, at: clock.now())])
+        try journal.flush()
+        #expect(statements() > before)
+        #expect(journal.stats().committedTotal == 1)
     }
 }
