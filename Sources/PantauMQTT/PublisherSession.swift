@@ -77,7 +77,8 @@ final class PublisherSession {
         }
     }
 
-    private func pollConnected(_ client: MQTTClient) {
+    /// One wait in `poll()` and what follows it; `deadline` (monotonic) bounds the wait during a stop.
+    private func pollConnected(_ client: MQTTClient, deadline: UInt64? = nil) {
         let wake = publisher.queue.wakeup
         let socket = client.socketDescriptor
         var fds = [
@@ -88,8 +89,8 @@ final class PublisherSession {
         // PINGREQ is due a keepalive after the last packet out: waking at a quarter of it keeps the broker's 1.5x
         // grace with room to spare; a refusal that comes due wakes us earlier.
         var timeout = Int64(max(config.keepaliveSeconds, 1)) * 250
-        if let deadline = machine.nextDeadline {
-            timeout = min(timeout, deadline > now ? Int64((deadline - now) / 1_000_000) + 1 : 0)
+        for limit in [machine.nextDeadline, deadline].compactMap({ $0 }) {
+            timeout = min(timeout, limit > now ? Int64((limit - now) / 1_000_000) + 1 : 0)
         }
         _ = poll(&fds, socket >= 0 ? 3 : 2, Int32(timeout))
         if fds[1].revents != 0 {
@@ -321,7 +322,7 @@ final class PublisherSession {
                 publisher.touchProgress()
                 if machine.room > 0 && !queueEmpty { queueEmpty = fillWindow() == 0 }
                 if queueEmpty && machine.inFlight.isEmpty { break }
-                pollConnected(client)
+                pollConnected(client, deadline: deadline)
                 finishTurn()
             }
             publishOfflineStatus()
@@ -356,7 +357,7 @@ final class PublisherSession {
         let deadline = now + UInt64(Publisher.offlineStatusTimeoutMs) * 1_000_000
         while machine.untracked.contains(mid), self.client === client, now < deadline {
             publisher.touchProgress()
-            pollConnected(client)
+            pollConnected(client, deadline: deadline)
             finishTurn()
         }
     }
