@@ -75,6 +75,12 @@ public final class ReadingPipeline: Sendable {
         directory.withLock { d in d.slots[device].map { ($0, d.identity, d.topics) } }
     }
 
+    /// Runs `body` while holding one device's lock: the seam that shows another device is never held up by it.
+    func whileHolding<T>(device: String, _ body: () -> T) -> T? {
+        guard let (slot, _, _) = slot(device) else { return nil }
+        return slot.intelligence.withLock { _ in body() }
+    }
+
     /// One poll of one device, from a bus thread. Everything it yields is queued in one group.
     public func handle(_ poll: DevicePoll) {
         guard let (slot, identity, topics) = slot(poll.device) else { return }
