@@ -369,6 +369,24 @@ def size_table(results: dict) -> str:
     return table(["artifact", "size"], rows)
 
 
+def outage_table(results: dict) -> str:
+    o = results.get("outage")
+    if not o:
+        return "_Not run._"
+    if o.get("skipped") or o.get("error"):
+        return f"_Not measured: {o.get('skipped') or o.get('error')}._"
+    rows = [
+        ["seconds measured (broker down)", fmt(o.get("seconds"), 1)],
+        ["readings acquired", fmt(o.get("readings_offered"))],
+        ["journal rows added", fmt(o.get("journal_rows_added"))],
+        ["disk write_bytes", fmt(o.get("disk_write_bytes"))],
+        ["disk write_bytes per reading", fmt(o.get("disk_write_bytes_per_reading"), 1)],
+        ["CPU seconds per 1,000 readings", fmt(o.get("cpu_s_per_1000_readings"), 4)],
+    ]
+    return (f"Load: {o['devices']} devices x {o['registers']} registers every {o['poll_ms']} ms, Pantau alone, "
+            "`durability: full`, the broker stopped after the warm-up.\n\n" + table(["", "Pantau"], rows))
+
+
 def meta_block(results: dict) -> str:
     m = results.get("meta", {})
     text = (f"Run {m.get('date_utc', '?')} UTC on {m.get('cpus')} CPUs ({m.get('cpu_model')}), kernel "
@@ -383,7 +401,7 @@ def meta_block(results: dict) -> str:
 SECTIONS = {
     "meta": meta_block, "standard": standard_table, "sweep": sweep_table, "journal": journal_table,
     "throughput": throughput_table,
-    "backlog": backlog_table, "bus": bus_table, "size": size_table,
+    "backlog": backlog_table, "bus": bus_table, "size": size_table, "outage": outage_table,
 }
 
 

@@ -6,6 +6,7 @@ Benches (--only NAME, repeatable; default all):
               same devices and broker: CPU per 1,000 readings, RSS, messages and bytes, latency, disk writes
   sweep       the standard load at a few smaller sizes, for the CPU/RSS-against-load chart
   throughput  the load stepped up until the journal grows or delivery falls behind: sustained points/s
+  outage      the standard load with the broker down: disk bytes written per reading while everything is journaled
   backlog     a journal of --backlog-readings readings drained to mosquitto vs the C libmosquitto ceiling
   bus         transactions per poll for every shipped profile vs the minimum; RTU cycle time on a fake slave
   size        release binary (and .deb) size
@@ -40,7 +41,7 @@ import tbg  # noqa: E402
 OUT = BENCH / "out"
 VENV_PY = OUT / "venv" / "bin" / "python"
 WORK = OUT / "work"  # replaced by --workdir
-ALL = ["standard", "sweep", "journal", "throughput", "backlog", "bus", "size"]
+ALL = ["standard", "sweep", "journal", "outage", "throughput", "backlog", "bus", "size"]
 
 
 def log(msg: str) -> None:
@@ -373,6 +374,56 @@ def bench_journal_options(args, pantau: Path | None) -> dict:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Maximum throughput
+
+
+def bench_outage(args, pantau: Path | None) -> dict:
+    """Pantau alone at the standard load, broker up for the warm-up and then stopped: what the journal writes
+    when nothing is acknowledged (write-behind then writes every reading once)."""
+    out: dict = {"devices": args.devices, "registers": args.registers, "poll_ms": 1000}
+    if pantau is None:
+        out["skipped"] = "no pantau binary with `run`"
+        return out
+    work = WORK / "outage"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    broker = benchlib.Mosquitto(work / "broker").start()
+    ports = benchlib.free_ports(args.devices)
+    duration = min(args.duration, 30)
+    dev_proc, dev_tree = start_devices(ports, args.registers, args.warmup + duration + 120)
+    journal = work / "journal.sqlite"
+    cfg = pantau_config(work, broker.port, ports, args.registers, 1000, journal)
+    proc = start_pantau(pantau, cfg, work)
+    tree = benchlib.ProcTree(proc.pid, children=False, interval=0.5).start()
+    try:
+        time.sleep(args.warmup)
+        broker.stop()
+        time.sleep(3)
+        s0 = tree.snapshot()
+        d0 = benchlib.journal_depth(journal)
+        time.sleep(duration)
+        s1 = tree.snapshot()
+        d1 = benchlib.journal_depth(journal)
+    finally:
+        tree.stop()
+        benchlib.stop(proc, timeout=20)
+        dev_tree.stop()
+        benchlib.stop(dev_proc)
+    if s0 is None or s1 is None:
+        out["error"] = "pantau exited during the outage"
+        return out
+    seconds = s1[0] - s0[0]
+    readings = args.devices * args.registers * seconds
+    out.update({
+        "seconds": round(seconds, 2),
+        "readings_offered": round(readings),
+        "journal_rows_added": (d1 - d0) if d0 is not None and d1 is not None else None,
+        "disk_write_bytes": s1[3] - s0[3],
+        "disk_write_bytes_per_reading": round((s1[3] - s0[3]) / readings, 1) if readings else None,
+        "cpu_s_per_1000_readings": round((s1[1] - s0[1]) / (readings / 1000), 4) if readings else None,
+    })
+    log(f"outage: {out}")
+    return out
 
 
 def bench_throughput(args, pantau: Path | None) -> dict:
@@ -712,6 +763,9 @@ def main() -> int:
         carry_over(previous, results)
     if "journal" in benches:
         results["journal"] = bench_journal_options(args, pantau if can_run else None)
+        save(results_path, results)
+    if "outage" in benches:
+        results["outage"] = bench_outage(args, pantau if can_run else None)
         save(results_path, results)
     if "throughput" in benches:
         if results.get("throughput", {}).get("steps") and not args.smoke:

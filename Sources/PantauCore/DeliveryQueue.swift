@@ -18,4 +18,6 @@ public protocol DeliveryQueue: AnyObject, Sendable {
     func acknowledge(_ seqs: [Int64])
     /// Sent but not acknowledged (connection lost, refused): offered again, in order.
     func release(_ seqs: [Int64])
+    /// Signalled when records arrive (or come back), so the publisher waits on it instead of a timer.
+    var wakeup: WakeSignal { get }
 }

@@ -167,14 +167,17 @@ public struct MQTTConfig: Sendable, Hashable {
     public var keepaliveSeconds: Int
     /// Messages in flight waiting for PUBACK.
     public var inflightWindow: Int
-    /// Seconds of the first and the longest reconnect wait (jittered exponential backoff between them).
+    /// Seconds of the first and the longest reconnect wait (jittered exponential backoff between them). The longest
+    /// also bounds how long after a broker comes back the gateway reconnects (5 s by default).
     public var reconnectMinSeconds: Double
     public var reconnectMaxSeconds: Double
+    /// Data acquired longer ago than this when it is sent is backlog: published with `"hist":true`.
+    public var liveWindow: Interval = .seconds(60)
 
     public init(
         brokers: [Broker], clientId: String, username: String? = nil, password: String? = nil, tls: TLS? = nil,
         topicPrefix: String = "pantau", keepaliveSeconds: Int = 30, inflightWindow: Int = 64,
-        reconnectMinSeconds: Double = 0.5, reconnectMaxSeconds: Double = 30
+        reconnectMinSeconds: Double = 0.5, reconnectMaxSeconds: Double = 5
     ) {
         self.brokers = brokers
         self.clientId = clientId

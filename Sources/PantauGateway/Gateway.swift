@@ -28,8 +28,13 @@ public final class Gateway: Sendable {
         var statusServer: StatusServer?
     }
 
-    /// How often the health message is journaled.
+    /// How often the health message is queued.
     public static let healthInterval: Int64 = 60_000
+    /// How often the pipeline's state (open windows, index averages, alert levels) is saved while running; a clean
+    /// stop saves it too. It is large (about 750 KB for 50 devices x 20 points) and rewritten whole, so saving it
+    /// every minute was most of what the gateway wrote to disk (26 of 27 bytes per reading at the standard load):
+    /// a crash now loses at most ten minutes of partial window statistics, which then report a lower coverage.
+    public static let stateSaveInterval: Int64 = 600_000
     static let stateKey = "pipeline-state"
 
     public struct StartError: Error, CustomStringConvertible {
@@ -47,7 +52,8 @@ public final class Gateway: Sendable {
         self.transportFactory = transportFactory
         startedAt = clock.now()
         do {
-            journal = try Journal(config: config.journal, clock: clock, logger: logger)
+            journal = try Journal(
+                config: config.journal, clock: clock, logger: logger, liveWindow: config.mqtt.liveWindow)
         } catch {
             throw StartError(message: "cannot open the journal \(config.journal.path): \(error)")
         }
@@ -155,18 +161,26 @@ public final class Gateway: Sendable {
                 return p.publisher
             }
             previous.stop(drainTimeoutMs: 2000)
+            // The new broker (another port, another host) has none of our retained state: republish it there.
+            if new.mqtt.topicPrefix == old.mqtt.topicPrefix && new.identity == old.identity {
+                publisher.adoptRetained(previous.retainedMessages())
+            }
             publisher.start()
         }
         logger.info("configuration reloaded", metadata: ["buses": "\(new.buses.count)", "devices": "\(new.devices.count)"])
     }
 
-    /// Stops cleanly: buses first (no new readings), then every pending append is committed, then the publisher
-    /// settles its in-flight window, and the journal closes.
+    /// Stops cleanly: buses first (no new readings), every device's availability `offline` (reason `stopped`),
+    /// then everything unacknowledged is committed, the publisher sends what is queued and settles its in-flight
+    /// window before the gateway's own offline status, and the journal closes.
     public func stop(drainTimeoutMs: Int = 5000) {
         stopping.store(true, ordering: .relaxed)
         housekeeping.withLock { t -> OwnedThread? in defer { t = nil }; return t }?.join()
-        let (pollers, publisher, server) = parts.withLock { p in (Array(p.pollers.values), p.publisher, p.statusServer) }
+        let (pollers, publisher, server, devices) = parts.withLock { p in
+            (Array(p.pollers.values), p.publisher, p.statusServer, p.config.devices.map(\.name))
+        }
         stopPollers(pollers, within: Self.busStopLimitSeconds)
+        for device in devices { pipeline.availability(device: device, online: false, reason: "stopped") }
         pipeline.tick()
         journal.saveState(key: Self.stateKey, pipeline.snapshot())
         do { try journal.flush() } catch { logger.error("journal flush at stop failed: \(error)") }
@@ -219,9 +233,11 @@ public final class Gateway: Sendable {
             buses: pollers.map { $0.snapshot() }.sorted { $0.bus < $1.bus })
     }
 
-    /// Once a second: lets windows close and alerts go stale; every minute a health message and a state save.
+    /// Once a second: lets windows close and alerts go stale; every minute a health message; every ten minutes a
+    /// state save.
     private func housekeepingLoop() {
         var lastHealth = clock.now()
+        var lastStateSave = lastHealth
         while !stopping.load(ordering: .relaxed) {
             sleepMillis(1000)
             housekeepingProgress.store(clock.monotonicNanos(), ordering: .relaxed)
@@ -233,6 +249,9 @@ public final class Gateway: Sendable {
                 journal.append([OutboundMessage(
                     kind: .status, topic: topics.health, body: PayloadEncoder.encode(health()), device: nil,
                     acquiredAt: now)])
+            }
+            if now - lastStateSave >= Self.stateSaveInterval {
+                lastStateSave = now
                 journal.saveState(key: Self.stateKey, pipeline.snapshot())
             }
         }

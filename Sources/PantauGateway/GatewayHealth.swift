@@ -19,6 +19,13 @@ public struct GatewayHealth: Codable, Sendable {
         public var disk_full: Bool
         public var last_error: String?
         public var events: [String]
+        /// Sequence numbers reserved before crashes and never accounted for (cumulative): at most this many numbers
+        /// can be missing at a subscriber because of crashes.
+        public var lost_in_crash: Int64
+        /// Messages acknowledged by the broker before their group was written: they never touched the disk.
+        public var never_written_total: Int64
+        /// Messages held in memory (unacknowledged, written or not).
+        public var in_memory: Int
     }
 
     public struct BrokerPart: Codable, Sendable {
@@ -85,7 +92,8 @@ public struct GatewayHealth: Codable, Sendable {
             bytes: j.bytes, oldest_pending_ts: j.oldestPendingAcquiredAt, committed_total: j.committedTotal,
             acked_total: j.ackedTotal, drops_total: j.dropsTotal, drops: j.dropsByDevice,
             drops_by_kind: Dictionary(uniqueKeysWithValues: j.dropsByKind.map { ($0.key.name, $0.value) }),
-            disk_full: j.diskFull, last_error: j.lastCommitError, events: events)
+            disk_full: j.diskFull, last_error: j.lastCommitError, events: events, lost_in_crash: j.lostInCrash,
+            never_written_total: j.neverWrittenTotal, in_memory: j.inMemory)
         broker = BrokerPart(
             connected: p.connected, broker: p.broker, connects: p.connects, disconnects: p.disconnects,
             in_flight: p.inFlight, published_total: p.publishedTotal, acked_total: p.ackedTotal,

@@ -3,22 +3,37 @@ import Logging
 import PantauCore
 import Synchronization
 
-/// Turns what the bus threads acquire into journal messages: telemetry, availability, and the local intelligence
-/// (window aggregates, ISPU/AQI, flood alerts, rain). The journal is its only output; nothing here touches the network.
+/// Turns what the bus threads acquire into queued messages: telemetry, availability, and the local intelligence
+/// (window aggregates, ISPU/AQI, flood alerts, rain). The message sink is its only output; nothing here touches the
+/// network.
+///
+/// No lock is shared on the hot path: each device's state sits behind a lock of its own (`DeviceSlot`), taken only
+/// by the bus thread that polls the device and by the once-a-second tick; the device directory is read under a short
+/// lock that is never held while encoding, logging or queueing.
 public final class ReadingPipeline: Sendable {
     private let sink: MessageSink
     private let clock: GatewayClock
     private let logger: Logger
-    private let state: Mutex<State>
+    private let directory: Mutex<Directory>
     /// Called when an alert level asks for a different poll interval (flood alerts poll faster as water rises).
     private let onPollInterval: @Sendable (_ device: String, _ interval: Interval) -> Void
 
-    struct State {
+    /// The configured devices and what their messages need; replaced as a whole on reload.
+    struct Directory {
         var identity: GatewayIdentity
         var topics: TopicScheme
-        var devices: [String: DeviceConfig]
-        var aggregation: AggregationConfig
-        var perDevice: [String: DeviceIntelligence]
+        var slots: [String: DeviceSlot]
+    }
+
+    /// One device's intelligence behind its own lock.
+    final class DeviceSlot: Sendable {
+        let device: DeviceConfig
+        let intelligence: Mutex<DeviceIntelligence>
+
+        init(_ intelligence: DeviceIntelligence) {
+            device = intelligence.device
+            self.intelligence = Mutex(intelligence)
+        }
     }
 
     public init(
@@ -29,32 +44,33 @@ public final class ReadingPipeline: Sendable {
         self.clock = clock
         self.logger = logger
         self.onPollInterval = onPollInterval
-        state = Mutex(Self.makeState(config, keeping: [:]))
+        directory = Mutex(Self.makeDirectory(config, keeping: [:]))
     }
 
-    static func makeState(_ config: GatewayConfig, keeping old: [String: DeviceIntelligence]) -> State {
-        var perDevice: [String: DeviceIntelligence] = [:]
+    static func makeDirectory(_ config: GatewayConfig, keeping old: [String: DeviceSlot]) -> Directory {
+        var slots: [String: DeviceSlot] = [:]
         for device in config.devices {
             // A device whose settings did not change keeps its windows, indices and alert state across a reload.
-            if let existing = old[device.name], existing.device == device, existing.aggregation == config.aggregation {
-                perDevice[device.name] = existing
+            if let existing = old[device.name], existing.device == device,
+                existing.intelligence.withLock({ $0.aggregation }) == config.aggregation
+            {
+                slots[device.name] = existing
             } else {
-                perDevice[device.name] = DeviceIntelligence(device: device, aggregation: config.aggregation)
+                slots[device.name] = DeviceSlot(DeviceIntelligence(device: device, aggregation: config.aggregation))
             }
         }
-        return State(
+        return Directory(
             identity: config.identity, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-            devices: Dictionary(uniqueKeysWithValues: config.devices.map { ($0.name, $0) }),
-            aggregation: config.aggregation, perDevice: perDevice)
+            slots: slots)
     }
 
     /// Applies a reloaded configuration; devices that did not change keep their state. A device the new
     /// configuration no longer has gets a last retained availability, `offline` with reason `removed`.
     public func reconfigure(_ config: GatewayConfig) {
         let now = clock.now()
-        let removed: [OutboundMessage] = state.withLock { s in
-            let gone = Self.removedAvailability(s, keeping: config, at: now)
-            s = Self.makeState(config, keeping: s.perDevice)
+        let removed: [OutboundMessage] = directory.withLock { d in
+            let gone = Self.removedAvailability(d, keeping: config, at: now)
+            d = Self.makeDirectory(config, keeping: d.slots)
             return gone
         }
         if !removed.isEmpty { sink.append(removed) }
@@ -68,31 +84,41 @@ public final class ReadingPipeline: Sendable {
 
     /// Issue 19.2: without this message a removed device's retained availability said `online` for ever.
     static func removedAvailability(
-        _ s: State, keeping config: GatewayConfig, at now: UnixMillis
+        _ d: Directory, keeping config: GatewayConfig, at now: UnixMillis
     ) -> [OutboundMessage] {
         let kept = Set(config.devices.map(\.name))
-        return s.devices.keys.sorted().filter { !kept.contains($0) }.map { name in
+        return d.slots.keys.sorted().filter { !kept.contains($0) }.map { name in
             OutboundMessage(
-                kind: .status, topic: s.topics.availability(name),
+                kind: .status, topic: d.topics.availability(name),
                 body: PayloadEncoder.encode(AvailabilityPayload(online: false, reason: removedReason, at: now)),
                 retain: true, device: name, acquiredAt: now)
         }
     }
 
-    /// One poll of one device, from a bus thread. Everything it yields is appended to the journal in one group.
+    private func slot(_ device: String) -> (DeviceSlot, GatewayIdentity, TopicScheme)? {
+        directory.withLock { d in d.slots[device].map { ($0, d.identity, d.topics) } }
+    }
+
+    /// Runs `body` while holding one device's lock: the seam that shows another device is never held up by it.
+    func whileHolding<T>(device: String, _ body: () -> T) -> T? {
+        guard let (slot, _, _) = slot(device) else { return nil }
+        return slot.intelligence.withLock { _ in body() }
+    }
+
+    /// One poll of one device, from a bus thread. Everything it yields is queued in one group.
     public func handle(_ poll: DevicePoll) {
+        guard let (slot, identity, topics) = slot(poll.device) else { return }
         var intervals: [Interval] = []
-        let messages: [OutboundMessage] = state.withLock { s in
-            guard let device = s.devices[poll.device], var intel = s.perDevice[poll.device] else { return [] }
+        let messages: [OutboundMessage] = slot.intelligence.withLock { intel in
             var out: [OutboundMessage] = []
             let published = poll.readings.filter { intel.shouldPublish($0) }
-            if let body = PayloadEncoder.telemetry(published, identity: s.identity, device: device.name) {
+            if let body = PayloadEncoder.telemetry(published, identity: identity, device: slot.device.name) {
                 out.append(OutboundMessage(
-                    kind: .telemetry, topic: s.topics.telemetry(device.name), body: body, device: device.name,
+                    kind: .telemetry, topic: topics.telemetry(slot.device.name), body: body, device: slot.device.name,
                     acquiredAt: poll.acquiredAt, contentType: "application/senml+json"))
             }
-            out += intel.ingest(poll.readings, now: poll.acquiredAt, topics: s.topics, intervals: &intervals, logger: logger)
-            s.perDevice[poll.device] = intel
+            out += intel.ingest(
+                poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
         if !messages.isEmpty { sink.append(messages) }
@@ -103,33 +129,28 @@ public final class ReadingPipeline: Sendable {
     /// The gateway calls it about once a second.
     public func tick() {
         let now = clock.now()
+        let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
         var intervals: [(String, Interval)] = []
-        let messages: [OutboundMessage] = state.withLock { s in
-            var out: [OutboundMessage] = []
-            for name in s.perDevice.keys.sorted() {
-                guard var intel = s.perDevice[name] else { continue }
-                var changed: [Interval] = []
-                out += intel.advance(to: now, topics: s.topics, intervals: &changed, logger: logger)
-                intervals += changed.map { (name, $0) }
-                s.perDevice[name] = intel
+        var messages: [OutboundMessage] = []
+        for slot in slots {
+            var changed: [Interval] = []
+            messages += slot.intelligence.withLock { intel in
+                intel.advance(to: now, topics: topics, intervals: &changed, logger: logger)
             }
-            return out
+            intervals += changed.map { (slot.device.name, $0) }
         }
         if !messages.isEmpty { sink.append(messages) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 
-    /// A device came online or went offline: a retained availability message, journaled like everything else.
+    /// A device came online or went offline: a retained availability message, queued like everything else.
     public func availability(device: String, online: Bool, reason: String) {
         let now = clock.now()
-        let message: OutboundMessage? = state.withLock { s in
-            guard s.devices[device] != nil else { return nil }
-            let body = PayloadEncoder.encode(AvailabilityPayload(online: online, reason: online ? nil : reason, at: now))
-            return OutboundMessage(
-                kind: .status, topic: s.topics.availability(device), body: body, retain: true, device: device,
-                acquiredAt: now)
-        }
-        if let message { sink.append([message]) }
+        guard let (_, _, topics) = slot(device) else { return }
+        let body = PayloadEncoder.encode(AvailabilityPayload(online: online, reason: online ? nil : reason, at: now))
+        sink.append([OutboundMessage(
+            kind: .status, topic: topics.availability(device), body: body, retain: true, device: device,
+            acquiredAt: now)])
         if online {
             logger.info("device online", metadata: ["device": "\(device)"])
         } else {
@@ -139,7 +160,7 @@ public final class ReadingPipeline: Sendable {
 
     /// The poll interval each device's alert state asks for (nil: the configured one), to apply after a restart.
     public func requestedPollIntervals() -> [String: Interval] {
-        state.withLock { s in s.perDevice.compactMapValues { $0.requestedInterval } }
+        directory.withLock { $0.slots }.compactMapValues { slot in slot.intelligence.withLock { $0.requestedInterval } }
     }
 
     // MARK: state that survives a restart
@@ -150,7 +171,8 @@ public final class ReadingPipeline: Sendable {
 
     /// Windows, index averages, rain and flood state, so a restart does not reset an hour's mean or an alert.
     public func snapshot() -> [UInt8] {
-        let saved = state.withLock { s in Saved(devices: s.perDevice.mapValues { $0.saved() }) }
+        let slots = directory.withLock { $0.slots }
+        let saved = Saved(devices: slots.mapValues { slot in slot.intelligence.withLock { $0.saved() } })
         return (try? Array(JSONEncoder().encode(saved))) ?? []
     }
 
@@ -159,10 +181,9 @@ public final class ReadingPipeline: Sendable {
         guard !bytes.isEmpty else { return }
         do {
             let saved = try JSONDecoder().decode(Saved.self, from: Data(bytes))
-            state.withLock { s in
-                for (name, part) in saved.devices {
-                    s.perDevice[name]?.restore(part)
-                }
+            let slots = directory.withLock { $0.slots }
+            for (name, part) in saved.devices {
+                slots[name]?.intelligence.withLock { $0.restore(part) }
             }
         } catch {
             logger.warning("saved aggregation state unreadable, starting fresh", metadata: ["error": "\(error)"])
@@ -182,13 +203,16 @@ struct DeviceIntelligence: Sendable {
     var rain: RainAccumulator?
     var lastRainReport: UnixMillis?
     var requestedInterval: Interval?
-    /// Per flood engine: its state has been journaled since this process started (issue 19.10: a retained alert
+    /// Per flood engine: its state has been queued since this process started (issue 19.10: a retained alert
     /// message per water-level point from the start, not only from the first change).
     var floodAnnounced: [Bool] = []
+    /// The profile's points by name: found by a dictionary on every reading, not a linear search.
+    let points: [String: PointSpec]
 
     init(device: DeviceConfig, aggregation: AggregationConfig) {
         self.device = device
         self.aggregation = aggregation
+        points = Dictionary(device.profile.points.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let interval = device.pollInterval
         windows = WindowAggregator(windows: aggregation.windows, expectedInterval: { _ in interval })
         air = device.airQuality.map {
@@ -203,7 +227,7 @@ struct DeviceIntelligence: Sendable {
     }
 
     mutating func shouldPublish(_ reading: Reading) -> Bool {
-        guard device.profile.point(named: reading.point)?.publish ?? true else { return false }
+        guard points[reading.point]?.publish ?? true else { return false }
         let strategy = device.report[reading.point] ?? aggregation.defaultReport
         if strategy.mode == .everyPoll && strategy.heartbeat == nil { return true }
         var filter = filters[reading.point] ?? ReportFilter(strategy: strategy)
@@ -216,7 +240,7 @@ struct DeviceIntelligence: Sendable {
         _ readings: [Reading], now: UnixMillis, topics: TopicScheme, intervals: inout [Interval], logger: Logger
     ) -> [OutboundMessage] {
         var out: [OutboundMessage] = []
-        for reading in readings where device.profile.point(named: reading.point)?.publish ?? true {
+        for reading in readings where points[reading.point]?.publish ?? true {
             out += windows.ingest(reading).compactMap { encode(AggregatePayload($0), topics, logger) }
             air?.ingest(reading)
             for i in floods.indices where floods[i].config.point == reading.point {
@@ -303,7 +327,7 @@ struct DeviceIntelligence: Sendable {
         let announce = index < floodAnnounced.count && !floodAnnounced[index] && floods[index].status.valueAt != nil
         guard stateChanged || announce else { return [] }
         if index < floodAnnounced.count { floodAnnounced[index] = true }
-        let unit = device.profile.point(named: floods[index].config.point)?.unit ?? ""
+        let unit = points[floods[index].config.point]?.unit ?? ""
         return [encode(FloodAlertPayload(device: device.name, unit: unit, engine: floods[index], at: time), topics, logger)]
             .compactMap { $0 }
     }

@@ -21,9 +21,10 @@ struct DiskReserve {
         guard isEnabled else { return false }
         var info = stat()
         if stat(path, &info) == 0 && Int(info.st_size) >= bytes { return true }
-        let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+        let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o640)
         guard fd >= 0 else { return false }
         defer { close(fd) }
+        _ = fchmod(fd, 0o640)
         guard posix_fallocate(fd, 0, off_t(bytes)) == 0 else {
             _ = unlink(path)
             return false

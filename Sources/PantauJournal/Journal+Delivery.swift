@@ -1,191 +1,218 @@
 import PantauCore
 
 extension Journal {
-    /// Up to `limit` committed records not leased yet: alerts, then status (by sequence), then live data and
-    /// backlog interleaved, the backlog getting `backlogShare` of the slots while both have records. Backlog
-    /// (acquired before `now - liveWindow`) and any older alert or status are marked historical.
+    /// Up to `limit` records not leased yet: alerts, then status (the file's backlog before memory, by sequence),
+    /// then live data and backlog interleaved, the backlog getting `backlogShare` of the slots while both have
+    /// records. Live data comes from memory; the backlog is what the file holds alone (read in batches) and anything
+    /// in memory acquired before `now - liveWindow`. Backlog and any older alert or status are marked historical.
+    /// Reads the file only when it holds records that are not in memory: an idle gateway runs no query.
     public func lease(limit: Int, now: UnixMillis) -> [Delivery] {
-        guard limit > 0 else { return [] }
+        guard limit > 0, !state.withLock({ $0.stopped }) else { return [] }
         let cutoff = now - liveWindow.milliseconds
-        while true {
-            let view = state.withLock { state in
-                LeaseView(
-                    leased: state.leased, acked: state.acked, cursors: state.cursors, generation: state.generation,
-                    credit: state.backlogCredit)
+        var out: [Delivery] = []
+        for lane in [Lane.alert, .status] where out.count < limit {
+            out += leaseFromFile(lane, limit: limit - out.count, cutoff: cutoff)
+            let want = limit - out.count
+            out += state.withLock { state in
+                state.memory.lease(lane, limit: want).map { delivery($0, state.memory, cutoff: cutoff) }
             }
-            let plan = readerDB.withLock { db in
-                (try? LeasePlanner(db: db, view: view, cutoff: cutoff, share: config.backlogShare).plan(limit: limit))
-                    ?? LeasePlan()
-            }
-            let granted = state.withLock { state -> Bool in
-                // Acknowledged rows deleted since our read could be in the plan; a concurrent lease could overlap.
-                let taken = plan.picks.contains { pick in
-                    state.leased[pick.record.seq] != nil || state.acked.contains(pick.record.seq)
-                        || state.dropping.contains(pick.record.seq)
-                }
-                guard state.generation == view.generation, !taken else { return false }
-                for pick in plan.picks {
-                    state.leased[pick.record.seq] = pick.lane
-                    state.cursors[pick.lane] = pick.record.seq
-                }
-                state.backlogCredit = plan.credit
-                return true
-            }
-            if granted {
-                return plan.picks.map { Delivery(record: $0.record, historical: $0.historical) }
-            }
-            // A bound is deleting some of these records in an open transaction: read again once it has committed.
-            sleepMicros(200)
         }
+        if out.count < limit { out += leaseData(limit: limit - out.count, cutoff: cutoff) }
+        return out
     }
 
-    /// The broker acknowledged: the records leave the journal with the next group commit.
+    /// The broker acknowledged: a message still in memory and never written is done; a written one leaves the
+    /// file with the next commit.
     public func acknowledge(_ seqs: [Int64]) {
         guard !seqs.isEmpty else { return }
         let signal = state.withLock { state -> Bool in
             let wasClean = !state.isDirty
             for seq in seqs {
-                state.leased[seq] = nil
-                state.acked.insert(seq)
+                switch state.memory.acknowledge(seq) {
+                case .neverWritten:
+                    state.neverWrittenTotal += 1
+                case .delete:
+                    state.acks.append(seq)
+                case .notInMemory:
+                    guard let lane = state.leased.removeValue(forKey: seq) else { continue }
+                    state.leasedPerLane[lane.lane, default: 0] -= 1
+                    state.diskOnly[lane.lane, default: 0] -= 1
+                    state.acked.insert(seq)
+                    state.acks.append(seq)
+                }
             }
-            state.acks.append(contentsOf: seqs)
-            if wasClean { state.dirtySince = .now() }
-            return wasClean
+            guard wasClean && state.isDirty else { return false }
+            state.dirtySince = .now()
+            return true
         }
         if signal { wake.signal() }
     }
 
     /// Not acknowledged (connection lost, refused): offered again, in order, by the next lease.
     public func release(_ seqs: [Int64]) {
+        guard !seqs.isEmpty else { return }
         state.withLock { state in
-            for seq in seqs {
+            for seq in state.memory.release(seqs) {
                 guard let lane = state.leased.removeValue(forKey: seq) else { continue }
-                let lanes: [DeliveryLane] = lane.lane == .data ? [.live, .backlog] : [lane]
-                for lane in lanes { state.cursors[lane] = min(state.cursors[lane] ?? 0, seq - 1) }
+                state.leasedPerLane[lane.lane, default: 0] -= 1
+                state.cursors[lane] = min(state.cursors[lane] ?? 0, seq - 1)
             }
             // A lease reading concurrently must not move a cursor back past the released records.
             state.generation &+= 1
         }
+        wakeup.signal()
+    }
+
+    private func delivery(_ seq: Int64, _ memory: DeliveryMemory, cutoff: UnixMillis) -> Delivery {
+        let message = memory.entry(seq)!.message
+        return Delivery(record: JournalRecord(seq: seq, message: message), historical: message.acquiredAt < cutoff)
+    }
+
+    /// Data: live from memory, backlog from the file and from memory's older entries, at the configured share.
+    private func leaseData(limit: Int, cutoff: UnixMillis) -> [Delivery] {
+        while true {
+            let fromFile = planFromFile(.data, want: limit, cutoff: cutoff)
+            let granted = state.withLock { state -> [Delivery]? in
+                guard let allowed = grantable(fromFile.picks.map(\.record.seq), state, generation: fromFile.generation)
+                else { return nil }
+                var live = state.memory.candidates(.data, limit: limit) { $0.message.acquiredAt >= cutoff }[...]
+                let old = state.memory.candidates(.data, limit: limit) { $0.message.acquiredAt < cutoff }
+                var backlog = merge(allowed, old)[...]
+                let records = Dictionary(uniqueKeysWithValues: fromFile.picks.map { ($0.record.seq, $0.record) })
+                var credit = state.backlogCredit
+                var picks: [Int64] = []
+                for _ in 0..<limit {
+                    let takeBacklog: Bool
+                    if live.isEmpty || backlog.isEmpty {
+                        guard !(live.isEmpty && backlog.isEmpty) else { break }
+                        takeBacklog = live.isEmpty
+                    } else {
+                        credit += config.backlogShare
+                        takeBacklog = credit >= 1
+                        if takeBacklog { credit -= 1 }
+                    }
+                    picks.append(takeBacklog ? backlog.removeFirst() : live.removeFirst())
+                }
+                state.backlogCredit = credit
+                let filePicks = picks.filter { records[$0] != nil }
+                // File rows are taken in order: past the last one taken only when every allowed row was taken.
+                let scannedTo = filePicks.count == allowed.count ? fromFile.scannedTo : (filePicks.last ?? 0)
+                grant(filePicks, lane: .data, scannedTo: scannedTo, in: &state)
+                state.memory.markLeased(picks.filter { records[$0] == nil })
+                return picks.map { seq in
+                    records[seq].map { Delivery(record: $0, historical: $0.message.acquiredAt < cutoff) }
+                        ?? delivery(seq, state.memory, cutoff: cutoff)
+                }
+            }
+            if let granted { return granted }
+            // A bound is deleting some of these rows, or the writer evicted or committed meanwhile: read again.
+            sleepMicros(200)
+        }
+    }
+
+    /// Up to `limit` rows of an alert or status lane that only the file holds, leased.
+    private func leaseFromFile(_ lane: Lane, limit: Int, cutoff: UnixMillis) -> [Delivery] {
+        while true {
+            let plan = planFromFile(lane, want: limit, cutoff: cutoff)
+            if plan.picks.isEmpty { return [] }
+            let granted = state.withLock { state -> Set<Int64>? in
+                guard let allowed = grantable(plan.picks.map(\.record.seq), state, generation: plan.generation)
+                else { return nil }
+                grant(allowed, lane: lane, scannedTo: plan.scannedTo, in: &state)
+                return Set(allowed)
+            }
+            if let granted {
+                return plan.picks.filter { granted.contains($0.record.seq) }.map {
+                    Delivery(record: $0.record, historical: $0.record.message.acquiredAt < cutoff)
+                }
+            }
+            sleepMicros(200)
+        }
+    }
+
+    /// The rows of a file read that may still be leased, or nil when the read is stale (a bound deleted rows, or
+    /// rows were evicted, since it began). Rows leased, acknowledged, being dropped or held in memory are left out.
+    private func grantable(_ seqs: [Int64], _ state: JournalState, generation: UInt64) -> [Int64]? {
+        guard !seqs.isEmpty else { return [] }
+        guard state.generation == generation else { return nil }
+        return seqs.filter { seq in
+            state.leased[seq] == nil && !state.acked.contains(seq) && !state.dropping.contains(seq)
+                && !state.memory.contains(seq)
+        }
+    }
+
+    /// Leases `seqs` from the file; the lane's cursor moves past everything the read saw (what it left out is
+    /// leased, acknowledged, in memory or being dropped: a release, an eviction or a rollback rewinds the cursor).
+    private func grant(_ seqs: [Int64], lane: Lane, scannedTo: Int64, in state: inout JournalState) {
+        let cursor = DeliveryLane(lane)
+        for seq in seqs { state.leased[seq] = cursor }
+        state.cursors[cursor] = max(state.cursors[cursor] ?? 0, scannedTo)
+        state.leasedPerLane[lane, default: 0] += seqs.count
+    }
+
+    /// Reads up to `want` rows of a lane after its cursor, in sequence order (one query, no lock held while it
+    /// runs). Nothing is read when the file holds no row that is not leased or in memory.
+    private func planFromFile(_ lane: Lane, want: Int, cutoff: UnixMillis) -> LeasePlan {
+        let view = state.withLock { state -> (cursor: Int64, generation: UInt64)? in
+            guard state.diskOffers(lane) else { return nil }
+            return (state.cursors[DeliveryLane(lane)] ?? 0, state.generation)
+        }
+        guard let view else { return LeasePlan(generation: 0, scannedTo: 0) }
+        let records = readerDB.withLock { db in
+            (try? LeasePlanner(db: db).scan(lane, after: view.cursor, want: want)) ?? []
+        }
+        return LeasePlan(
+            picks: records.map { LeasePick(record: $0) }, generation: view.generation,
+            scannedTo: records.last?.seq ?? view.cursor)
     }
 }
 
-/// What a lease needs from memory, copied (copy on write, so O(1)) under the lock so the database is read without it.
-struct LeaseView {
-    var leased: [Int64: DeliveryLane]
-    var acked: Set<Int64>
-    var cursors: [DeliveryLane: Int64]
-    var generation: UInt64
-    var credit: Double
+/// Two ascending lists merged into one.
+private func merge(_ a: [Int64], _ b: [Int64]) -> [Int64] {
+    var out: [Int64] = []
+    out.reserveCapacity(a.count + b.count)
+    var i = 0
+    var j = 0
+    while i < a.count || j < b.count {
+        if j == b.count || (i < a.count && a[i] < b[j]) {
+            out.append(a[i])
+            i += 1
+        } else {
+            out.append(b[j])
+            j += 1
+        }
+    }
+    return out
 }
 
 struct LeasePick {
     var record: JournalRecord
-    var lane: DeliveryLane
-    var historical: Bool
 }
 
 struct LeasePlan {
     var picks: [LeasePick] = []
-    var credit: Double = 0
+    var generation: UInt64
+    /// The highest sequence the read saw.
+    var scannedTo: Int64
 }
 
-/// Chooses the records of one lease with indexed range queries from each lane's cursor.
+/// Reads a lane's rows with one indexed range query from its cursor.
 struct LeasePlanner {
     let db: SQLiteConnection
-    let view: LeaseView
-    let cutoff: UnixMillis
-    let share: Double
 
-    func plan(limit: Int) throws(SQLiteError) -> LeasePlan {
-        var plan = LeasePlan(credit: view.credit)
-        for lane in [DeliveryLane.alert, .status] where plan.picks.count < limit {
-            for record in try fetch(lane, want: limit - plan.picks.count) {
-                plan.picks.append(LeasePick(record: record, lane: lane, historical: record.message.acquiredAt < cutoff))
-            }
-        }
-        let slots = limit - plan.picks.count
-        guard slots > 0 else { return plan }
-        var live = try fetch(.live, want: slots)[...]
-        var backlog = try fetch(.backlog, want: slots)[...]
-        for _ in 0..<slots {
-            let takeBacklog: Bool
-            if live.isEmpty || backlog.isEmpty {
-                guard !(live.isEmpty && backlog.isEmpty) else { break }
-                takeBacklog = live.isEmpty
-            } else {
-                plan.credit += share
-                takeBacklog = plan.credit >= 1
-                if takeBacklog { plan.credit -= 1 }
-            }
-            if takeBacklog {
-                plan.picks.append(LeasePick(record: backlog.removeFirst(), lane: .backlog, historical: true))
-            } else {
-                plan.picks.append(LeasePick(record: live.removeFirst(), lane: .live, historical: false))
-            }
-        }
-        return plan
-    }
-
-    /// Up to `want` records of a lane above its cursor, skipping leased and acknowledged ones. A lane that comes up
-    /// short is read again from the start: live rows that aged into the backlog below its cursor are found there,
-    /// and the rescan costs only the leased rows it skips.
-    private func fetch(_ lane: DeliveryLane, want: Int) throws(SQLiteError) -> [JournalRecord] {
-        // Live rows start near the first row acquired inside the live window: begin there, not at the oldest row,
-        // so a deep backlog is never walked (or sorted) to find the live data.
-        let start = lane == .live ? try liveFloor() : 0
-        let cursor = max(view.cursors[lane] ?? 0, start)
-        let records = try scan(lane, after: cursor, want: want)
-        guard records.count < want, cursor > start else { return records }
-        return try scan(lane, after: start, want: want)
-    }
-
-    /// Just below the sequence of the earliest-acquired live row (a row acquired slightly earlier but committed
-    /// later may lie below it; it is delivered by the backlog lane once it ages, never lost).
-    private func liveFloor() throws(SQLiteError) -> Int64 {
-        let statement = try db.cached(Self.liveFloorSQL)
-        defer { statement.reset() }
-        try statement.bind(.integer(Lane.data.rawValue), .integer(cutoff))
-        return try statement.step() ? statement.int64(0) - 1 : Int64.max - 1
-    }
-
-    /// Alerts or status after a cursor (?1 lane, ?2 cursor).
+    /// A lane's rows after a cursor (?1 lane, ?2 cursor).
     static let byLaneSQL =
         "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "
-        + "WHERE lane = ?1 AND seq > ?2 ORDER BY seq"
-    /// Live data: a range on sequence from the live cursor (at or above the live floor), in delivery order.
-    static let liveSQL =
-        "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "
-        + "WHERE lane = ?1 AND seq > ?2 AND acquired_at >= ?3 ORDER BY seq"
-    /// The sequence of the earliest-acquired row inside the live window (?1 lane, ?2 cutoff).
-    static let liveFloorSQL =
-        "SELECT seq FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at >= ?2 "
-        + "ORDER BY acquired_at LIMIT 1"
-    /// Backlog: a range on sequence from the cursor, oldest first.
-    static let backlogSQL =
-        "SELECT \(JournalSchema.recordColumns) FROM records INDEXED BY records_lane_seq "
-        + "WHERE lane = ?1 AND seq > ?2 AND acquired_at < ?3 ORDER BY seq"
+        + "WHERE lane = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
 
-    private func scan(_ lane: DeliveryLane, after cursor: Int64, want: Int) throws(SQLiteError) -> [JournalRecord] {
-        let statement: SQLiteStatement
-        switch lane {
-        case .alert, .status:
-            statement = try db.cached(Self.byLaneSQL)
-            try statement.bind(.integer(lane.lane.rawValue), .integer(cursor))
-        case .live:
-            statement = try db.cached(Self.liveSQL)
-            try statement.bind(.integer(Lane.data.rawValue), .integer(cursor), .integer(cutoff))
-        case .backlog:
-            statement = try db.cached(Self.backlogSQL)
-            try statement.bind(.integer(Lane.data.rawValue), .integer(cursor), .integer(cutoff))
-        }
+    /// Up to `want` rows of a lane after `cursor`, in sequence order.
+    func scan(_ lane: Lane, after cursor: Int64, want: Int) throws(SQLiteError) -> [JournalRecord] {
+        let statement = try db.cached(Self.byLaneSQL)
+        try statement.bind(.integer(lane.rawValue), .integer(cursor), .integer(Int64(want)))
         // Reset before returning: an unfinished statement would hold the read snapshot open.
         defer { statement.reset() }
         var records: [JournalRecord] = []
-        while records.count < want, try statement.step() {
-            let seq = statement.int64(0)
-            if view.leased[seq] != nil || view.acked.contains(seq) { continue }
-            records.append(JournalSchema.record(statement))
-        }
+        while try statement.step() { records.append(JournalSchema.record(statement)) }
         return records
     }
 }

@@ -4,12 +4,19 @@ import PantauCore
 
 /// A group taken from memory for one commit.
 struct CommitWork {
-    var messages: [OutboundMessage]
+    /// Messages not acknowledged when the group was taken, with their sequence numbers.
+    var records: [JournalRecord]
     var acks: [Int64]
     var memoryDrops: [DropKey: Int64]
     var waiters: [FlushWaiter]
     /// Taken at shutdown: one attempt, then the writer exits.
     var final: Bool
+    /// Every number up to here is in this group, written before, acknowledged, or a counted drop.
+    var accounted: Int64
+    /// `reserved_seq` after this commit: extended ahead while running, shrunk to the last issued at shutdown.
+    var reserved: Int64
+
+    var messages: [OutboundMessage] { records.map(\.message) }
 }
 
 extension JournalState {
@@ -18,20 +25,26 @@ extension JournalState {
         case commit(CommitWork)
     }
 
-    /// Decides what the writer does next: a group is due when a flush waits, at shutdown, when it is large, or
-    /// when its oldest message has waited `interval`; after a failed commit, not before the backoff ends.
-    mutating func nextStep(now: DispatchTime, interval: Interval, groupLimit: Int) -> WriterStep {
+    /// Decides what the writer does next: a group is due when a flush waits, at shutdown, or when its oldest
+    /// message has waited `interval`; after a failed commit, not before the backoff ends. The group holds only
+    /// what is not acknowledged at this moment.
+    mutating func nextStep(now: DispatchTime, interval: Interval, reserveChunk: Int64) -> WriterStep {
         if flushWaiters.isEmpty && !stopping {
             guard isDirty else { return .wait(nil) }
             if let retryAt, now < retryAt { return .wait(retryAt) }
-            if queue.count < groupLimit {
-                let due = (dirtySince ?? now) + .milliseconds(Int(interval.milliseconds))
-                if now < due { return .wait(due) }
-            }
+            let due = (dirtySince ?? now) + .milliseconds(Int(interval.milliseconds))
+            if now < due { return .wait(due) }
+        }
+        // Reserve ahead while half a chunk is left, so appends rarely wait for a reservation of their own.
+        var reserved = reservedSeq
+        if stopping {
+            reserved = lastSeq
+        } else if lastSeq + reserveChunk / 2 > reservedSeq {
+            reserved = lastSeq + reserveChunk
         }
         let work = CommitWork(
-            messages: queue, acks: acks, memoryDrops: unpersistedDrops, waiters: flushWaiters, final: stopping)
-        queue = []
+            records: memory.takeUnwritten(), acks: acks, memoryDrops: unpersistedDrops, waiters: flushWaiters,
+            final: stopping, accounted: lastSeq, reserved: reserved)
         acks = []
         unpersistedDrops = [:]
         flushWaiters = []
@@ -44,7 +57,7 @@ extension Journal {
     func runWriter() {
         while true {
             let step = state.withLock {
-                $0.nextStep(now: .now(), interval: config.commitInterval, groupLimit: groupLimit)
+                $0.nextStep(now: .now(), interval: config.commitInterval, reserveChunk: reservation.chunk)
             }
             switch step {
             case .wait(let deadline):
@@ -119,16 +132,16 @@ extension Journal {
         let journalError = error.map { JournalError(.commitFailed, $0, path: path) }
         if let error {
             let retained = state.withLock { state -> Int in
-                state.queue.insert(contentsOf: work.messages, at: 0)
+                state.memory.unwritten(work.records.map(\.seq))
                 state.acks.insert(contentsOf: work.acks, at: 0)
                 for (key, n) in work.memoryDrops { state.unpersistedDrops[key, default: 0] += n }
-                if state.queue.count > memoryLimit { state.shedMemory(limit: memoryLimit) }
+                if state.memory.unwrittenCount > memoryLimit { state.shedMemory(limit: memoryLimit) }
                 state.lastCommitError = error.description
                 state.diskFull = state.diskFull || error.isDiskProblem
-                state.backoffMillis = min(max(state.backoffMillis * 2, 100), 10_000)
-                state.retryAt = .now() + .milliseconds(Int(state.backoffMillis))
+                var random = SystemRandomNumberGenerator()
+                state.retryAt = .now() + .milliseconds(Int(state.backoff.nextDelay(using: &random) * 1000))
                 state.dirtySince = state.dirtySince ?? .now()
-                return state.queue.count
+                return state.memory.unwrittenCount
             }
             if work.final {
                 logger.error(
@@ -141,16 +154,21 @@ extension Journal {
             }
         } else {
             if !neededRoom { restoreReserveIfRoom() }
-            state.withLock { state in
+            let signal = state.withLock { state -> Bool in
                 state.lastCommitError = nil
                 state.diskFull = neededRoom
-                state.backoffMillis = 0
+                state.backoff.reset()
                 state.retryAt = nil
+                state.memory.written(work.records.map(\.seq))
                 if !work.acks.isEmpty {
                     state.acked.subtract(work.acks)
                     state.generation &+= 1
                 }
+                state.evict(keeping: memoryWindow)
+                return state.diskOffers(.data) || state.diskOffers(.alert) || state.diskOffers(.status)
             }
+            // Evicted messages are backlog now: the publisher may find room for them.
+            if signal { wakeup.signal() }
         }
         for waiter in work.waiters { waiter.finish(journalError) }
     }
@@ -161,16 +179,16 @@ extension Journal {
         _ db: SQLiteConnection, work: CommitWork, now: UnixMillis, insert: Bool, deleteAcks: Bool,
         makeRoom: Int64 = 0
     ) throws(SQLiteError) {
-        let lastSeq = state.withLock { $0.lastSeq }
-        var delta = CommitDelta(lastSeq: lastSeq)
+        var delta = CommitDelta(accountedSeq: work.accounted, reservedSeq: work.reserved)
         try db.execute("BEGIN IMMEDIATE")
         do {
-            if insert { try insertGroup(db, work.messages, after: lastSeq, into: &delta) }
+            if insert { try insertGroup(db, work.records, into: &delta) }
             if deleteAcks { try deleteAcknowledged(db, work.acks, into: &delta) }
             let bytes = state.withLock { $0.bytes } + delta.bytes
             let bounds = JournalBounds(db: db, logger: logger) { [self] seq in
                 self.state.withLock { state in
-                    guard state.leased[seq] == nil, !state.acked.contains(seq) else { return false }
+                    guard state.leased[seq] == nil, !state.acked.contains(seq), state.memory.claimForDrop(seq)
+                    else { return false }
                     state.dropping.insert(seq)
                     return true
                 }
@@ -180,33 +198,44 @@ extension Journal {
                 olderThan: now - config.maxAge.milliseconds, into: &delta)
             let persistedDrops = insert ? work.memoryDrops : [:]
             try persistCounters(db, delta, memoryDrops: persistedDrops)
+            if insert { try reservation.record(db, accounted: work.accounted, reserved: work.reserved) }
             try db.execute("COMMIT")
         } catch {
             if db.isInTransaction { try? db.execute("ROLLBACK") }
-            state.withLock { $0.dropping.removeAll() }
+            state.withLock { state in
+                // Rows claimed for a drop that did not happen are offered again: memory entries released, and the
+                // file cursors rewound below the lowest claimed row.
+                _ = state.memory.release(Array(state.dropping))
+                if let lowest = state.dropping.min() {
+                    for lane in DeliveryLane.allCases {
+                        state.cursors[lane] = min(state.cursors[lane] ?? 0, lowest - 1)
+                    }
+                }
+                state.dropping.removeAll()
+            }
             throw error
         }
-        state.withLock {
-            $0.apply(delta)
-            $0.dropping.removeAll()
-            // A lease that read these rows before the commit must read again: they are gone now.
-            if !delta.drops.isEmpty { $0.generation &+= 1 }
+        state.withLock { state in
+            state.apply(delta)
+            // A claimed entry whose row was not there to delete is offered again rather than stranded.
+            let dropped = Set(delta.droppedSeqs.map(\.0))
+            _ = state.memory.release(state.dropping.filter { !dropped.contains($0) })
+            state.dropping.removeAll()
         }
     }
 
     private func insertGroup(
-        _ db: SQLiteConnection, _ messages: [OutboundMessage], after lastSeq: Int64, into delta: inout CommitDelta
+        _ db: SQLiteConnection, _ records: [JournalRecord], into delta: inout CommitDelta
     ) throws(SQLiteError) {
         let insert = try db.cached(
             "INSERT INTO records (seq, lane, kind, device, topic, body, qos, retain, acquired_at, content_type, size) "
                 + "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-        var seq = lastSeq
-        for message in messages {
-            seq += 1
+        for record in records {
+            let message = record.message
             let size = JournalSchema.size(of: message)
             insert.reset()
             try insert.bind(
-                .integer(seq), .integer(Lane(message.kind).rawValue), .integer(Int64(message.kind.rawValue)),
+                .integer(record.seq), .integer(Lane(message.kind).rawValue), .integer(Int64(message.kind.rawValue)),
                 .optionalText(message.device), .text(message.topic), .blob(message.body),
                 .integer(Int64(message.qos)), .integer(message.retain ? 1 : 0), .integer(message.acquiredAt),
                 .text(message.contentType), .integer(size))
@@ -214,8 +243,7 @@ extension Journal {
             delta.pending[message.kind, default: 0] += 1
             delta.bytes += size
         }
-        delta.lastSeq = seq
-        delta.committed += Int64(messages.count)
+        delta.committed += Int64(records.count)
     }
 
     private func deleteAcknowledged(
@@ -242,9 +270,6 @@ extension Journal {
             try meta.bind(.text(key), .integer(value))
             try meta.run()
         }
-        let last = try db.cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'last_seq'")
-        try last.bind(.integer(delta.lastSeq))
-        try last.run()
         var drops = delta.drops
         for (key, n) in memoryDrops { drops[key, default: 0] += n }
         let upsert = try db.cached(

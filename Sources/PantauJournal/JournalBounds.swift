@@ -5,6 +5,8 @@ import PantauCore
 /// the pending bytes exceed `maxBytes` (or a full disk needs room) the oldest telemetry goes first, then
 /// aggregates, then status, alerts last (and never to make room on a full disk, only for the configured size).
 ///
+/// A dropped record still held in memory leaves memory when the transaction commits (`JournalState.apply`).
+///
 /// Records leased to the publisher (in flight, waiting for their PUBACK) or already acknowledged are never dropped:
 /// the broker may have them, so dropping would count a delivered record as lost, and their PUBACK would free nothing.
 struct JournalBounds {
@@ -93,6 +95,7 @@ struct JournalBounds {
             let key = DropKey(device: JournalSchema.deviceKey(delete.text(0)), kind: kind)
             delta.removed(kind: kind, size: size)
             delta.drops[key, default: 0] += 1
+            delta.droppedSeqs.append((seq, Lane(kind)))
             counts[key, default: 0] += 1
             freed += size
             while try delete.step() {}

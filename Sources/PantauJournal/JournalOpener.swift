@@ -69,6 +69,7 @@ enum JournalOpener {
         _ path: String, _ durability: JournalConfig.Durability, _ maxPageCount: Int?
     ) throws(Failure) -> SQLiteConnection {
         do {
+            JournalFiles.createRestricted(path)
             let db = try SQLiteConnection(path: path, readOnly: false)
             let check = try db.texts("PRAGMA quick_check")
             guard check == ["ok"] else { throw Failure.damaged(check.prefix(3).joined(separator: "; ")) }

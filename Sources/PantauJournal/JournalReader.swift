@@ -49,13 +49,15 @@ public final class JournalReader: Sendable {
                 dropsByDevice[key.device, default: 0] += count
                 dropsByKind[key.kind, default: 0] += count
             }
-            return JournalStats(
+            var stats = JournalStats(
                 path: path, pendingByKind: pending, bytes: bytes, fileBytes: facts.fileBytes,
                 oldestPendingAcquiredAt: facts.oldestAcquiredAt,
                 committedTotal: try JournalSchema.metaValue(db, "committed_total"),
                 ackedTotal: try JournalSchema.metaValue(db, "acked_total"), dropsByDevice: dropsByDevice,
                 dropsByKind: dropsByKind, lastCommitError: nil, diskFull: false, pendingSeqRange: facts.seqRange,
                 lastIssuedSeq: try JournalSchema.metaValue(db, "last_seq"), queued: 0, leased: 0, transactions: 0)
+            stats.lostInCrash = try JournalSchema.metaValue(db, "lost_in_crash")
+            return stats
         }
     }
 

@@ -118,6 +118,23 @@ enum JournalFiles {
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// Creates an empty journal file with mode 0640 before SQLite opens it, so it never exists with the umask's
+    /// mode; SQLite gives the `-wal` and `-shm` files the main file's mode.
+    static func createRestricted(_ path: String) {
+        let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { return }
+        _ = fchmod(fd, 0o640)
+        close(fd)
+    }
+
+    /// The journal holds readings and the gateway's state: owner and group only (0640), whatever the umask. SQLite
+    /// creates `-wal` and `-shm` with the main file's mode; this also fixes files an older pantau created.
+    static func restrictModes(_ path: String) {
+        for suffix in ["", "-wal", "-shm", "-reserve"] where exists(path + suffix) {
+            _ = chmod(path + suffix, 0o640)
+        }
+    }
+
     /// Renames the journal and its WAL and shared-memory files to `<path>.<tag>-<UTC time>[-n]`, keeping them for
     /// forensics. Returns the new name of the main file.
     static func moveAside(_ path: String, tag: String, at time: UnixMillis) -> String? {

@@ -1,53 +1,77 @@
 import Dispatch
 import PantauCore
 
-/// Where a leased record came from, so a release rewinds the right cursor.
+/// Where a record leased from the file came from, so a release rewinds the right cursor.
 enum DeliveryLane: CaseIterable {
-    case alert, status, live, backlog
+    case alert, status, data
+
+    init(_ lane: Lane) {
+        switch lane {
+        case .alert: self = .alert
+        case .status: self = .status
+        case .data: self = .data
+        }
+    }
 
     var lane: Lane {
         switch self {
         case .alert: return .alert
         case .status: return .status
-        case .live, .backlog: return .data
+        case .data: return .data
         }
     }
 }
 
 /// Everything the journal keeps in memory, behind one lock.
 struct JournalState {
-    // Writer side: appended but not committed, acknowledged but not yet deleted.
-    var queue: [OutboundMessage] = []
+    /// The hot path: every message not yet acknowledged that is still in memory.
+    var memory = DeliveryMemory()
+
+    // Writer side: acknowledged rows to delete, drops to persist.
     var acks: [Int64] = []
     var dirtySince: DispatchTime?
     var retryAt: DispatchTime?
-    var backoffMillis: Int64 = 0
+    var backoff = ReconnectBackoff(minSeconds: 0.1, maxSeconds: 10)
     var flushWaiters: [FlushWaiter] = []
     var stopping = false
     var stopped = false
 
-    // Delivery side.
+    // Records in the file only (a previous run's backlog, or evicted from memory), per lane.
+    var diskOnly: [Lane: Int] = [.alert: 0, .status: 0, .data: 0]
+    /// Records leased from the file, not yet acknowledged or released.
     var leased: [Int64: DeliveryLane] = [:]
-    /// Acknowledged records still on disk until the next commit deletes them; never offered again.
+    var leasedPerLane: [Lane: Int] = [.alert: 0, .status: 0, .data: 0]
+    /// Acknowledged rows still in the file until the next commit deletes them; never offered again.
     var acked: Set<Int64> = []
-    /// Records a bound is deleting in the open transaction: not to be leased until it commits.
+    /// Rows a bound is deleting in the open transaction: not to be leased until it commits.
     var dropping: Set<Int64> = []
-    /// Last sequence offered per lane; rows at or below it are skipped unless a lane comes up short.
+    /// Last sequence read from the file per lane; rows at or below it are skipped unless a lane comes up short.
     var cursors: [DeliveryLane: Int64] = [:]
     /// Weighted round robin between live data and backlog.
     var backlogCredit: Double = 0
-    /// Bumped whenever committed deletes leave `acked`, so a lease that read an older snapshot retries.
+    /// Bumped whenever rows leave or enter the file-only set, so a lease that read an older snapshot retries.
     var generation: UInt64 = 0
+
+    // Sequence numbers.
+    /// The highest sequence number issued (assigned at acquisition).
+    var lastSeq: Int64 = 0
+    /// Numbers up to here are reserved durably: issuing beyond it needs a reservation first.
+    var reservedSeq: Int64 = 0
+    /// Every number up to here is written, acknowledged, or counted as a drop (persisted with each commit).
+    var accountedSeq: Int64 = 0
+    /// Numbers reserved before a crash and never accounted for, cumulative.
+    var lostInCrash: Int64 = 0
 
     // Accounting, as committed.
     var pendingByKind: [MessageKind: Int] = Dictionary(uniqueKeysWithValues: MessageKind.allCases.map { ($0, 0) })
     var bytes: Int64 = 0
-    var lastSeq: Int64 = 0
     var committedTotal: Int64 = 0
     var ackedTotal: Int64 = 0
+    /// Acknowledged before their group was written: never touched the disk (this process).
+    var neverWrittenTotal: Int64 = 0
     /// Every drop, persisted or not (what stats report).
     var drops: [DropKey: Int64] = [:]
-    /// Drops from the in-memory queue, written to the drops table with the next commit.
+    /// Drops from memory, written to the drops table with the next commit.
     var unpersistedDrops: [DropKey: Int64] = [:]
     var lastCommitError: String?
     var diskFull = false
@@ -55,51 +79,65 @@ struct JournalState {
     /// The disk reserve file exists (writer thread only).
     var reserveInPlace = false
 
-    var isDirty: Bool { !queue.isEmpty || !acks.isEmpty || !unpersistedDrops.isEmpty }
+    /// Something for the writer: messages to write, rows to delete, drops to persist.
+    var isDirty: Bool { memory.unwrittenCount > 0 || !acks.isEmpty || !unpersistedDrops.isEmpty }
 
-    /// The committed state of a journal file, read once at open.
+    /// The committed state of a journal file, read once at open (sequence bookkeeping: `SequenceReservation`).
     static func load(from db: SQLiteConnection) throws(SQLiteError) -> JournalState {
         var state = JournalState()
         let counts = try db.prepare("SELECT kind, count(*), total(size) FROM records GROUP BY kind")
         while try counts.step() {
             guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
             state.pendingByKind[kind] = Int(counts.int64(1))
+            state.diskOnly[Lane(kind), default: 0] += Int(counts.int64(1))
             state.bytes += counts.int64(2)
         }
-        let highestRow = try db.scalar("SELECT max(seq) FROM records") ?? 0
-        state.lastSeq = max(try JournalSchema.metaValue(db, "last_seq"), highestRow)
         state.committedTotal = try JournalSchema.metaValue(db, "committed_total")
         state.ackedTotal = try JournalSchema.metaValue(db, "acked_total")
         state.drops = try JournalSchema.drops(db)
         return state
     }
 
-    /// Keeps the in-memory queue within `limit` while commits fail: the oldest telemetry goes first, then
-    /// aggregates, then status, alerts last. Sheds to 90 % so a full queue is not rescanned on every append.
+    /// Rows that a disk lease of `lane` could find.
+    func diskOffers(_ lane: Lane) -> Bool { diskOnly[lane, default: 0] > leasedPerLane[lane, default: 0] }
+
+    /// Sends memory-only entries away while commits fail (see `DeliveryMemory.shed`).
     mutating func shedMemory(limit: Int) {
-        var excess = queue.count - limit * 9 / 10
-        guard excess > 0 else { return }
-        var dropped = Set<Int>()
-        for kind in [MessageKind.telemetry, .aggregate, .status, .alert] where excess > 0 {
-            for (index, message) in queue.enumerated() where excess > 0 && message.kind == kind {
-                dropped.insert(index)
-                let key = DropKey(device: JournalSchema.deviceKey(message.device), kind: kind)
-                drops[key, default: 0] += 1
-                unpersistedDrops[key, default: 0] += 1
-                excess -= 1
-            }
+        for (key, n) in memory.shed(limit: limit) {
+            drops[key, default: 0] += n
+            unpersistedDrops[key, default: 0] += n
         }
-        queue = queue.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+    }
+
+    /// Written entries beyond the memory window leave memory; the file keeps them as backlog.
+    mutating func evict(keeping window: Int) {
+        let evicted = memory.evict(keeping: window)
+        guard !evicted.isEmpty else { return }
+        for (lane, seqs) in evicted {
+            diskOnly[lane, default: 0] += seqs.count
+            let cursor = DeliveryLane(lane)
+            cursors[cursor] = min(cursors[cursor] ?? 0, (seqs.min() ?? 1) - 1)
+        }
+        generation &+= 1
     }
 
     /// Applies what a committed transaction did.
     mutating func apply(_ delta: CommitDelta) {
         for (kind, n) in delta.pending { pendingByKind[kind, default: 0] += n }
         bytes += delta.bytes
-        lastSeq = max(lastSeq, delta.lastSeq)
         committedTotal += delta.committed
         ackedTotal += delta.acked
         for (key, n) in delta.drops { drops[key, default: 0] += n }
+        for (seq, lane) in delta.droppedSeqs {
+            if memory.contains(seq) {
+                memory.remove(seq)
+            } else {
+                diskOnly[lane, default: 0] -= 1
+            }
+        }
+        if !delta.droppedSeqs.isEmpty { generation &+= 1 }
+        accountedSeq = max(accountedSeq, delta.accountedSeq)
+        reservedSeq = max(reservedSeq, delta.reservedSeq)
         transactions += 1
     }
 }
@@ -108,11 +146,13 @@ struct JournalState {
 struct CommitDelta {
     var pending: [MessageKind: Int] = [:]
     var bytes: Int64 = 0
-    var lastSeq: Int64 = 0
     var committed: Int64 = 0
     var acked: Int64 = 0
     /// Drops by a bound in this transaction (not the memory drops it persisted: those are counted already).
     var drops: [DropKey: Int64] = [:]
+    var droppedSeqs: [(Int64, Lane)] = []
+    var accountedSeq: Int64 = 0
+    var reservedSeq: Int64 = 0
 
     mutating func removed(kind: MessageKind, size: Int64) {
         pending[kind, default: 0] -= 1

@@ -29,12 +29,19 @@ public struct JournalStats: Sendable, Hashable {
     public var pendingSeqRange: ClosedRange<Int64>?
     /// The highest sequence number ever issued (never reused).
     public var lastIssuedSeq: Int64
-    /// Messages appended but not yet committed (writer only; zero from a reader).
+    /// Messages appended, not acknowledged and not yet written (writer only; zero from a reader).
     public var queued: Int
-    /// Records handed to the publisher and not yet acknowledged or released (writer only).
+    /// Records leased from the file (backlog) and not yet acknowledged or released (writer only).
     public var leased: Int
     /// Group-commit transactions that succeeded since this process opened the journal (writer only).
     public var transactions: Int64
+    /// Sequence numbers reserved before a crash and never accounted for (cumulative, persisted): an upper bound of
+    /// the numbers a subscriber can miss because of crashes (see `SequenceReservation`).
+    public var lostInCrash: Int64 = 0
+    /// Messages acknowledged before their group was written: they never touched the disk (writer, this process).
+    public var neverWrittenTotal: Int64 = 0
+    /// Messages held in memory, written or not (writer only).
+    public var inMemory = 0
 
     /// All pending records.
     public var pending: Int { pendingByKind.values.reduce(0, +) }

@@ -25,6 +25,8 @@ struct SQLiteError: Error, Sendable, CustomStringConvertible {
 final class SQLiteConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
     private var cache: [String: SQLiteStatement] = [:]
+    /// Statements stepped or executed on this connection, so tests can show an idle journal runs no SQL.
+    private(set) var statementsRun = 0
 
     init(path: String, readOnly: Bool) throws(SQLiteError) {
         var db: OpaquePointer?
@@ -73,7 +75,10 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// Runs statements that return no rows we need (DDL, pragmas that set, transaction control).
+    fileprivate func countStatement() { statementsRun += 1 }
+
     func execute(_ sql: String) throws(SQLiteError) {
+        statementsRun += 1
         try check(sqlite3_exec(try open(), sql, nil, nil, nil), sql: sql)
     }
 
@@ -157,7 +162,8 @@ final class SQLiteStatement {
 
     /// Advances to the next row; false when the statement is done.
     func step() throws(SQLiteError) -> Bool {
-        try connection.check(sqlite3_step(stmt), sql: sql) == SQLITE_ROW
+        connection.countStatement()
+        return try connection.check(sqlite3_step(stmt), sql: sql) == SQLITE_ROW
     }
 
     /// Steps a statement that returns no rows.

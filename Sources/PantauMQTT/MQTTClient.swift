@@ -147,6 +147,28 @@ public final class MQTTClient {
         return failure(rc, broker.isEmpty ? "loop" : broker, savedErrno)
     }
 
+    /// The connection's socket, for the owner's own `poll()` beside other descriptors (-1 when there is none).
+    /// Then drive the connection with `loopRead`, `loopWrite` (when `wantsWrite`) and `loopMisc` instead of `loop`.
+    public var socketDescriptor: Int32 { mosquitto_socket(handle) }
+
+    /// Output is waiting for the socket to become writable.
+    public var wantsWrite: Bool { mosquitto_want_write(handle) }
+
+    /// Reads what the socket has; the failure when the connection is unusable.
+    public func loopRead() -> MQTTError? { step(mosquitto_loop_read(handle, 1)) }
+
+    /// Writes what is queued; the failure when the connection is unusable.
+    public func loopWrite() -> MQTTError? { step(mosquitto_loop_write(handle, 1)) }
+
+    /// Keepalive: sends PINGREQ when due and ends a connection whose PINGRESP is overdue.
+    public func loopMisc() -> MQTTError? { step(mosquitto_loop_misc(handle)) }
+
+    private func step(_ rc: Int32) -> MQTTError? {
+        let savedErrno = errno
+        guard rc != MOSQ_ERR_SUCCESS.rawValue else { return nil }
+        return failure(rc, broker.isEmpty ? "loop" : broker, savedErrno)
+    }
+
     /// The events queued by callbacks since the last call, oldest first.
     public func takeEvents() -> [MQTTEvent] { sink.take() }
 

@@ -5,45 +5,32 @@ import PantauCore
 import Glibc
 #endif
 
-/// The publisher's connection state machine. Lives on the publishing thread only; everything it shares with other
+/// Drives libmosquitto for the publisher on its thread: feeds what happens (time, CONNACK, PUBACK, a lost link,
+/// new records) to the `PublisherMachine` and carries out the actions it returns. Everything it shares with other
 /// threads goes through `Publisher.control`.
 final class PublisherSession {
-    private enum Phase {
-        /// No connection; the next attempt is due at this monotonic time.
-        case waiting(until: UInt64)
-        case connecting(deadline: UInt64)
-        case connected
-    }
-
-    /// A journal record handed to the library, waiting for its PUBACK.
-    private struct InFlight {
-        var seq: Int64
-        var topic: String
-    }
-
     private let publisher: Publisher
-    private var logger: Logger
-    private var phase: Phase = .waiting(until: 0)
+    private let logger: Logger
+    private var machine: PublisherMachine
     private var client: MQTTClient?
-    private var brokerIndex = 0
-    private var backoff: ReconnectBackoff
     private var random = SystemRandomNumberGenerator()
-    private var inFlight: [Int32: InFlight] = [:]
-    private var statusMid: Int32?
-    private var acked: [Int64] = []
-    /// Records the broker refused: released back to the queue when the time comes, so a refused topic cannot spin.
-    private var refused: [(seq: Int64, due: UInt64)] = []
-    private var refusals: [Int64: Int] = [:]
+    /// Acknowledgements and fills are gathered over one turn and carried out once.
+    private var acks: [Int64] = []
+    private var fillWanted = false
 
     init(publisher: Publisher) {
         self.publisher = publisher
         self.logger = publisher.logger
-        self.backoff = ReconnectBackoff(
-            minSeconds: publisher.config.reconnectMinSeconds, maxSeconds: publisher.config.reconnectMaxSeconds)
+        let config = publisher.config
+        machine = PublisherMachine(
+            brokerCount: config.brokers.count, window: config.inflightWindow,
+            backoff: ReconnectBackoff(minSeconds: config.reconnectMinSeconds, maxSeconds: config.reconnectMaxSeconds),
+            connectTimeoutNanos: UInt64(Publisher.connectTimeoutMs) * 1_000_000)
     }
 
     private var config: MQTTConfig { publisher.config }
     private var now: UInt64 { publisher.clock.monotonicNanos() }
+    private var jitter: Double { Double.random(in: 0...1, using: &random) }
 
     func run() {
         guard !config.brokers.isEmpty else {
@@ -53,6 +40,7 @@ final class PublisherSession {
         logger.info("MQTT publisher started", metadata: ["brokers": "\(config.brokers.count)"])
         while true {
             publisher.touchProgress()
+            publisher.controlSignal.drain()
             let (stop, abandon, drainMs) = publisher.control.withLock { control in
                 defer { control.abandonRequested = false }
                 return (control.stopRequested, control.abandonRequested, control.drainTimeoutMs)
@@ -62,50 +50,114 @@ final class PublisherSession {
                 return
             }
             if abandon { client?.abandonConnection() }
-            releaseRefused(dueBy: now)
-            turn()
+            perform(machine.tick(now: now, jitter: jitter))
+            finishTurn()
+            waitForWork()
+            finishTurn()
         }
     }
 
-    /// One step: wait for the next attempt, start one, or loop the connection and keep the window full.
-    private func turn() {
-        switch phase {
+    /// Sleeps until something happens: while connected, in `poll()` on the socket, the queue's wake signal and the
+    /// control signal (timeout: the keepalive); while connecting, libmosquitto's own loop drives the handshake;
+    /// while waiting to reconnect, on the control signal until the attempt is due.
+    private func waitForWork() {
+        let control = publisher.controlSignal
+        switch machine.phase {
         case .waiting(let until):
-            let current = now
-            if current >= until {
-                attemptConnect()
-            } else {
-                let sleepNanos = min(until - current, UInt64(Publisher.loopTimeoutMs) * 1_000_000)
-                usleep(useconds_t(sleepNanos / 1000))
-            }
-        case .connecting, .connected:
-            loopOnce(fillWindow: true)
-            if case .connecting(let deadline) = phase, now > deadline {
-                let error = MQTTError(
-                    code: .timeout, message: "no CONNACK from \(client?.broker ?? "?") "
-                        + "within \(Publisher.connectTimeoutMs) ms")
-                attemptFailed(error)
-            }
+            let millis = until > now ? Int32(min((until - now) / 1_000_000 + 1, 60_000)) : 0
+            control.wait(timeoutMs: millis)
+        case .connecting:
+            guard let client else { return }
+            let error = client.loop(timeoutMs: 100)
+            handleEvents(of: client)
+            if let error, self.client === client { lost(error) }
+        case .connected:
+            guard let client else { return }
+            pollConnected(client)
         }
     }
 
-    private func loopOnce(fillWindow: Bool) {
-        guard let client else { return }
-        let loopError = client.loop(timeoutMs: Publisher.loopTimeoutMs)
+    /// One wait in `poll()` and what follows it; `deadline` (monotonic) bounds the wait during a stop.
+    private func pollConnected(_ client: MQTTClient, deadline: UInt64? = nil) {
+        let wake = publisher.queue.wakeup
+        let socket = client.socketDescriptor
+        var fds = [
+            pollfd(fd: publisher.controlSignal.fd, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: socket, events: Int16(POLLIN) | (client.wantsWrite ? Int16(POLLOUT) : 0), revents: 0),
+        ]
+        // PINGREQ is due a keepalive after the last packet out: waking at a quarter of it keeps the broker's 1.5x
+        // grace with room to spare; a refusal that comes due wakes us earlier.
+        var timeout = Int64(max(config.keepaliveSeconds, 1)) * 250
+        for limit in [machine.nextDeadline, deadline].compactMap({ $0 }) {
+            timeout = min(timeout, limit > now ? Int64((limit - now) / 1_000_000) + 1 : 0)
+        }
+        _ = poll(&fds, socket >= 0 ? 3 : 2, Int32(timeout))
+        if fds[1].revents != 0 {
+            wake.drain()
+            perform(machine.woken())
+        }
+        var error: MQTTError?
+        if socket >= 0 && fds[2].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 { error = client.loopRead() }
+        if error == nil && client.wantsWrite { error = client.loopWrite() }
+        if error == nil { error = client.loopMisc() }
+        handleEvents(of: client)
+        if let error, self.client === client { lost(error) }
+    }
+
+    private func handleEvents(of client: MQTTClient) {
         for event in client.takeEvents() {
-            handle(event)
+            // Events of a client dropped meanwhile belong to a connection that is gone.
+            guard self.client === client else { return }
+            switch event {
+            case .connected(let reasonCode):
+                if reasonCode == 0 { connected(client) }
+                let error = MQTTError.connectRefused(reasonCode: reasonCode, broker: client.broker)
+                if reasonCode != 0 { attemptFailed(error) }
+            case .disconnected(let reasonCode):
+                // A broker DISCONNECT carries an MQTT reason code (≥ 0x80); a lost link a MOSQ_ERR_* value (with the
+                // TLS diagnosis when a TLS alert ended it).
+                lost(client.endedError(reasonCode: reasonCode))
+            case .published(let mid, let reasonCode):
+                let (actions, refused) = machine.puback(mid: mid, reasonCode: reasonCode, now: now)
+                if let refused { logRefusal(refused, reasonCode: reasonCode) }
+                perform(actions)
+            case .subscribed, .message:
+                break
+            }
         }
-        if let loopError, self.client != nil {
-            connectionEnded(loopError)
-        }
-        if fillWindow, case .connected = phase {
-            self.fillWindow()
-        }
-        flushAcks()
     }
 
-    private func attemptConnect() {
-        let broker = config.brokers[brokerIndex]
+    private func perform(_ actions: [PublisherMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .connect(let index): connect(to: index)
+            case .dropClient: client = nil
+            case .announce: announce()
+            case .fill: fillWanted = true
+            case .acknowledge(let seqs): acks += seqs
+            case .release(let seqs): publisher.queue.release(seqs)
+            }
+        }
+    }
+
+    /// Carries out what one turn gathered: one acknowledgement call, one fill of the window.
+    private func finishTurn() {
+        if !acks.isEmpty {
+            publisher.queue.acknowledge(acks)
+            let count = acks.count
+            acks.removeAll(keepingCapacity: true)
+            publisher.updateStats { $0.ackedTotal += count }
+        }
+        if fillWanted {
+            fillWanted = false
+            fillWindow()
+        }
+        publisher.updateStats { $0.inFlight = machine.inFlight.count }
+    }
+
+    private func connect(to index: Int) {
+        let broker = config.brokers[index]
         let name = "\(broker.host):\(broker.port)"
         publisher.updateStats { $0.broker = name }
         logger.debug("connecting to MQTT broker", metadata: ["broker": "\(name)"])
@@ -115,239 +167,194 @@ final class PublisherSession {
             let will = StatusPayload.offline(
                 reason: "connection lost", version: publisher.version, at: publisher.clock.now())
             try client.setWill(topic: publisher.topics.status, payload: will, qos: 1, retain: true)
-            try client.connect(host: broker.host, port: broker.port, keepaliveSeconds: config.keepaliveSeconds)
             self.client = client
-            phase = .connecting(deadline: now + UInt64(Publisher.connectTimeoutMs) * 1_000_000)
+            try client.connect(host: broker.host, port: broker.port, keepaliveSeconds: config.keepaliveSeconds)
         } catch {
             attemptFailed(error)
         }
     }
 
-    private func handle(_ event: MQTTEvent) {
-        switch event {
-        case .connected(let reasonCode):
-            if reasonCode == 0 {
-                connected()
-            } else {
-                attemptFailed(MQTTError.connectRefused(reasonCode: reasonCode, broker: client?.broker ?? "?"))
-            }
-        case .disconnected(let reasonCode):
-            guard let client else { return }
-            // A broker DISCONNECT carries an MQTT reason code (≥ 0x80); a lost link a MOSQ_ERR_* value (with the
-            // TLS diagnosis when a TLS alert ended it).
-            connectionEnded(client.endedError(reasonCode: reasonCode))
-        case .published(let mid, let reasonCode):
-            acknowledged(mid: mid, reasonCode: reasonCode)
-        case .subscribed, .message:
-            break
-        }
-    }
-
-    private func connected() {
-        guard let client else { return }
-        phase = .connected
-        backoff.reset()
+    private func connected(_ client: MQTTClient) {
         logger.info("connected to MQTT broker", metadata: ["broker": "\(client.broker)"])
         publisher.updateStats { stats in
             stats.connected = true
             stats.connects += 1
             stats.broker = client.broker
         }
+        perform(machine.connack(reasonCode: 0, now: now, jitter: jitter))
+    }
+
+    /// The online status first, then the last retained message of every topic (device availability, alert
+    /// state): a broker we fail over or are reconfigured to has none of them.
+    private func announce() {
+        guard let client else { return }
         let online = StatusPayload.online(version: publisher.version, at: publisher.clock.now())
-        do {
-            statusMid = try client.publish(
-                topic: publisher.topics.status, payload: online, qos: 1, retain: true, contentType: "application/json")
-        } catch {
-            logger.warning("cannot publish the online status", metadata: ["error": "\(error)"])
+        let retained = publisher.control.withLock { $0.retained }
+        let messages = [(publisher.topics.status, online, 1, "application/json")]
+            + retained.keys.sorted().map { topic in
+                let r = retained[topic]!
+                return (r.topic, r.body, r.qos, r.contentType)
+            }
+        for (topic, body, qos, contentType) in messages {
+            do {
+                let mid = try client.publish(
+                    topic: topic, payload: body, qos: qos, retain: true, contentType: contentType)
+                machine.sentUntracked(mid: mid)
+            } catch {
+                logger.warning("cannot publish retained state", metadata: ["topic": "\(topic)", "error": "\(error)"])
+            }
         }
     }
 
     /// Leases records up to the in-flight window and hands them to the library.
-    private func fillWindow() {
-        let room = max(config.inflightWindow, 1) - inFlight.count
-        guard room > 0, let client else { return }
-        let deliveries = publisher.queue.lease(limit: room, now: publisher.clock.now())
+    @discardableResult
+    private func fillWindow() -> Int {
+        guard machine.room > 0, let client else { return 0 }
+        let deliveries = publisher.queue.lease(limit: machine.room, now: publisher.clock.now())
         var unsent: [Int64] = []
+        var sent = 0
         for delivery in deliveries {
             let record = delivery.record
-            guard client.isConnected, self.client != nil else {
+            guard self.client === client, client.isConnected else {
                 unsent.append(record.seq)
                 continue
             }
-            let body = PayloadFraming.frame(record.message.body, seq: record.seq, historical: delivery.historical)
+            let message = record.message
+            let body = PayloadFraming.frame(message.body, seq: record.seq, historical: delivery.historical)
             do {
                 let mid = try client.publish(
-                    topic: record.message.topic, payload: body, qos: Int(record.message.qos),
-                    retain: record.message.retain, contentType: record.message.contentType,
-                    userProperties: [UserProperty("seq", String(record.seq))])
-                inFlight[mid] = InFlight(seq: record.seq, topic: record.message.topic)
-                publisher.updateStats { stats in
-                    stats.publishedTotal += 1
-                    stats.lastPublishAt = publisher.clock.now()
-                    stats.inFlight = inFlight.count
+                    topic: message.topic, payload: body, qos: Int(message.qos), retain: message.retain,
+                    contentType: message.contentType, userProperties: [UserProperty("seq", String(record.seq))])
+                machine.sent(seq: record.seq, mid: mid, topic: message.topic)
+                sent += 1
+                if message.retain {
+                    let copy = PublisherMachine.Retained(
+                        topic: message.topic, body: body, qos: Int(message.qos), contentType: message.contentType)
+                    publisher.control.withLock { $0.retained[message.topic] = copy }
                 }
             } catch {
                 if client.isConnected {
                     // The library refused this message itself (bad topic, oversize): retry later like a refusal.
                     logger.warning("record not publishable", metadata: [
-                        "seq": "\(record.seq)", "topic": "\(record.message.topic)", "error": "\(error)",
+                        "seq": "\(record.seq)", "topic": "\(message.topic)", "error": "\(error)",
                     ])
-                    refuse(record.seq)
+                    machine.notPublishable(seq: record.seq, now: now)
                 } else {
                     unsent.append(record.seq)
                 }
             }
         }
-        if !unsent.isEmpty { publisher.queue.release(unsent) }
-    }
-
-    private func acknowledged(mid: Int32, reasonCode: Int) {
-        if mid == statusMid {
-            statusMid = nil
-            if reasonCode >= 0x80 {
-                logger.warning("broker refused the gateway status", metadata: [
-                    "topic": "\(publisher.topics.status)", "reason": "\(MQTTError.reasonString(reasonCode))",
-                ])
-            }
-            return
-        }
-        guard let entry = inFlight.removeValue(forKey: mid) else { return }
-        if reasonCode < 0x80 {
-            acked.append(entry.seq)
-            refusals[entry.seq] = nil
-        } else {
-            let error = MQTTError(
-                code: MQTTError.operationCode(reasonCode), reasonCode: reasonCode,
-                message: "broker refused \(entry.topic): \(MQTTError.reasonString(reasonCode))")
-            logger.warning("broker refused a record", metadata: [
-                "seq": "\(entry.seq)", "topic": "\(entry.topic)", "reason": "\(MQTTError.reasonString(reasonCode))",
-                "reasonCode": "\(reasonCode)",
-            ])
+        if sent > 0 {
             publisher.updateStats { stats in
-                stats.rejectedTotal += 1
-                stats.lastError = error
+                stats.publishedTotal += sent
+                stats.lastPublishAt = publisher.clock.now()
             }
-            refuse(entry.seq)
         }
-        publisher.updateStats { $0.inFlight = inFlight.count }
+        if !unsent.isEmpty { publisher.queue.release(unsent) }
+        return deliveries.count
     }
 
-    /// Holds a refused record back for a growing delay (capped at the longest reconnect wait), then releases it.
-    private func refuse(_ seq: Int64) {
-        let count = refusals[seq, default: 0]
-        refusals[seq] = count + 1
-        var seconds = max(config.reconnectMinSeconds, 0.001)
-        for _ in 0..<min(count, 32) { seconds *= 2 }
-        seconds = min(seconds, max(config.reconnectMaxSeconds, config.reconnectMinSeconds))
-        refused.append((seq: seq, due: now + UInt64(seconds * 1e9)))
+    private func logRefusal(_ entry: PublisherMachine.InFlight, reasonCode: Int) {
+        let reason = MQTTError.reasonString(reasonCode)
+        logger.warning("broker refused a record", metadata: [
+            "seq": "\(entry.seq)", "topic": "\(entry.topic)", "reason": "\(reason)", "reasonCode": "\(reasonCode)",
+        ])
+        let error = MQTTError(
+            code: MQTTError.operationCode(reasonCode), reasonCode: reasonCode,
+            message: "broker refused \(entry.topic): \(reason)")
+        publisher.updateStats { stats in
+            stats.rejectedTotal += 1
+            stats.lastError = error
+        }
     }
 
-    private func releaseRefused(dueBy time: UInt64) {
-        guard refused.contains(where: { $0.due <= time }) else { return }
-        let due = refused.filter { $0.due <= time }.map(\.seq)
-        refused.removeAll { $0.due <= time }
-        publisher.queue.release(due.sorted())
-    }
-
-    private func flushAcks() {
-        guard !acked.isEmpty else { return }
-        publisher.queue.acknowledge(acked)
-        let count = acked.count
-        acked.removeAll(keepingCapacity: true)
-        publisher.updateStats { $0.ackedTotal += count }
-    }
-
-    /// A connection attempt failed before CONNACK success: try the next broker after a backoff wait.
+    /// A connection attempt failed before CONNACK success: the next broker after a backoff wait.
     private func attemptFailed(_ error: any Error) {
-        let failedBroker = client?.broker ?? "\(config.brokers[brokerIndex].host):\(config.brokers[brokerIndex].port)"
-        dropConnection(error, wasConnected: false)
-        brokerIndex = (brokerIndex + 1) % config.brokers.count
-        let delay = scheduleRetry()
+        let attempted = config.brokers[machine.brokerIndex]
+        let failed = client?.broker ?? "\(attempted.host):\(attempted.port)"
+        perform(machine.attemptFailed(now: now, jitter: jitter))
+        recordLoss(error, wasConnected: false)
         logger.warning("MQTT connection attempt failed", metadata: [
-            "broker": "\(failedBroker)", "error": "\(error)", "retryInSeconds": "\(delay)",
+            "broker": "\(failed)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)",
         ])
     }
 
-    /// An established connection (or an attempt in progress) ended: retry the same broker after a backoff wait.
-    private func connectionEnded(_ error: MQTTError) {
-        guard case .connected = phase else {
+    /// An established connection (or an attempt) ended.
+    private func lost(_ error: MQTTError) {
+        guard machine.isConnected else {
             attemptFailed(error)
             return
         }
         let broker = client?.broker ?? "?"
-        dropConnection(error, wasConnected: true)
-        let delay = scheduleRetry()
+        perform(machine.connectionLost(now: now, jitter: jitter))
+        recordLoss(error, wasConnected: true)
         logger.warning("MQTT connection lost", metadata: [
-            "broker": "\(broker)", "error": "\(error)", "retryInSeconds": "\(delay)",
+            "broker": "\(broker)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)",
         ])
     }
 
-    /// Forgets the client (a new one per attempt, so libmosquitto resends nothing from RAM) and gives every record
-    /// in flight back to the queue: the journal resends them, in order, after the next connect.
-    private func dropConnection(_ error: any Error, wasConnected: Bool) {
-        client = nil
-        statusMid = nil
-        flushAcks()
-        let seqs = inFlight.values.map(\.seq).sorted()
-        inFlight.removeAll()
-        if !seqs.isEmpty { publisher.queue.release(seqs) }
+    private var retryDelaySeconds: Double {
+        guard case .waiting(let until) = machine.phase, until > now else { return 0 }
+        return Double(until - now) / 1e9
+    }
+
+    private func recordLoss(_ error: any Error, wasConnected: Bool) {
         let mqttError = error as? MQTTError ?? MQTTError(code: .other, message: "\(error)")
         publisher.updateStats { stats in
             stats.connected = false
-            if wasConnected {
-                stats.disconnects += 1
-            } else {
-                stats.failedAttempts += 1
-            }
+            if wasConnected { stats.disconnects += 1 } else { stats.failedAttempts += 1 }
             stats.lastError = mqttError
             stats.inFlight = 0
         }
     }
 
-    private func scheduleRetry() -> Double {
-        let delay = backoff.nextDelay(using: &random)
-        phase = .waiting(until: now + UInt64(delay * 1e9))
-        return delay
-    }
-
-    /// Clean stop: drain the window, publish the retained offline status, DISCONNECT, give back what is left.
+    /// Clean stop: send what is queued and settle the window (bounded by `drainTimeoutMs`), publish the retained
+    /// offline status, DISCONNECT, give back what is left.
     private func shutDown(drainTimeoutMs: Int) {
-        if case .connected = phase {
-            let drainDeadline = now + UInt64(max(drainTimeoutMs, 0)) * 1_000_000
-            while !inFlight.isEmpty, client != nil, now < drainDeadline {
+        if machine.isConnected, let client {
+            let deadline = now + UInt64(max(drainTimeoutMs, 0)) * 1_000_000
+            var queueEmpty = false
+            while self.client === client, now < deadline {
                 publisher.touchProgress()
-                loopOnce(fillWindow: false)
+                if machine.room > 0 && !queueEmpty { queueEmpty = fillWindow() == 0 }
+                if queueEmpty && machine.inFlight.isEmpty { break }
+                pollConnected(client, deadline: deadline)
+                finishTurn()
             }
             publishOfflineStatus()
         }
         client?.disconnect()
-        client = nil
-        flushAcks()
-        let leftover = (inFlight.values.map(\.seq) + refused.map(\.seq)).sorted()
-        inFlight.removeAll()
-        refused.removeAll()
-        if !leftover.isEmpty { publisher.queue.release(leftover) }
+        let leftover = machine.stopped()
+        perform(leftover)
+        finishTurn()
         publisher.updateStats { stats in
             stats.connected = false
             stats.inFlight = 0
         }
-        logger.info("MQTT publisher stopped", metadata: ["released": "\(leftover.count)"])
+        let released = leftover.reduce(0) { count, action in
+            if case .release(let seqs) = action { return count + seqs.count }
+            return count
+        }
+        logger.info("MQTT publisher stopped", metadata: ["released": "\(released)"])
     }
 
     private func publishOfflineStatus() {
         guard let client else { return }
         let offline = StatusPayload.offline(reason: "stopped", version: publisher.version, at: publisher.clock.now())
+        let mid: Int32
         do {
-            statusMid = try client.publish(
+            mid = try client.publish(
                 topic: publisher.topics.status, payload: offline, qos: 1, retain: true, contentType: "application/json")
         } catch {
             logger.warning("cannot publish the offline status", metadata: ["error": "\(error)"])
             return
         }
+        machine.sentUntracked(mid: mid)
         let deadline = now + UInt64(Publisher.offlineStatusTimeoutMs) * 1_000_000
-        while statusMid != nil, self.client != nil, now < deadline {
+        while machine.untracked.contains(mid), self.client === client, now < deadline {
             publisher.touchProgress()
-            loopOnce(fillWindow: false)
+            pollConnected(client, deadline: deadline)
+            finishTurn()
         }
     }
 }

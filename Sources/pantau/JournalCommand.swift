@@ -54,7 +54,9 @@ struct JournalCommand: ParsableCommand {
             var acked_total: Int64
             var drops_total: Int64
             var drops: [String: Int64]
+            /// Every number up to here is written, acknowledged or a counted drop (at the last commit).
             var last_seq: Int64
+            var lost_in_crash: Int64
         }
 
         func run() throws {
@@ -65,13 +67,14 @@ struct JournalCommand: ParsableCommand {
                 pending_by_kind: Dictionary(uniqueKeysWithValues: s.pendingByKind.map { ($0.key.name, $0.value) }),
                 bytes: s.bytes, file_bytes: s.fileBytes, oldest_pending_ts: s.oldestPendingAcquiredAt,
                 committed_total: s.committedTotal, acked_total: s.ackedTotal, drops_total: s.dropsTotal,
-                drops: s.dropsByDevice, last_seq: s.lastIssuedSeq)
+                drops: s.dropsByDevice, last_seq: s.lastIssuedSeq, lost_in_crash: s.lostInCrash)
             if json { printJSON(out); return }
             print("journal    \(out.path)")
             print("pending    \(out.pending)  (" + MessageKind.allCases.map { "\($0.name) \(s.pendingByKind[$0] ?? 0)" }.joined(separator: ", ") + ")")
             print("size       \(formatBytes(out.bytes)) of records, file \(formatBytes(out.file_bytes))")
             if let oldest = out.oldest_pending_ts { print("oldest     \(formatUTC(oldest))") }
             print("totals     committed \(out.committed_total), acknowledged \(out.acked_total), last seq \(out.last_seq)")
+            print("crashes    \(out.lost_in_crash) sequence numbers possibly lost in crash windows")
             print("drops      \(out.drops_total)" + (out.drops.isEmpty ? "" : "  (" + out.drops.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "gateway" : $0.key) \($0.value)" }.joined(separator: ", ") + ")"))
         }
     }

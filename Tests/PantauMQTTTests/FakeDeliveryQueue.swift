@@ -14,6 +14,7 @@ final class FakeDeliveryQueue: DeliveryQueue {
     }
 
     let state: Mutex<State>
+    let wakeup = WakeSignal()
 
     init(_ records: [JournalRecord]) {
         state = Mutex(State(records: records))
@@ -47,10 +48,12 @@ final class FakeDeliveryQueue: DeliveryQueue {
             state.releaseLog += seqs
             for seq in seqs { state.leased.remove(seq) }
         }
+        wakeup.signal()
     }
 
     func setPaused(_ paused: Bool) {
         state.withLock { $0.paused = paused }
+        wakeup.signal()
     }
 
     var ackLog: [Int64] { state.withLock { $0.ackLog } }

@@ -1,3 +1,4 @@
+import PantauCore
 import Testing
 
 @testable import PantauMQTT

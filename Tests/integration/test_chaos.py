@@ -1,4 +1,4 @@
-"""Chaos: broker crashes, gateway crashes, the size bound in a long outage, a full disk (issue #3, "Must show").
+"""Chaos: broker crashes, gateway crashes (50 SIGKILLs under load, issue #12), the size bound in a long outage, a full disk (issue #3, "Must show").
 
 Every test is bounded: a fixed number of crashes, bounded waits, and a drain period at the end. The checks are on
 `seq` (the gateway-wide journal sequence every body carries): what the journal issued against what a subscriber
@@ -16,7 +16,7 @@ import pytest
 
 from pantau_harness.chaos import (
     CrashSafeBroker, ExportSampler, Ledger, Simulator, SlowLink, acquisition_ms, chaos_config, count_by, device_of,
-    integrity_check, journal_stats, order_violations, ranges, status, try_status, wait_connected,
+    integrity_check, journal_export, journal_stats, order_violations, ranges, status, try_status, wait_connected,
 )
 from pantau_harness.config import device, tcp_bus
 from pantau_harness.procs import repo_root, wait_until
@@ -164,11 +164,19 @@ def test_broker_killed_ten_times_loses_no_seq_and_keeps_per_device_order(
 
 # (2) ---------------------------------------------------------------------------------------------------------------
 
-def test_gateway_killed_ten_times_under_heavy_writes_loses_no_committed_record(
-    make_broker, mqtt_collector, simulator, gateway, short_tmp, tmp_path, rng
+def test_gateway_killed_fifty_times_under_load_delivers_every_committed_record(
+    make_broker, mqtt_collector, simulator, gateway, short_tmp, tmp_path, rng, slow_link
 ):
-    broker = make_broker()
-    collector = mqtt_collector(broker, "pantau/#")
+    """Write-behind: a crash may lose what was neither written nor acknowledged, never more than health says.
+
+    After each SIGKILL the records the journal holds (committed, not yet acknowledged) are sampled: every one of them
+    must reach the persistent subscriber. The sequence numbers the subscriber never gets must all lie in crash
+    windows, so their count is at most `journal.lost_in_crash`. The uplink has a 160 ms round trip, longer than the
+    100 ms commit interval, so most records are written before their PUBACK and deleted after it.
+    """
+    broker = make_broker(persistent=True)
+    collector = mqtt_collector(broker, "pantau/#", persistent=True)
+    uplink = slow_link(broker.port, 0.08)
     sims = [simulator([f"vaisala-aqt530:{u}" for u in range(1, 6)]) for _ in range(2)]
     buses = [tcp_bus(f"tcp{i}", s.port) for i, s in enumerate(sims)]
     devices = [
@@ -179,44 +187,45 @@ def test_gateway_killed_ten_times_under_heavy_writes_loses_no_committed_record(
     path = os.path.join(workdir, "journal.sqlite")
     socket_path = os.path.join(short_tmp, "s.sock")
     config = chaos_config(
-        broker_port=broker.port, workdir=workdir, buses=buses, devices=devices, status_socket=socket_path,
+        broker_port=uplink.port, workdir=workdir, buses=buses, devices=devices, status_socket=socket_path,
         profiles=PROFILES, journal={"durability": "full"},
     )
     gw = gateway(config)
     wait_connected(socket_path, 30, gw)
     collector.wait_for_messages(TELEMETRY, 10, timeout=20, watch=gw)
 
-    issued: list[int] = []
-    for cycle in range(10):
-        time.sleep(rng.uniform(0.3, 3.0))
+    kills = 50
+    accounted: list[int] = []
+    committed: set[int] = set()
+    for cycle in range(kills):
+        time.sleep(rng.uniform(0.1, 0.7))
         assert gw.alive, f"gateway died before kill {cycle + 1}:\n{gw.logs()[-4000:]}"
         gw.kill()
         stats = journal_stats(path)
-        checked = integrity_check(path)
-        assert checked == ["ok"], f"integrity_check after kill {cycle + 1}: {checked[:10]}"
-        assert not issued or stats["last_seq"] >= issued[-1], f"last_seq went back: {issued} then {stats}"
-        issued.append(stats["last_seq"])
+        if cycle % 10 == 9:
+            checked = integrity_check(path)
+            assert checked == ["ok"], f"integrity_check after kill {cycle + 1}: {checked[:10]}"
+        assert not accounted or stats["last_seq"] >= accounted[-1], f"last_seq went back: {accounted} then {stats}"
+        accounted.append(stats["last_seq"])
+        committed |= {row["seq"] for row in journal_export(path)}
         gw.start()
     wait_connected(socket_path, 60, gw)
 
-    committed = issued[-1]
-    ledger = wait_seqs(collector, committed, timeout=90, gateway=gw)
     st = status(socket_path)
-    missing = ledger.missing(committed)
-    drops = st["journal"]["drops_total"]
-    assert drops == 0, f"the gateway dropped records: {st['journal']['drops']}"
-    assert not missing, (
-        f"{len(missing)} committed seqs (of {committed}, last_seq after each kill {issued}) never received: "
-        f"{ranges(missing)}"
-    )
-    assert not ledger.conflicts, f"seq reused across restarts: {ledger.conflicts[:5]}"
-
-    # Everything issued later is delivered too: the journal's last seq now, while it keeps running.
+    lost = st["journal"]["lost_in_crash"]
     final = journal_stats(path)["last_seq"]
-    ledger = wait_seqs(collector, final, timeout=60, gateway=gw)
-    assert not ledger.missing(final), f"not delivered after the last restart: {ranges(ledger.missing(final))}"
-    assert not ledger.conflicts, ledger.conflicts[:5]
-    print(f"gateway kills 10: last_seq after each kill {issued}; 1..{final} received, {ledger.duplicates} dups")
+    ledger = wait_seqs(collector, final, timeout=90, gateway=gw, allowed_missing=lost)
+    assert len(committed) > kills, f"only {len(committed)} records were ever seen committed: the test proves little"
+    never = sorted(committed - ledger.seqs)
+    assert not never, f"{len(never)} committed seqs never received: {ranges(never)}"
+    missing = ledger.missing(final)
+    assert st["journal"]["drops_total"] == 0, f"the gateway dropped records: {st['journal']['drops']}"
+    assert lost > 0, st["journal"]
+    assert len(missing) <= lost, (
+        f"{len(missing)} seqs missing, more than lost_in_crash {lost}: {ranges(missing)[:20]}")
+    assert not ledger.conflicts, f"seq reused across restarts: {ledger.conflicts[:5]}"
+    print(f"gateway kills {kills}: {len(committed)} committed seqs sampled, all received; 1..{final}: "
+          f"{len(missing)} missing <= lost_in_crash {lost}; {ledger.duplicates} duplicates")
 
 
 # (3) ---------------------------------------------------------------------------------------------------------------

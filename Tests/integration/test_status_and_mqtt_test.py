@@ -123,7 +123,9 @@ def test_status_human_and_json_describe_a_running_gateway(
     journal = snapshot["journal"]
     assert os.path.realpath(journal["path"]) == os.path.realpath(journal_path), journal
     assert isinstance(journal["pending"], int) and journal["pending"] >= 0, journal
-    assert journal["committed_total"] >= journal["acked_total"] > 0, journal
+    # Write-behind: with the broker up, PUBACKs arrive before the group commit, so nothing needs writing.
+    assert journal["committed_total"] >= journal["acked_total"] >= 0, journal
+    assert journal["never_written_total"] > 0 and journal["lost_in_crash"] == 0, journal
     assert journal["drops_total"] == 0, journal
 
     assert [b["name"] for b in snapshot["buses"]] == ["tcp-1"], snapshot["buses"]

@@ -513,13 +513,16 @@ private struct Parsing {
         let inflight = m.int("inflight", range: 1...65535) ?? 64
         let reconnectMin = m.interval("reconnect_min", minimum: Interval(milliseconds: 10))
         let reconnectMax = m.interval("reconnect_max", minimum: Interval(milliseconds: 100))
+        let liveWindow = m.interval("live_window", minimum: Interval(milliseconds: 1000))
         m.finish()
         guard !brokers.isEmpty else { return nil }
-        return MQTTConfig(
+        var config = MQTTConfig(
             brokers: brokers, clientId: clientId, username: username, password: password, tls: tls, topicPrefix: prefix,
             keepaliveSeconds: keepalive, inflightWindow: inflight,
             reconnectMinSeconds: Double(reconnectMin?.milliseconds ?? 500) / 1000,
-            reconnectMaxSeconds: Double(reconnectMax?.milliseconds ?? 30_000) / 1000)
+            reconnectMaxSeconds: Double(reconnectMax?.milliseconds ?? 5_000) / 1000)
+        if let liveWindow { config.liveWindow = liveWindow }
+        return config
     }
 
     func parseJournal(_ m: MappingReader, baseDir: String) -> JournalConfig {
