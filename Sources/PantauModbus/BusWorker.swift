@@ -42,9 +42,13 @@ final class BusWorker {
             // RTU behind a DTU: a silent unit or a bad CRC is a unit's trouble, not the link's (flush, as on RS-485);
             // the transport itself reopens the TCP stream after consecutive failed transactions.
             link = LinkRecovery(isTCP: false)
-        } else {
+        } else if case .tcp = poller.bus.transport {
             silenceMicros = 0
             link = LinkRecovery(isTCP: true)
+        } else {
+            // UART sensors and SDI-12: serial links, where a bad frame is flushed, not a reason to reopen the port.
+            silenceMicros = 0
+            link = LinkRecovery(isTCP: false)
         }
         sync()
     }

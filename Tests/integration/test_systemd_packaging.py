@@ -433,7 +433,11 @@ def test_a_journal_that_cannot_be_opened_exits_74_which_the_unit_does_not_restar
     binary = built_binary()
     if binary is None:
         pytest.skip("the gateway is not built")
-    config = minimal_config(tmp_path, tmp_path / "missing-folder" / "journal.sqlite")
+    # A missing journal folder is a configuration error (78) since issue 11; a journal path that is a folder passes
+    # the configuration check and fails only when SQLite opens it.
+    journal = tmp_path / "journal.sqlite"
+    journal.mkdir()
+    config = minimal_config(tmp_path, journal)
     result = run([str(binary), "run", "--config", str(config)], timeout=60)
     assert result.returncode == 74, result.stdout + result.stderr
     assert str(result.returncode) in one(service(), "RestartPreventExitStatus").split()
