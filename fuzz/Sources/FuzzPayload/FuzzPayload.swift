@@ -50,7 +50,7 @@ public func fuzzPayload(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             case 0: .number(Double(bitPattern: raw))
             case 1: .text(text)
             case 2: .flag(raw & 1 == 1)
-            default: nil
+            default: flags & 0x40 == 0 ? nil : .exact(flags & 0x20 == 0 ? Int128(raw) : Int128(Int64(bitPattern: raw)))
             }
         let quality = Quality.allCases[Int(flags >> 2) % Quality.allCases.count]
         let at = flags & 0x80 == 0 ? base : base + Int64(raw % 100_000)
@@ -79,6 +79,10 @@ public func fuzzPayload(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         case .number(let v)?: precondition(v.isFinite ? record.v == v : record.v == nil, "number changed: \(v)")
         case .text(let s)?: precondition(record.vs == s, "text changed in JSON")
         case .flag(let b)?: precondition(record.vb == b)
+        case .integer(let i)?:
+            // Beyond 2^53: every digit on the wire (a JSON decoder then rounds it to the nearest Double).
+            precondition(record.v == Double(i), "integer changed: \(i)")
+            precondition(String(decoding: body, as: UTF8.self).contains("\"v\":\(i)"), "integer not exact: \(i)")
         case nil: precondition(record.v == nil && record.vs == nil && record.vb == nil)
         }
     }
