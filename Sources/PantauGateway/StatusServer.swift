@@ -16,6 +16,8 @@ public final class StatusServer: Sendable {
     private let snapshot: @Sendable () -> [UInt8]
     private let logger: Logger
     private let state = Mutex<(fd: Int32, running: Bool, thread: OwnedThread?)>((-1, false, nil))
+    /// Wakes the serving thread for stop(), so it sleeps in poll() until a client comes instead of on a timer.
+    private let wake = WakeSignal()
 
     public init(
         path: String, logger: Logger, group: String? = StatusServer.defaultGroup(),
@@ -100,6 +102,7 @@ public final class StatusServer: Sendable {
             s.running = false
             return (s.thread, s.fd)
         }
+        wake.signal()
         thread?.join()
         if fd >= 0 {
             close(fd)
@@ -109,9 +112,11 @@ public final class StatusServer: Sendable {
     }
 
     private func serve(_ listener: Int32) {
+        wake.drain()
         while state.withLock({ $0.running }) {
-            var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, 200) > 0 else { continue }
+            var p = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+                     pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]
+            guard poll(&p, 2, -1) > 0, p[0].revents != 0 else { continue }
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)

@@ -45,6 +45,8 @@ final class SQLiteConnection: @unchecked Sendable {
         sqlite3_extended_result_codes(db, 1)
         // A reader and the writer meet on the WAL index; wait for each other briefly instead of failing.
         sqlite3_busy_timeout(db, 5000)
+        // A journal is mostly empty: 512 KiB of page cache per connection instead of SQLite's 2 MB default.
+        sqlite3_exec(db, "PRAGMA cache_size=-512", nil, nil, nil)
     }
 
     deinit { close() }

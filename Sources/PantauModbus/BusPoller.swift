@@ -91,6 +91,11 @@ public final class BusPoller: Sendable {
         }
     }
 
+    /// Wakes the bus thread from its wait for the next due poll (stop, interval change, new devices).
+    private let wake = WakeSignal()
+    /// The longest the bus thread sleeps without looking at the clock: well under the watchdog's stall limit.
+    static let longestWaitMs: UnixMillis = 5000
+
     /// The production pause: sleeps the bus thread.
     public static let sleepingPause: @Sendable (_ micros: Int) -> Void = { sleepMicros($0) }
 
@@ -110,6 +115,7 @@ public final class BusPoller: Sendable {
     /// Stops polling and waits for the bus thread, which closes the port. At most one transaction's timeout.
     public func stop() {
         shared.withLock { $0.stopping = true }
+        wake.signal()
         let running = thread.withLock { t -> OwnedThread? in defer { t = nil }; return t }
         running?.join()
     }
@@ -117,11 +123,13 @@ public final class BusPoller: Sendable {
     /// Overrides a device's poll interval (a flood alert shortens it); nil returns to the configured one.
     public func setPollInterval(device: String, _ interval: Interval?) {
         shared.withLock { $0.overrides[device] = interval }
+        wake.signal()
     }
 
     /// Replaces the devices of this bus; devices kept by name keep their health and schedule.
     public func updateDevices(_ devices: [DeviceConfig]) {
         shared.withLock { $0.replaceDevices(devices) }
+        wake.signal()
     }
 
     /// Monotonic time of the last transaction attempt or idle pass of the bus thread, for the systemd watchdog:
@@ -164,8 +172,9 @@ public final class BusPoller: Sendable {
             let next = worker.runDue()
             shared.withLock { $0.lastProgressNanos = clock.monotonicNanos() }
             let wait = next - clock.now()
-            // Short slices keep stop() and interval changes responsive without a condition variable.
-            if wait > 0 { sleepMicros(Int(min(wait, 100)) * 1000) }
+            // Sleeps until the next poll is due or stop() / an interval change / new devices signal; at most
+            // `longestWaitMs`, so the watchdog sees progress and a wall-clock jump is looked at again soon.
+            if wait > 0 && wake.wait(timeoutMs: Int32(min(wait, Self.longestWaitMs))) { wake.drain() }
         }
         worker.shutdown()
         logger.info("bus thread stopped")

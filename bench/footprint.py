@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Where Pantau's memory goes, and how often its threads wake (issue 17).
+
+  bench/footprint.py memory [--devices 50 --registers 20 --poll-ms 1000 --seconds 30]
+      runs the gateway against pymodbus devices and a private mosquitto; after a warm-up it samples VmRSS every
+      0.5 s and then classifies every mapping of /proc/PID/smaps (Rss, kB): the binary's text and data, each shared
+      library, the main heap, glibc malloc arenas (64 MiB reservations), thread stacks (a mapping with a guard
+      page below it), other anonymous memory. Prints JSON.
+  bench/footprint.py idle [--devices 5 --poll-ms 10000 --seconds 60]
+      counts voluntary and involuntary context switches of every thread over the window; prints per-thread
+      and total wake-ups per second.
+  bench/footprint.py smaps PID
+      the breakdown of a running process.
+  bench/footprint.py floor BINARY [ARGS...]
+      the breakdown of any program (e.g. a trivial static Swift binary) a second after it starts.
+
+--pantau PATH (default as bench/run.py: $PANTAU_BIN, .build/release/pantau). Everything on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import benchlib  # noqa: E402
+import run  # noqa: E402
+
+HEAD = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s*(.*)$")
+ARENA_KB = 64 * 1024
+
+
+def read_smaps(pid: int) -> list[dict]:
+    maps: list[dict] = []
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = HEAD.match(line)
+            if m:
+                maps.append({"lo": int(m.group(1), 16), "hi": int(m.group(2), 16), "perm": m.group(3),
+                             "path": m.group(4).strip(), "Rss": 0})
+            elif maps and line.startswith("Rss:"):
+                maps[-1]["Rss"] = int(line.split()[1])
+    return maps
+
+
+def classify(pid: int) -> dict[str, int]:
+    """Rss kB by category."""
+    exe = str(Path(f"/proc/{pid}/exe").resolve())
+    maps = read_smaps(pid)
+    out: dict[str, int] = {}
+
+    def add(key: str, kb: int) -> None:
+        out[key] = out.get(key, 0) + kb
+
+    for i, m in enumerate(maps):
+        path, perm, rss = m["path"], m["perm"], m["Rss"]
+        size_kb = (m["hi"] - m["lo"]) // 1024
+        if path == exe or path.endswith("/pantau"):
+            add("binary text (r-x)" if "x" in perm else "binary data and relocations (r--/rw-)", rss)
+        elif path.startswith("/"):
+            name = Path(path).name
+            lib = re.sub(r"[-.]so.*$|\.so.*$", "", name)
+            if lib.startswith("libswift") or lib.startswith("libFoundation") or lib.startswith("lib_Foundation"):
+                lib = "Swift runtime and Foundation (shared)"
+            add(f"lib {lib}", rss)
+        elif path == "[heap]":
+            add("malloc main arena ([heap])", rss)
+        elif path == "[stack]":
+            add("main thread stack", rss)
+        elif path.startswith("["):
+            add(f"kernel {path}", rss)
+        elif perm.startswith("---"):
+            add("guard/reserved (---p)", rss)
+        else:
+            prev = maps[i - 1] if i > 0 else None
+            nxt = maps[i + 1] if i + 1 < len(maps) else None
+            below_guard = prev is not None and prev["hi"] == m["lo"] and prev["perm"].startswith("---") \
+                and not prev["path"] and (prev["hi"] - prev["lo"]) <= 64 * 1024
+            above_reserve = nxt is not None and nxt["lo"] == m["hi"] and nxt["perm"].startswith("---") \
+                and not nxt["path"]
+            if above_reserve and (size_kb + (nxt["hi"] - nxt["lo"]) // 1024) == ARENA_KB:
+                add("malloc thread arenas", rss)
+            elif m["lo"] % (ARENA_KB * 1024) == 0 and size_kb <= ARENA_KB and "x" not in perm:
+                add("malloc thread arenas", rss)
+            elif below_guard:
+                add("thread stacks", rss)
+            else:
+                add("other anonymous (large mallocs, Swift metadata, SQLite page cache above 128 KiB)", rss)
+    out["TOTAL (sum of Rss)"] = sum(v for k, v in out.items())
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def threads(pid: int) -> dict[str, dict]:
+    out = {}
+    for t in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        try:
+            comm = (t / "comm").read_text().strip()
+            st = dict(line.split(":", 1) for line in (t / "status").read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        out[f"{t.name} {comm}"] = {"vol": int(st["voluntary_ctxt_switches"]),
+                                   "invol": int(st["nonvoluntary_ctxt_switches"])}
+    return out
+
+
+def with_gateway(args, body):
+    pantau = run.find_pantau(args.pantau)
+    if pantau is None:
+        sys.exit("no pantau binary; build one or pass --pantau")
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "journal.db").unlink(missing_ok=True)
+    broker = benchlib.Mosquitto(work / "mosq").start()
+    ports = benchlib.free_ports(args.devices)
+    devices, _ = run.start_devices(ports, args.registers, args.seconds + args.warmup + 60)
+    cfg = run.pantau_config(work, broker.port, ports, args.registers, args.poll_ms, work / "journal.db")
+    gw = run.start_pantau(pantau, cfg, work)
+    try:
+        time.sleep(args.warmup)
+        if gw.poll() is not None:
+            sys.exit(f"pantau exited; see {work}/pantau.log")
+        result = body(gw.pid)
+        result["binary"] = str(pantau)
+        result["load"] = f"{args.devices} x {args.registers} @ {args.poll_ms} ms"
+        return result
+    finally:
+        benchlib.stop(gw)
+        benchlib.stop(devices)
+        broker.stop()
+
+
+def measure_memory(pid: int, seconds: float) -> dict:
+    rss = []
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        rss.append(benchlib.status_kb(pid, "VmRSS"))
+        time.sleep(0.5)
+    return {"steady_rss_kb": benchlib.median(rss), "peak_rss_kb": benchlib.status_kb(pid, "VmHWM"),
+            "rss_anon_kb": benchlib.status_kb(pid, "RssAnon"), "rss_file_kb": benchlib.status_kb(pid, "RssFile"),
+            "threads": len(list(Path(f"/proc/{pid}/task").iterdir())), "smaps_kb": classify(pid)}
+
+
+def measure_idle(pid: int, seconds: float) -> dict:
+    a = threads(pid)
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    b = threads(pid)
+    dt = time.monotonic() - t0
+    per = {k: round((b[k]["vol"] - a[k]["vol"]) / dt, 2) for k in b if k in a}
+    total = sum(per.values())
+    invol = sum(b[k]["invol"] - a[k]["invol"] for k in b if k in a) / dt
+    return {"seconds": round(dt, 1), "voluntary_per_s_total": round(total, 2),
+            "involuntary_per_s_total": round(invol, 2),
+            "voluntary_per_s_by_thread": dict(sorted(per.items(), key=lambda kv: -kv[1]))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["memory", "idle", "smaps", "floor"])
+    ap.add_argument("rest", nargs="*")
+    ap.add_argument("--pantau")
+    ap.add_argument("--devices", type=int)
+    ap.add_argument("--registers", type=int, default=20)
+    ap.add_argument("--poll-ms", type=int)
+    ap.add_argument("--seconds", type=float)
+    ap.add_argument("--warmup", type=float, default=15)
+    ap.add_argument("--workdir", default=str(BENCH / "out" / "work-footprint"))
+    args = ap.parse_args()
+    if args.mode == "smaps":
+        print(json.dumps(classify(int(args.rest[0])), indent=1))
+        return 0
+    if args.mode == "floor":
+        p = subprocess.Popen(args.rest)
+        time.sleep(1.0)
+        r = {"rss_kb": benchlib.status_kb(p.pid, "VmRSS"), "smaps_kb": classify(p.pid)}
+        benchlib.stop(p)
+        print(json.dumps(r, indent=1))
+        return 0
+    if args.mode == "memory":
+        args.devices = args.devices or 50
+        args.poll_ms = args.poll_ms or 1000
+        args.seconds = args.seconds or 30
+        print(json.dumps(with_gateway(args, lambda pid: measure_memory(pid, args.seconds)), indent=1))
+    else:
+        args.devices = args.devices or 5
+        args.poll_ms = args.poll_ms or 10000
+        args.seconds = args.seconds or 60
+        print(json.dumps(with_gateway(args, lambda pid: measure_idle(pid, args.seconds)), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
