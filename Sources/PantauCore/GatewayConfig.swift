@@ -173,6 +173,19 @@ public struct MQTTConfig: Sendable, Hashable {
     public var reconnectMaxSeconds: Double
     /// Data acquired longer ago than this when it is sent is backlog: published with `"hist":true`.
     public var liveWindow: Interval = .seconds(60)
+    /// The telemetry form (`mqtt.format`).
+    public var format: TelemetryFormat = .senml
+
+    /// How telemetry is written on the wire.
+    public enum TelemetryFormat: String, Sendable, Hashable, CaseIterable {
+        /// SenML with unit and quality in every record (docs/mqtt.md).
+        case senml
+        /// SenML without what the contract fixes: no base name (the topic names the device), no unit (the profile
+        /// fixes it), no quality when good.
+        case senmlCompact = "senml-compact"
+        /// Sparkplug B 3.0 edge node (docs/sparkplug.md).
+        case sparkplug
+    }
 
     public init(
         brokers: [Broker], clientId: String, username: String? = nil, password: String? = nil, tls: TLS? = nil,

@@ -23,6 +23,7 @@ public final class ReadingPipeline: Sendable {
         var identity: GatewayIdentity
         var topics: TopicScheme
         var slots: [String: DeviceSlot]
+        var format: MQTTConfig.TelemetryFormat = .senml
     }
 
     /// One device's intelligence behind its own lock.
@@ -61,7 +62,7 @@ public final class ReadingPipeline: Sendable {
         }
         return Directory(
             identity: config.identity, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-            slots: slots)
+            slots: slots, format: config.mqtt.format)
     }
 
     /// Applies a reloaded configuration; devices that did not change keep their state. A device the new
@@ -99,6 +100,8 @@ public final class ReadingPipeline: Sendable {
         directory.withLock { d in d.slots[device].map { ($0, d.identity, d.topics) } }
     }
 
+    private var compactTelemetry: Bool { directory.withLock { $0.format == .senmlCompact } }
+
     /// Runs `body` while holding one device's lock: the seam that shows another device is never held up by it.
     func whileHolding<T>(device: String, _ body: () -> T) -> T? {
         guard let (slot, _, _) = slot(device) else { return nil }
@@ -108,11 +111,14 @@ public final class ReadingPipeline: Sendable {
     /// One poll of one device, from a bus thread. Everything it yields is queued in one group.
     public func handle(_ poll: DevicePoll) {
         guard let (slot, identity, topics) = slot(poll.device) else { return }
+        let compact = compactTelemetry
         var intervals: [Interval] = []
         let messages: [OutboundMessage] = slot.intelligence.withLock { intel in
             var out: [OutboundMessage] = []
             let published = poll.readings.filter { intel.shouldPublish($0) }
-            if let body = PayloadEncoder.telemetry(published, identity: identity, device: slot.device.name) {
+            if let body = PayloadEncoder.telemetry(
+                published, identity: identity, device: slot.device.name, compact: compact)
+            {
                 out.append(OutboundMessage(
                     kind: .telemetry, topic: topics.telemetry(slot.device.name), body: body, device: slot.device.name,
                     acquiredAt: poll.acquiredAt, contentType: "application/senml+json"))

@@ -514,6 +514,15 @@ private struct Parsing {
         let reconnectMin = m.interval("reconnect_min", minimum: Interval(milliseconds: 10))
         let reconnectMax = m.interval("reconnect_max", minimum: Interval(milliseconds: 100))
         let liveWindow = m.interval("live_window", minimum: Interval(milliseconds: 1000))
+        var format = MQTTConfig.TelemetryFormat.senml
+        if let node = m.value("format"), let f = reader.string(node, what: "'format' in \(m.what)") {
+            if let known = MQTTConfig.TelemetryFormat(rawValue: f) {
+                format = known
+            } else {
+                let names = MQTTConfig.TelemetryFormat.allCases.map(\.rawValue).joined(separator: ", ")
+                reader.error(node, "unknown mqtt format '\(f)'; use one of \(names)")
+            }
+        }
         m.finish()
         guard !brokers.isEmpty else { return nil }
         var config = MQTTConfig(
@@ -522,6 +531,7 @@ private struct Parsing {
             reconnectMinSeconds: Double(reconnectMin?.milliseconds ?? 500) / 1000,
             reconnectMaxSeconds: Double(reconnectMax?.milliseconds ?? 5_000) / 1000)
         if let liveWindow { config.liveWindow = liveWindow }
+        config.format = format
         return config
     }
 
