@@ -37,7 +37,7 @@ let package = Package(
         ]),
         // Sparkplug B edge node: payloads from Sources/PantauSparkplug/sparkplug_b.proto (scripts/gen-sparkplug.sh).
         .target(name: "PantauSparkplug", dependencies: [
-            "PantauCore", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "PantauCore", "PantauMQTT", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["sparkplug_b.proto"]),
         .target(name: "PantauGateway", dependencies: [
             "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug",

@@ -4,6 +4,8 @@ public struct GatewayConfig: Sendable, Hashable {
     public var buses: [BusConfig]
     public var devices: [DeviceConfig]
     public var mqtt: MQTTConfig
+    /// Sparkplug B identity; defaults to the site and the gateway id.
+    public var sparkplug: SparkplugConfig? = nil
     public var journal: JournalConfig
     public var aggregation: AggregationConfig
     /// Folders searched for profiles, in order; a profile id found earlier wins.
@@ -132,6 +134,19 @@ public struct DeviceLocation: Sendable, Hashable {
         self.latitude = latitude
         self.longitude = longitude
         self.description = description
+    }
+}
+
+/// Sparkplug B edge node identity (`sparkplug:`), used with `mqtt.format: sparkplug`.
+public struct SparkplugConfig: Sendable, Hashable {
+    /// `group_id`: the Sparkplug group (default: the site).
+    public var groupId: String
+    /// `edge_node_id`: the edge node id (default: the gateway id).
+    public var edgeNodeId: String
+
+    public init(groupId: String, edgeNodeId: String) {
+        self.groupId = groupId
+        self.edgeNodeId = edgeNodeId
     }
 }
 

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import PantauCore
+import PantauSparkplug
 import Synchronization
 
 /// Turns what the bus threads acquire into queued messages: telemetry, availability, and the local intelligence
@@ -17,6 +18,8 @@ public final class ReadingPipeline: Sendable {
     private let directory: Mutex<Directory>
     /// Called when an alert level asks for a different poll interval (flood alerts poll faster as water rises).
     private let onPollInterval: @Sendable (_ device: String, _ interval: Interval) -> Void
+    /// With `mqtt.format: sparkplug`, telemetry is the edge node's DDATA.
+    private let sparkplug: SparkplugEdge?
 
     /// The configured devices and what their messages need; replaced as a whole on reload.
     struct Directory {
@@ -39,8 +42,10 @@ public final class ReadingPipeline: Sendable {
 
     public init(
         config: GatewayConfig, sink: MessageSink, clock: GatewayClock, logger: Logger,
-        onPollInterval: @escaping @Sendable (_ device: String, _ interval: Interval) -> Void
+        onPollInterval: @escaping @Sendable (_ device: String, _ interval: Interval) -> Void,
+        sparkplug: SparkplugEdge? = nil
     ) {
+        self.sparkplug = sparkplug
         self.sink = sink
         self.clock = clock
         self.logger = logger
@@ -116,7 +121,11 @@ public final class ReadingPipeline: Sendable {
         let messages: [OutboundMessage] = slot.intelligence.withLock { intel in
             var out: [OutboundMessage] = []
             let published = poll.readings.filter { intel.shouldPublish($0) }
-            if let body = PayloadEncoder.telemetry(
+            if let sparkplug {
+                if let data = sparkplug.dataMessage(published, device: slot.device.name, acquiredAt: poll.acquiredAt) {
+                    out.append(data)
+                }
+            } else if let body = PayloadEncoder.telemetry(
                 published, identity: identity, device: slot.device.name, compact: compact)
             {
                 out.append(OutboundMessage(

@@ -79,6 +79,15 @@ private struct Parsing {
         let mqtt = map.mapping("mqtt", required: true).flatMap { parseMQTT($0, identity: identity) }
         let journal = map.mapping("journal").map { parseJournal($0, baseDir: baseDir) } ?? JournalConfig()
         let aggregation = map.mapping("aggregation").map(parseAggregation) ?? AggregationConfig()
+        var sparkplug: SparkplugConfig?
+        if let sp = map.mapping("sparkplug") {
+            let group = name(sp, "group_id", required: false)
+            let node = name(sp, "edge_node_id", required: false)
+            sp.finish()
+            if let identity {
+                sparkplug = SparkplugConfig(groupId: group ?? identity.site, edgeNodeId: node ?? identity.id)
+            }
+        }
         var socket = "/run/pantau/status.sock"
         if let s = map.mapping("status") {
             if let path = s.string("socket") { socket = FileSystem.resolve(path, relativeTo: baseDir) }
@@ -86,11 +95,13 @@ private struct Parsing {
         }
         map.finish()
         guard let identity, let mqtt else { return nil }
-        return GatewayConfig(
+        var config = GatewayConfig(
             identity: identity, buses: ConfigParser.attachSensors(buses.map { ($0.config, $0.node) }, devices, reader),
             devices: devices, mqtt: mqtt, journal: journal,
             aggregation: aggregation, profileDirectories: profileDirs + defaultProfileDirectories,
             statusSocket: socket, file: file)
+        config.sparkplug = sparkplug ?? SparkplugConfig(groupId: identity.site, edgeNodeId: identity.id)
+        return config
     }
 
     /// Names go into MQTT topics and the default client id, so they may not contain `/`, `+`, `#` or blanks, and
