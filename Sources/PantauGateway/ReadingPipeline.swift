@@ -163,9 +163,12 @@ public final class ReadingPipeline: Sendable {
         let now = clock.now()
         guard let (_, _, topics) = slot(device) else { return }
         let body = PayloadEncoder.encode(AvailabilityPayload(online: online, reason: online ? nil : reason, at: now))
-        sink.append([OutboundMessage(
+        var messages = [OutboundMessage(
             kind: .status, topic: topics.availability(device), body: body, retain: true, device: device,
-            acquiredAt: now)])
+            acquiredAt: now)]
+        // Sparkplug: DDEATH when a device goes offline, DBIRTH when it comes back.
+        if let death = sparkplug?.availabilityMessage(device: device, online: online, at: now) { messages.append(death) }
+        sink.append(messages)
         if online {
             logger.info("device online", metadata: ["device": "\(device)"])
         } else {

@@ -42,6 +42,8 @@ public final class SparkplugEdge: Sendable {
         var bdSeq: UInt64
         var seq: UInt64 = 0
         var last: [UInt64: SpBPayload.Metric] = [:]
+        /// Devices whose DDEATH is queued and no DBIRTH since: they publish no DDATA.
+        var dead: Set<String> = []
     }
     private let state: Mutex<State>
 
@@ -73,7 +75,7 @@ public final class SparkplugEdge: Sendable {
     /// The DDATA body of one poll: metrics by alias, with their acquisition time, datatype and value; a reading that
     /// is not good carries its quality as a property, one without a value `is_null`. No seq yet (`frame` adds it).
     public func data(_ readings: [Reading], device: String) -> [UInt8]? {
-        guard let specs = catalog[device] else { return nil }
+        guard let specs = catalog[device], !state.withLock({ $0.dead.contains(device) }) else { return nil }
         var payload = SpBPayload()
         for reading in readings {
             guard let spec = specs.first(where: { $0.name == reading.point }) else { continue }
@@ -181,34 +183,59 @@ public final class SparkplugEdge: Sendable {
             out.append((topics.nbirth, Self.serialize(nbirth)))
             for device in catalog.keys.sorted() {
                 s.seq = (s.seq + 1) % 256
-                var dbirth = SpBPayload()
-                dbirth.timestamp = nbirth.timestamp
-                dbirth.seq = s.seq
-                dbirth.metrics = catalog[device]!.map { spec in
-                    var m = s.last[spec.alias] ?? Self.metric(spec, value: nil, quality: .good, at: now)
-                    m.name = spec.name
-                    m.clearIsHistorical()
-                    var props = m.hasProperties ? m.properties : SpBPayload.PropertySet()
-                    props.keys.append("engUnit")
-                    var unit = SpBPayload.PropertyValue()
-                    unit.type = UInt32(SpBDataType.string.rawValue)
-                    unit.stringValue = spec.unit
-                    props.values.append(unit)
-                    m.properties = props
-                    return m
-                }
-                out.append((topics.dbirth(device), Self.serialize(dbirth)))
+                out.append((topics.dbirth(device), deviceBirth(device, seq: s.seq, at: now, last: s.last)))
             }
             return out
         }
     }
 
+    /// A DBIRTH: every metric of the device with its name, alias, datatype, last value (null before the first)
+    /// and engineering unit (property `engUnit`).
+    private func deviceBirth(
+        _ device: String, seq: UInt64, at now: UnixMillis, last: [UInt64: SpBPayload.Metric]
+    ) -> [UInt8] {
+        var dbirth = SpBPayload()
+        dbirth.timestamp = UInt64(max(now, 0))
+        dbirth.seq = seq
+        dbirth.metrics = (catalog[device] ?? []).map { spec in
+            var m = last[spec.alias] ?? Self.metric(spec, value: nil, quality: .good, at: now)
+            m.name = spec.name
+            m.clearIsHistorical()
+            var props = m.hasProperties ? m.properties : SpBPayload.PropertySet()
+            props.keys.append("engUnit")
+            var unit = SpBPayload.PropertyValue()
+            unit.type = UInt32(SpBDataType.string.rawValue)
+            unit.stringValue = spec.unit
+            props.values.append(unit)
+            m.properties = props
+            return m
+        }
+        return Self.serialize(dbirth)
+    }
+
+    /// The queued message for a device that went offline (DDEATH) or came back (DBIRTH, its metrics filled in at
+    /// send time by `frame`).
+    public func availabilityMessage(device: String, online: Bool, at now: UnixMillis) -> OutboundMessage? {
+        guard catalog[device] != nil else { return nil }
+        state.withLock { s in
+            if online { s.dead.remove(device) } else { s.dead.insert(device) }
+        }
+        var payload = SpBPayload()
+        payload.timestamp = UInt64(max(now, 0))
+        return OutboundMessage(
+            kind: .status, topic: online ? topics.dbirth(device) : topics.ddeath(device),
+            body: Self.serialize(payload), device: device, acquiredAt: now, contentType: Self.contentType)
+    }
+
     /// A DDATA body from the journal as sent: the next seq, and `is_historical` on every metric of backlog. Live
     /// values are remembered for the next birth.
-    public func frame(_ body: [UInt8], historical: Bool) -> [UInt8] {
+    public func frame(_ body: [UInt8], topic: String, historical: Bool) -> [UInt8] {
         guard var payload = try? SpBPayload(serializedBytes: body) else { return body }
         return state.withLock { s in
             s.seq = (s.seq + 1) % 256
+            if let device = catalog.keys.first(where: { topics.dbirth($0) == topic }) {
+                return deviceBirth(device, seq: s.seq, at: UnixMillis(payload.timestamp), last: s.last)
+            }
             payload.seq = s.seq
             for i in payload.metrics.indices {
                 if historical {
