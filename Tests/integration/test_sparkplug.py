@@ -208,9 +208,15 @@ def test_broker_outage_backlog_is_historical_after_fresh_births(
 
     host.wait(lambda d: any(k == "DDATA" and not p.metrics[0].is_historical and m.received_at >= restarted
                             for k, p, m in d), 40, "live DDATA after the outage", gw)
+    first_bd = bd_seq(host.decoded()[0][1])
     after = [(k, p) for k, p, m in host.decoded() if m.received_at >= restarted]
+    # The broker may deliver the old session's Will (NDEATH, the old bdSeq) first; then fresh births, a new bdSeq.
+    if after and after[0][0] == "NDEATH":
+        assert after[0][1].bd_seq_metric.value == first_bd
+        after = after[1:]
     kinds = [k for k, _ in after]
     assert kinds[:2] == ["NBIRTH", "DBIRTH"], kinds
+    assert bd_seq(after[0][1]) != first_bd
     historical = [p for k, p in after if k == "DDATA" and p.metrics[0].is_historical]
     assert historical, "no historical DDATA after a 70 s outage"
     for p in historical:
