@@ -80,7 +80,9 @@ public final class SparkplugEdge: Sendable {
         for reading in readings {
             guard let spec = specs.first(where: { $0.name == reading.point }) else { continue }
             var metric = Self.metric(spec, value: reading.value, quality: reading.quality, at: reading.acquiredAt)
+            // By alias, without name or datatype: the DBIRTH declared both (the datatype SHOULD NOT be repeated).
             metric.clearName()
+            metric.clearDatatype()
             payload.metrics.append(metric)
         }
         guard !payload.metrics.isEmpty else { return nil }
@@ -200,6 +202,7 @@ public final class SparkplugEdge: Sendable {
         dbirth.metrics = (catalog[device] ?? []).map { spec in
             var m = last[spec.alias] ?? Self.metric(spec, value: nil, quality: .good, at: now)
             m.name = spec.name
+            m.datatype = UInt32(spec.datatype.rawValue)
             m.clearIsHistorical()
             var props = m.hasProperties ? m.properties : SpBPayload.PropertySet()
             props.keys.append("engUnit")
@@ -222,8 +225,10 @@ public final class SparkplugEdge: Sendable {
         }
         var payload = SpBPayload()
         payload.timestamp = UInt64(max(now, 0))
+        // The telemetry lane: the journal offers each lane in order, and a DDEATH must not overtake the DDATA of
+        // the poll that found the device silent (nor a DBIRTH trail its first DDATA).
         return OutboundMessage(
-            kind: .status, topic: online ? topics.dbirth(device) : topics.ddeath(device),
+            kind: .telemetry, topic: online ? topics.dbirth(device) : topics.ddeath(device),
             body: Self.serialize(payload), device: device, acquiredAt: now, contentType: Self.contentType)
     }
 

@@ -75,7 +75,7 @@ struct SparkplugEdgeTests {
             [reading("temp", .number(21.5)), reading("count", .number(7), .outOfRange)], device: "th-1"))
         let live = try SpBPayload(serializedBytes: e.frame(body, topic: "spBv1.0/g/DDATA/e/th-1", historical: false))
         #expect(live.seq == 2 && live.timestamp == 1_800_000_000_000)
-        #expect(live.metrics.map { $0.alias } == [2, 3] && live.metrics.allSatisfy { !$0.hasName })
+        #expect(live.metrics.map { $0.alias } == [2, 3] && live.metrics.allSatisfy { !$0.hasName && !$0.hasDatatype })
         #expect(live.metrics[0].doubleValue == 21.5 && live.metrics[1].longValue == 7)
         #expect(live.metrics[1].properties.keys == ["Quality"])
         #expect(live.metrics[1].properties.values[0].stringValue == "out_of_range")
@@ -84,6 +84,7 @@ struct SparkplugEdgeTests {
         // The next birth carries the last live values.
         let rebirth = try SpBPayload(serializedBytes: e.births(at: 2)[1].payload)
         #expect(rebirth.metrics[0].doubleValue == 21.5 && !rebirth.metrics[0].isNull)
+        #expect(rebirth.metrics.map { $0.datatype } == [10, 8] && rebirth.metrics.allSatisfy { $0.hasName })
     }
 
     @Test("seq wraps from 255 to 0")
