@@ -50,9 +50,11 @@ def measure(form: str, polls: int) -> tuple[float, float]:
                 time.sleep(0.2)
             messages = data()[:polls]
             readings = 0
+            births = [m for m in collector.all() if "/DBIRTH/" in m.topic]
+            birth = spb.DBirth.decode(births[0].payload) if births else None
             for m in messages:
                 if form == "sparkplug":
-                    readings += len(spb.DData.decode(m.payload).metrics)
+                    readings += len(spb.DData.decode(m.payload, birth=birth).metrics)
                 else:
                     readings += len(m.json())
             wire = sum(len(m.payload) + len(m.topic.encode()) for m in messages)
