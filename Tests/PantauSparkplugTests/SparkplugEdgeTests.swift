@@ -8,7 +8,8 @@ import Testing
 private let profile = DeviceProfile(
     id: "th", manufacturer: "T", model: "TH", source: "unit test",
     points: [
-        PointSpec(name: "temp", quantity: "temperature", table: .input, address: 1, type: .i16, scale: 0.1, unit: "Cel"),
+        PointSpec(
+            name: "temp", quantity: "temperature", table: .input, address: 1, type: .i16, scale: 0.1, unit: "Cel"),
         PointSpec(name: "count", quantity: "counter", table: .input, address: 2, type: .u64, unit: ""),
     ])
 
