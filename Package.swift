@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries from Debian, each behind one thin Swift wrapper module.
@@ -34,8 +35,12 @@ let package = Package(
         .target(name: "PantauJournal", dependencies: [
             "PantauCore", "CSQLite", .product(name: "Logging", package: "swift-log"),
         ]),
+        // Sparkplug B edge node: payloads from Sources/PantauSparkplug/sparkplug_b.proto (scripts/gen-sparkplug.sh).
+        .target(name: "PantauSparkplug", dependencies: [
+            "PantauCore", "PantauMQTT", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["sparkplug_b.proto"]),
         .target(name: "PantauGateway", dependencies: [
-            "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal",
+            "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -52,5 +57,6 @@ let package = Package(
         .testTarget(name: "PantauMQTTTests", dependencies: ["PantauMQTT"]),
         .testTarget(name: "PantauJournalTests", dependencies: ["PantauJournal"]),
         .testTarget(name: "PantauGatewayTests", dependencies: ["PantauGateway"]),
+        .testTarget(name: "PantauSparkplugTests", dependencies: ["PantauSparkplug"]),
     ]
 )

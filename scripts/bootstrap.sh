@@ -28,5 +28,6 @@ if [ ! -x .venv/bin/python ] || ! cmp -s "$REQ" .venv/.requirements 2>/dev/null;
   echo "bootstrap: creating .venv from $REQ"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r "$REQ"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -r Tests/integration/requirements-nodeps.txt
   cp "$REQ" .venv/.requirements
 fi

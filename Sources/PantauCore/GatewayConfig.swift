@@ -4,6 +4,8 @@ public struct GatewayConfig: Sendable, Hashable {
     public var buses: [BusConfig]
     public var devices: [DeviceConfig]
     public var mqtt: MQTTConfig
+    /// Sparkplug B identity; defaults to the site and the gateway id.
+    public var sparkplug: SparkplugConfig? = nil
     public var journal: JournalConfig
     public var aggregation: AggregationConfig
     /// Folders searched for profiles, in order; a profile id found earlier wins.
@@ -135,6 +137,19 @@ public struct DeviceLocation: Sendable, Hashable {
     }
 }
 
+/// Sparkplug B edge node identity (`sparkplug:`), used with `mqtt.format: sparkplug`.
+public struct SparkplugConfig: Sendable, Hashable {
+    /// `group_id`: the Sparkplug group (default: the site).
+    public var groupId: String
+    /// `edge_node_id`: the edge node id (default: the gateway id).
+    public var edgeNodeId: String
+
+    public init(groupId: String, edgeNodeId: String) {
+        self.groupId = groupId
+        self.edgeNodeId = edgeNodeId
+    }
+}
+
 public struct MQTTConfig: Sendable, Hashable {
     public struct Broker: Sendable, Hashable {
         public var host: String
@@ -173,6 +188,19 @@ public struct MQTTConfig: Sendable, Hashable {
     public var reconnectMaxSeconds: Double
     /// Data acquired longer ago than this when it is sent is backlog: published with `"hist":true`.
     public var liveWindow: Interval = .seconds(60)
+    /// The telemetry form (`mqtt.format`).
+    public var format: TelemetryFormat = .senml
+
+    /// How telemetry is written on the wire.
+    public enum TelemetryFormat: String, Sendable, Hashable, CaseIterable {
+        /// SenML with unit and quality in every record (docs/mqtt.md).
+        case senml
+        /// SenML without what the contract fixes: no base name (the topic names the device), no unit (the profile
+        /// fixes it), no quality when good.
+        case senmlCompact = "senml-compact"
+        /// Sparkplug B 3.0 edge node (docs/sparkplug.md).
+        case sparkplug
+    }
 
     public init(
         brokers: [Broker], clientId: String, username: String? = nil, password: String? = nil, tls: TLS? = nil,

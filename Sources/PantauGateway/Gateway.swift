@@ -2,6 +2,7 @@ import Dispatch
 import FoundationEssentials
 import Logging
 import PantauCore
+import PantauSparkplug
 import PantauJournal
 import PantauModbus
 import PantauMQTT
@@ -59,13 +60,27 @@ public final class Gateway: Sendable {
         }
         for event in journal.startupEvents { logger.error("journal: \(event)") }
         let pollersBox = PollerDirectory()
+        var sparkplug: SparkplugEdge?
+        if config.mqtt.format == .sparkplug {
+            let identity = config.sparkplug
+                ?? SparkplugConfig(groupId: config.identity.site, edgeNodeId: config.identity.id)
+            // bdSeq lives in the journal's state table, so the NBIRTH after a restart never repeats the last Will's.
+            let saved = journal.loadState(key: SparkplugEdge.bdSeqStateKey)
+                .flatMap { UInt64(String(decoding: $0, as: UTF8.self)) }
+            let store = journal
+            sparkplug = SparkplugEdge(
+                topics: SparkplugTopics(group: identity.groupId, edgeNode: identity.edgeNodeId),
+                devices: config.devices, savedBdSeq: saved,
+                saveBdSeq: { store.saveState(key: SparkplugEdge.bdSeqStateKey, Array(String($0).utf8)) })
+        }
         pipeline = ReadingPipeline(
             config: config, sink: journal, clock: clock, logger: logger,
-            onPollInterval: { device, interval in pollersBox.setPollInterval(device: device, interval) })
+            onPollInterval: { device, interval in pollersBox.setPollInterval(device: device, interval) },
+            sparkplug: sparkplug)
         if let saved = journal.loadState(key: Self.stateKey) { pipeline.restore(saved) }
         let publisher = Publisher(
             config: config.mqtt, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-            queue: journal, clock: clock, logger: logger, version: PantauVersion.current)
+            queue: journal, clock: clock, logger: logger, version: PantauVersion.current, profile: sparkplug)
         parts = Mutex(Parts(config: config, pollers: [:], publisher: publisher, statusServer: nil))
         pollerDirectory = pollersBox
     }
@@ -155,7 +170,8 @@ public final class Gateway: Sendable {
         if new.mqtt != old.mqtt || new.identity != old.identity {
             let publisher = Publisher(
                 config: new.mqtt, topics: TopicScheme(prefix: new.mqtt.topicPrefix, identity: new.identity),
-                queue: journal, clock: clock, logger: logger, version: PantauVersion.current)
+                queue: journal, clock: clock, logger: logger, version: PantauVersion.current,
+                profile: parts.withLock { $0.publisher.profile })
             let previous = parts.withLock { p -> Publisher in
                 defer { p.publisher = publisher }
                 return p.publisher

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import PantauCore
+import PantauSparkplug
 import Synchronization
 
 /// Turns what the bus threads acquire into queued messages: telemetry, availability, and the local intelligence
@@ -17,12 +18,15 @@ public final class ReadingPipeline: Sendable {
     private let directory: Mutex<Directory>
     /// Called when an alert level asks for a different poll interval (flood alerts poll faster as water rises).
     private let onPollInterval: @Sendable (_ device: String, _ interval: Interval) -> Void
+    /// With `mqtt.format: sparkplug`, telemetry is the edge node's DDATA.
+    private let sparkplug: SparkplugEdge?
 
     /// The configured devices and what their messages need; replaced as a whole on reload.
     struct Directory {
         var identity: GatewayIdentity
         var topics: TopicScheme
         var slots: [String: DeviceSlot]
+        var format: MQTTConfig.TelemetryFormat = .senml
     }
 
     /// One device's intelligence behind its own lock.
@@ -38,8 +42,10 @@ public final class ReadingPipeline: Sendable {
 
     public init(
         config: GatewayConfig, sink: MessageSink, clock: GatewayClock, logger: Logger,
-        onPollInterval: @escaping @Sendable (_ device: String, _ interval: Interval) -> Void
+        onPollInterval: @escaping @Sendable (_ device: String, _ interval: Interval) -> Void,
+        sparkplug: SparkplugEdge? = nil
     ) {
+        self.sparkplug = sparkplug
         self.sink = sink
         self.clock = clock
         self.logger = logger
@@ -61,7 +67,7 @@ public final class ReadingPipeline: Sendable {
         }
         return Directory(
             identity: config.identity, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-            slots: slots)
+            slots: slots, format: config.mqtt.format)
     }
 
     /// Applies a reloaded configuration; devices that did not change keep their state. A device the new
@@ -99,6 +105,8 @@ public final class ReadingPipeline: Sendable {
         directory.withLock { d in d.slots[device].map { ($0, d.identity, d.topics) } }
     }
 
+    private var compactTelemetry: Bool { directory.withLock { $0.format == .senmlCompact } }
+
     /// Runs `body` while holding one device's lock: the seam that shows another device is never held up by it.
     func whileHolding<T>(device: String, _ body: () -> T) -> T? {
         guard let (slot, _, _) = slot(device) else { return nil }
@@ -108,11 +116,18 @@ public final class ReadingPipeline: Sendable {
     /// One poll of one device, from a bus thread. Everything it yields is queued in one group.
     public func handle(_ poll: DevicePoll) {
         guard let (slot, identity, topics) = slot(poll.device) else { return }
+        let compact = compactTelemetry
         var intervals: [Interval] = []
         let messages: [OutboundMessage] = slot.intelligence.withLock { intel in
             var out: [OutboundMessage] = []
             let published = poll.readings.filter { intel.shouldPublish($0) }
-            if let body = PayloadEncoder.telemetry(published, identity: identity, device: slot.device.name) {
+            if let sparkplug {
+                if let data = sparkplug.dataMessage(published, device: slot.device.name, acquiredAt: poll.acquiredAt) {
+                    out.append(data)
+                }
+            } else if let body = PayloadEncoder.telemetry(
+                published, identity: identity, device: slot.device.name, compact: compact)
+            {
                 out.append(OutboundMessage(
                     kind: .telemetry, topic: topics.telemetry(slot.device.name), body: body, device: slot.device.name,
                     acquiredAt: poll.acquiredAt, contentType: "application/senml+json"))
@@ -148,9 +163,12 @@ public final class ReadingPipeline: Sendable {
         let now = clock.now()
         guard let (_, _, topics) = slot(device) else { return }
         let body = PayloadEncoder.encode(AvailabilityPayload(online: online, reason: online ? nil : reason, at: now))
-        sink.append([OutboundMessage(
+        var messages = [OutboundMessage(
             kind: .status, topic: topics.availability(device), body: body, retain: true, device: device,
-            acquiredAt: now)])
+            acquiredAt: now)]
+        // Sparkplug: DDEATH when a device goes offline, DBIRTH when it comes back.
+        if let death = sparkplug?.availabilityMessage(device: device, online: online, at: now) { messages.append(death) }
+        sink.append(messages)
         if online {
             logger.info("device online", metadata: ["device": "\(device)"])
         } else {

@@ -23,6 +23,8 @@ public final class Publisher: Sendable {
     let clock: any GatewayClock
     let logger: Logger
     let version: String
+    /// The session protocol (Sparkplug B), nil for Pantau's JSON contract.
+    public let profile: (any SessionProfile)?
     let control = Mutex(Control())
     /// Wakes the publishing thread for a stop or a simulated connection loss.
     let controlSignal = WakeSignal()
@@ -35,8 +37,9 @@ public final class Publisher: Sendable {
 
     public init(
         config: MQTTConfig, topics: TopicScheme, queue: any DeliveryQueue, clock: any GatewayClock, logger: Logger,
-        version: String
+        version: String, profile: (any SessionProfile)? = nil
     ) {
+        self.profile = profile
         self.config = config
         self.topics = topics
         self.queue = queue

@@ -25,6 +25,8 @@ struct PublisherMachine {
         case connect(broker: Int)
         /// Forget the client (a new one per attempt, so libmosquitto resends nothing from RAM).
         case dropClient
+        /// Subscribe to these topic filters (the session profile's, on every connect).
+        case subscribe([String])
         /// Publish the retained online status, then every retained message sent so far.
         case announce
         /// Lease up to this many records and publish them.
@@ -42,6 +44,8 @@ struct PublisherMachine {
     let brokerCount: Int
     let window: Int
     let connectTimeoutNanos: UInt64
+    /// Topic filters subscribed on every connect (a new client starts without any).
+    var subscriptions: [String] = []
     private(set) var phase: Phase = .waiting(until: 0)
     private(set) var brokerIndex = 0
     private(set) var backoff: ReconnectBackoff
@@ -112,7 +116,7 @@ struct PublisherMachine {
         guard reasonCode == 0 else { return attemptFailed(now: now, jitter: jitter) }
         phase = .connected
         backoff.reset()
-        return [.announce, .fill(room: room)]
+        return (subscriptions.isEmpty ? [] : [.subscribe(subscriptions)]) + [.announce, .fill(room: room)]
     }
 
     /// An established connection ended: the same broker again after a backoff wait; an attempt that ends this

@@ -26,6 +26,7 @@ final class PublisherSession {
             brokerCount: config.brokers.count, window: config.inflightWindow,
             backoff: ReconnectBackoff(minSeconds: config.reconnectMinSeconds, maxSeconds: config.reconnectMaxSeconds),
             connectTimeoutNanos: UInt64(Publisher.connectTimeoutMs) * 1_000_000)
+        machine.subscriptions = publisher.profile?.subscriptions ?? []
     }
 
     private var config: MQTTConfig { publisher.config }
@@ -122,7 +123,9 @@ final class PublisherSession {
                 let (actions, refused) = machine.puback(mid: mid, reasonCode: reasonCode, now: now)
                 if let refused { logRefusal(refused, reasonCode: reasonCode) }
                 perform(actions)
-            case .subscribed, .message:
+            case .message(let message):
+                if publisher.profile?.inbound(message) == true, machine.isConnected { publishBirths() }
+            case .subscribed:
                 break
             }
         }
@@ -133,6 +136,7 @@ final class PublisherSession {
             switch action {
             case .connect(let index): connect(to: index)
             case .dropClient: client = nil
+            case .subscribe(let filters): subscribe(filters)
             case .announce: announce()
             case .fill: fillWanted = true
             case .acknowledge(let seqs): acks += seqs
@@ -164,9 +168,14 @@ final class PublisherSession {
         do {
             let client = try MQTTClient(config: config)
             // The Will goes with every CONNECT, so each attempt carries a fresh one (libmosquitto reuses the old).
-            let will = StatusPayload.offline(
-                reason: "connection lost", version: publisher.version, at: publisher.clock.now())
-            try client.setWill(topic: publisher.topics.status, payload: will, qos: 1, retain: true)
+            if let profile = publisher.profile {
+                let will = profile.nextWill()
+                try client.setWill(topic: will.topic, payload: will.payload, qos: 1, retain: false)
+            } else {
+                let will = StatusPayload.offline(
+                    reason: "connection lost", version: publisher.version, at: publisher.clock.now())
+                try client.setWill(topic: publisher.topics.status, payload: will, qos: 1, retain: true)
+            }
             self.client = client
             try client.connect(host: broker.host, port: broker.port, keepaliveSeconds: config.keepaliveSeconds)
         } catch {
@@ -190,7 +199,10 @@ final class PublisherSession {
         guard let client else { return }
         let online = StatusPayload.online(version: publisher.version, at: publisher.clock.now())
         let retained = publisher.control.withLock { $0.retained }
-        let messages = [(publisher.topics.status, online, 1, "application/json")]
+        // With a session profile its births replace the online status (its death certificate is the Will).
+        if publisher.profile != nil { publishBirths() }
+        let status = publisher.profile == nil ? [(publisher.topics.status, online, 1, "application/json")] : []
+        let messages = status
             + retained.keys.sorted().map { topic in
                 let r = retained[topic]!
                 return (r.topic, r.body, r.qos, r.contentType)
@@ -202,6 +214,29 @@ final class PublisherSession {
                 machine.sentUntracked(mid: mid)
             } catch {
                 logger.warning("cannot publish retained state", metadata: ["topic": "\(topic)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The session profile's births, in order, QoS 0.
+    private func publishBirths() {
+        guard let client, let profile = publisher.profile else { return }
+        for (topic, payload) in profile.births(at: publisher.clock.now()) {
+            do {
+                machine.sentUntracked(mid: try client.publish(topic: topic, payload: payload, qos: 0, retain: false))
+            } catch {
+                logger.warning("cannot publish a birth", metadata: ["topic": "\(topic)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func subscribe(_ filters: [String]) {
+        guard let client else { return }
+        for filter in filters {
+            do {
+                _ = try client.subscribe(filter, qos: 1)
+            } catch {
+                logger.warning("cannot subscribe", metadata: ["filter": "\(filter)", "error": "\(error)"])
             }
         }
     }
@@ -220,7 +255,8 @@ final class PublisherSession {
                 continue
             }
             let message = record.message
-            let body = PayloadFraming.frame(message.body, seq: record.seq, historical: delivery.historical)
+            let body = publisher.profile?.frame(message, historical: delivery.historical)
+                ?? PayloadFraming.frame(message.body, seq: record.seq, historical: delivery.historical)
             do {
                 let mid = try client.publish(
                     topic: message.topic, payload: body, qos: Int(message.qos), retain: message.retain,
@@ -343,8 +379,13 @@ final class PublisherSession {
         let offline = StatusPayload.offline(reason: "stopped", version: publisher.version, at: publisher.clock.now())
         let mid: Int32
         do {
-            mid = try client.publish(
-                topic: publisher.topics.status, payload: offline, qos: 1, retain: true, contentType: "application/json")
+            if let death = publisher.profile?.cleanStop() {
+                mid = try client.publish(topic: death.topic, payload: death.payload, qos: 1, retain: false)
+            } else {
+                mid = try client.publish(
+                    topic: publisher.topics.status, payload: offline, qos: 1, retain: true,
+                    contentType: "application/json")
+            }
         } catch {
             logger.warning("cannot publish the offline status", metadata: ["error": "\(error)"])
             return

@@ -48,3 +48,23 @@ struct MQTTDeliveryConfigTests {
         #expect("\(error)".contains("gw.yaml:4:"))
     }
 }
+
+@Suite("mqtt.format")
+struct MQTTFormatConfigTests {
+    @Test("SenML by default; senml-compact and sparkplug are accepted")
+    func known() throws {
+        #expect(try mqtt("").get().mqtt.format == .senml)
+        #expect(try mqtt(", format: senml-compact").get().mqtt.format == .senmlCompact)
+        #expect(try mqtt(", format: sparkplug").get().mqtt.format == .sparkplug)
+    }
+
+    @Test("an unknown format is refused with its position and the known names")
+    func unknown() {
+        guard case .failure(let error) = mqtt(", format: cbor") else {
+            Issue.record("accepted format cbor")
+            return
+        }
+        #expect("\(error)".contains("gw.yaml:4:"))
+        #expect("\(error)".contains("senml, senml-compact, sparkplug"))
+    }
+}

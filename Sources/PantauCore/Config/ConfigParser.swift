@@ -79,6 +79,15 @@ private struct Parsing {
         let mqtt = map.mapping("mqtt", required: true).flatMap { parseMQTT($0, identity: identity) }
         let journal = map.mapping("journal").map { parseJournal($0, baseDir: baseDir) } ?? JournalConfig()
         let aggregation = map.mapping("aggregation").map(parseAggregation) ?? AggregationConfig()
+        var sparkplug: SparkplugConfig?
+        if let sp = map.mapping("sparkplug") {
+            let group = name(sp, "group_id", required: false)
+            let node = name(sp, "edge_node_id", required: false)
+            sp.finish()
+            if let identity {
+                sparkplug = SparkplugConfig(groupId: group ?? identity.site, edgeNodeId: node ?? identity.id)
+            }
+        }
         var socket = "/run/pantau/status.sock"
         if let s = map.mapping("status") {
             if let path = s.string("socket") { socket = FileSystem.resolve(path, relativeTo: baseDir) }
@@ -86,11 +95,13 @@ private struct Parsing {
         }
         map.finish()
         guard let identity, let mqtt else { return nil }
-        return GatewayConfig(
+        var config = GatewayConfig(
             identity: identity, buses: ConfigParser.attachSensors(buses.map { ($0.config, $0.node) }, devices, reader),
             devices: devices, mqtt: mqtt, journal: journal,
             aggregation: aggregation, profileDirectories: profileDirs + defaultProfileDirectories,
             statusSocket: socket, file: file)
+        config.sparkplug = sparkplug ?? SparkplugConfig(groupId: identity.site, edgeNodeId: identity.id)
+        return config
     }
 
     /// Names go into MQTT topics and the default client id, so they may not contain `/`, `+`, `#` or blanks, and
@@ -514,6 +525,15 @@ private struct Parsing {
         let reconnectMin = m.interval("reconnect_min", minimum: Interval(milliseconds: 10))
         let reconnectMax = m.interval("reconnect_max", minimum: Interval(milliseconds: 100))
         let liveWindow = m.interval("live_window", minimum: Interval(milliseconds: 1000))
+        var format = MQTTConfig.TelemetryFormat.senml
+        if let node = m.value("format"), let f = reader.string(node, what: "'format' in \(m.what)") {
+            if let known = MQTTConfig.TelemetryFormat(rawValue: f) {
+                format = known
+            } else {
+                let names = MQTTConfig.TelemetryFormat.allCases.map(\.rawValue).joined(separator: ", ")
+                reader.error(node, "unknown mqtt format '\(f)'; use one of \(names)")
+            }
+        }
         m.finish()
         guard !brokers.isEmpty else { return nil }
         var config = MQTTConfig(
@@ -522,6 +542,7 @@ private struct Parsing {
             reconnectMinSeconds: Double(reconnectMin?.milliseconds ?? 500) / 1000,
             reconnectMaxSeconds: Double(reconnectMax?.milliseconds ?? 5_000) / 1000)
         if let liveWindow { config.liveWindow = liveWindow }
+        config.format = format
         return config
     }
 

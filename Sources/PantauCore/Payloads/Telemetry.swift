@@ -10,7 +10,7 @@ struct SenMLRecord: Encodable {
     var v: SenMLNumber?
     var vs: String?
     var vb: Bool?
-    var q: String
+    var q: String?
 }
 
 /// A JSON number for a SenML `v` (and the CLI's JSON): a double, or a 64-bit integer written with all its digits
@@ -70,18 +70,24 @@ public enum PayloadEncoder {
 
     /// A SenML pack of the readings of one poll; nil when there is nothing to send. Readings without a value carry
     /// only their name and quality: a missing value is never sent as a number.
-    public static func telemetry(_ readings: [Reading], identity: GatewayIdentity, device: String) -> [UInt8]? {
+    ///
+    /// `compact` (`mqtt.format: senml-compact`) leaves out what the contract already fixes: the base name (the topic
+    /// names the device), the unit (the device profile fixes it) and the quality when it is `good`. A reading then
+    /// costs its name and value, about 20 bytes.
+    public static func telemetry(
+        _ readings: [Reading], identity: GatewayIdentity, device: String, compact: Bool = false
+    ) -> [UInt8]? {
         guard let first = readings.first else { return nil }
         let baseTime = first.acquiredAt
         var records: [SenMLRecord] = []
         records.reserveCapacity(readings.count)
         for (i, r) in readings.enumerated() {
-            var rec = SenMLRecord(n: r.point, q: r.quality.rawValue)
+            var rec = SenMLRecord(n: r.point, q: compact && r.quality == .good ? nil : r.quality.rawValue)
             if i == 0 {
-                rec.bn = baseName(identity: identity, device: device)
+                if !compact { rec.bn = baseName(identity: identity, device: device) }
                 rec.bt = Double(baseTime) / 1000
             }
-            if !r.unit.isEmpty { rec.u = r.unit }
+            if !compact, !r.unit.isEmpty { rec.u = r.unit }
             switch r.value {
             case .number(let v)?: rec.v = v.isFinite ? .double(v) : nil
             case .integer(let i)?: rec.v = SenMLNumber(exactly: i)

@@ -66,7 +66,7 @@ def device(name: str, bus: str, unit: int, profile: str = "test-mixed-types", po
 def gateway_yaml(
     *, broker_port: int, workdir: str, buses: Sequence[Mapping[str, Any]], devices: Sequence[Mapping[str, Any]],
     status_socket: str, client_id: str = "pantau-test", keepalive: int = 10, profiles: Sequence[str] | None = None,
-    extra: str = "",
+    extra: str = "", mqtt_extra: str = "",
 ) -> str:
     """The contract's config: identity test-site/gw-test, prefix `pantau`, journal and status socket in tmp."""
     profile_dirs = list(profiles) if profiles is not None else [profiles_fixture_dir()]
@@ -82,6 +82,7 @@ def gateway_yaml(
         f"  client_id: {scalar(client_id)}",
         f"  topic_prefix: {TOPIC_PREFIX}",
         f"  keepalive: {keepalive}",
+        *([mqtt_extra] if mqtt_extra else []),
         "journal: " + flow({
             "path": os.path.join(workdir, "journal.sqlite"), "durability": "normal", "commit_interval": "100ms",
         }),

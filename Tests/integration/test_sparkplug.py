@@ -1,0 +1,227 @@
+"""Sparkplug B edge node (`mqtt.format: sparkplug`): a real mosquitto, a pymodbus device, the gateway binary, and an
+independent host application: pysparkplug's payload codec decodes every NBIRTH/DBIRTH/DDATA/NDEATH the broker
+delivers, and the checks below are the edge-node rules of docs/sparkplug.md (births, aliases, bdSeq, seq, Will,
+rebirth on command, historical backlog after an outage).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import pysparkplug as spb
+import pytest
+
+from pantau_harness import mixed_types
+from pantau_harness.config import device, gateway_yaml, tcp_bus
+
+pytestmark = pytest.mark.gateway
+
+GROUP, NODE = "grp", "edge-1"
+NS = f"spBv1.0/{GROUP}"
+NBIRTH, NDEATH, NCMD = f"{NS}/NBIRTH/{NODE}", f"{NS}/NDEATH/{NODE}", f"{NS}/NCMD/{NODE}"
+DBIRTH, DDATA = f"{NS}/DBIRTH/{NODE}/dev-a", f"{NS}/DDATA/{NODE}/dev-a"
+
+
+def config(broker, workdir: str, sim_port: int, **device_options) -> str:
+    return gateway_yaml(
+        broker_port=broker.port, workdir=workdir, buses=[tcp_bus("tcp-1", sim_port)],
+        devices=[device("dev-a", "tcp-1", 1, **device_options)], status_socket=os.path.join(workdir, "status.sock"),
+        mqtt_extra="  format: sparkplug", extra=f"sparkplug: {{group_id: {GROUP}, edge_node_id: {NODE}}}\n",
+    )
+
+
+def metrics_by_name(payload) -> dict:
+    return {m.name: m for m in payload.metrics}
+
+
+def bd_seq(payload) -> int:
+    return metrics_by_name(payload)["bdSeq"].value
+
+
+class Host:
+    """The host application's view: every Sparkplug message in arrival order, decoded, with the DBIRTH in force."""
+
+    def __init__(self, collector):
+        self.collector = collector
+
+    def decoded(self, since: float | None = None):
+        out, birth = [], None
+        for m in self.collector.messages("spBv1.0/#"):
+            kind = m.topic.split("/")[2]
+            if kind == "NBIRTH":
+                p = spb.NBirth.decode(m.payload)
+            elif kind == "DBIRTH":
+                p = birth = spb.DBirth.decode(m.payload)
+            elif kind == "DDATA":
+                p = spb.DData.decode(m.payload, birth=birth) if birth is not None else None
+            elif kind == "NDEATH":
+                p = spb.NDeath.decode(m.payload)
+            elif kind == "DDEATH":
+                p = spb.DDeath.decode(m.payload)
+            else:
+                continue
+            if since is None or m.received_at >= since:
+                out.append((kind, p, m))
+        return out
+
+    def wait(self, predicate, timeout: float, what: str, gw):
+        return self.collector.wait_for(lambda c: predicate(self.decoded()), timeout, what, gw)
+
+
+def check_values(data_payload) -> None:
+    """The values the pymodbus device holds, by name after alias resolution; not-good readings carry Quality."""
+    by_name = metrics_by_name(data_payload)
+    problems = []
+    for name, point in mixed_types.expected().items():
+        metric = by_name.get(name)
+        if metric is None:
+            problems.append(f"{name}: missing")
+            continue
+        if isinstance(point.value, bool) or isinstance(point.value, str):
+            ok = metric.value == point.value
+        else:
+            ok = math.isclose(float(metric.value), float(point.value), rel_tol=1e-9, abs_tol=1e-9)
+        if not ok:
+            problems.append(f"{name}: {metric.value!r}, expected {point.value!r}")
+    assert not problems, "DDATA mismatches:\n  " + "\n  ".join(problems)
+
+
+def test_births_aliases_sequence_and_exact_values(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp,
+):
+    collector = mqtt_collector(mosquitto_broker, "spBv1.0/#")
+    host = Host(collector)
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    gw = gateway(config(mosquitto_broker, short_tmp, sim.port))
+    host.wait(lambda d: sum(k == "DDATA" for k, _, _ in d) >= 3, 30, "NBIRTH, DBIRTH and three DDATA", gw)
+    decoded = host.decoded()
+    kinds = [k for k, _, _ in decoded]
+    assert kinds[:2] == ["NBIRTH", "DBIRTH"], kinds
+
+    nbirth, dbirth = decoded[0][1], decoded[1][1]
+    assert nbirth.seq == 0 and dbirth.seq == 1
+    assert metrics_by_name(nbirth)["Node Control/Rebirth"].value is False
+    assert metrics_by_name(nbirth)["bdSeq"].datatype == spb.DataType.INT64
+    # DBIRTH: every point of the profile, with its name, a unique alias, a datatype and its engineering unit.
+    birth_metrics = metrics_by_name(dbirth)
+    assert set(birth_metrics) == set(mixed_types.expected())
+    aliases = [m.alias for m in dbirth.metrics] + [m.alias for m in nbirth.metrics]
+    assert None not in aliases and len(set(aliases)) == len(aliases), aliases
+
+    # Sequence: 0 at NBIRTH, then +1 per message, modulo 256.
+    seqs = [p.seq for _, p, _ in decoded]
+    assert seqs == [i % 256 for i in range(len(seqs))], seqs
+
+    for kind, payload, message in decoded[2:]:
+        # The device's own DBIRTH when its first poll brings it online may come again; nothing else.
+        assert kind in ("DDATA", "DBIRTH"), kind
+        if kind == "DBIRTH":
+            continue
+        # By exception with aliases: names are not on the wire (pysparkplug filled them from the DBIRTH).
+        names_on_wire = [n for n in mixed_types.expected() if n.encode() in message.payload]
+        assert not names_on_wire, names_on_wire
+        assert all(m.alias is not None for m in payload.metrics)
+        assert not any(m.is_historical for m in payload.metrics)
+        check_values(payload)
+        assert payload.timestamp is not None
+
+
+def test_rebirth_on_command_will_and_bdseq_across_restart(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp,
+):
+    collector = mqtt_collector(mosquitto_broker, "spBv1.0/#")
+    host = Host(collector)
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    gw = gateway(config(mosquitto_broker, short_tmp, sim.port))
+    host.wait(lambda d: any(k == "DDATA" for k, _, _ in d), 30, "first DDATA", gw)
+    first_bd = bd_seq(host.decoded()[0][1])
+
+    # NCMD Node Control/Rebirth = true: a new NBIRTH (seq 0, same bdSeq) and DBIRTH follow.
+    sent = time.time()
+    cmd = spb.NCmd(timestamp=spb.get_current_timestamp(), metrics=(
+        spb.Metric(timestamp=spb.get_current_timestamp(), name="Node Control/Rebirth", datatype=spb.DataType.BOOLEAN,
+                   value=True),))
+    collector.client.publish(NCMD, cmd.encode(), qos=1)
+    host.wait(lambda d: [k for k, _, m in d if m.received_at >= sent][:2] == ["NBIRTH", "DBIRTH"]
+              or any(k == "NBIRTH" and m.received_at >= sent for k, _, m in d), 15, "rebirth", gw)
+    after = host.decoded(since=sent)
+    births = [(k, p) for k, p, _ in after if k in ("NBIRTH", "DBIRTH")]
+    assert births[0][0] == "NBIRTH" and births[0][1].seq == 0 and bd_seq(births[0][1]) == first_bd
+    host.wait(lambda d: sum(k == "DBIRTH" for k, _, _ in d) >= 2, 10, "the DBIRTH of the rebirth", gw)
+
+    # The Will: a killed gateway's NDEATH carries the bdSeq of its NBIRTH.
+    gw.kill()
+    host.wait(lambda d: any(k == "NDEATH" for k, _, _ in d), 40, "NDEATH (the Will) after a kill", None)
+    death = [p for k, p, _ in host.decoded() if k == "NDEATH"][0]
+    assert death.bd_seq_metric.name == "bdSeq" and death.bd_seq_metric.value == first_bd
+
+    # bdSeq is kept in the journal: the restarted gateway's NBIRTH is the next one, not a repeat.
+    restarted = time.time()
+    gw.restart()
+    host.wait(lambda d: any(k == "NBIRTH" and m.received_at >= restarted for k, _, m in d), 30, "NBIRTH again", gw)
+    nbirth = [p for k, p, m in host.decoded() if k == "NBIRTH" and m.received_at >= restarted][0]
+    assert bd_seq(nbirth) == (first_bd + 1) % 256
+
+
+def test_silent_unit_gets_ddeath_and_dbirth_when_back(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp,
+):
+    collector = mqtt_collector(mosquitto_broker, "spBv1.0/#")
+    host = Host(collector)
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    gw = gateway(config(mosquitto_broker, short_tmp, sim.port, timeout_ms=300, retries=0))
+    host.wait(lambda d: any(k == "DDATA" for k, _, _ in d), 30, "first DDATA", gw)
+
+    sim.kill()
+    host.wait(lambda d: any(k == "DDEATH" for k, _, _ in d), 30, "DDEATH of the silent unit", gw)
+    sim.start()
+    back = time.time()
+    host.wait(lambda d: any(k == "DDATA" and m.received_at >= back for k, _, m in d), 30, "DDATA again", gw)
+
+    kinds = [k for k, _, _ in host.decoded()]
+    death = kinds.index("DDEATH")
+    # After the DDEATH the device is born again before it reports data again.
+    after = [k for k in kinds[death + 1:] if k in ("DBIRTH", "DDATA")]
+    assert after[0] == "DBIRTH", (kinds, [(k, p.seq, m.received_at) for k, p, m in host.decoded()])
+    # seq keeps counting through deaths and births: no gap and no repeat since the NBIRTH.
+    seqs = [p.seq for k, p, _ in host.decoded()]
+    assert seqs == [i % 256 for i in range(len(seqs))], seqs
+    check_values([p for k, p, _ in host.decoded() if k == "DDATA"][-1])
+
+
+def test_broker_outage_backlog_is_historical_after_fresh_births(
+    make_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp,
+):
+    broker = make_broker(persistent=True)
+    collector = mqtt_collector(broker, "spBv1.0/#", persistent=True)
+    host = Host(collector)
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    gw = gateway(config(broker, short_tmp, sim.port))
+    host.wait(lambda d: any(k == "DDATA" for k, _, _ in d), 30, "first DDATA", gw)
+
+    broker.stop()
+    down = time.time()
+    collector.wait_for(lambda c: time.time() - down >= 70, 80, "an outage longer than the live window", gw)
+    broker.start()
+    restarted = time.time()
+
+    host.wait(lambda d: any(k == "DDATA" and not p.metrics[0].is_historical and m.received_at >= restarted
+                            for k, p, m in d), 40, "live DDATA after the outage", gw)
+    first_bd = bd_seq(host.decoded()[0][1])
+    after = [(k, p) for k, p, m in host.decoded() if m.received_at >= restarted]
+    # The broker may deliver the old session's Will (NDEATH, the old bdSeq) first; then fresh births, a new bdSeq.
+    if after and after[0][0] == "NDEATH":
+        assert after[0][1].bd_seq_metric.value == first_bd
+        after = after[1:]
+    kinds = [k for k, _ in after]
+    assert kinds[:2] == ["NBIRTH", "DBIRTH"], kinds
+    assert bd_seq(after[0][1]) != first_bd
+    historical = [p for k, p in after if k == "DDATA" and p.metrics[0].is_historical]
+    assert historical, "no historical DDATA after a 70 s outage"
+    for p in historical:
+        assert all(m.is_historical for m in p.metrics)
+        # Original acquisition times: from the outage, not from the replay.
+        assert all(m.timestamp < restarted * 1000 for m in p.metrics)
+        check_values(p)
