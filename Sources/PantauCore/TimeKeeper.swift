@@ -106,3 +106,21 @@ public enum UnsyncedTimePolicy: String, Sendable, Hashable, CaseIterable {
     /// Publish at once, marked `tq: unsynced`.
     case mark
 }
+
+/// Adds the time-quality field to a JSON body without re-encoding it: `{"a":1}` becomes `{"tq":"unsynced","a":1}`,
+/// `[{"bn":..}]` becomes `[{"tq":"unsynced","bn":..}]` (in a SenML pack, on the first record). Framing later puts
+/// `seq` in front of it.
+public enum TimeMarking {
+    public static func mark(_ body: [UInt8], _ quality: TimeQuality) -> [UInt8] {
+        var start = 0
+        if body.first == UInt8(ascii: "[") { start = 1 }
+        guard body.count > start, body[start] == UInt8(ascii: "{") else { return body }
+        let field = Array("\"tq\":\"\(quality.rawValue)\"".utf8)
+        var out = Array(body[...start])
+        out.append(contentsOf: field)
+        let rest = body[(start + 1)...]
+        if rest.first != UInt8(ascii: "}") { out.append(UInt8(ascii: ",")) }
+        out.append(contentsOf: rest)
+        return out
+    }
+}

@@ -84,13 +84,20 @@ private struct Parsing {
             if let path = s.string("socket") { socket = FileSystem.resolve(path, relativeTo: baseDir) }
             s.finish()
         }
+        var unsynced = UnsyncedTimePolicy.hold
+        if let t = map.mapping("time") {
+            unsynced = t.choice("unsynced", UnsyncedTimePolicy.allCases.map { ($0.rawValue, $0) }) ?? .hold
+            t.finish()
+        }
         map.finish()
         guard let identity, let mqtt else { return nil }
-        return GatewayConfig(
+        var config = GatewayConfig(
             identity: identity, buses: ConfigParser.attachSensors(buses.map { ($0.config, $0.node) }, devices, reader),
             devices: devices, mqtt: mqtt, journal: journal,
             aggregation: aggregation, profileDirectories: profileDirs + defaultProfileDirectories,
             statusSocket: socket, file: file)
+        config.unsyncedTime = unsynced
+        return config
     }
 
     /// Names go into MQTT topics and the default client id, so they may not contain `/`, `+`, `#` or blanks, and
