@@ -218,21 +218,27 @@ public final class ReadingPipeline: Sendable {
         let (now, sample, synced) = observeClock()
         var poll = received
         var boottimes: [Int64] = []
-        if !synced {
-            // The wall clock is not to be trusted: restamp on the boottime timeline, so a step of the wall clock
-            // neither opens nor loses a window. The poll was acquired moments ago on this thread.
-            let age = min(max(sample.wall - received.acquiredAt, 0), 60_000)
-            let base = sample.boottimeMs - age
+        // The poll's boottime from its age on the wall clock (it is handled on its bus thread as acquired); an age
+        // beyond a minute or negative means the wall clock stepped since: the poll was handled as soon as acquired.
+        let age = sample.wall - received.acquiredAt
+        let base = sample.boottimeMs - ((0...60_000).contains(age) ? age : 0)
+        let (keeper, untrustedBefore) = time.withLock { ($0.keeper, $0.untrustedBefore) }
+        // Acquired before the synchronisation this process saw, though handled after it: corrected from boottime.
+        let lateCorrected = synced && untrustedBefore.map { received.acquiredAt < $0 - TimeKeeper.stepTolerance } == true
+        if !synced || lateCorrected {
+            // The wall clock was not to be trusted: restamp on the boottime timeline, so a step of the wall clock
+            // neither opens nor loses a window.
             for i in poll.readings.indices {
                 let offset = min(max(received.readings[i].acquiredAt - received.acquiredAt, -60_000), 60_000)
-                poll.readings[i].acquiredAt = now - age + offset
+                poll.readings[i].acquiredAt = keeper.time(atBoottime: base + offset)
                 boottimes.append(base + offset)
             }
-            poll.acquiredAt = now - age
+            poll.acquiredAt = keeper.time(atBoottime: base)
         }
         let policy = time.withLock { $0.policy }
         var intervals: [Interval] = []
         var held: HeldTelemetry?
+        var telemetry: OutboundMessage?
         let messages: [OutboundMessage] = slot.intelligence.withLock { intel in
             var out: [OutboundMessage] = []
             let keep = poll.readings.indices.filter { intel.shouldPublish(poll.readings[$0]) }
@@ -242,15 +248,17 @@ public final class ReadingPipeline: Sendable {
                     topic: topics.telemetry(slot.device.name), identity: identity, device: slot.device.name,
                     readings: published, boottimes: keep.map { boottimes[$0] }, bootId: sample.bootId)
             } else if let body = PayloadEncoder.telemetry(published, identity: identity, device: slot.device.name) {
-                out.append(OutboundMessage(
-                    kind: .telemetry, topic: topics.telemetry(slot.device.name), body: body, device: slot.device.name,
-                    acquiredAt: poll.acquiredAt, contentType: "application/senml+json"))
+                let quality: TimeQuality? = !synced ? .unsynced : lateCorrected ? .corrected : nil
+                telemetry = OutboundMessage(
+                    kind: .telemetry, topic: topics.telemetry(slot.device.name),
+                    body: quality.map { TimeMarking.mark(body, $0) } ?? body, device: slot.device.name,
+                    acquiredAt: poll.acquiredAt, contentType: "application/senml+json")
             }
             out += intel.ingest(
                 poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
-        var output = marked(messages, synced)
+        var output = (telemetry.map { [$0] } ?? []) + marked(messages, synced)
         if let held {
             let overflow: HeldTelemetry? = time.withLock { t in
                 t.held.append(held)
