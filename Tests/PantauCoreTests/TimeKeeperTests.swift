@@ -62,3 +62,32 @@ import Testing
         #expect(next.time(atBoottime: 500) == 500)
     }
 }
+
+/// `time.unsynced`: `hold` by default, `mark` when asked, anything else an error naming file:line:col and the key.
+@Suite struct UnsyncedTimeConfigTests {
+    static let base = """
+        gateway: {site: s, id: g}
+        buses: []
+        devices: []
+        mqtt: {brokers: [127.0.0.1]}
+        """
+
+    func parse(_ text: String) -> Result<GatewayConfig, ConfigurationError> {
+        ConfigParser.parse(text, file: "gw.yaml", library: ProfileLibrary(directories: []), environment: { _ in nil })
+    }
+
+    @Test func defaultIsHoldAndMarkIsAccepted() throws {
+        #expect(try parse(Self.base).get().unsyncedTime == .hold)
+        #expect(try parse(Self.base + "\ntime: {unsynced: mark}").get().unsyncedTime == .mark)
+    }
+
+    @Test func aWrongValueIsAnErrorAtItsPlace() {
+        guard case .failure(let error) = parse(Self.base + "\ntime: {unsynced: maybe}") else {
+            Issue.record("accepted time.unsynced: maybe")
+            return
+        }
+        let text = "\(error)"
+        #expect(text.contains("gw.yaml:5:"))
+        #expect(text.contains("unsynced") && text.contains("hold, mark"))
+    }
+}
