@@ -30,7 +30,7 @@ public struct KernelClock: GatewayClock {
         let kernelSynced = state >= 0 && state != TIME_ERROR && (tx.status & Int32(STA_UNSYNC)) == 0
         let flag = access(Self.timesyncdFlag, F_OK) == 0
         return ClockSample(
-            wall: wall, boottimeMs: boottime, synced: kernelSynced || flag,
+            wall: wall, boottimeMs: boottime, synced: kernelSynced || flag || Self.setFromRTC,
             maxErrorMs: state >= 0 ? Int64(tx.maxerror) / 1000 : nil, bootId: Self.bootId)
     }
 
@@ -54,6 +54,14 @@ public struct KernelClock: GatewayClock {
         clock_gettime(CLOCK_BOOTTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
+
+    /// The kernel set the system clock from a battery-backed RTC at boot (`hctosys`): a board with an RTC HAT but no
+    /// time service has a trustworthy date, though nothing disciplines the clock.
+    public static let setFromRTC: Bool = {
+        guard let f = fopen("/sys/class/rtc/rtc0/hctosys", "r") else { return false }
+        defer { fclose(f) }
+        return fgetc(f) == Int32(UInt8(ascii: "1"))
+    }()
 
     /// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
     public static let bootId: String = {
