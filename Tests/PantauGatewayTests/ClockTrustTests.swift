@@ -184,6 +184,32 @@ final class ClockTrustBoard: GatewayClock {
         #expect(m.acquiredAt == t)
     }
 
+    /// A poll acquired on the old clock but handled after the synchronisation was seen is corrected (within the
+    /// poll's hand-over time), never published with its 1970 date.
+    @Test func aPollHandledAcrossTheSynchronisationIsCorrected() throws {
+        let board = ClockTrustBoard()
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        board.set { $0.boottime = 60_000 }
+        pipeline.tick()
+        let acquired = board.now()  // 120 s after the epoch, at boottime 120 s
+        board.set { $0.boottime = 120_000 }
+        let stale = board.now()
+        board.set { s in s.boottime = 120_300; s.wallOffset = Self.trueBoot; s.synced = true }
+        pipeline.tick()
+        pipeline.handle(DevicePoll(device: "river", readings: [
+            Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                    quality: .good, acquiredAt: stale)
+        ], error: nil, acquiredAt: stale))
+        #expect(acquired == 60_000)
+        let m = try #require(sink.all.first { $0.kind == .telemetry })
+        let first = try json(m)
+        #expect(first["tq"] as? String == "corrected")
+        let bt = Int64(((first["bt"] as? Double ?? 0) * 1000).rounded())
+        #expect(abs(bt - (Self.trueBoot + 120_000)) <= 1000)
+    }
+
     @Test func markingInsertsTheFieldFirst() {
         #expect(String(decoding: TimeMarking.mark(Array("{\"a\":1}".utf8), .unsynced), as: UTF8.self)
             == "{\"tq\":\"unsynced\",\"a\":1}")
