@@ -23,7 +23,8 @@ public struct KernelClock: GatewayClock {
         let boottime = Self.boottimeMs()
         let wall = now()
         if let test = testState() {
-            return ClockSample(wall: wall, boottimeMs: boottime, synced: test.synced, maxErrorMs: nil, bootId: Self.bootId)
+            return ClockSample(
+                wall: wall, boottimeMs: boottime, synced: test.synced, maxErrorMs: nil, bootId: Self.bootId)
         }
         var tx = timex()
         let state = adjtimex(&tx)

@@ -123,7 +123,8 @@ public final class ReadingPipeline: Sendable {
             case .stepped(let ms):
                 logger.warning("wall clock stepped", metadata: ["by_ms": "\(ms)", "synced": "\(synced)"])
             case .synchronised(let ms):
-                logger.notice("clock synchronised", metadata: ["correction_ms": "\(ms)", "released": "\(released.count)"])
+                logger.notice(
+                    "clock synchronised", metadata: ["correction_ms": "\(ms)", "released": "\(released.count)"])
             case .lostSync:
                 logger.warning("clock lost its synchronisation; time runs on boottime")
             }
@@ -224,7 +225,8 @@ public final class ReadingPipeline: Sendable {
         let base = sample.boottimeMs - ((0...60_000).contains(age) ? age : 0)
         let (keeper, untrustedBefore) = time.withLock { ($0.keeper, $0.untrustedBefore) }
         // Acquired before the synchronisation this process saw, though handled after it: corrected from boottime.
-        let lateCorrected = synced && untrustedBefore.map { received.acquiredAt < $0 - TimeKeeper.stepTolerance } == true
+        let lateCorrected =
+            synced && untrustedBefore.map { received.acquiredAt < $0 - TimeKeeper.stepTolerance } == true
         if !synced || lateCorrected {
             // The wall clock was not to be trusted: restamp on the boottime timeline, so a step of the wall clock
             // neither opens nor loses a window.
@@ -266,7 +268,9 @@ public final class ReadingPipeline: Sendable {
                 t.overflowed += 1
                 return t.held.removeFirst()
             }
-            if let o = overflow, let body = PayloadEncoder.telemetry(o.readings, identity: o.identity, device: o.device) {
+            if let o = overflow,
+                let body = PayloadEncoder.telemetry(o.readings, identity: o.identity, device: o.device)
+            {
                 output.append(OutboundMessage(
                     kind: .telemetry, topic: o.topic, body: TimeMarking.mark(body, .unsynced), device: o.device,
                     acquiredAt: o.readings.first?.acquiredAt ?? now, contentType: "application/senml+json"))
