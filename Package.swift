@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        // adjtimex(2) from the C library's <sys/timex.h>: the kernel's clock synchronisation state (issue 14).
+        .systemLibrary(name: "CTimex"),
 
         .target(name: "PantauYAML", dependencies: ["CYAML"]),
         .target(name: "PantauCore", dependencies: ["PantauYAML"]),
@@ -40,7 +42,7 @@ let package = Package(
             "PantauCore", "PantauMQTT", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["sparkplug_b.proto"]),
         .target(name: "PantauGateway", dependencies: [
-            "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug",
+            "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug", "CTimex",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -13,6 +13,8 @@ public struct GatewayConfig: Sendable, Hashable {
     public var statusSocket: String
     /// The file this configuration came from.
     public var file: String
+    /// `time.unsynced`: what happens to data acquired while the clock is unsynchronised (issue 14).
+    public var unsyncedTime: UnsyncedTimePolicy = .mark
 
     public init(
         identity: GatewayIdentity, buses: [BusConfig], devices: [DeviceConfig], mqtt: MQTTConfig,

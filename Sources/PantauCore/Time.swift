@@ -13,6 +13,16 @@ public protocol GatewayClock: Sendable {
     func now() -> UnixMillis
     /// A monotonic reading in nanoseconds, for intervals, timeouts and backoff.
     func monotonicNanos() -> UInt64
+    /// The clock's state (synchronised, boottime, boot id). A test clock that does not say is a synchronised one.
+    func clockSample() -> ClockSample
+}
+
+extension GatewayClock {
+    public func clockSample() -> ClockSample {
+        let now = now()
+        return ClockSample(
+            wall: now, boottimeMs: Int64(monotonicNanos() / 1_000_000), synced: true, bootId: "test-boot")
+    }
 }
 
 /// The real clocks of the system: `CLOCK_REALTIME` and `CLOCK_MONOTONIC`.

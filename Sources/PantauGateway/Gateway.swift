@@ -45,7 +45,7 @@ public final class Gateway: Sendable {
 
     /// Opens the journal (running its integrity check) and builds every part; nothing runs until `start()`.
     public init(
-        config: GatewayConfig, clock: GatewayClock = SystemClock(), logger: Logger,
+        config: GatewayConfig, clock: GatewayClock = KernelClock(), logger: Logger,
         transportFactory: @escaping BusPoller.TransportFactory = BusPoller.libmodbusTransport
     ) throws {
         self.clock = clock
@@ -246,7 +246,7 @@ public final class Gateway: Sendable {
         return GatewayHealth(
             identity: config.identity, now: clock.now(), startedAt: startedAt, journal: journal.stats(),
             events: journal.startupEvents, publisher: publisher.snapshot(),
-            buses: pollers.map { $0.snapshot() }.sorted { $0.bus < $1.bus })
+            buses: pollers.map { $0.snapshot() }.sorted { $0.bus < $1.bus }, clock: pipeline.clockStatus())
     }
 
     /// Once a second: lets windows close and alerts go stale; every minute a health message; every ten minutes a
@@ -262,9 +262,9 @@ public final class Gateway: Sendable {
             if now - lastHealth >= Self.healthInterval {
                 lastHealth = now
                 let topics = parts.withLock { TopicScheme(prefix: $0.config.mqtt.topicPrefix, identity: $0.config.identity) }
-                journal.append([OutboundMessage(
+                journal.append([ReadingPipeline.marked(OutboundMessage(
                     kind: .status, topic: topics.health, body: PayloadEncoder.encode(health()), device: nil,
-                    acquiredAt: now)])
+                    acquiredAt: now), pipeline.clockStatus().synced)])
             }
             if now - lastStateSave >= Self.stateSaveInterval {
                 lastStateSave = now

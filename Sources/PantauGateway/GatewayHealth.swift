@@ -67,6 +67,21 @@ public struct GatewayHealth: Codable, Sendable {
         public var devices: [DevicePart]
     }
 
+    /// The wall clock's state (issue 14); absent in the health of older versions.
+    public struct ClockPart: Codable, Sendable {
+        public var synced: Bool
+        public var max_error_ms: Int64?
+        public var steps_seen: Int
+        /// Telemetry polls held back until the clock synchronises (`time.unsynced: hold`).
+        public var held: Int
+        /// Held polls published marked `unsynced` because the hold was full.
+        public var held_overflowed: Int
+        /// Held polls published with corrected times after synchronisation.
+        public var released: Int
+        public var policy: String
+        public var boot_id: String
+    }
+
     public var site: String
     public var gateway: String
     public var version: String
@@ -75,12 +90,19 @@ public struct GatewayHealth: Codable, Sendable {
     public var journal: JournalPart
     public var broker: BrokerPart
     public var buses: [BusPart]
+    public var clock: ClockPart?
 
     /// Assembles the state from each part's snapshot.
     public init(
         identity: GatewayIdentity, now: UnixMillis, startedAt: UnixMillis, journal j: JournalStats, events: [String],
-        publisher p: PublisherStats, buses: [BusStats]
+        publisher p: PublisherStats, buses: [BusStats], clock c: ReadingPipeline.ClockStatus? = nil
     ) {
+        clock = c.map {
+            ClockPart(
+                synced: $0.synced, max_error_ms: $0.maxErrorMs, steps_seen: $0.stepsSeen, held: $0.held,
+                held_overflowed: $0.heldOverflowed, released: $0.released, policy: $0.policy.rawValue,
+                boot_id: $0.bootId)
+        }
         site = identity.site
         gateway = identity.id
         version = PantauVersion.current

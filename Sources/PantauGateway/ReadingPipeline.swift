@@ -20,6 +20,49 @@ public final class ReadingPipeline: Sendable {
     private let onPollInterval: @Sendable (_ device: String, _ interval: Interval) -> Void
     /// With `mqtt.format: sparkplug`, telemetry is the edge node's DDATA.
     private let sparkplug: SparkplugEdge?
+    /// The clock's state, and the telemetry held back while it is unsynchronised (`time.unsynced: hold`).
+    private let time: Mutex<TimeState>
+
+    /// What the pipeline knows about time (issue 14).
+    struct TimeState {
+        var keeper = TimeKeeper()
+        var policy: UnsyncedTimePolicy
+        var held: [HeldTelemetry] = []
+        /// Held polls published marked `unsynced` because the hold was full (never dropped).
+        var overflowed = 0
+        var released = 0
+        /// Set when the clock synchronised after running unsynchronised: a message stamped before this time (a
+        /// window that closed at the jump, say) was stamped on the unsynchronised timeline and is marked.
+        var untrustedBefore: UnixMillis?
+    }
+
+    /// One poll's telemetry kept back until the clock synchronises: re-encoded then with corrected times.
+    struct HeldTelemetry {
+        var topic: String
+        var identity: GatewayIdentity
+        var device: String
+        var readings: [Reading]
+        /// Each reading's acquisition time on this boot's `CLOCK_BOOTTIME`.
+        var boottimes: [Int64]
+        var bootId: String
+        /// `mqtt.format: senml-compact` at the time it was held.
+        var compact = false
+    }
+
+    /// At most this many polls are held in memory; beyond it the oldest goes out marked `tq: unsynced`.
+    static let heldLimit = 20_000
+
+    /// The clock's state as `pantau status` shows it.
+    public struct ClockStatus: Sendable {
+        public var synced: Bool
+        public var maxErrorMs: Int64?
+        public var stepsSeen: Int
+        public var held: Int
+        public var heldOverflowed: Int
+        public var released: Int
+        public var policy: UnsyncedTimePolicy
+        public var bootId: String
+    }
 
     /// The configured devices and what their messages need; replaced as a whole on reload.
     struct Directory {
@@ -51,6 +94,72 @@ public final class ReadingPipeline: Sendable {
         self.logger = logger
         self.onPollInterval = onPollInterval
         directory = Mutex(Self.makeDirectory(config, keeping: [:]))
+        time = Mutex(TimeState(policy: config.unsyncedTime))
+    }
+
+    public func clockStatus() -> ClockStatus {
+        time.withLock { t in
+            ClockStatus(
+                synced: t.keeper.synced, maxErrorMs: t.keeper.maxErrorMs, stepsSeen: t.keeper.stepsSeen,
+                held: t.held.count, heldOverflowed: t.overflowed, released: t.released, policy: t.policy,
+                bootId: t.keeper.bootId)
+        }
+    }
+
+    /// Looks at the clock: the time on the gateway's timeline now, whether it is synchronised, and the held
+    /// telemetry to publish now that it is (corrected from boottime).
+    private func observeClock() -> (now: UnixMillis, sample: ClockSample, synced: Bool) {
+        let sample = clock.clockSample()
+        var released: [OutboundMessage] = []
+        let (now, synced, actions) = time.withLock { t in
+            let wasRunning = t.keeper.offset != nil
+            let actions = t.keeper.observe(sample)
+            if wasRunning, actions.contains(where: { if case .synchronised = $0 { true } else { false } }) {
+                t.untrustedBefore = sample.wall
+            }
+            if t.keeper.synced, !t.held.isEmpty {
+                released = t.held.compactMap { Self.encodeHeld($0, keeper: t.keeper, bootId: sample.bootId) }
+                t.released += t.held.count
+                t.held = []
+            }
+            // Synchronised: the wall clock is the truth. Unsynchronised: boottime on the last trusted offset.
+            let now = t.keeper.synced ? sample.wall : t.keeper.time(atBoottime: sample.boottimeMs)
+            return (now, t.keeper.synced, actions)
+        }
+        for action in actions {
+            switch action {
+            case .stepped(let ms):
+                logger.warning("wall clock stepped", metadata: ["by_ms": "\(ms)", "synced": "\(synced)"])
+            case .synchronised(let ms):
+                logger.notice(
+                    "clock synchronised", metadata: ["correction_ms": "\(ms)", "released": "\(released.count)"])
+            case .lostSync:
+                logger.warning("clock lost its synchronisation; time runs on boottime")
+            }
+        }
+        if !released.isEmpty { sink.append(released) }
+        return (now, sample, synced)
+    }
+
+    /// A held poll's telemetry with its true times: `corrected` within this boot, `unverified` from another.
+    static func encodeHeld(_ h: HeldTelemetry, keeper: TimeKeeper, bootId: String) -> OutboundMessage? {
+        var readings = h.readings
+        let quality: TimeQuality = h.bootId == bootId ? .corrected : .unverified
+        if quality == .corrected {
+            for i in readings.indices { readings[i].acquiredAt = keeper.time(atBoottime: h.boottimes[i]) }
+        }
+        guard let body = PayloadEncoder.telemetry(readings, identity: h.identity, device: h.device, compact: h.compact),
+            let first = readings.first
+        else { return nil }
+        return OutboundMessage(
+            kind: .telemetry, topic: h.topic, body: TimeMarking.mark(body, quality), device: h.device,
+            acquiredAt: first.acquiredAt, contentType: "application/senml+json")
+    }
+
+    /// The gateway's time now: the wall clock while synchronised, boottime-derived while not.
+    func timelineNow() -> (UnixMillis, Bool) {
+        let (now, _, synced) = observeClock()
+        return (now, synced)
     }
 
     static func makeDirectory(_ config: GatewayConfig, keeping old: [String: DeviceSlot]) -> Directory {
@@ -73,9 +182,10 @@ public final class ReadingPipeline: Sendable {
     /// Applies a reloaded configuration; devices that did not change keep their state. A device the new
     /// configuration no longer has gets a last retained availability, `offline` with reason `removed`.
     public func reconfigure(_ config: GatewayConfig) {
-        let now = clock.now()
+        let (now, synced) = timelineNow()
+        time.withLock { $0.policy = config.unsyncedTime }
         let removed: [OutboundMessage] = directory.withLock { d in
-            let gone = Self.removedAvailability(d, keeping: config, at: now)
+            let gone = Self.removedAvailability(d, keeping: config, at: now).map { Self.marked($0, synced) }
             d = Self.makeDirectory(config, keeping: d.slots)
             return gone
         }
@@ -114,36 +224,96 @@ public final class ReadingPipeline: Sendable {
     }
 
     /// One poll of one device, from a bus thread. Everything it yields is queued in one group.
-    public func handle(_ poll: DevicePoll) {
-        guard let (slot, identity, topics) = slot(poll.device) else { return }
+    public func handle(_ received: DevicePoll) {
+        guard let (slot, identity, topics) = slot(received.device) else { return }
         let compact = compactTelemetry
+        let (now, sample, synced) = observeClock()
+        var poll = received
+        var boottimes: [Int64] = []
+        // The poll's boottime from its age on the wall clock (it is handled on its bus thread as acquired); an age
+        // beyond a minute or negative means the wall clock stepped since: the poll was handled as soon as acquired.
+        let age = sample.wall - received.acquiredAt
+        let base = sample.boottimeMs - ((0...60_000).contains(age) ? age : 0)
+        let (keeper, untrustedBefore) = time.withLock { ($0.keeper, $0.untrustedBefore) }
+        // Acquired before the synchronisation this process saw, though handled after it: corrected from boottime.
+        let lateCorrected =
+            synced && untrustedBefore.map { received.acquiredAt < $0 - TimeKeeper.stepTolerance } == true
+        if !synced || lateCorrected {
+            // The wall clock was not to be trusted: restamp on the boottime timeline, so a step of the wall clock
+            // neither opens nor loses a window.
+            for i in poll.readings.indices {
+                let offset = min(max(received.readings[i].acquiredAt - received.acquiredAt, -60_000), 60_000)
+                poll.readings[i].acquiredAt = keeper.time(atBoottime: base + offset)
+                boottimes.append(base + offset)
+            }
+            poll.acquiredAt = keeper.time(atBoottime: base)
+        }
+        let policy = time.withLock { $0.policy }
         var intervals: [Interval] = []
+        var held: HeldTelemetry?
+        var telemetry: OutboundMessage?
         let messages: [OutboundMessage] = slot.intelligence.withLock { intel in
             var out: [OutboundMessage] = []
-            let published = poll.readings.filter { intel.shouldPublish($0) }
+            let keep = poll.readings.indices.filter { intel.shouldPublish(poll.readings[$0]) }
+            let published = keep.map { poll.readings[$0] }
             if let sparkplug {
-                if let data = sparkplug.dataMessage(published, device: slot.device.name, acquiredAt: poll.acquiredAt) {
-                    out.append(data)
-                }
+                // Sparkplug DDATA carries its own timestamps and is never held or JSON-marked (docs/sparkplug.md).
+                telemetry = sparkplug.dataMessage(published, device: slot.device.name, acquiredAt: poll.acquiredAt)
+            } else if !synced, policy == .hold, !published.isEmpty {
+                held = HeldTelemetry(
+                    topic: topics.telemetry(slot.device.name), identity: identity, device: slot.device.name,
+                    readings: published, boottimes: keep.map { boottimes[$0] }, bootId: sample.bootId, compact: compact)
             } else if let body = PayloadEncoder.telemetry(
                 published, identity: identity, device: slot.device.name, compact: compact)
             {
-                out.append(OutboundMessage(
-                    kind: .telemetry, topic: topics.telemetry(slot.device.name), body: body, device: slot.device.name,
-                    acquiredAt: poll.acquiredAt, contentType: "application/senml+json"))
+                let quality: TimeQuality? = !synced ? .unsynced : lateCorrected ? .corrected : nil
+                telemetry = OutboundMessage(
+                    kind: .telemetry, topic: topics.telemetry(slot.device.name),
+                    body: quality.map { TimeMarking.mark(body, $0) } ?? body, device: slot.device.name,
+                    acquiredAt: poll.acquiredAt, contentType: "application/senml+json")
             }
             out += intel.ingest(
                 poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
-        if !messages.isEmpty { sink.append(messages) }
+        var output = (telemetry.map { [$0] } ?? []) + marked(messages, synced)
+        if let held {
+            let overflow: HeldTelemetry? = time.withLock { t in
+                t.held.append(held)
+                guard t.held.count > Self.heldLimit else { return nil }
+                t.overflowed += 1
+                return t.held.removeFirst()
+            }
+            if let o = overflow,
+                let body = PayloadEncoder.telemetry(o.readings, identity: o.identity, device: o.device, compact: o.compact)
+            {
+                output.append(OutboundMessage(
+                    kind: .telemetry, topic: o.topic, body: TimeMarking.mark(body, .unsynced), device: o.device,
+                    acquiredAt: o.readings.first?.acquiredAt ?? now, contentType: "application/senml+json"))
+            }
+        }
+        if !output.isEmpty { sink.append(output) }
         for interval in intervals { onPollInterval(poll.device, interval) }
+    }
+
+    /// Messages stamped on the unsynchronised timeline say so (`tq: unsynced`).
+    func marked(_ messages: [OutboundMessage], _ synced: Bool) -> [OutboundMessage] {
+        let before = time.withLock { $0.untrustedBefore } ?? .min
+        return messages.map { Self.marked($0, synced && $0.acquiredAt >= before) }
+    }
+
+    /// A message made while the clock is unsynchronised says so (`tq: unsynced`).
+    static func marked(_ message: OutboundMessage, _ synced: Bool) -> OutboundMessage {
+        guard !synced else { return message }
+        var m = message
+        m.body = TimeMarking.mark(m.body, .unsynced)
+        return m
     }
 
     /// Lets time pass: closes windows that ended without a new reading and flags silent level sensors stale.
     /// The gateway calls it about once a second.
     public func tick() {
-        let now = clock.now()
+        let (now, synced) = timelineNow()
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
         var intervals: [(String, Interval)] = []
         var messages: [OutboundMessage] = []
@@ -154,15 +324,16 @@ public final class ReadingPipeline: Sendable {
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
-        if !messages.isEmpty { sink.append(messages) }
+        if !messages.isEmpty { sink.append(marked(messages, synced)) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 
     /// A device came online or went offline: a retained availability message, queued like everything else.
     public func availability(device: String, online: Bool, reason: String) {
-        let now = clock.now()
+        let (now, synced) = timelineNow()
         guard let (_, _, topics) = slot(device) else { return }
-        let body = PayloadEncoder.encode(AvailabilityPayload(online: online, reason: online ? nil : reason, at: now))
+        var body = PayloadEncoder.encode(AvailabilityPayload(online: online, reason: online ? nil : reason, at: now))
+        if !synced { body = TimeMarking.mark(body, .unsynced) }
         var messages = [OutboundMessage(
             kind: .status, topic: topics.availability(device), body: body, retain: true, device: device,
             acquiredAt: now)]

@@ -47,6 +47,9 @@ extension GatewayHealth {
         let j = journal
         print("journal  backlog \(j.pending) (\(formatBytes(j.bytes)))" + (j.oldest_pending_ts.map { "  oldest \(formatUTC($0))" } ?? "") + "  drops \(j.drops_total)" + (j.disk_full ? "  DISK FULL" : ""))
         for e in j.events { print("         event: \(e)") }
+        if let c = clock {
+            print("clock    \(c.synced ? "synced" : "NOT SYNCED")" + (c.max_error_ms.map { "  max error \($0) ms" } ?? "") + "  steps \(c.steps_seen)  held \(c.held)  released \(c.released)  policy \(c.policy)")
+        }
         for bus in buses {
             print("bus \(bus.name)  \(bus.connected ? "open" : "CLOSED")  transactions \(bus.transactions)  timeouts \(bus.timeouts)  crc \(bus.crc_errors)  mean \(String(format1: bus.mean_response_ms)) ms  utilisation \(String(format1: bus.utilisation * 100))%  overruns \(bus.cycle_overruns)")
             for d in bus.devices {

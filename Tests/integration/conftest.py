@@ -18,6 +18,17 @@ from pantau_harness.gateway import GatewayProcess, binary_missing_reason, binary
 from pantau_harness.modbus_sim import PtyPair, RegisterSpec, RtuDevice, TcpDevice  # noqa: E402
 from pantau_harness.schemas import Schemas  # noqa: E402
 
+# The test host's kernel clock may not be disciplined (a CI container: adjtimex says unsynchronised); the gateway would
+# then hold telemetry back (time.unsynced: hold, issue 14). Every pantau process the tests start inherits a test-only
+# clock source saying "synchronised, no offset"; test_clock_trust.py gives its gateway a clock of its own.
+if "PANTAU_TEST_CLOCK" not in os.environ:
+    import tempfile  # noqa: E402
+
+    _clock_fd, _clock_path = tempfile.mkstemp(prefix="pantau-clock-")
+    os.write(_clock_fd, b"0 1\n")
+    os.close(_clock_fd)
+    os.environ["PANTAU_TEST_CLOCK"] = _clock_path
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):

@@ -93,6 +93,11 @@ private struct Parsing {
             if let path = s.string("socket") { socket = FileSystem.resolve(path, relativeTo: baseDir) }
             s.finish()
         }
+        var unsynced = UnsyncedTimePolicy.mark
+        if let t = map.mapping("time") {
+            unsynced = t.choice("unsynced", UnsyncedTimePolicy.allCases.map { ($0.rawValue, $0) }) ?? .mark
+            t.finish()
+        }
         map.finish()
         guard let identity, let mqtt else { return nil }
         var config = GatewayConfig(
@@ -101,6 +106,7 @@ private struct Parsing {
             aggregation: aggregation, profileDirectories: profileDirs + defaultProfileDirectories,
             statusSocket: socket, file: file)
         config.sparkplug = sparkplug ?? SparkplugConfig(groupId: identity.site, edgeNodeId: identity.id)
+        config.unsyncedTime = unsynced
         return config
     }
 

@@ -1,0 +1,76 @@
+internal import CTimex
+import Glibc
+import PantauCore
+
+/// The system's clocks with their synchronisation state: `CLOCK_REALTIME`, `CLOCK_MONOTONIC`, `CLOCK_BOOTTIME`,
+/// adjtimex(2) (`STA_UNSYNC`, `maxerror`) and systemd-timesyncd's flag file.
+public struct KernelClock: GatewayClock {
+    private let system = SystemClock()
+    /// The test-only clock of `PANTAU_TEST_CLOCK`, when set.
+    private let testFile: String?
+
+    /// systemd-timesyncd creates this file once it has synchronised the clock.
+    public static let timesyncdFlag = "/run/systemd/timesync/synchronized"
+
+    public init() {
+        testFile = FileSystem.environment("PANTAU_TEST_CLOCK")
+    }
+
+    public func now() -> UnixMillis { system.now() + (testState()?.offset ?? 0) }
+    public func monotonicNanos() -> UInt64 { system.monotonicNanos() }
+
+    public func clockSample() -> ClockSample {
+        let boottime = Self.boottimeMs()
+        let wall = now()
+        if let test = testState() {
+            return ClockSample(
+                wall: wall, boottimeMs: boottime, synced: test.synced, maxErrorMs: nil, bootId: Self.bootId)
+        }
+        var tx = timex()
+        let state = adjtimex(&tx)
+        let kernelSynced = state >= 0 && state != TIME_ERROR && (tx.status & Int32(STA_UNSYNC)) == 0
+        let flag = access(Self.timesyncdFlag, F_OK) == 0
+        return ClockSample(
+            wall: wall, boottimeMs: boottime, synced: kernelSynced || flag || Self.setFromRTC,
+            maxErrorMs: state >= 0 ? Int64(tx.maxerror) / 1000 : nil, bootId: Self.bootId)
+    }
+
+    /// Test only (`PANTAU_TEST_CLOCK=<file>`, never set in the field): the file holds `<wall offset ms> <synced 0|1>`,
+    /// read on every call, so a test can start the gateway at 1970, unsynchronised, and synchronise it later.
+    /// libfaketime cannot do this for a Swift binary.
+    private func testState() -> (offset: Int64, synced: Bool)? {
+        guard let path = testFile, let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var buffer = [CChar](repeating: 0, count: 128)
+        guard fgets(&buffer, 128, f) != nil else { return nil }
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count == 2, let offset = Int64(parts[0]) else { return nil }
+        return (offset, parts[1] == "1")
+    }
+
+    /// `CLOCK_BOOTTIME` in milliseconds: keeps counting through a suspend, starts at 0 each boot.
+    public static func boottimeMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// The kernel set the system clock from a battery-backed RTC at boot (`hctosys`): a board with an RTC HAT but no
+    /// time service has a trustworthy date, though nothing disciplines the clock.
+    public static let setFromRTC: Bool = {
+        guard let f = fopen("/sys/class/rtc/rtc0/hctosys", "r") else { return false }
+        defer { fclose(f) }
+        return fgetc(f) == Int32(UInt8(ascii: "1"))
+    }()
+
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
+    public static let bootId: String = {
+        guard let f = fopen("/proc/sys/kernel/random/boot_id", "r") else { return "" }
+        defer { fclose(f) }
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard fgets(&buffer, 64, f) != nil else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .trimmedWhitespace()
+    }()
+}

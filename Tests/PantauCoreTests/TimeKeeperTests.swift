@@ -1,0 +1,93 @@
+import Testing
+
+@testable import PantauCore
+
+/// Issue 14: the timeline runs on boottime while the clock is unsynchronised; steps are seen, not followed.
+@Suite struct TimeKeeperTests {
+    /// The true time of the world at boottime 0 of this boot: 2026-12-06 00:00:00 UTC.
+    static let trueBoot: Int64 = 1_796_515_200_000
+
+    func sample(_ boottime: Int64, wallOffset: Int64, synced: Bool, boot: String = "b1") -> ClockSample {
+        ClockSample(wall: boottime + wallOffset, boottimeMs: boottime, synced: synced, maxErrorMs: 16, bootId: boot)
+    }
+
+    @Test func bootAt1970RunUnsyncedThenSync() {
+        var keeper = TimeKeeper()
+        // Boots with the wall clock at 1970 (no RTC): 5 s after boot the wall says 5 s after the epoch.
+        #expect(keeper.observe(sample(5_000, wallOffset: 0, synced: false)).isEmpty)
+        #expect(keeper.quality == .unsynced)
+        #expect(keeper.time(atBoottime: 65_000) == 65_000)
+        #expect(keeper.observe(sample(65_000, wallOffset: 0, synced: false)).isEmpty)
+        // NTP answers: the wall clock is stepped to the true time and marked synchronised.
+        let actions = keeper.observe(sample(125_000, wallOffset: Self.trueBoot, synced: true))
+        #expect(actions == [.stepped(byMillis: Self.trueBoot), .synchronised(correctionMillis: Self.trueBoot)])
+        #expect(keeper.synced && keeper.quality == .synced && keeper.syncs == 1 && keeper.stepsSeen == 1)
+        // A reading acquired at boottime 65 s is corrected to its true time exactly.
+        #expect(keeper.time(atBoottime: 65_000) == Self.trueBoot + 65_000)
+        #expect(keeper.maxErrorMs == 16)
+    }
+
+    @Test func stepsWhileUnsyncedDoNotMoveTheTimeline() {
+        var keeper = TimeKeeper()
+        _ = keeper.observe(sample(1_000, wallOffset: 1_000_000, synced: false))
+        // Backward step of 10 minutes, then forward by an hour: seen and counted, the timeline stays on boottime.
+        #expect(keeper.observe(sample(2_000, wallOffset: 1_000_000 - 600_000, synced: false))
+            == [.stepped(byMillis: -600_000)])
+        #expect(keeper.observe(sample(3_000, wallOffset: 1_000_000 + 3_000_000, synced: false))
+            == [.stepped(byMillis: 3_600_000)])
+        #expect(keeper.stepsSeen == 2)
+        #expect(keeper.time(atBoottime: 3_000) == 1_003_000)
+        // Jitter below the tolerance is not a step.
+        #expect(keeper.observe(sample(4_000, wallOffset: 1_000_000 + 3_000_500, synced: false)).isEmpty)
+    }
+
+    @Test func stepsWhileSyncedAreFollowedAndLosingSyncFreeRuns() {
+        var keeper = TimeKeeper()
+        _ = keeper.observe(sample(1_000, wallOffset: Self.trueBoot, synced: true))
+        #expect(keeper.observe(sample(2_000, wallOffset: Self.trueBoot + 5_000, synced: true))
+            == [.stepped(byMillis: 5_000)])
+        #expect(keeper.time(atBoottime: 2_000) == Self.trueBoot + 7_000)
+        #expect(keeper.observe(sample(3_000, wallOffset: Self.trueBoot + 5_000, synced: false)) == [.lostSync])
+        // Unsynchronised again: a wild step is not followed.
+        _ = keeper.observe(sample(4_000, wallOffset: 0, synced: false))
+        #expect(keeper.time(atBoottime: 4_000) == Self.trueBoot + 9_000)
+    }
+
+    @Test func aRebootStartsAFreshTimeline() {
+        var keeper = TimeKeeper()
+        _ = keeper.observe(sample(1_000, wallOffset: Self.trueBoot, synced: true, boot: "b1"))
+        var next = TimeKeeper()
+        _ = next.observe(sample(500, wallOffset: 0, synced: false, boot: "b2"))
+        #expect(next.bootId == "b2" && keeper.bootId == "b1")
+        #expect(next.time(atBoottime: 500) == 500)
+    }
+}
+
+/// `time.unsynced`: `mark` by default, `hold` when asked, anything else an error naming file:line:col and the key.
+@Suite struct UnsyncedTimeConfigTests {
+    static let base = """
+        gateway: {site: s, id: g}
+        buses: []
+        devices: []
+        mqtt: {brokers: [127.0.0.1]}
+        """
+
+    func parse(_ text: String) -> Result<GatewayConfig, ConfigurationError> {
+        ConfigParser.parse(text, file: "gw.yaml", library: ProfileLibrary(directories: []), environment: { _ in nil })
+    }
+
+    @Test func defaultIsMarkAndHoldIsAccepted() throws {
+        #expect(try parse(Self.base).get().unsyncedTime == .mark)
+        #expect(try parse(Self.base + "\ntime: {unsynced: hold}").get().unsyncedTime == .hold)
+    }
+
+    @Test func aWrongValueIsAnErrorAtItsPlace() {
+        guard case .failure(let error) = parse(Self.base + "\ntime: {unsynced: maybe}") else {
+            Issue.record("accepted time.unsynced: maybe")
+            return
+        }
+        let text = "\(error)"
+        #expect(text.contains("gw.yaml:5:"))
+        #expect(text.contains("unsynced") && text.contains("hold, mark"))
+    }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import Logging
+import PantauCore
+import Synchronization
+import Testing
+
+@testable import PantauGateway
+
+final class ClockTrustSink: MessageSink {
+    let messages = Mutex<[OutboundMessage]>([])
+    func append(_ m: [OutboundMessage]) { messages.withLock { $0 += m } }
+    var all: [OutboundMessage] { messages.withLock { $0 } }
+}
+
+/// A board without an RTC: boottime runs; the wall clock is boottime plus whatever offset it was set to.
+final class ClockTrustBoard: GatewayClock {
+    struct State { var boottime: Int64 = 0; var wallOffset: Int64 = 0; var synced = false; var bootId = "boot-1" }
+    let state = Mutex(State())
+    func now() -> UnixMillis { state.withLock { $0.boottime + $0.wallOffset } }
+    func monotonicNanos() -> UInt64 { UInt64(state.withLock { $0.boottime }) * 1_000_000 }
+    func clockSample() -> ClockSample {
+        state.withLock { s in
+            ClockSample(wall: s.boottime + s.wallOffset, boottimeMs: s.boottime, synced: s.synced, bootId: s.bootId)
+        }
+    }
+    func set(_ change: (inout State) -> Void) { state.withLock { change(&$0) } }
+}
+
+/// Issue 14: readings acquired while the clock is unsynchronised are never published with a wrong date.
+@Suite struct ClockTrustTests {
+    /// The true time at boottime 0: 2026-12-06 00:00:00 UTC.
+    static let trueBoot: Int64 = 1_796_515_200_000
+
+    let profile = DeviceProfile(id: "lvl", points: [
+        PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .i16, unit: "cm")
+    ])
+
+    func config(_ policy: UnsyncedTimePolicy) -> GatewayConfig {
+        let device = DeviceConfig(name: "river", bus: "b", unitId: 1, profile: profile, pollInterval: .seconds(60))
+        var c = GatewayConfig(
+            identity: GatewayIdentity(site: "s", id: "g"),
+            buses: [BusConfig(name: "b", transport: .tcp(host: "h", port: 502))], devices: [device],
+            mqtt: MQTTConfig(brokers: [.init(host: "h", port: 1883)], clientId: "c"),
+            aggregation: AggregationConfig(windows: [.minutes(1), .minutes(15)]))
+        c.unsyncedTime = policy
+        return c
+    }
+
+    /// Polls at boottime 60 s, 120 s, ... 600 s; `steps` moves the wall clock before a poll (boottime -> offset).
+    func run(
+        _ policy: UnsyncedTimePolicy, steps: [Int64: Int64], syncAt: Int64 = 630_000
+    ) -> (ClockTrustSink, ReadingPipeline, ClockTrustBoard) {
+        let board = ClockTrustBoard()
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: config(policy), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        for i in 1...10 {
+            let boottime = Int64(i) * 60_000
+            board.set { s in
+                s.boottime = boottime
+                if let offset = steps[boottime] { s.wallOffset = offset }
+            }
+            let t = board.now()
+            pipeline.handle(DevicePoll(device: "river", readings: [
+                Reading(device: "river", point: "level", quantity: "water_level", unit: "cm",
+                        value: .number(Double(100 + i)), quality: .good, acquiredAt: t)
+            ], error: nil, acquiredAt: t))
+            pipeline.tick()
+        }
+        board.set { s in
+            s.boottime = syncAt
+            s.wallOffset = Self.trueBoot
+            s.synced = true
+        }
+        pipeline.tick()
+        return (sink, pipeline, board)
+    }
+
+    func json(_ m: OutboundMessage) throws -> [String: Any] {
+        let any = try JSONSerialization.jsonObject(with: Data(m.body))
+        if let pack = any as? [[String: Any]] { return try #require(pack.first) }
+        return try #require(any as? [String: Any])
+    }
+
+    /// Boot at 1970, run unsynchronised through a backward and a forward step, then synchronise: every telemetry
+    /// time published is the true acquisition time, marked `corrected`.
+    @Test func heldTelemetryIsPublishedWithTrueTimesAfterSync() throws {
+        let steps: [Int64: Int64] = [240_000: -100_000, 420_000: 3_600_000]
+        let (sink, pipeline, _) = run(.hold, steps: steps)
+        let telemetry = sink.all.filter { $0.kind == .telemetry }
+        #expect(telemetry.count == 10)
+        for (i, m) in telemetry.enumerated() {
+            let first = try json(m)
+            let bt = try #require(first["bt"] as? Double)
+            #expect(Int64((bt * 1000).rounded()) == Self.trueBoot + Int64(i + 1) * 60_000)
+            #expect(m.acquiredAt == Self.trueBoot + Int64(i + 1) * 60_000)
+            #expect(first["tq"] as? String == "corrected")
+            #expect(first["v"] as? Double == Double(101 + i))
+        }
+        let status = pipeline.clockStatus()
+        #expect(status.synced && status.held == 0 && status.released == 10 && status.stepsSeen == 3)
+        // Nothing else left the pipeline unmarked while the clock was wrong.
+        for m in sink.all where m.kind != .telemetry && m.acquiredAt < Self.trueBoot {
+            #expect(try json(m)["tq"] as? String == "unsynced")
+        }
+    }
+
+    /// Before synchronisation nothing with a time goes out as telemetry under `hold`.
+    @Test func holdPublishesNoTelemetryWhileUnsynced() {
+        let board = ClockTrustBoard()
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        board.set { $0.boottime = 60_000 }
+        pipeline.handle(DevicePoll(device: "river", readings: [
+            Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                    quality: .good, acquiredAt: 60_000)
+        ], error: nil, acquiredAt: 60_000))
+        #expect(sink.all.filter { $0.kind == .telemetry }.isEmpty)
+        #expect(pipeline.clockStatus().held == 1)
+    }
+
+    /// A wall-clock step while unsynchronised neither creates nor loses a window: the aggregates are exactly those
+    /// of the same run without steps.
+    @Test func stepsDoNotCreateOrLoseWindows() throws {
+        let (stepped, _, _) = run(.hold, steps: [240_000: -100_000, 420_000: 3_600_000])
+        let (steady, _, _) = run(.hold, steps: [:])
+        let a = stepped.all.filter { $0.kind == .aggregate }
+        let b = steady.all.filter { $0.kind == .aggregate }
+        // Ten 1-minute windows [60 s, 120 s) ... [600 s, 660 s) and the 15-minute [0, 900 s), the last two closed by
+        // the jump at synchronisation; all on the boottime timeline and marked.
+        #expect(a.count == 11)
+        #expect(a.map(\.body) == b.map(\.body))
+        let oneMinute = try a.filter { try json($0)["window"] as? String == "1m" }
+        let starts = try oneMinute.map { try #require(try json($0)["start"] as? Int64) }
+        #expect(starts == (1...10).map { Int64($0) * 60_000 })
+        #expect(try a.allSatisfy { try json($0)["tq"] as? String == "unsynced" })
+    }
+
+    /// `mark`: published at once, on the boottime timeline, marked `unsynced`; steps do not move the times.
+    @Test func markPublishesAtOnceMarkedUnsynced() throws {
+        let (sink, _, _) = run(.mark, steps: [240_000: -100_000, 420_000: 3_600_000])
+        let telemetry = sink.all.filter { $0.kind == .telemetry }
+        #expect(telemetry.count == 10)
+        for (i, m) in telemetry.enumerated() {
+            let first = try json(m)
+            #expect(first["tq"] as? String == "unsynced")
+            #expect(Int64(((first["bt"] as? Double ?? 0) * 1000).rounded()) == Int64(i + 1) * 60_000)
+        }
+    }
+
+    /// A reading held from an earlier boot cannot be related to this boot's clock: published unshifted, marked.
+    @Test func aReadingFromAnEarlierBootIsMarkedUnverifiedNotShifted() throws {
+        var keeper = TimeKeeper()
+        _ = keeper.observe(ClockSample(wall: Self.trueBoot + 5_000, boottimeMs: 5_000, synced: true, bootId: "boot-2"))
+        let reading = Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(7),
+                              quality: .good, acquiredAt: 120_000)
+        let held = ReadingPipeline.HeldTelemetry(
+            topic: "t", identity: GatewayIdentity(site: "s", id: "g"), device: "river", readings: [reading],
+            boottimes: [120_000], bootId: "boot-1")
+        let m = try #require(ReadingPipeline.encodeHeld(held, keeper: keeper, bootId: "boot-2"))
+        let first = try json(m)
+        #expect(first["tq"] as? String == "unverified")
+        #expect(first["bt"] as? Double == 120)
+        // The same reading within its own boot is corrected.
+        let same = try #require(ReadingPipeline.encodeHeld(held, keeper: keeper, bootId: "boot-1"))
+        #expect(try json(same)["bt"] as? Double == Double(Self.trueBoot + 120_000) / 1000)
+    }
+
+    /// A synchronised clock changes nothing: no `tq`, the poll's own wall time.
+    @Test func syncedClockLeavesBodiesUnchanged() throws {
+        let board = ClockTrustBoard()
+        board.set { s in s.boottime = 60_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let t = board.now()
+        pipeline.handle(DevicePoll(device: "river", readings: [
+            Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                    quality: .good, acquiredAt: t)
+        ], error: nil, acquiredAt: t))
+        let m = try #require(sink.all.first { $0.kind == .telemetry })
+        #expect(try json(m)["tq"] == nil)
+        #expect(m.acquiredAt == t)
+    }
+
+    /// A poll acquired on the old clock but handled after the synchronisation was seen is corrected (within the
+    /// poll's hand-over time), never published with its 1970 date.
+    @Test func aPollHandledAcrossTheSynchronisationIsCorrected() throws {
+        let board = ClockTrustBoard()
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        board.set { $0.boottime = 60_000 }
+        pipeline.tick()
+        let acquired = board.now()  // 120 s after the epoch, at boottime 120 s
+        board.set { $0.boottime = 120_000 }
+        let stale = board.now()
+        board.set { s in s.boottime = 120_300; s.wallOffset = Self.trueBoot; s.synced = true }
+        pipeline.tick()
+        pipeline.handle(DevicePoll(device: "river", readings: [
+            Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                    quality: .good, acquiredAt: stale)
+        ], error: nil, acquiredAt: stale))
+        #expect(acquired == 60_000)
+        let m = try #require(sink.all.first { $0.kind == .telemetry })
+        let first = try json(m)
+        #expect(first["tq"] as? String == "corrected")
+        let bt = Int64(((first["bt"] as? Double ?? 0) * 1000).rounded())
+        #expect(abs(bt - (Self.trueBoot + 120_000)) <= 1000)
+    }
+
+    @Test func markingInsertsTheFieldFirst() {
+        #expect(String(decoding: TimeMarking.mark(Array("{\"a\":1}".utf8), .unsynced), as: UTF8.self)
+            == "{\"tq\":\"unsynced\",\"a\":1}")
+        #expect(String(decoding: TimeMarking.mark(Array("[{}]".utf8), .corrected), as: UTF8.self)
+            == "[{\"tq\":\"corrected\"}]")
+    }
+
+    @Test func theKernelClockReadsBoottimeAndBootId() {
+        let s = KernelClock().clockSample()
+        #expect(s.boottimeMs > 0)
+        #expect(s.bootId.count == 36)
+    }
+}
