@@ -54,11 +54,6 @@ extension MQTTError {
         String(cString: mosquitto_reason_string(Int32(reasonCode)))
     }
 
-    /// The text libmosquitto gives an MQTT 3.1.1 CONNACK return code, e.g. 5 → `Connection Refused: not authorised.`
-    public static func connackString(_ code: Int) -> String {
-        String(cString: mosquitto_connack_string(Int32(code)))
-    }
-
     /// The text libmosquitto gives one of its own `MOSQ_ERR_*` results.
     public static func libraryString(_ rc: Int32) -> String {
         String(cString: mosquitto_strerror(rc))

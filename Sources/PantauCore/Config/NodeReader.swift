@@ -216,9 +216,6 @@ public final class MappingReader {
         return pairs[key].map { !$0.value.isNull } ?? false
     }
 
-    /// The key's node as written (not its value), for errors about the key itself.
-    public func keyNode(_ key: String) -> YAMLNode? { pairs[key]?.key }
-
     public func value(_ key: String, required: Bool = false) -> YAMLNode? {
         queried.insert(key)
         guard let pair = pairs[key], !pair.value.isNull else {
