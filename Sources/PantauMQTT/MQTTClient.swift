@@ -260,6 +260,11 @@ public final class MQTTClient {
             error.code = .tls
             let reason = MQTTError.tlsReason(detail: detail, verifyResult: verifyResult, caFile: caFile, host: host)
             if error.message.hasSuffix(".") { error.message.removeLast() }
+            // The library's generic words after "<context>: " ("Protocol error", which is strerror(EPROTO), "The
+            // connection was lost") say less than the reason: the reason replaces them.
+            if let separator = error.message.firstRange(of: ": ") {
+                error.message = String(error.message[..<separator.lowerBound])
+            }
             error.message += ": \(reason) (\(detail))"
         } else {
             error.message += " (\(detail))"
