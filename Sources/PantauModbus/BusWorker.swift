@@ -27,7 +27,7 @@ final class BusWorker {
     private var lastFrameEndNanos: UInt64 = 0
     private var currentTimeoutMs: Int?
     private var lastOverrunLogNanos: UInt64?
-    private var lastLoggedError: [String: String] = [:]
+    private var lastLoggedError: [String: ModbusError] = [:]
     private var link: LinkRecovery
     private var lastReopenReason: String?
 
@@ -132,13 +132,13 @@ final class BusWorker {
         let failure = readAll(device, entry.requests, probing: probing, into: &image)
         let silent = failure.map { ($0.class == .link || $0.class == .connection) && image.tables.isEmpty } ?? false
         let readings = poller.codec.decode(device.profile, image, device.name, startedAt)
-        let poll = DevicePoll(device: name, readings: readings, error: failure?.description, acquiredAt: startedAt)
+        let poll = DevicePoll(device: name, readings: readings, error: failure, acquiredAt: startedAt)
 
         let finished = poller.clock.now()
         let (transition, next) = poller.shared.withLock { s -> (DeviceHealth.Transition?, Interval) in
             var health = s.health[name] ?? DeviceHealth()
             let t = health.record(
-                error: failure?.description, answered: !silent, gotReadings: !image.tables.isEmpty, at: startedAt,
+                error: failure, answered: !silent, gotReadings: !image.tables.isEmpty, at: startedAt,
                 policy: poller.policy)
             s.health[name] = health
             return (t, s.effectiveInterval(device, policy: poller.policy))
@@ -269,12 +269,12 @@ final class BusWorker {
     /// only debug, so a broken device cannot flood the journal.
     private func logFailure(_ device: DeviceConfig, _ request: ReadRequest, _ error: ModbusError, probing: Bool) {
         let metadata = errorMetadata(device, request, error)
-        if probing || lastLoggedError[device.name] == error.description {
+        if probing || lastLoggedError[device.name] == error {
             poller.logger.debug("read failed again", metadata: metadata)
         } else {
             poller.logger.warning("read failed", metadata: metadata)
         }
-        lastLoggedError[device.name] = error.description
+        lastLoggedError[device.name] = error
     }
 
     private func record(_ code: ModbusError.Code?, start: UInt64, end: UInt64) {
