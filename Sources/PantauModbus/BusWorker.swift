@@ -19,7 +19,7 @@ final class BusWorker {
     private var transport: (any ModbusTransport)?
     private var connected = false
     private var reconnectAtNanos: UInt64 = 0
-    private var reconnectDelayMs: Int64
+    private var reconnectBackoff: ReconnectBackoff
     private var lastConnectionError: ModbusError?
     private var entries: [String: Entry] = [:]
     private var order: [String] = []
@@ -33,7 +33,8 @@ final class BusWorker {
 
     init(poller: BusPoller) {
         self.poller = poller
-        reconnectDelayMs = poller.reconnectMinMs
+        reconnectBackoff = ReconnectBackoff(
+            minSeconds: Double(poller.reconnectMinMs) / 1000, maxSeconds: Double(poller.reconnectMaxMs) / 1000)
         if case .rtu(let rtu) = poller.bus.transport {
             silenceMicros = rtu.effectiveInterFrameMicros
             link = LinkRecovery(isTCP: false)
@@ -315,7 +316,7 @@ final class BusWorker {
             currentTimeoutMs = nil
             if lastConnectionError != nil { poller.logger.info("bus connection restored") }
             lastConnectionError = nil
-            reconnectDelayMs = poller.reconnectMinMs
+            reconnectBackoff.reset()
             poller.shared.withLock { $0.connected = true }
             return transport
         } catch {
@@ -335,13 +336,14 @@ final class BusWorker {
             s.connected = false
             return s.devices.map { s.effectiveInterval($0, policy: poller.policy).milliseconds }.min()
         }
-        let delay = max(1, min(reconnectDelayMs, soonest ?? reconnectDelayMs))
+        // Not jittered: the bus has one owner, so there is no crowd of clients to spread out.
+        let backoff = Int64((reconnectBackoff.nextDelay(jitter: 1) * 1000).rounded())
+        let delay = max(1, min(backoff, soonest ?? backoff))
         poller.logger.warning(
             "bus connection failed; reopening later",
             metadata: ["error": "\(error)", "retry_in_ms": "\(delay)"])
         lastConnectionError = error
         reconnectAtNanos = poller.clock.monotonicNanos() + UInt64(delay) * 1_000_000
-        reconnectDelayMs = min(reconnectDelayMs * 2, poller.reconnectMaxMs)
     }
 
     /// Closes a TCP connection that timed out repeatedly or went out of step; the next transaction opens a new
