@@ -55,7 +55,9 @@ public struct GatewayService: Service {
     /// The watchdog over every bus thread, the publisher and housekeeping, as the gateway reports them now.
     private func watchdog() -> WatchdogService {
         WatchdogService(
-            probes: { [gateway] in gateway.progressProbes().map { name, nanos in ProgressProbe(name: name) { nanos } } },
+            probes: { [gateway] in
+                gateway.progressProbes().map { name, nanos in ProgressProbe(name: name) { nanos } }
+            },
             stallLimit: stallLimit, notifier: notifier, logger: logger,
             // STATUS= after a stall goes back to the gateway's own line.
             healthyStatus: { [gateway] in gateway.summary() })

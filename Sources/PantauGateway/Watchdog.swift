@@ -87,8 +87,9 @@ public struct WatchdogService: Service {
 
     /// `probes` is asked at every tick, so the workers a reload starts are watched from the next tick on.
     public init(
-        probes: @escaping @Sendable () -> [ProgressProbe], stallLimit: Duration, clock: any GatewayClock = SystemClock(),
-        notifier: SystemdNotifier, logger: Logger, healthyStatus: @escaping @Sendable () -> String? = { nil }
+        probes: @escaping @Sendable () -> [ProgressProbe], stallLimit: Duration,
+        clock: any GatewayClock = SystemClock(), notifier: SystemdNotifier, logger: Logger,
+        healthyStatus: @escaping @Sendable () -> String? = { nil }
     ) {
         self.probes = probes
         self.stallLimit = stallLimit

@@ -11,8 +11,8 @@ import Testing
         var health = DeviceHealth()
         let transitions = steps.enumerated().map { index, step in
             health.record(
-                error: step == .good ? nil : ModbusError(code: .timeout), answered: step != .silent, gotReadings: step == .good,
-                at: UnixMillis(index), policy: policy)
+                error: step == .good ? nil : ModbusError(code: .timeout), answered: step != .silent,
+                gotReadings: step == .good, at: UnixMillis(index), policy: policy)
         }
         return (transitions, health)
     }

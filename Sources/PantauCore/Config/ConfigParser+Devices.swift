@@ -33,7 +33,8 @@ extension Parsing {
             reader.error(node, "profile '\(id)' of \(what) has errors:\n" + problem.description)
         } else {
             let known = library.profiles.keys.sorted()
-            let hint = known.min { editDistance($0, id) < editDistance($1, id) }.map { " (did you mean '\($0)'?)" } ?? ""
+            let nearest = known.min { editDistance($0, id) < editDistance($1, id) }
+            let hint = nearest.map { " (did you mean '\($0)'?)" } ?? ""
             let searched = ProfileLibrary.describeSearch(library.directories)
             reader.error(node, "unknown profile '\(id)' for \(what)\(hint); \(searched)")
         }
@@ -79,9 +80,12 @@ extension Parsing {
             guard let point = pair.key.scalar else { continue }
             _ = r.value(point)
             if let profile, profile.point(named: point) == nil {
-                reader.error(pair.key, "report strategy for '\(point)', which is not a point of profile '\(profile.id)'")
+                reader.error(
+                    pair.key, "report strategy for '\(point)', which is not a point of profile '\(profile.id)'")
             }
-            if let m = reader.mapping(pair.value, what: "report strategy of '\(point)'") { report[point] = parseReport(m) }
+            if let m = reader.mapping(pair.value, what: "report strategy of '\(point)'") {
+                report[point] = parseReport(m)
+            }
         }
         r.finish()
         return report

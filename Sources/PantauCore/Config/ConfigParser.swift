@@ -213,7 +213,9 @@ struct Parsing {
             for f in d.list("flood") ?? [] {
                 if let m = reader.mapping(f, what: "a flood alert of \(what)"), let c = parseFlood(m, profile: profile) { flood.append(c) }
             }
-            let floats = (d.list("float_switches") ?? []).compactMap { parseFloatSwitch($0, profile: profile, what: what) }
+            let floats = (d.list("float_switches") ?? []).compactMap {
+                parseFloatSwitch($0, profile: profile, what: what)
+            }
             let rain = d.mapping("rain").flatMap { parseRain($0, profile: profile, what: what) }
             let air = d.mapping("air_quality").map { parseAirQuality($0, profile: profile) }
             d.finish()
