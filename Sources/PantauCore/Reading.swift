@@ -64,10 +64,11 @@ public struct DevicePoll: Sendable {
     public var device: String
     public var readings: [Reading]
     /// Set when the whole poll failed (timeout, exception, link error); `readings` then carry `.deviceError`.
-    public var error: String?
+    /// The bus's own error value (a `ModbusError`), kept typed until a log line or a payload prints it.
+    public var error: (any Error & Sendable)?
     public var acquiredAt: UnixMillis
 
-    public init(device: String, readings: [Reading], error: String?, acquiredAt: UnixMillis) {
+    public init(device: String, readings: [Reading], error: (any Error & Sendable)?, acquiredAt: UnixMillis) {
         self.device = device
         self.readings = readings
         self.error = error

@@ -132,7 +132,7 @@ public struct GatewayHealth: Codable, Sendable {
                         last_reading_ts: d.lastReadingAt,
                         last_reading_age_s: d.lastReadingAt.map { Double(now - $0) / 1000 }, polls: d.polls,
                         errors_total: d.errorsTotal, consecutive_errors: d.consecutiveErrors,
-                        interval_ms: d.interval.milliseconds, last_error: d.lastError)
+                        interval_ms: d.interval.milliseconds, last_error: d.lastError?.description)
                 })
         }
     }

@@ -27,7 +27,7 @@ public struct GatewayService: Service {
         logger.info("pantau running", metadata: ["version": "\(PantauVersion.current)", "config": "\(configPath)"])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await reloadOnHangup() }
-            group.addTask { await feedWatchdog() }
+            group.addTask { try? await watchdog().run() }
             try? await gracefulShutdown()
             group.cancelAll()
         }
@@ -52,17 +52,15 @@ public struct GatewayService: Service {
         }
     }
 
-    private func feedWatchdog() async {
-        guard notifier.isEnabled, let interval = notifier.watchdogInterval else { return }
-        // One reporter for both watchdog paths: the log lines install.md quotes, STATUS= cleared after a stall.
-        let reporter = WatchdogReporter(notifier: notifier, logger: logger) { [gateway] in gateway.summary() }
-        var previous = WatchdogVerdict.healthy
-        while !Task.isCancelled {
-            let probes = gateway.progressProbes().map { name, nanos in ProgressProbe(name: name) { nanos } }
-            let verdict = WatchdogSupervisor(probes: probes, stallLimit: stallLimit).verdict()
-            previous = reporter.report(verdict, after: previous)
-            try? await Task.sleep(for: interval)
-        }
+    /// The watchdog over every bus thread, the publisher and housekeeping, as the gateway reports them now.
+    private func watchdog() -> WatchdogService {
+        WatchdogService(
+            probes: { [gateway] in
+                gateway.progressProbes().map { name, nanos in ProgressProbe(name: name) { nanos } }
+            },
+            stallLimit: stallLimit, notifier: notifier, logger: logger,
+            // STATUS= after a stall goes back to the gateway's own line.
+            healthyStatus: { [gateway] in gateway.summary() })
     }
 }
 

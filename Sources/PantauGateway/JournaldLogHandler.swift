@@ -155,22 +155,10 @@ public struct JournaldLogHandler: LogHandler {
         return out
     }
 
-    /// Values with blanks, quotes or `=` are quoted so `key=value` pairs stay splittable.
+    /// Values with blanks, quotes or `=` are quoted (as JSON strings) so `key=value` pairs stay splittable.
     private static func quotedIfNeeded(_ value: String) -> String {
         let needsQuotes = value.isEmpty || value.contains { $0.isWhitespace || $0 == "\"" || $0 == "=" }
-        guard needsQuotes else { return value }
-        var out = "\""
-        for character in value {
-            switch character {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\r\n": out += "\\r\\n"
-            default: out.append(character.isNewline ? " " : character)
-            }
-        }
-        return out + "\""
+        return needsQuotes ? JSONString.quoted(value) : value
     }
 
     /// UTC in ISO 8601 with milliseconds, computed with `gmtime_r` so the library needs no Foundation.

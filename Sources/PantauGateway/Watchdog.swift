@@ -1,38 +1,6 @@
 import Logging
 import PantauCore
 import ServiceLifecycle
-import Synchronization
-
-/// The heartbeat of one worker thread (a bus poller, the publisher loop): the thread beats, the supervisor reads.
-///
-/// A thread beats after every unit of work and at least once per idle slice, so "no beat" means "stuck inside a
-/// call", never "nothing to do". A broker outage is still progress: the publisher loop keeps turning.
-public final class ProgressBeacon: Sendable {
-    /// The name the supervisor reports when this beacon goes silent, e.g. `bus rs485-1` or `publisher`.
-    public let name: String
-    private let clock: any GatewayClock
-    private let lastBeat: Atomic<UInt64>
-
-    /// Starts as if it had just beaten, so a thread that is still starting gets a full stall limit.
-    public init(name: String, clock: any GatewayClock = SystemClock()) {
-        self.name = name
-        self.clock = clock
-        self.lastBeat = Atomic(clock.monotonicNanos())
-    }
-
-    /// Records progress now; cheap enough to call after every Modbus transaction.
-    public func beat() {
-        lastBeat.store(clock.monotonicNanos(), ordering: .relaxed)
-    }
-
-    /// Monotonic nanoseconds of the last beat.
-    public var lastProgressNanos: UInt64 { lastBeat.load(ordering: .relaxed) }
-
-    /// This beacon as a probe for `WatchdogSupervisor`.
-    public var probe: ProgressProbe {
-        ProgressProbe(name: name) { [self] in lastProgressNanos }
-    }
-}
 
 /// One thing the supervisor watches: a name and how to read the monotonic time of its last progress.
 public struct ProgressProbe: Sendable {
@@ -105,19 +73,29 @@ public struct WatchdogSupervisor: Sendable {
     }
 }
 
-/// The long-running service that pings systemd at `watchdogInterval` while the supervisor says healthy.
+/// The long-running service that pings systemd at `watchdogInterval` while every probe progressed within its stall
+/// limit; `pantau run` runs it beside the gateway (`GatewayService`).
 ///
 /// Without a watchdog (`WATCHDOG_USEC` unset) it only waits for shutdown, because a service that returns early would
 /// end the whole `ServiceGroup`.
 public struct WatchdogService: Service {
-    private let supervisor: WatchdogSupervisor
+    private let probes: @Sendable () -> [ProgressProbe]
+    private let stallLimit: Duration
+    private let clock: any GatewayClock
     private let notifier: SystemdNotifier
-    private let logger: Logger
+    private let reporter: WatchdogReporter
 
-    public init(supervisor: WatchdogSupervisor, notifier: SystemdNotifier, logger: Logger) {
-        self.supervisor = supervisor
+    /// `probes` is asked at every tick, so the workers a reload starts are watched from the next tick on.
+    public init(
+        probes: @escaping @Sendable () -> [ProgressProbe], stallLimit: Duration,
+        clock: any GatewayClock = SystemClock(), notifier: SystemdNotifier, logger: Logger,
+        healthyStatus: @escaping @Sendable () -> String? = { nil }
+    ) {
+        self.probes = probes
+        self.stallLimit = stallLimit
+        self.clock = clock
         self.notifier = notifier
-        self.logger = logger
+        reporter = WatchdogReporter(notifier: notifier, logger: logger, healthyStatus: healthyStatus)
     }
 
     public func run() async throws {
@@ -129,14 +107,11 @@ public struct WatchdogService: Service {
         try? await cancelWhenGracefulShutdown {
             var previous = WatchdogVerdict.healthy
             while !Task.isCancelled {
-                previous = report(supervisor.verdict(), after: previous)
+                let supervisor = WatchdogSupervisor(probes: probes(), stallLimit: stallLimit, clock: clock)
+                previous = reporter.report(supervisor.verdict(), after: previous)
                 try await Task.sleep(for: interval)
             }
         }
-    }
-
-    private func report(_ verdict: WatchdogVerdict, after previous: WatchdogVerdict) -> WatchdogVerdict {
-        WatchdogReporter(notifier: notifier, logger: logger).report(verdict, after: previous)
     }
 }
 

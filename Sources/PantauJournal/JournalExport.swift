@@ -30,31 +30,12 @@ enum JournalExport {
     /// One JSON object (without the line break). `device` is null for gateway messages.
     static func jsonLine(_ record: JournalRecord) -> String {
         let m = record.message
+        let jsonString = JSONString.quoted
         let device = m.device.map(jsonString) ?? "null"
         return "{\"seq\":\(record.seq),\"kind\":\(jsonString(m.kind.name)),\"device\":\(device),"
             + "\"topic\":\(jsonString(m.topic)),\"acquired_at\":\(m.acquiredAt),"
             + "\"acquired_utc\":\(jsonString(JournalFiles.rfc3339(m.acquiredAt))),\"qos\":\(m.qos),"
             + "\"retain\":\(m.retain),\"content_type\":\(jsonString(m.contentType)),"
             + "\"body\":\(jsonString(String(decoding: m.body, as: UTF8.self)))}"
-    }
-
-    /// A JSON string literal (RFC 8259 escapes; other control characters as \u00XX).
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
-        return out
     }
 }

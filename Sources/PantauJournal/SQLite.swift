@@ -1,4 +1,4 @@
-import CSQLite
+internal import CSQLite
 
 /// A failed SQLite call: the extended result code and SQLite's own message, read at once after the call.
 struct SQLiteError: Error, Sendable, CustomStringConvertible {

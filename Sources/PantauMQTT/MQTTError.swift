@@ -1,5 +1,5 @@
-import CMosquitto
-import COpenSSL
+internal import CMosquitto
+internal import COpenSSL
 
 #if canImport(Glibc)
 import Glibc

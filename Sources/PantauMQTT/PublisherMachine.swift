@@ -54,17 +54,14 @@ struct PublisherMachine {
     private(set) var untracked: Set<Int32> = []
     /// Refused records, released back to the queue when due, so a refused topic cannot spin.
     private(set) var refused: [(seq: Int64, due: UInt64)] = []
-    private var refusals: [Int64: Int] = [:]
-    private let refusalMinNanos: UInt64
-    private let refusalMaxNanos: UInt64
+    /// Per refused record, the same backoff as reconnects (unjittered: the wait is the record's, not a crowd's).
+    private var refusals: [Int64: ReconnectBackoff] = [:]
 
     init(brokerCount: Int, window: Int, backoff: ReconnectBackoff, connectTimeoutNanos: UInt64 = 10_000_000_000) {
         self.brokerCount = max(brokerCount, 1)
         self.window = max(window, 1)
         self.backoff = backoff
         self.connectTimeoutNanos = connectTimeoutNanos
-        refusalMinNanos = UInt64(backoff.minSeconds * 1e9)
-        refusalMaxNanos = UInt64(backoff.maxSeconds * 1e9)
     }
 
     var isConnected: Bool { phase == .connected }
@@ -170,11 +167,9 @@ struct PublisherMachine {
     }
 
     private mutating func refuse(_ seq: Int64, now: UInt64) {
-        let count = refusals[seq, default: 0]
-        refusals[seq] = count + 1
-        var nanos = max(refusalMinNanos, 1_000_000)
-        for _ in 0..<min(count, 32) where nanos < refusalMaxNanos { nanos *= 2 }
-        refused.append((seq: seq, due: now + min(nanos, max(refusalMaxNanos, refusalMinNanos))))
+        var wait = refusals[seq] ?? ReconnectBackoff(minSeconds: backoff.minSeconds, maxSeconds: backoff.maxSeconds)
+        refused.append((seq: seq, due: now + UInt64((wait.nextDelay(jitter: 1) * 1e9).rounded())))
+        refusals[seq] = wait
     }
 
     private mutating func connectionGone() -> [Action] {

@@ -44,7 +44,7 @@ public final class BusPoller: Sendable {
     let reconnectMaxMs: Int64 = 30_000
     let overrunLogEveryNanos: UInt64 = 60_000_000_000
 
-    let shared: Mutex<SharedState>
+    let shared: Mutex<SharedBusState>
     private let thread = Mutex<OwnedThread?>(nil)
     /// While the bus thread is inside one bounded Modbus read: the monotonic time by which it must return; else 0.
     let ioDeadline = Atomic<UInt64>(0)
@@ -69,7 +69,7 @@ public final class BusPoller: Sendable {
         self.onPoll = onPoll
         self.onAvailability = onAvailability
         let now = clock.monotonicNanos()
-        shared = Mutex(SharedState(devices: devices, startedNanos: now))
+        shared = Mutex(SharedBusState(devices: devices, startedNanos: now))
     }
 
     /// Opens libmodbus contexts: one per bus, RTU or TCP (a TCP bus addresses its devices by unit id).
@@ -182,7 +182,7 @@ public final class BusPoller: Sendable {
 }
 
 /// State the bus thread shares with the rest of the gateway.
-struct SharedState {
+struct SharedBusState {
     struct Counters {
         var transactions = 0
         var successes = 0

@@ -49,11 +49,11 @@ public struct DeviceStats: Sendable, Hashable {
     public var polls: Int
     /// The interval in force now: configured, shortened by an alert, or stretched by offline backoff.
     public var interval: Interval
-    public var lastError: String?
+    public var lastError: ModbusError?
 
     public init(
         name: String, unitId: Int, online: Bool?, lastReadingAt: UnixMillis?, consecutiveErrors: Int,
-        errorsTotal: Int, polls: Int, interval: Interval, lastError: String?
+        errorsTotal: Int, polls: Int, interval: Interval, lastError: ModbusError?
     ) {
         self.name = name
         self.unitId = unitId

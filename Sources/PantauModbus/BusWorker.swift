@@ -19,7 +19,7 @@ final class BusWorker {
     private var transport: (any ModbusTransport)?
     private var connected = false
     private var reconnectAtNanos: UInt64 = 0
-    private var reconnectDelayMs: Int64
+    private var reconnectBackoff: ReconnectBackoff
     private var lastConnectionError: ModbusError?
     private var entries: [String: Entry] = [:]
     private var order: [String] = []
@@ -27,13 +27,14 @@ final class BusWorker {
     private var lastFrameEndNanos: UInt64 = 0
     private var currentTimeoutMs: Int?
     private var lastOverrunLogNanos: UInt64?
-    private var lastLoggedError: [String: String] = [:]
+    private var lastLoggedError: [String: ModbusError] = [:]
     private var link: LinkRecovery
     private var lastReopenReason: String?
 
     init(poller: BusPoller) {
         self.poller = poller
-        reconnectDelayMs = poller.reconnectMinMs
+        reconnectBackoff = ReconnectBackoff(
+            minSeconds: Double(poller.reconnectMinMs) / 1000, maxSeconds: Double(poller.reconnectMaxMs) / 1000)
         if case .rtu(let rtu) = poller.bus.transport {
             silenceMicros = rtu.effectiveInterFrameMicros
             link = LinkRecovery(isTCP: false)
@@ -132,13 +133,13 @@ final class BusWorker {
         let failure = readAll(device, entry.requests, probing: probing, into: &image)
         let silent = failure.map { ($0.class == .link || $0.class == .connection) && image.tables.isEmpty } ?? false
         let readings = poller.codec.decode(device.profile, image, device.name, startedAt)
-        let poll = DevicePoll(device: name, readings: readings, error: failure?.description, acquiredAt: startedAt)
+        let poll = DevicePoll(device: name, readings: readings, error: failure, acquiredAt: startedAt)
 
         let finished = poller.clock.now()
         let (transition, next) = poller.shared.withLock { s -> (DeviceHealth.Transition?, Interval) in
             var health = s.health[name] ?? DeviceHealth()
             let t = health.record(
-                error: failure?.description, answered: !silent, gotReadings: !image.tables.isEmpty, at: startedAt,
+                error: failure, answered: !silent, gotReadings: !image.tables.isEmpty, at: startedAt,
                 policy: poller.policy)
             s.health[name] = health
             return (t, s.effectiveInterval(device, policy: poller.policy))
@@ -269,12 +270,12 @@ final class BusWorker {
     /// only debug, so a broken device cannot flood the journal.
     private func logFailure(_ device: DeviceConfig, _ request: ReadRequest, _ error: ModbusError, probing: Bool) {
         let metadata = errorMetadata(device, request, error)
-        if probing || lastLoggedError[device.name] == error.description {
+        if probing || lastLoggedError[device.name] == error {
             poller.logger.debug("read failed again", metadata: metadata)
         } else {
             poller.logger.warning("read failed", metadata: metadata)
         }
-        lastLoggedError[device.name] = error.description
+        lastLoggedError[device.name] = error
     }
 
     private func record(_ code: ModbusError.Code?, start: UInt64, end: UInt64) {
@@ -315,7 +316,7 @@ final class BusWorker {
             currentTimeoutMs = nil
             if lastConnectionError != nil { poller.logger.info("bus connection restored") }
             lastConnectionError = nil
-            reconnectDelayMs = poller.reconnectMinMs
+            reconnectBackoff.reset()
             poller.shared.withLock { $0.connected = true }
             return transport
         } catch {
@@ -335,13 +336,14 @@ final class BusWorker {
             s.connected = false
             return s.devices.map { s.effectiveInterval($0, policy: poller.policy).milliseconds }.min()
         }
-        let delay = max(1, min(reconnectDelayMs, soonest ?? reconnectDelayMs))
+        // Not jittered: the bus has one owner, so there is no crowd of clients to spread out.
+        let backoff = Int64((reconnectBackoff.nextDelay(jitter: 1) * 1000).rounded())
+        let delay = max(1, min(backoff, soonest ?? backoff))
         poller.logger.warning(
             "bus connection failed; reopening later",
             metadata: ["error": "\(error)", "retry_in_ms": "\(delay)"])
         lastConnectionError = error
         reconnectAtNanos = poller.clock.monotonicNanos() + UInt64(delay) * 1_000_000
-        reconnectDelayMs = min(reconnectDelayMs * 2, poller.reconnectMaxMs)
     }
 
     /// Closes a TCP connection that timed out repeatedly or went out of step; the next transaction opens a new

@@ -36,7 +36,7 @@ struct DeviceHealth: Sendable {
     private(set) var polls = 0
     private(set) var backoffFactor = 1
     private(set) var lastReadingAt: UnixMillis?
-    private(set) var lastError: String?
+    private(set) var lastError: ModbusError?
 
     var isProbing: Bool { availability == .offline }
 
@@ -51,7 +51,7 @@ struct DeviceHealth: Sendable {
     /// A poll ended. `error` is nil for a clean poll; `answered` says the device replied at all (an exception
     /// reply is an answer); `gotReadings` says some registers were read.
     mutating func record(
-        error: String?, answered: Bool, gotReadings: Bool, at time: UnixMillis, policy: OfflinePolicy
+        error: ModbusError?, answered: Bool, gotReadings: Bool, at time: UnixMillis, policy: OfflinePolicy
     ) -> Transition? {
         polls += 1
         if gotReadings { lastReadingAt = time }

@@ -1,4 +1,4 @@
-import CYAML
+internal import CYAML
 
 /// A position in a YAML text, 1-based.
 public struct YAMLMark: Sendable, Hashable {

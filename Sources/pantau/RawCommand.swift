@@ -7,72 +7,6 @@ import PantauModbus
 import Glibc
 #endif
 
-/// The link options `read` and `raw` share: one serial port with one set of line settings, or one TCP server.
-struct LinkOptions: ParsableArguments {
-    @Option(help: "Serial device of the RS-485 adapter, e.g. /dev/ttyUSB0.")
-    var device: String?
-
-    @Option(help: "Modbus TCP server as host:port (port 502 when left out).")
-    var tcp: String?
-
-    @Option(help: "DTU or serial device server forwarding RTU frames over TCP, as host:port.")
-    var rtuOverTcp: String?
-
-    @Option(help: "Baud rate (serial; default: the profile's, else 9600).")
-    var baud: Int?
-
-    @Option(help: "Parity: none, even or odd (serial; default: the profile's, else none).")
-    var parity: SerialSettings.Parity?
-
-    @Option(help: "Data bits (serial).")
-    var dataBits: Int?
-
-    @Option(help: "Stop bits (serial).")
-    var stopBits: Int?
-
-    @Option(help: "Response timeout in milliseconds (default: the profile's, else 500).")
-    var timeoutMs: Int?
-
-    var given: Bool { device != nil || tcp != nil || rtuOverTcp != nil }
-
-    func validate() throws {
-        if [device, tcp, rtuOverTcp].compactMap({ $0 }).count > 1 {
-            throw ValidationError("give one of --device, --tcp or --rtu-over-tcp")
-        }
-        if let timeoutMs, !(1...60_000).contains(timeoutMs) {
-            throw ValidationError("--timeout-ms must be within 1...60000")
-        }
-    }
-
-    /// The link, with serial settings not given on the command line taken from `defaults`.
-    func link(defaults: SerialSettings = SerialSettings()) throws -> ModbusLink {
-        if let tcp {
-            guard let (host, port) = ModbusLink.parseTCP(tcp) else {
-                throw fail("'\(tcp)' is not host:port", hint: "e.g. --tcp 192.168.1.50:502", code: .usage)
-            }
-            return .tcp(host: host, port: port)
-        }
-        if let rtuOverTcp {
-            guard let (host, port) = ModbusLink.parseTCP(rtuOverTcp) else {
-                throw fail("'\(rtuOverTcp)' is not host:port", hint: "e.g. --rtu-over-tcp 10.0.0.7:4001", code: .usage)
-            }
-            return .rtuOverTCP(host: host, port: port)
-        }
-        guard let device else {
-            throw fail("no link given", hint: "add --device /dev/ttyUSB0 (serial) or --tcp host:port", code: .usage)
-        }
-        let serial = SerialSettings(
-            baud: baud ?? defaults.baud, parity: parity ?? defaults.parity, dataBits: dataBits ?? defaults.dataBits,
-            stopBits: stopBits ?? defaults.stopBits)
-        if let problem = ModbusConnection.validate(serial: serial, bus: device) {
-            throw fail(problem.message, hint: "serial device \(device)", code: .usage)
-        }
-        return .rtu(device: device, serial: serial)
-    }
-}
-
-extension SerialSettings.Parity: ExpressibleByArgument {}
-
 /// Opens the link or stops with exit 69 and a hint naming it.
 func openOrExit(_ link: ModbusLink, timeoutMs: Int) throws -> any ModbusMaster {
     do {
@@ -140,15 +74,15 @@ struct RawCommand: ParsableCommand {
             }
         }
 
-        func connect() throws -> (ModbusLink, any ModbusMaster) {
-            let resolved = try link.link()
+        /// Opens `resolved` (the link these options give, resolved once) and addresses the unit.
+        func open(_ resolved: ModbusLink) throws -> any ModbusMaster {
             let connection = try openOrExit(resolved, timeoutMs: link.timeoutMs ?? 500)
             do {
                 try connection.setUnit(unit)
             } catch {
                 throw modbusFailure(error)
             }
-            return (resolved, connection)
+            return connection
         }
     }
 
@@ -197,7 +131,8 @@ struct RawCommand: ParsableCommand {
 
         func run() throws {
             let address = try target.protocolAddress()
-            let (link, connection) = try target.connect()
+            let link = try target.link.link()
+            let connection = try target.open(link)
             defer { connection.close() }
             let clock = SystemClock()
             let start = clock.monotonicNanos()
@@ -322,7 +257,7 @@ struct RawCommand: ParsableCommand {
                     throw fail("nothing written", code: .failure)
                 }
             }
-            let (_, connection) = try target.connect()
+            let connection = try target.open(resolved)
             defer { connection.close() }
             let clock = SystemClock()
             let start = clock.monotonicNanos()

@@ -37,8 +37,15 @@ struct ReadCommand: ParsableCommand {
     @Flag(help: "Poll again every --interval and redraw the table in place, until Ctrl-C.")
     var watch = false
 
-    @Option(help: "Time between polls with --watch, e.g. 1s or 500ms.")
-    var interval: String = "1s"
+    @Option(
+        help: "Time between polls with --watch, e.g. 1s or 500ms (default 1s).",
+        transform: { text in
+            guard let every = Interval(parsing: text), every.milliseconds > 0 else {
+                throw ValidationError("--interval '\(text)' is not a duration like 1s or 500ms")
+            }
+            return every
+        })
+    var interval: Interval = .seconds(1)
 
     @Flag(help: "Print JSON (with --watch, one JSON document per poll).")
     var json = false
@@ -105,9 +112,6 @@ struct ReadCommand: ParsableCommand {
             if !link.given { throw ValidationError("give --device /dev/ttyUSB0 or --tcp host:port") }
         }
         if let unit, !(0...255).contains(unit) { throw ValidationError("--unit must be within 0...255") }
-        guard let every = Interval(parsing: interval), every.milliseconds > 0 else {
-            throw ValidationError("--interval '\(interval)' is not a duration like 1s or 500ms")
-        }
     }
 
     func resolve() throws -> Target {
@@ -154,7 +158,6 @@ struct ReadCommand: ParsableCommand {
             return
         }
         Interruption.install()
-        let every = Interval(parsing: interval)?.milliseconds ?? 1000
         let redraw = !json && isatty(STDOUT_FILENO) == 1
         var polls = 0
         repeat {
@@ -165,7 +168,7 @@ struct ReadCommand: ParsableCommand {
             if redraw { print("\u{1B}[H\u{1B}[2J", terminator: "") }
             show(snapshot, target)
             if !json { print("poll \(polls), every \(interval); Ctrl-C stops") }
-        } while Interruption.sleep(milliseconds: Int(every))
+        } while Interruption.sleep(milliseconds: Int(interval.milliseconds))
     }
 
     func show(_ snapshot: DeviceSnapshot, _ target: Target) {

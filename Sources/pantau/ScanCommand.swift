@@ -22,11 +22,15 @@ struct ScanCommand: ParsableCommand {
     @Option(help: "Serial device of the RS-485 adapter, e.g. /dev/ttyUSB0.")
     var device: String?
 
-    @Option(help: "Scan unit ids behind a Modbus TCP server, host:port (port 502 when left out).")
-    var tcp: String?
+    @Option(
+        help: "Scan unit ids behind a Modbus TCP server, host:port (port 502 when left out).",
+        transform: TCPEndpoint.parser(example: "--tcp 192.168.1.50:502"))
+    var tcp: TCPEndpoint?
 
-    @Option(help: "Scan unit ids behind a DTU or serial device server forwarding RTU frames over TCP, host:port.")
-    var rtuOverTcp: String?
+    @Option(
+        help: "Scan unit ids behind a DTU or serial device server forwarding RTU frames over TCP, host:port.",
+        transform: TCPEndpoint.parser(example: "--rtu-over-tcp 10.0.0.7:4001"))
+    var rtuOverTcp: TCPEndpoint?
 
     @Option(help: "Find SDI-12 sensors (?!, a! at every address, aI!) on this serial port or USB SDI-12 adapter.")
     var sdi12: String?
@@ -75,7 +79,7 @@ struct ScanCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if [device, tcp, rtuOverTcp, sdi12].compactMap({ $0 }).count != 1 {
+        if [device != nil, tcp != nil, rtuOverTcp != nil, sdi12 != nil].filter({ $0 }).count != 1 {
             throw ValidationError(
                 "give one of --device /dev/ttyUSB0, --tcp host:port, --rtu-over-tcp host:port or --sdi12 TTY")
         }
@@ -101,23 +105,10 @@ struct ScanCommand: ParsableCommand {
         } catch {
             throw usageFailure(error)
         }
-        var tcpEndpoint: (host: String, port: Int)?
-        if let tcp {
-            guard let endpoint = ModbusLink.parseTCP(tcp) else {
-                throw fail("'\(tcp)' is not host:port", hint: "e.g. --tcp 192.168.1.50:502", code: .usage)
-            }
-            tcpEndpoint = endpoint
-        }
-        let dtu = try rtuOverTcp.map { text in
-            guard let endpoint = ModbusLink.parseTCP(text) else {
-                throw fail("'\(text)' is not host:port", hint: "e.g. --rtu-over-tcp 10.0.0.7:4001", code: .usage)
-            }
-            return endpoint
-        }
         let links = settings.map { serial -> ModbusLink in
             if let serial, let device { return .rtu(device: device, serial: serial) }
-            if let dtu { return .rtuOverTCP(host: dtu.host, port: dtu.port) }
-            return .tcp(host: tcpEndpoint?.host ?? "", port: tcpEndpoint?.port ?? ModbusLink.defaultTCPPort)
+            if let rtuOverTcp { return .rtuOverTCP(host: rtuOverTcp.host, port: rtuOverTcp.port) }
+            return .tcp(host: tcp?.host ?? "", port: tcp?.port ?? ModbusLink.defaultTCPPort)
         }
         let place = device ?? links[0].description
         let profiles = try profileDirectories(profileDirs).library().profiles.values

@@ -13,6 +13,23 @@ private final class ManualClock: GatewayClock {
     func advance(seconds: UInt64) { nanos.add(seconds * 1_000_000_000, ordering: .relaxed) }
 }
 
+/// A worker's heartbeat as the gateway's threads keep one: an atomic time of the last progress, read as a probe.
+private final class ProgressBeacon: Sendable {
+    let name: String
+    private let clock: any GatewayClock
+    private let lastBeat: Atomic<UInt64>
+
+    init(name: String, clock: any GatewayClock = SystemClock()) {
+        self.name = name
+        self.clock = clock
+        lastBeat = Atomic(clock.monotonicNanos())
+    }
+
+    func beat() { lastBeat.store(clock.monotonicNanos(), ordering: .relaxed) }
+    var lastProgressNanos: UInt64 { lastBeat.load(ordering: .relaxed) }
+    var probe: ProgressProbe { ProgressProbe(name: name) { [self] in lastProgressNanos } }
+}
+
 @Suite("WatchdogSupervisor")
 struct WatchdogSupervisorTests {
     @Test("pings while every bus thread and the publisher beat within the limit")
@@ -107,9 +124,9 @@ struct WatchdogSupervisorTests {
     func servicePingsWhenHealthy() async throws {
         let listener = try NotifySocketListener()
         let beacon = ProgressBeacon(name: "publisher")
-        let supervisor = WatchdogSupervisor(probes: [beacon.probe], stallLimit: .seconds(3600))
         let notifier = SystemdNotifier(socketPath: listener.notifySocket, watchdogTimeout: .milliseconds(20))
-        let service = WatchdogService(supervisor: supervisor, notifier: notifier, logger: Logger(label: "test"))
+        let service = WatchdogService(
+            probes: { [beacon.probe] }, stallLimit: .seconds(3600), notifier: notifier, logger: Logger(label: "test"))
         let running = Task { try await service.run() }
         defer { running.cancel() }
         #expect(try await listener.nextDatagram() == "WATCHDOG=1")
@@ -122,9 +139,10 @@ struct WatchdogSupervisorTests {
         let clock = ManualClock()
         let bus = ProgressBeacon(name: "bus rs485-1", clock: clock)
         clock.advance(seconds: 60)
-        let supervisor = WatchdogSupervisor(probes: [bus.probe], stallLimit: .seconds(20), clock: clock)
         let notifier = SystemdNotifier(socketPath: listener.notifySocket, watchdogTimeout: .milliseconds(20))
-        let service = WatchdogService(supervisor: supervisor, notifier: notifier, logger: Logger(label: "test"))
+        let service = WatchdogService(
+            probes: { [bus.probe] }, stallLimit: .seconds(20), clock: clock, notifier: notifier,
+            logger: Logger(label: "test"))
         let running = Task { try await service.run() }
         defer { running.cancel() }
         #expect(try await listener.nextDatagram() == "STATUS=stalled: bus rs485-1")

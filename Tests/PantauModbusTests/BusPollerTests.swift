@@ -3,6 +3,11 @@ import Testing
 
 @testable import PantauModbus
 
+extension DevicePoll {
+    /// The error the bus handed over, still typed.
+    var modbusError: ModbusError? { error as? ModbusError }
+}
+
 /// A poller on a fake transport and a fake clock, driven step by step without its thread.
 struct PollerRig {
     let clock = FakeClock()
@@ -227,8 +232,8 @@ func image(_ table: RegisterTable, _ values: [Int: UInt16]) -> RegisterImage { R
         let polls = rig.recorder.polls(of: "awlr")
         #expect(polls.count == 4)
         let first = polls[0]
-        #expect(first.error?.contains("bus rs485-1 unit 4 holding 50+1") == true)
-        #expect(first.error?.contains("illegal data address") == true)
+        #expect(first.modbusError?.code == .illegalAddress)
+        #expect(first.modbusError?.place == "bus rs485-1 unit 4 holding 50+1")
         #expect(first.readings.first { $0.point == "level" }?.value == .number(250))
         #expect(first.readings.first { $0.point == "missing" }?.quality == .deviceError)
         // An exception is an answer, so it is not retried and the device is not declared offline.

@@ -75,7 +75,7 @@ private func failedReadIndices(_ events: [FakeTransport.Event]) -> [Int] {
         }
         let polls = rig.recorder.polls(of: "awlr")
         #expect(polls.allSatisfy { $0.readings.allSatisfy { $0.quality != .good && $0.value == nil } })
-        #expect(polls.allSatisfy { $0.error?.contains("MBAP length field 65535") == true })
+        #expect(polls.allSatisfy { $0.modbusError?.description.contains("MBAP length field 65535") == true })
         #expect(rig.recorder.availability(of: "awlr") == [false])
         let stats = rig.poller.snapshot()
         #expect(stats.otherErrors == failed.count)

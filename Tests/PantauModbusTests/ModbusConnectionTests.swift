@@ -159,7 +159,7 @@ final class TCPRig {
 
         let values = recorder.polls(of: "aq").first?.readings.map(\.value)
         #expect(values == [.number(0x1000), .number(0x1009), .number(0x0530)])
-        #expect(recorder.polls(of: "dead").first?.error?.contains("unit 2") == true)
+        #expect(recorder.polls(of: "dead").first?.modbusError?.unit == 2)
         let stats = poller.snapshot()
         #expect(stats.timeouts >= 2)
         #expect(stats.transactions >= 4)

@@ -123,6 +123,17 @@ def test_raw_write_refuses_without_yes_when_stdin_is_not_a_terminal(pantau_bin, 
     assert mbpoll.read(mbpoll.tcp_target(device.port), 1, "holding", 0, 1).values == {0: 0x1234}
 
 
+@pytest.mark.parametrize("command", [
+    ["raw", "read", "--unit", "1", "--address", "0"], ["read", "--profile", "x", "--unit", "1"],
+    ["scan", "--units", "1"],
+])
+@pytest.mark.parametrize("option", ["--tcp", "--rtu-over-tcp"])
+def test_a_link_that_is_not_host_port_stops_at_parse_time_with_64(pantau_bin, command, option):
+    done = pantau(pantau_bin, *command, option, "plc:notaport")
+    assert done.returncode == 64, done.stdout + done.stderr
+    assert "'plc:notaport' is not host:port (e.g. " + option in done.stderr, done.stderr
+
+
 def test_raw_interpret_shows_every_type_and_byte_order(pantau_bin, pymodbus_tcp_device):
     points = mixed_types.expected()
     device = pymodbus_tcp_device(mixed_types.register_spec())

@@ -48,7 +48,7 @@ public enum ConfigParser {
     }
 }
 
-private struct Parsing {
+struct Parsing {
     let reader: NodeReader
     let file: String
     let environment: (String) -> String?
@@ -201,142 +201,23 @@ private struct Parsing {
             let deviceName = name(d, "name", required: true)
             let what = deviceName.map { "device '\($0)'" } ?? "a device"
             d.what = what
-            var bus: BusConfig?
-            if let node = d.value("bus", required: true), let busName = reader.string(node, what: "'bus' of \(what)") {
-                bus = buses.first { $0.config.name == busName }?.config
-                if bus == nil {
-                    reader.error(node, "\(what) is on bus '\(busName)', which is not defined under 'buses' (defined: \(buses.map(\.config.name).joined(separator: ", ")))")
-                }
-            }
-            var unit: Int?
-            if let node = d.value("unit", required: true) {
-                // With an unknown bus (already reported) accept either range, so one mistake gives one error.
-                var isTCP = bus == nil
-                if case .tcp = bus?.transport { isTCP = true }
-                if let u = reader.int(node, what: "'unit' of \(what)") {
-                    if (1...247).contains(u) || (isTCP && u == 255) {
-                        unit = u
-                    } else {
-                        reader.error(node, "unit id \(u) of \(what) is outside 1-247" + (isTCP ? " (or 255 for Modbus TCP)" : ""))
-                    }
-                }
-            }
-            var profile: DeviceProfile?
-            if let node = d.value("profile", required: true), let id = reader.string(node, what: "'profile' of \(what)") {
-                if let p = library[id] {
-                    profile = p
-                } else if let problem = library.problems[id] {
-                    reader.error(node, "profile '\(id)' of \(what) has errors:\n" + problem.description)
-                } else {
-                    let known = library.profiles.keys.sorted()
-                    let hint = known.min { editDistance($0, id) < editDistance($1, id) }.map { " (did you mean '\($0)'?)" } ?? ""
-                    let searched = ProfileLibrary.describeSearch(library.directories)
-                    reader.error(node, "unknown profile '\(id)' for \(what)\(hint); \(searched)")
-                }
-            }
+            let bus = deviceBus(d, buses: buses, what: what)
+            let unit = deviceUnit(d, bus: bus, what: what)
+            let profile = deviceProfile(d, library: library, what: what)
             let interval = d.interval("poll_interval", minimum: Interval(milliseconds: 100)) ?? .seconds(10)
-            var timing = profile?.timing ?? ProfileTiming()
-            if let t = d.int("timeout_ms", range: 10...60_000) { timing.responseTimeoutMs = t }
-            if let r = d.int("retries", range: 0...10) { timing.retries = r }
-            if let t = d.mapping("timing") { timing = ProfileParser.parseTiming(t, base: timing) }
-            var location: DeviceLocation?
-            if let l = d.mapping("location") {
-                location = DeviceLocation(
-                    latitude: l.double("lat", range: -90...90), longitude: l.double("lon", range: -180...180),
-                    description: l.string("description"))
-                l.finish()
-            }
-            var install: [String: Double] = [:]
-            if let i = d.mapping("install"), case .mapping(let pairs) = i.node.content {
-                for pair in pairs {
-                    guard let key = pair.key.scalar else { continue }
-                    _ = i.value(key)
-                    if let v = reader.double(pair.value, what: "install parameter '\(key)' of \(what)") { install[key] = v }
-                }
-                i.finish()
-            }
-            var report: [String: ReportStrategy] = [:]
-            if let r = d.mapping("report"), case .mapping(let pairs) = r.node.content {
-                for pair in pairs {
-                    guard let point = pair.key.scalar else { continue }
-                    _ = r.value(point)
-                    if let profile, profile.point(named: point) == nil {
-                        reader.error(pair.key, "report strategy for '\(point)', which is not a point of profile '\(profile.id)'")
-                    }
-                    if let m = reader.mapping(pair.value, what: "report strategy of '\(point)'") { report[point] = parseReport(m) }
-                }
-                r.finish()
-            }
+            let timing = deviceTiming(d, profile: profile)
+            let location = d.mapping("location").map(parseLocation)
+            let install = d.mapping("install").map { parseInstall($0, what: what) } ?? [:]
+            let report = d.mapping("report").map { parseReports($0, profile: profile) } ?? [:]
             var flood: [FloodAlertConfig] = []
             for f in d.list("flood") ?? [] {
                 if let m = reader.mapping(f, what: "a flood alert of \(what)"), let c = parseFlood(m, profile: profile) { flood.append(c) }
             }
-            var floats: [FloatSwitchConfig] = []
-            for f in d.list("float_switches") ?? [] {
-                guard let m = reader.mapping(f, what: "a float switch of \(what)") else { continue }
-                let point = pointName(m, profile: profile)
-                let samples = m.int("samples", range: 1...100) ?? 3
-                let dwell = m.interval("dwell") ?? .seconds(0)
-                m.finish()
-                if let point { floats.append(FloatSwitchConfig(point: point, samples: samples, dwell: dwell)) }
+            let floats = (d.list("float_switches") ?? []).compactMap {
+                parseFloatSwitch($0, profile: profile, what: what)
             }
-            var rain: RainConfig?
-            if let r = d.mapping("rain") {
-                let point = pointName(r, profile: profile)
-                var mm = r.double("mm_per_count") ?? 1
-                if mm <= 0, let n = r.value("mm_per_count") {
-                    reader.error(n, "'mm_per_count' of \(what) must be more than 0, found \(mm)")
-                    mm = 1
-                }
-                // The counter's value where it wraps to 0, in the point's unit after scale (6553.6 for a
-                // 16-bit counter of 0.1 mm steps).
-                var modulus = r.double("counter_modulus") ?? 65536
-                if !(modulus > 0 && modulus <= 18_446_744_073_709_551_616), let n = r.value("counter_modulus") {
-                    reader.error(
-                        n, "'counter_modulus' of \(what) must be more than 0 (where the counter wraps, e.g. 65536), "
-                            + "found \(modulus)")
-                    modulus = 65536
-                }
-                if let profile, let point, let p = profile.point(named: point),
-                    !Self.rainQuantities.contains(p.quantity), let n = r.value("point")
-                {
-                    let expected = Self.rainQuantities.sorted().joined(separator: ", ")
-                    reader.error(
-                        n, "rain needs a counter of tips or of rain, but '\(point)' of profile '\(profile.id)' is "
-                            + "\(p.quantity) (expected \(expected))")
-                }
-                r.finish()
-                if let point { rain = RainConfig(point: point, mmPerCount: mm, counterModulus: modulus) }
-            }
-            var air: AirQualityConfig?
-            if let a = d.mapping("air_quality") {
-                var indices: [AirQualityConfig.Index] = []
-                for n in a.list("indices") ?? [] {
-                    switch n.scalar {
-                    case "ispu": indices.append(.ispu)
-                    case "aqi": indices.append(.aqi)
-                    default: reader.error(n, "an air-quality index must be ispu or aqi, found \(reader.describe(n))")
-                    }
-                }
-                var averaging: [String: Interval] = [:]
-                if let av = a.mapping("averaging"), case .mapping(let pairs) = av.node.content {
-                    for pair in pairs {
-                        guard let q = pair.key.scalar else { continue }
-                        _ = av.value(q)
-                        if let i = reader.interval(pair.value, what: "averaging period of '\(q)'", minimum: .minutes(1)) { averaging[q] = i }
-                    }
-                    av.finish()
-                }
-                if let profile, !profile.points.contains(where: { Pollutant(rawValue: $0.quantity) != nil }) {
-                    let pollutants = Pollutant.allCases.map(\.rawValue).joined(separator: ", ")
-                    reader.error(
-                        a.node,
-                        "air_quality needs pollutant points, but profile '\(profile.id)' has none "
-                            + "(pollutants: \(pollutants))")
-                }
-                a.finish()
-                air = AirQualityConfig(indices: indices.isEmpty ? [.ispu] : indices, averaging: averaging)
-            }
+            let rain = d.mapping("rain").flatMap { parseRain($0, profile: profile, what: what) }
+            let air = d.mapping("air_quality").map { parseAirQuality($0, profile: profile) }
             d.finish()
             guard let deviceName, let bus, let unit, let profile else { continue }
             if let earlier = names[deviceName] {
