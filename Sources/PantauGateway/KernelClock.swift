@@ -35,6 +35,14 @@ public struct KernelClock: GatewayClock {
             maxErrorMs: state >= 0 ? Int64(tx.maxerror) / 1000 : nil, bootId: Self.bootId)
     }
 
+    /// Two `clock_gettime` calls (vDSO, no system call); adjtimex and the timesyncd flag stay as last sampled.
+    public func quickSample(after last: ClockSample) -> ClockSample {
+        var sample = last
+        sample.boottimeMs = Self.boottimeMs()
+        sample.wall = now()
+        return sample
+    }
+
     /// Test only (`PANTAU_TEST_CLOCK=<file>`, never set in the field): the file holds `<wall offset ms> <synced 0|1>`,
     /// read on every call, so a test can start the gateway at 1970, unsynchronised, and synchronise it later.
     /// libfaketime cannot do this for a Swift binary.

@@ -34,6 +34,22 @@ public final class ReadingPipeline: Sendable {
         /// Set when the clock synchronised after running unsynchronised: a message stamped before this time (a
         /// window that closed at the jump, say) was stamped on the unsynchronised timeline and is marked.
         var untrustedBefore: UnixMillis?
+        /// The last full sample (once a second, from `tick`): the hot path takes its synchronisation state from it
+        /// instead of asking the kernel (adjtimex, the timesyncd flag file) on every poll.
+        var lastSample: ClockSample?
+        /// What the journal should correct (`takeTimeCorrection`): set at the first look at the clock and at each
+        /// synchronisation.
+        var correction: TimeCorrectionRequest?
+        /// The timeline's offset before the last synchronisation: what a message still marked `unsynced` after it
+        /// (a window closed at the jump) was stamped on.
+        var unsyncedOffset: Int64?
+    }
+
+    /// The journal's messages stamped `unsynced` to correct: those of `bootId` from their boottime when `offset`
+    /// is known, those of other boots marked `unverified` (`Journal.correctTimes`).
+    public struct TimeCorrectionRequest: Sendable, Hashable {
+        public var bootId: String
+        public var offset: Int64?
     }
 
     /// One poll's telemetry kept back until the clock synchronises: re-encoded then with corrected times.
@@ -107,13 +123,23 @@ public final class ReadingPipeline: Sendable {
     }
 
     /// Looks at the clock: the time on the gateway's timeline now, whether it is synchronised, and the held
-    /// telemetry to publish now that it is (corrected from boottime).
-    private func observeClock() -> (now: UnixMillis, sample: ClockSample, synced: Bool) {
-        let sample = clock.clockSample()
+    /// telemetry to publish now that it is (corrected from boottime). `full` asks the system for the clock's
+    /// synchronisation (the once-a-second tick); otherwise it is taken from the last full sample (the hot path).
+    private func observeClock(full: Bool = true) -> (now: UnixMillis, sample: ClockSample, synced: Bool) {
+        let last = full ? nil : time.withLock { $0.lastSample }
+        let sample = last.map { clock.quickSample(after: $0) } ?? clock.clockSample()
         var released: [OutboundMessage] = []
         let (now, synced, actions) = time.withLock { t in
+            if last == nil { t.lastSample = sample }
             let wasRunning = t.keeper.offset != nil
+            let before = t.keeper.offset
             let actions = t.keeper.observe(sample)
+            let synchronised = actions.contains(where: { if case .synchronised = $0 { true } else { false } })
+            if wasRunning, synchronised { t.unsyncedOffset = before }
+            if !wasRunning || synchronised {
+                t.correction = TimeCorrectionRequest(
+                    bootId: sample.bootId, offset: t.keeper.synced ? t.keeper.offset : nil)
+            }
             if wasRunning, actions.contains(where: { if case .synchronised = $0 { true } else { false } }) {
                 t.untrustedBefore = sample.wall
             }
@@ -137,8 +163,32 @@ public final class ReadingPipeline: Sendable {
                 logger.warning("clock lost its synchronisation; time runs on boottime")
             }
         }
-        if !released.isEmpty { sink.append(released) }
+        if !released.isEmpty { append(released) }
         return (now, sample, synced)
+    }
+
+    /// What the journal should correct now that the clock was looked at or synchronised; nil when nothing new.
+    public func takeTimeCorrection() -> TimeCorrectionRequest? {
+        time.withLock { t in
+            defer { t.correction = nil }
+            return t.correction
+        }
+    }
+
+    /// Queues messages with their clock stamp (journaled beside the wall time): the boot and the boottime their
+    /// time stands for on `keeper`'s timeline (the one they were stamped on), and the time quality of their body.
+    /// A message still marked `unsynced` once the keeper is synchronised was stamped on the timeline before it.
+    private func append(_ messages: [OutboundMessage], keeper given: TimeKeeper? = nil) {
+        let (current, unsyncedOffset) = time.withLock { ($0.keeper, $0.unsyncedOffset) }
+        let keeper = given ?? current
+        sink.append(messages.map { message in
+            guard message.stamp == nil else { return message }
+            var m = message
+            let quality = TimeMarking.quality(of: m.body)
+            let offset = (quality == .unsynced && keeper.synced ? unsyncedOffset : nil) ?? keeper.offset ?? 0
+            m.stamp = ClockStamp(bootId: keeper.bootId, boottimeMs: m.acquiredAt - offset, quality: quality)
+            return m
+        })
     }
 
     /// A held poll's telemetry with its true times: `corrected` within this boot, `unverified` from another.
@@ -153,7 +203,8 @@ public final class ReadingPipeline: Sendable {
         else { return nil }
         return OutboundMessage(
             kind: .telemetry, topic: h.topic, body: TimeMarking.mark(body, quality), device: h.device,
-            acquiredAt: first.acquiredAt, contentType: "application/senml+json")
+            acquiredAt: first.acquiredAt, contentType: "application/senml+json",
+            stamp: ClockStamp(bootId: h.bootId, boottimeMs: h.boottimes.first ?? 0, quality: quality))
     }
 
     /// The gateway's time now: the wall clock while synchronised, boottime-derived while not.
@@ -189,7 +240,7 @@ public final class ReadingPipeline: Sendable {
             d = Self.makeDirectory(config, keeping: d.slots)
             return gone
         }
-        if !removed.isEmpty { sink.append(removed) }
+        if !removed.isEmpty { append(removed) }
         for message in removed {
             logger.notice("device removed by the new configuration", metadata: ["device": "\(message.device ?? "")"])
         }
@@ -227,7 +278,7 @@ public final class ReadingPipeline: Sendable {
     public func handle(_ received: DevicePoll) {
         guard let (slot, identity, topics) = slot(received.device) else { return }
         let compact = compactTelemetry
-        let (now, sample, synced) = observeClock()
+        let (now, sample, synced) = observeClock(full: false)
         var poll = received
         var boottimes: [Int64] = []
         // The poll's boottime from its age on the wall clock (it is handled on its bus thread as acquired); an age
@@ -292,7 +343,7 @@ public final class ReadingPipeline: Sendable {
                     acquiredAt: o.readings.first?.acquiredAt ?? now, contentType: "application/senml+json"))
             }
         }
-        if !output.isEmpty { sink.append(output) }
+        if !output.isEmpty { append(output, keeper: keeper) }
         for interval in intervals { onPollInterval(poll.device, interval) }
     }
 
@@ -324,7 +375,7 @@ public final class ReadingPipeline: Sendable {
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
-        if !messages.isEmpty { sink.append(marked(messages, synced)) }
+        if !messages.isEmpty { append(marked(messages, synced)) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 
@@ -339,7 +390,7 @@ public final class ReadingPipeline: Sendable {
             acquiredAt: now)]
         // Sparkplug: DDEATH when a device goes offline, DBIRTH when it comes back.
         if let death = sparkplug?.availabilityMessage(device: device, online: online, at: now) { messages.append(death) }
-        sink.append(messages)
+        append(messages)
         if online {
             logger.info("device online", metadata: ["device": "\(device)"])
         } else {

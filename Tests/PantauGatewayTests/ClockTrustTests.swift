@@ -210,6 +210,48 @@ final class ClockTrustBoard: GatewayClock {
         #expect(abs(bt - (Self.trueBoot + 120_000)) <= 1000)
     }
 
+    /// Every message carries the boot and boottime its time stands for and its time quality, for the journal.
+    @Test func messagesCarryTheirClockStamp() throws {
+        let (marked, _, _) = run(.mark, steps: [240_000: -100_000, 420_000: 3_600_000])
+        let telemetry = marked.all.filter { $0.kind == .telemetry }
+        #expect(telemetry.map(\.stamp) == (1...10).map {
+            ClockStamp(bootId: "boot-1", boottimeMs: Int64($0) * 60_000, quality: .unsynced)
+        })
+        for m in marked.all where m.kind == .aggregate {
+            #expect(m.stamp == ClockStamp(bootId: "boot-1", boottimeMs: m.acquiredAt, quality: .unsynced))
+        }
+        let (held, _, _) = run(.hold, steps: [240_000: -100_000])
+        #expect(held.all.filter { $0.kind == .telemetry }.map(\.stamp) == (1...10).map {
+            ClockStamp(bootId: "boot-1", boottimeMs: Int64($0) * 60_000, quality: .corrected)
+        })
+    }
+
+    /// The hot path does not ask the system for the clock's synchronisation (adjtimex, a file) on every poll: the
+    /// once-a-second tick does, the polls reuse its state with fresh wall and boottime readings.
+    @Test func pollsReuseTheTicksClockState() throws {
+        let board = CountingBoard()
+        board.set { s in s.boottime = 60_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: config(.mark), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        pipeline.tick()
+        for i in 1...50 {
+            board.set { $0.boottime = 60_000 + Int64(i) * 100 }
+            let t = board.now()
+            pipeline.handle(DevicePoll(device: "river", readings: [
+                Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                        quality: .good, acquiredAt: t)
+            ], error: nil, acquiredAt: t))
+        }
+        #expect(board.fullSamples.withLock { $0 } == 1)
+        let telemetry = sink.all.filter { $0.kind == .telemetry }
+        #expect(telemetry.count == 50)
+        #expect(telemetry.last?.acquiredAt == Self.trueBoot + 65_000)
+        #expect(try telemetry.allSatisfy { try json($0)["tq"] == nil })
+        pipeline.tick()
+        #expect(board.fullSamples.withLock { $0 } == 2)
+    }
+
     @Test func markingInsertsTheFieldFirst() {
         #expect(String(decoding: TimeMarking.mark(Array("{\"a\":1}".utf8), .unsynced), as: UTF8.self)
             == "{\"tq\":\"unsynced\",\"a\":1}")
@@ -222,4 +264,23 @@ final class ClockTrustBoard: GatewayClock {
         #expect(s.boottimeMs > 0)
         #expect(s.bootId.count == 36)
     }
+}
+
+/// A board that counts the full samples (the adjtimex and file access of `KernelClock`).
+final class CountingBoard: GatewayClock {
+    let board = ClockTrustBoard()
+    let fullSamples = Mutex(0)
+    func now() -> UnixMillis { board.now() }
+    func monotonicNanos() -> UInt64 { board.monotonicNanos() }
+    func clockSample() -> ClockSample {
+        fullSamples.withLock { $0 += 1 }
+        return board.clockSample()
+    }
+    func quickSample(after last: ClockSample) -> ClockSample {
+        var s = board.clockSample()
+        s.synced = last.synced
+        s.maxErrorMs = last.maxErrorMs
+        return s
+    }
+    func set(_ change: (inout ClockTrustBoard.State) -> Void) { board.set(change) }
 }
