@@ -6,6 +6,7 @@ the clock synchronises. The subscriber must never see a 1970 date on telemetry, 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -13,6 +14,8 @@ import pytest
 from pantau_harness import mixed_types
 from pantau_harness.collector import MqttCollector
 from pantau_harness.config import BASE_TOPIC, device, gateway_yaml, tcp_bus, topic
+from pantau_harness.gateway import binary_path
+from pantau_harness.procs import wait_until
 
 pytestmark = pytest.mark.gateway
 
@@ -89,6 +92,13 @@ def write_clock_of_boot(path: str, offset_ms: int, synced: bool, boot: str) -> N
     os.replace(tmp, path)
 
 
+def clock_line(socket_path: str) -> str:
+    result = subprocess.run(
+        [binary_path(), "status", "--socket", socket_path], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return next((line for line in result.stdout.splitlines() if line.startswith("clock ")), "")
+
+
 @pytest.mark.parametrize("reboot", [False, True], ids=["same-boot", "reboot"])
 def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
     make_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp, reboot
@@ -99,6 +109,7 @@ def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
     boot that synchronised reaches the subscriber with its true time (`tq: corrected`); a record of an earlier
     boot cannot be related to the synchronised clock: it keeps its date and is marked `unverified`."""
     clock = os.path.join(short_tmp, "clock")
+    socket_path = os.path.join(short_tmp, "st.sock")
     broker = make_broker(persistent=True)
     collector: MqttCollector = mqtt_collector(broker, f"{BASE_TOPIC}/#", persistent=True)
     broker.stop()
@@ -113,7 +124,7 @@ def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
     gw = gateway(gateway_yaml(
         broker_port=broker.port, workdir=short_tmp, buses=[tcp_bus("tcp-1", sim.port)],
         devices=[device("dev-a", "tcp-1", 1, poll_interval="500ms")],
-        status_socket=os.path.join(short_tmp, "st.sock"),
+        status_socket=socket_path,
     ), env={"PANTAU_TEST_CLOCK": clock})
     time.sleep(4)
     gw.kill()
@@ -124,9 +135,13 @@ def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
     second_started = time.time()
     gw.start()
     time.sleep(4)
+    # `pantau status` shows the clock's state.
+    assert clock_line(socket_path).startswith("clock    NOT SYNCED"), clock_line(socket_path)
+    assert "policy mark" in clock_line(socket_path)
     synced_at = time.time()
     write_clock_of_boot(clock, 0, True, "boot-b" if reboot else "boot-a")
-    time.sleep(3)
+    assert wait_until(lambda: clock_line(socket_path).startswith("clock    synced"), 10), clock_line(socket_path)
+    time.sleep(2)
     broker.start()
 
     collector.wait_for(
