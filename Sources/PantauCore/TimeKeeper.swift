@@ -92,6 +92,13 @@ public struct TimeKeeper: Sendable, Hashable {
         return actions
     }
 
+    /// Takes up the timeline a previous process of this boot ran on while unsynchronised; before the first
+    /// observation only.
+    public mutating func resume(offset: Int64) {
+        guard self.offset == nil else { return }
+        self.offset = offset
+    }
+
     /// The timeline's time at a boottime of this boot.
     public func time(atBoottime boottimeMs: Int64) -> UnixMillis { boottimeMs + (offset ?? 0) }
 

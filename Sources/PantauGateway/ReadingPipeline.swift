@@ -43,6 +43,15 @@ public final class ReadingPipeline: Sendable {
         /// The timeline's offset before the last synchronisation: what a message still marked `unsynced` after it
         /// (a window closed at the jump) was stamped on.
         var unsyncedOffset: Int64?
+        /// The unsynchronised timeline a previous process of this boot saved (`restore`), taken up at the first look.
+        var resume: SavedClock?
+        var looked = false
+    }
+
+    /// The timeline of a process whose clock was unsynchronised, saved with the windows that run on it.
+    struct SavedClock: Codable, Hashable {
+        var bootId: String
+        var offset: Int64
     }
 
     /// The journal's messages stamped `unsynced` to correct: those of `bootId` from their boottime when `offset`
@@ -131,12 +140,20 @@ public final class ReadingPipeline: Sendable {
         var released: [OutboundMessage] = []
         let (now, synced, actions) = time.withLock { t in
             if last == nil { t.lastSample = sample }
+            let firstLook = !t.looked
+            t.looked = true
+            // A restart within the same boot while unsynchronised continues the saved timeline: the restored
+            // windows and histories stay on it, whatever the wall clock did meanwhile.
+            if firstLook, let resumed = t.resume, resumed.bootId == sample.bootId {
+                t.keeper.resume(offset: resumed.offset)
+            }
+            t.resume = nil
             let wasRunning = t.keeper.offset != nil
             let before = t.keeper.offset
             let actions = t.keeper.observe(sample)
             let synchronised = actions.contains(where: { if case .synchronised = $0 { true } else { false } })
             if wasRunning, synchronised { t.unsyncedOffset = before }
-            if !wasRunning || synchronised {
+            if firstLook || synchronised {
                 t.correction = TimeCorrectionRequest(
                     bootId: sample.bootId, offset: t.keeper.synced ? t.keeper.offset : nil)
             }
@@ -407,12 +424,17 @@ public final class ReadingPipeline: Sendable {
 
     struct Saved: Codable {
         var devices: [String: DeviceIntelligence.Saved]
+        /// Set while the clock is unsynchronised (absent in saves of older versions).
+        var clock: SavedClock?
     }
 
     /// Windows, index averages, rain and flood state, so a restart does not reset an hour's mean or an alert.
     public func snapshot() -> [UInt8] {
         let slots = directory.withLock { $0.slots }
-        let saved = Saved(devices: slots.mapValues { slot in slot.intelligence.withLock { $0.saved() } })
+        let clock = time.withLock { t in
+            t.keeper.synced ? nil : t.keeper.offset.map { SavedClock(bootId: t.keeper.bootId, offset: $0) }
+        }
+        let saved = Saved(devices: slots.mapValues { slot in slot.intelligence.withLock { $0.saved() } }, clock: clock)
         return (try? Array(JSONEncoder().encode(saved))) ?? []
     }
 
@@ -421,6 +443,7 @@ public final class ReadingPipeline: Sendable {
         guard !bytes.isEmpty else { return }
         do {
             let saved = try JSONDecoder().decode(Saved.self, from: Data(bytes))
+            time.withLock { $0.resume = saved.clock }
             let slots = directory.withLock { $0.slots }
             for (name, part) in saved.devices {
                 slots[name]?.intelligence.withLock { $0.restore(part) }

@@ -47,6 +47,8 @@ import Testing
         try then(pipeline, journal)
     }
 
+    func minutes(_ from: Int64, _ to: Int64) -> [Int64] { Array(stride(from: from, through: to, by: 60)) }
+
     func run(reboot: Bool) throws -> [OutboundMessage] {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pantau-cc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -54,14 +56,14 @@ import Testing
         let path = folder.path + "/journal.sqlite"
         let board = ClockTrustBoard()
         // Boot at 1970, unsynchronised; a backward step of the wall clock at 180 s.
-        try process(board, journalPath: path, polls: Array(stride(from: 60, through: 300, by: 60)), steps: [180: -100_000])
+        try process(board, journalPath: path, polls: minutes(60, 300), steps: [180: -100_000])
         if reboot {
             // Another boot: boottime starts again, the wall clock near the epoch again.
             board.set { b in b.bootId = "boot-2"; b.wallOffset = 0 }
         }
         var leased: [OutboundMessage] = []
         // The process restarts; a forward step at 420 s; the clock synchronises at 630 s.
-        try process(board, journalPath: path, polls: Array(stride(from: 360, through: 600, by: 60)), steps: [420: 3_600_000]) { pipeline, journal in
+        try process(board, journalPath: path, polls: minutes(360, 600), steps: [420: 3_600_000]) { pipeline, journal in
             board.set { b in b.boottime = 630_000; b.wallOffset = Self.trueBoot; b.synced = true }
             pipeline.tick()
             let c = try #require(pipeline.takeTimeCorrection())

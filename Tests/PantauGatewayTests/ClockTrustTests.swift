@@ -48,13 +48,21 @@ final class ClockTrustBoard: GatewayClock {
 
     /// Polls at boottime 60 s, 120 s, ... 600 s; `steps` moves the wall clock before a poll (boottime -> offset).
     func run(
-        _ policy: UnsyncedTimePolicy, steps: [Int64: Int64], syncAt: Int64 = 630_000
+        _ policy: UnsyncedTimePolicy, steps: [Int64: Int64], syncAt: Int64 = 630_000, restartAfter: Int64? = nil
     ) -> (ClockTrustSink, ReadingPipeline, ClockTrustBoard) {
         let board = ClockTrustBoard()
         let sink = ClockTrustSink()
-        let pipeline = ReadingPipeline(
+        var pipeline = ReadingPipeline(
             config: config(policy), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
         for i in 1...10 {
+            if let restart = restartAfter, Int64(i) * 60_000 == restart + 60_000 {
+                // The process restarts (same boot): its state saved and restored, as the gateway does.
+                let saved = pipeline.snapshot()
+                pipeline = ReadingPipeline(
+                    config: config(policy), sink: sink, clock: board, logger: Logger(label: "t"),
+                    onPollInterval: { _, _ in })
+                pipeline.restore(saved)
+            }
             let boottime = Int64(i) * 60_000
             board.set { s in
                 s.boottime = boottime
@@ -135,6 +143,21 @@ final class ClockTrustBoard: GatewayClock {
         let starts = try oneMinute.map { try #require(try json($0)["start"] as? Int64) }
         #expect(starts == (1...10).map { Int64($0) * 60_000 })
         #expect(try a.allSatisfy { try json($0)["tq"] as? String == "unsynced" })
+    }
+
+    /// A restart within the same boot while unsynchronised takes up the saved timeline, whatever step the wall clock
+    /// made before: every message is exactly that of the run without a restart (no window made or lost).
+    @Test func aRestartInTheSameBootContinuesTheTimeline() {
+        let steps: [Int64: Int64] = [240_000: -100_000, 420_000: 3_600_000]
+        let (steady, _, _) = run(.mark, steps: steps)
+        let (restarted, _, _) = run(.mark, steps: steps, restartAfter: 300_000)
+        let kinds: Set<MessageKind> = [.telemetry, .aggregate]
+        let a = steady.all.filter { kinds.contains($0.kind) }
+        let b = restarted.all.filter { kinds.contains($0.kind) }
+        #expect(a.count == 21)
+        let text = { (m: OutboundMessage) in String(decoding: m.body, as: UTF8.self) }
+        #expect(a.map(text) == b.map(text))
+        #expect(a.map(\.stamp) == b.map(\.stamp))
     }
 
     /// `mark`: published at once, on the boottime timeline, marked `unsynced`; steps do not move the times.
