@@ -46,6 +46,15 @@ public final class ReadingPipeline: Sendable {
         /// The unsynchronised timeline a previous process of this boot saved (`restore`), taken up at the first look.
         var resume: SavedClock?
         var looked = false
+        /// Synchronisations the intelligence has yet to follow (`tick`).
+        var moves: [TimelineMove] = []
+    }
+
+    /// The timeline jumped at a synchronisation: from `from` (the boot clock's offset) to `to` (the true one).
+    struct TimelineMove {
+        var bootId: String
+        var from: Int64
+        var to: Int64
     }
 
     /// The timeline of a process whose clock was unsynchronised, saved with the windows that run on it.
@@ -152,7 +161,10 @@ public final class ReadingPipeline: Sendable {
             let before = t.keeper.offset
             let actions = t.keeper.observe(sample)
             let synchronised = actions.contains(where: { if case .synchronised = $0 { true } else { false } })
-            if wasRunning, synchronised { t.unsyncedOffset = before }
+            if wasRunning, synchronised, let from = before, let to = t.keeper.offset, from != to {
+                t.unsyncedOffset = from
+                t.moves.append(TimelineMove(bootId: sample.bootId, from: from, to: to))
+            }
             if firstLook || synchronised {
                 t.correction = TimeCorrectionRequest(
                     bootId: sample.bootId, offset: t.keeper.synced ? t.keeper.offset : nil)
@@ -383,17 +395,38 @@ public final class ReadingPipeline: Sendable {
     public func tick() {
         let (now, synced) = timelineNow()
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
+        let moves = time.withLock { t in
+            defer { t.moves = [] }
+            return t.moves
+        }
         var intervals: [(String, Interval)] = []
         var messages: [OutboundMessage] = []
+        var moved: [OutboundMessage] = []
         for slot in slots {
             var changed: [Interval] = []
             messages += slot.intelligence.withLock { intel in
-                intel.advance(to: now, topics: topics, intervals: &changed, logger: logger)
+                for move in moves { moved += Self.follow(move, &intel, topics: topics, logger: logger) }
+                return intel.advance(to: now, topics: topics, intervals: &changed, logger: logger)
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
+        if !moved.isEmpty { append(moved) }
         if !messages.isEmpty { append(marked(messages, synced)) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
+    }
+
+    /// Makes a device's intelligence follow the synchronisation's jump: the windows open on the boot clock's
+    /// timeline close with what they hold and go out with their true times (`tq: corrected`, from boottime), the
+    /// histories move with the timeline.
+    static func follow(
+        _ move: TimelineMove, _ intel: inout DeviceIntelligence, topics: TopicScheme, logger: Logger
+    ) -> [OutboundMessage] {
+        intel.timelineMoved(by: move.to - move.from, topics: topics, logger: logger).map { message in
+            var m = message
+            m.body = TimeMarking.mark(m.body, .unsynced)
+            m.stamp = ClockStamp(bootId: move.bootId, boottimeMs: m.acquiredAt - move.from, quality: .unsynced)
+            return TimeCorrection.corrected(m, bootId: move.bootId, offset: move.to) ?? m
+        }
     }
 
     /// A device came online or went offline: a retained availability message, queued like everything else.
@@ -537,6 +570,24 @@ struct DeviceIntelligence: Sendable {
         }
         out += evaluate(now: now, topics: topics, logger: logger)
         return out
+    }
+
+    /// The timeline moved by `d` (issue 14): the windows open on the old one close now (returned, on the old
+    /// timeline); the watermark, flood, rain and air-quality histories move by `d`.
+    mutating func timelineMoved(by d: Int64, topics: TopicScheme, logger: Logger) -> [OutboundMessage] {
+        let watermark = windows.snapshot().watermark
+        let closed = windows.advance(to: .max).compactMap { encode(AggregatePayload($0), topics, logger) }
+        var state = windows.snapshot()
+        state.watermark = watermark
+        var s = saved()
+        s.windows = state.moved(by: d)
+        s.air = s.air?.moved(by: d)
+        s.floods = s.floods.map { $0.moved(by: d) }
+        s.floodMemory = s.floodMemory?.map { $0.moved(by: d) }
+        s.rain = s.rain?.moved(by: d)
+        s.lastRainReport = s.lastRainReport.map { $0 + d }
+        restore(s)
+        return closed
     }
 
     /// Indices hourly and on category change; rain at each window of the shortest configured length.
