@@ -35,11 +35,14 @@ public struct OutboundMessage: Sendable, Hashable {
     public var acquiredAt: UnixMillis
     /// MQTT 5 content type, e.g. `application/senml+json`.
     public var contentType: String
+    /// The boot and boottime `acquiredAt` stands for, and the body's time quality (issue 14); journaled beside it.
+    public var stamp: ClockStamp?
 
     public init(
         kind: MessageKind, topic: String, body: [UInt8], qos: UInt8 = 1, retain: Bool = false,
-        device: String?, acquiredAt: UnixMillis, contentType: String = "application/json"
+        device: String?, acquiredAt: UnixMillis, contentType: String = "application/json", stamp: ClockStamp? = nil
     ) {
+        self.stamp = stamp
         self.kind = kind
         self.topic = topic
         self.body = body

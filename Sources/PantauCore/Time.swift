@@ -15,6 +15,9 @@ public protocol GatewayClock: Sendable {
     func monotonicNanos() -> UInt64
     /// The clock's state (synchronised, boottime, boot id). A test clock that does not say is a synchronised one.
     func clockSample() -> ClockSample
+    /// The clock's state without asking the system for its synchronisation again: the wall time and boottime now,
+    /// the rest as in `last` (the hot path's sample; `clockSample()` runs once a second).
+    func quickSample(after last: ClockSample) -> ClockSample
 }
 
 extension GatewayClock {
@@ -23,6 +26,9 @@ extension GatewayClock {
         return ClockSample(
             wall: now, boottimeMs: Int64(monotonicNanos() / 1_000_000), synced: true, bootId: "test-boot")
     }
+
+    /// A clock whose full sample is cheap samples it in full.
+    public func quickSample(after last: ClockSample) -> ClockSample { clockSample() }
 }
 
 /// The real clocks of the system: `CLOCK_REALTIME` and `CLOCK_MONOTONIC`.

@@ -92,11 +92,34 @@ public struct TimeKeeper: Sendable, Hashable {
         return actions
     }
 
+    /// Takes up the timeline a previous process of this boot ran on while unsynchronised; before the first
+    /// observation only.
+    public mutating func resume(offset: Int64) {
+        guard self.offset == nil else { return }
+        self.offset = offset
+    }
+
     /// The timeline's time at a boottime of this boot.
     public func time(atBoottime boottimeMs: Int64) -> UnixMillis { boottimeMs + (offset ?? 0) }
 
     /// The quality of a time stamped now.
     public var quality: TimeQuality { synced ? .synced : .unsynced }
+}
+
+/// Where a message's time came from: the boot and the `CLOCK_BOOTTIME` its time stands for, and the time quality
+/// its body carries (nil: none, a synchronised time). The journal stores it beside the wall time (`boot_id`,
+/// `boottime`, `tq`), so a time stamped on an unsynchronised clock can be corrected later, even after a restart
+/// within the same boot.
+public struct ClockStamp: Sendable, Hashable {
+    public var bootId: String
+    public var boottimeMs: Int64
+    public var quality: TimeQuality?
+
+    public init(bootId: String, boottimeMs: Int64, quality: TimeQuality?) {
+        self.bootId = bootId
+        self.boottimeMs = boottimeMs
+        self.quality = quality
+    }
 }
 
 /// How the gateway publishes while its clock is unsynchronised (`time.unsynced`).
@@ -122,5 +145,129 @@ public enum TimeMarking {
         if rest.first != UInt8(ascii: "}") { out.append(UInt8(ascii: ",")) }
         out.append(contentsOf: rest)
         return out
+    }
+
+    /// The time quality `mark` put in a body, nil when it has none.
+    public static func quality(of body: [UInt8]) -> TimeQuality? {
+        let start = body.first == UInt8(ascii: "[") ? 1 : 0
+        let prefix = Array("{\"tq\":\"".utf8)
+        guard body.count > start + prefix.count, body[start..<(start + prefix.count)].elementsEqual(prefix) else {
+            return nil
+        }
+        let value = body[(start + prefix.count)...].prefix { $0 != UInt8(ascii: "\"") }
+        return TimeQuality(rawValue: String(decoding: value, as: UTF8.self))
+    }
+}
+
+/// Correcting a message stamped on an unsynchronised clock once the clock's true offset is known (issue 14): the
+/// journal does it to what it still holds, across a restart within the same boot.
+public enum TimeCorrection {
+    /// The keys under which Pantau's JSON bodies carry a time, as integer milliseconds, on their top level.
+    static let millisKeys: Set<String> = [
+        "ts", "at", "start", "end", "first_at", "last_at", "since", "value_at", "interval_start",
+    ]
+
+    /// The message with its times moved onto the synchronised timeline (`tq: corrected`) when it is of `bootId`
+    /// and `offset` is known, marked `tq: unverified` without any shift when it is of another boot; nil when there
+    /// is nothing to do (not marked `unsynced`, or of this boot while the offset is still unknown).
+    public static func corrected(_ m: OutboundMessage, bootId: String, offset: Int64?) -> OutboundMessage? {
+        guard let stamp = m.stamp, stamp.quality == .unsynced else { return nil }
+        var out = m
+        if stamp.bootId != bootId {
+            out.body = retime(m.body, by: 0, quality: .unverified)
+            out.stamp?.quality = .unverified
+            return out
+        }
+        guard let offset else { return nil }
+        let delta = stamp.boottimeMs + offset - m.acquiredAt
+        out.body = retime(m.body, by: delta, quality: .corrected)
+        out.acquiredAt = stamp.boottimeMs + offset
+        out.stamp?.quality = .corrected
+        return out
+    }
+
+    /// Moves every time of a body by `delta` milliseconds and sets its `tq`, leaving every other byte as it was:
+    /// the millisecond keys of a JSON object's top level, or the SenML base time `bt` (seconds) and `tq` of a
+    /// pack's first record (the other records' `t` are relative to it).
+    public static func retime(_ body: [UInt8], by delta: Int64, quality: TimeQuality) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(body.count + 8)
+        let target = body.first == UInt8(ascii: "[") ? 2 : 1
+        var depth = 0
+        var objects = 0
+        var i = 0
+        while i < body.count {
+            let c = body[i]
+            switch c {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth == target && c == UInt8(ascii: "{") { objects += 1 }
+                out.append(c)
+                i += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                out.append(c)
+                i += 1
+            case UInt8(ascii: "\""):
+                let start = i
+                let end = stringEnd(body, i)
+                out.append(contentsOf: body[start..<end])
+                i = end
+                guard depth == target, objects == 1, i < body.count, body[i] == UInt8(ascii: ":") else { continue }
+                let key = String(decoding: body[(start + 1)..<max(start + 1, end - 1)], as: UTF8.self)
+                out.append(body[i])
+                i += 1
+                if key == "tq", i < body.count, body[i] == UInt8(ascii: "\"") {
+                    out.append(contentsOf: Array("\"\(quality.rawValue)\"".utf8))
+                    i = stringEnd(body, i)
+                } else if key == "bt" || millisKeys.contains(key) {
+                    var k = i
+                    while k < body.count, isNumberByte(body[k]) { k += 1 }
+                    let text = String(decoding: body[i..<k], as: UTF8.self)
+                    if let moved = shifted(text, seconds: key == "bt", by: delta) {
+                        out.append(contentsOf: Array(moved.utf8))
+                        i = k
+                    }
+                }
+            default:
+                out.append(c)
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// The index just past the string that starts at `start` (a quote), escapes skipped.
+    private static func stringEnd(_ body: [UInt8], _ start: Int) -> Int {
+        var i = start + 1
+        while i < body.count {
+            if body[i] == UInt8(ascii: "\\") {
+                i += 2
+            } else if body[i] == UInt8(ascii: "\"") {
+                return i + 1
+            } else {
+                i += 1
+            }
+        }
+        return body.count
+    }
+
+    private static func isNumberByte(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+            || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") || c == UInt8(ascii: "+")
+    }
+
+    /// A JSON number moved by `delta` milliseconds: integer milliseconds, or seconds with up to three decimals.
+    static func shifted(_ text: String, seconds: Bool, by delta: Int64) -> String? {
+        guard seconds else { return Int64(text).map { String($0 + delta) } }
+        guard let value = Double(text), value.isFinite, abs(value) < 1e15 else { return nil }
+        let millis = Int64((value * 1000).rounded()) + delta
+        let whole = millis / 1000
+        let fraction = abs(millis % 1000)
+        let sign = millis < 0 && whole == 0 ? "-" : ""
+        guard fraction != 0 else { return "\(sign)\(whole)" }
+        var digits = String("\(1000 + fraction)".dropFirst())
+        while digits.hasSuffix("0") { digits.removeLast() }
+        return "\(sign)\(whole).\(digits)"
     }
 }

@@ -258,6 +258,7 @@ public final class Gateway: Sendable {
             sleepMillis(1000)
             housekeepingProgress.store(clock.monotonicNanos(), ordering: .relaxed)
             pipeline.tick()
+            if let c = pipeline.takeTimeCorrection() { journal.correctTimes(bootId: c.bootId, offset: c.offset) }
             let now = clock.now()
             if now - lastHealth >= Self.healthInterval {
                 lastHealth = now

@@ -24,7 +24,8 @@ public struct KernelClock: GatewayClock {
         let wall = now()
         if let test = testState() {
             return ClockSample(
-                wall: wall, boottimeMs: boottime, synced: test.synced, maxErrorMs: nil, bootId: Self.bootId)
+                wall: wall, boottimeMs: boottime, synced: test.synced, maxErrorMs: nil,
+                bootId: test.bootId ?? Self.bootId)
         }
         var tx = timex()
         let state = adjtimex(&tx)
@@ -35,18 +36,26 @@ public struct KernelClock: GatewayClock {
             maxErrorMs: state >= 0 ? Int64(tx.maxerror) / 1000 : nil, bootId: Self.bootId)
     }
 
-    /// Test only (`PANTAU_TEST_CLOCK=<file>`, never set in the field): the file holds `<wall offset ms> <synced 0|1>`,
-    /// read on every call, so a test can start the gateway at 1970, unsynchronised, and synchronise it later.
-    /// libfaketime cannot do this for a Swift binary.
-    private func testState() -> (offset: Int64, synced: Bool)? {
+    /// Two `clock_gettime` calls (vDSO, no system call); adjtimex and the timesyncd flag stay as last sampled.
+    public func quickSample(after last: ClockSample) -> ClockSample {
+        var sample = last
+        sample.boottimeMs = Self.boottimeMs()
+        sample.wall = now()
+        return sample
+    }
+
+    /// Test only (`PANTAU_TEST_CLOCK=<file>`, never set in the field): the file holds `<wall offset ms> <synced 0|1>`
+    /// and optionally a boot id standing in for this boot's, read on every call, so a test can start the gateway at
+    /// 1970, unsynchronised, synchronise it later, or reboot it. libfaketime cannot do this for a Swift binary.
+    private func testState() -> (offset: Int64, synced: Bool, bootId: String?)? {
         guard let path = testFile, let f = fopen(path, "r") else { return nil }
         defer { fclose(f) }
         var buffer = [CChar](repeating: 0, count: 128)
         guard fgets(&buffer, 128, f) != nil else { return nil }
         let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard parts.count == 2, let offset = Int64(parts[0]) else { return nil }
-        return (offset, parts[1] == "1")
+        guard parts.count == 2 || parts.count == 3, let offset = Int64(parts[0]) else { return nil }
+        return (offset, parts[1] == "1", parts.count == 3 ? String(parts[2]) : nil)
     }
 
     /// `CLOCK_BOOTTIME` in milliseconds: keeps counting through a suspend, starts at 0 each boot.

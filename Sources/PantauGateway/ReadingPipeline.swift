@@ -34,6 +34,40 @@ public final class ReadingPipeline: Sendable {
         /// Set when the clock synchronised after running unsynchronised: a message stamped before this time (a
         /// window that closed at the jump, say) was stamped on the unsynchronised timeline and is marked.
         var untrustedBefore: UnixMillis?
+        /// The last full sample (once a second, from `tick`): the hot path takes its synchronisation state from it
+        /// instead of asking the kernel (adjtimex, the timesyncd flag file) on every poll.
+        var lastSample: ClockSample?
+        /// What the journal should correct (`takeTimeCorrection`): set at the first look at the clock and at each
+        /// synchronisation.
+        var correction: TimeCorrectionRequest?
+        /// The timeline's offset before the last synchronisation: what a message still marked `unsynced` after it
+        /// (a window closed at the jump) was stamped on.
+        var unsyncedOffset: Int64?
+        /// The unsynchronised timeline a previous process of this boot saved (`restore`), taken up at the first look.
+        var resume: SavedClock?
+        var looked = false
+        /// Synchronisations the intelligence has yet to follow (`tick`).
+        var moves: [TimelineMove] = []
+    }
+
+    /// The timeline jumped at a synchronisation: from `from` (the boot clock's offset) to `to` (the true one).
+    struct TimelineMove {
+        var bootId: String
+        var from: Int64
+        var to: Int64
+    }
+
+    /// The timeline of a process whose clock was unsynchronised, saved with the windows that run on it.
+    struct SavedClock: Codable, Hashable {
+        var bootId: String
+        var offset: Int64
+    }
+
+    /// The journal's messages stamped `unsynced` to correct: those of `bootId` from their boottime when `offset`
+    /// is known, those of other boots marked `unverified` (`Journal.correctTimes`).
+    public struct TimeCorrectionRequest: Sendable, Hashable {
+        public var bootId: String
+        public var offset: Int64?
     }
 
     /// One poll's telemetry kept back until the clock synchronises: re-encoded then with corrected times.
@@ -107,13 +141,34 @@ public final class ReadingPipeline: Sendable {
     }
 
     /// Looks at the clock: the time on the gateway's timeline now, whether it is synchronised, and the held
-    /// telemetry to publish now that it is (corrected from boottime).
-    private func observeClock() -> (now: UnixMillis, sample: ClockSample, synced: Bool) {
-        let sample = clock.clockSample()
+    /// telemetry to publish now that it is (corrected from boottime). `full` asks the system for the clock's
+    /// synchronisation (the once-a-second tick); otherwise it is taken from the last full sample (the hot path).
+    private func observeClock(full: Bool = true) -> (now: UnixMillis, sample: ClockSample, synced: Bool) {
+        let last = full ? nil : time.withLock { $0.lastSample }
+        let sample = last.map { clock.quickSample(after: $0) } ?? clock.clockSample()
         var released: [OutboundMessage] = []
         let (now, synced, actions) = time.withLock { t in
+            if last == nil { t.lastSample = sample }
+            let firstLook = !t.looked
+            t.looked = true
+            // A restart within the same boot while unsynchronised continues the saved timeline: the restored
+            // windows and histories stay on it, whatever the wall clock did meanwhile.
+            if firstLook, let resumed = t.resume, resumed.bootId == sample.bootId {
+                t.keeper.resume(offset: resumed.offset)
+            }
+            t.resume = nil
             let wasRunning = t.keeper.offset != nil
+            let before = t.keeper.offset
             let actions = t.keeper.observe(sample)
+            let synchronised = actions.contains(where: { if case .synchronised = $0 { true } else { false } })
+            if wasRunning, synchronised, let from = before, let to = t.keeper.offset, from != to {
+                t.unsyncedOffset = from
+                t.moves.append(TimelineMove(bootId: sample.bootId, from: from, to: to))
+            }
+            if firstLook || synchronised {
+                t.correction = TimeCorrectionRequest(
+                    bootId: sample.bootId, offset: t.keeper.synced ? t.keeper.offset : nil)
+            }
             if wasRunning, actions.contains(where: { if case .synchronised = $0 { true } else { false } }) {
                 t.untrustedBefore = sample.wall
             }
@@ -137,8 +192,32 @@ public final class ReadingPipeline: Sendable {
                 logger.warning("clock lost its synchronisation; time runs on boottime")
             }
         }
-        if !released.isEmpty { sink.append(released) }
+        if !released.isEmpty { append(released) }
         return (now, sample, synced)
+    }
+
+    /// What the journal should correct now that the clock was looked at or synchronised; nil when nothing new.
+    public func takeTimeCorrection() -> TimeCorrectionRequest? {
+        time.withLock { t in
+            defer { t.correction = nil }
+            return t.correction
+        }
+    }
+
+    /// Queues messages with their clock stamp (journaled beside the wall time): the boot and the boottime their
+    /// time stands for on `keeper`'s timeline (the one they were stamped on), and the time quality of their body.
+    /// A message still marked `unsynced` once the keeper is synchronised was stamped on the timeline before it.
+    private func append(_ messages: [OutboundMessage], keeper given: TimeKeeper? = nil) {
+        let (current, unsyncedOffset) = time.withLock { ($0.keeper, $0.unsyncedOffset) }
+        let keeper = given ?? current
+        sink.append(messages.map { message in
+            guard message.stamp == nil else { return message }
+            var m = message
+            let quality = TimeMarking.quality(of: m.body)
+            let offset = (quality == .unsynced && keeper.synced ? unsyncedOffset : nil) ?? keeper.offset ?? 0
+            m.stamp = ClockStamp(bootId: keeper.bootId, boottimeMs: m.acquiredAt - offset, quality: quality)
+            return m
+        })
     }
 
     /// A held poll's telemetry with its true times: `corrected` within this boot, `unverified` from another.
@@ -153,7 +232,8 @@ public final class ReadingPipeline: Sendable {
         else { return nil }
         return OutboundMessage(
             kind: .telemetry, topic: h.topic, body: TimeMarking.mark(body, quality), device: h.device,
-            acquiredAt: first.acquiredAt, contentType: "application/senml+json")
+            acquiredAt: first.acquiredAt, contentType: "application/senml+json",
+            stamp: ClockStamp(bootId: h.bootId, boottimeMs: h.boottimes.first ?? 0, quality: quality))
     }
 
     /// The gateway's time now: the wall clock while synchronised, boottime-derived while not.
@@ -189,7 +269,7 @@ public final class ReadingPipeline: Sendable {
             d = Self.makeDirectory(config, keeping: d.slots)
             return gone
         }
-        if !removed.isEmpty { sink.append(removed) }
+        if !removed.isEmpty { append(removed) }
         for message in removed {
             logger.notice("device removed by the new configuration", metadata: ["device": "\(message.device ?? "")"])
         }
@@ -227,7 +307,7 @@ public final class ReadingPipeline: Sendable {
     public func handle(_ received: DevicePoll) {
         guard let (slot, identity, topics) = slot(received.device) else { return }
         let compact = compactTelemetry
-        let (now, sample, synced) = observeClock()
+        let (now, sample, synced) = observeClock(full: false)
         var poll = received
         var boottimes: [Int64] = []
         // The poll's boottime from its age on the wall clock (it is handled on its bus thread as acquired); an age
@@ -292,7 +372,7 @@ public final class ReadingPipeline: Sendable {
                     acquiredAt: o.readings.first?.acquiredAt ?? now, contentType: "application/senml+json"))
             }
         }
-        if !output.isEmpty { sink.append(output) }
+        if !output.isEmpty { append(output, keeper: keeper) }
         for interval in intervals { onPollInterval(poll.device, interval) }
     }
 
@@ -315,17 +395,38 @@ public final class ReadingPipeline: Sendable {
     public func tick() {
         let (now, synced) = timelineNow()
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
+        let moves = time.withLock { t in
+            defer { t.moves = [] }
+            return t.moves
+        }
         var intervals: [(String, Interval)] = []
         var messages: [OutboundMessage] = []
+        var moved: [OutboundMessage] = []
         for slot in slots {
             var changed: [Interval] = []
             messages += slot.intelligence.withLock { intel in
-                intel.advance(to: now, topics: topics, intervals: &changed, logger: logger)
+                for move in moves { moved += Self.follow(move, &intel, topics: topics, logger: logger) }
+                return intel.advance(to: now, topics: topics, intervals: &changed, logger: logger)
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
-        if !messages.isEmpty { sink.append(marked(messages, synced)) }
+        if !moved.isEmpty { append(moved) }
+        if !messages.isEmpty { append(marked(messages, synced)) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
+    }
+
+    /// Makes a device's intelligence follow the synchronisation's jump: the windows open on the boot clock's
+    /// timeline close with what they hold and go out with their true times (`tq: corrected`, from boottime), the
+    /// histories move with the timeline.
+    static func follow(
+        _ move: TimelineMove, _ intel: inout DeviceIntelligence, topics: TopicScheme, logger: Logger
+    ) -> [OutboundMessage] {
+        intel.timelineMoved(by: move.to - move.from, topics: topics, logger: logger).map { message in
+            var m = message
+            m.body = TimeMarking.mark(m.body, .unsynced)
+            m.stamp = ClockStamp(bootId: move.bootId, boottimeMs: m.acquiredAt - move.from, quality: .unsynced)
+            return TimeCorrection.corrected(m, bootId: move.bootId, offset: move.to) ?? m
+        }
     }
 
     /// A device came online or went offline: a retained availability message, queued like everything else.
@@ -339,7 +440,7 @@ public final class ReadingPipeline: Sendable {
             acquiredAt: now)]
         // Sparkplug: DDEATH when a device goes offline, DBIRTH when it comes back.
         if let death = sparkplug?.availabilityMessage(device: device, online: online, at: now) { messages.append(death) }
-        sink.append(messages)
+        append(messages)
         if online {
             logger.info("device online", metadata: ["device": "\(device)"])
         } else {
@@ -356,12 +457,17 @@ public final class ReadingPipeline: Sendable {
 
     struct Saved: Codable {
         var devices: [String: DeviceIntelligence.Saved]
+        /// Set while the clock is unsynchronised (absent in saves of older versions).
+        var clock: SavedClock?
     }
 
     /// Windows, index averages, rain and flood state, so a restart does not reset an hour's mean or an alert.
     public func snapshot() -> [UInt8] {
         let slots = directory.withLock { $0.slots }
-        let saved = Saved(devices: slots.mapValues { slot in slot.intelligence.withLock { $0.saved() } })
+        let clock = time.withLock { t in
+            t.keeper.synced ? nil : t.keeper.offset.map { SavedClock(bootId: t.keeper.bootId, offset: $0) }
+        }
+        let saved = Saved(devices: slots.mapValues { slot in slot.intelligence.withLock { $0.saved() } }, clock: clock)
         return (try? Array(JSONEncoder().encode(saved))) ?? []
     }
 
@@ -370,6 +476,7 @@ public final class ReadingPipeline: Sendable {
         guard !bytes.isEmpty else { return }
         do {
             let saved = try JSONDecoder().decode(Saved.self, from: Data(bytes))
+            time.withLock { $0.resume = saved.clock }
             let slots = directory.withLock { $0.slots }
             for (name, part) in saved.devices {
                 slots[name]?.intelligence.withLock { $0.restore(part) }
@@ -463,6 +570,24 @@ struct DeviceIntelligence: Sendable {
         }
         out += evaluate(now: now, topics: topics, logger: logger)
         return out
+    }
+
+    /// The timeline moved by `d` (issue 14): the windows open on the old one close now (returned, on the old
+    /// timeline); the watermark, flood, rain and air-quality histories move by `d`.
+    mutating func timelineMoved(by d: Int64, topics: TopicScheme, logger: Logger) -> [OutboundMessage] {
+        let watermark = windows.snapshot().watermark
+        let closed = windows.advance(to: .max).compactMap { encode(AggregatePayload($0), topics, logger) }
+        var state = windows.snapshot()
+        state.watermark = watermark
+        var s = saved()
+        s.windows = state.moved(by: d)
+        s.air = s.air?.moved(by: d)
+        s.floods = s.floods.map { $0.moved(by: d) }
+        s.floodMemory = s.floodMemory?.map { $0.moved(by: d) }
+        s.rain = s.rain?.moved(by: d)
+        s.lastRainReport = s.lastRainReport.map { $0 + d }
+        restore(s)
+        return closed
     }
 
     /// Indices hourly and on category change; rain at each window of the shortest configured length.

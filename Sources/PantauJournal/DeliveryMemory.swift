@@ -130,6 +130,17 @@ struct DeliveryMemory {
         return true
     }
 
+    /// Replaces the messages `change` gives a new version of (a clock correction, issue 14); returns how many.
+    mutating func rewrite(_ change: (OutboundMessage) -> OutboundMessage?) -> Int {
+        var changed = 0
+        for (seq, entry) in entries {
+            guard let message = change(entry.message) else { continue }
+            entries[seq]!.message = message
+            changed += 1
+        }
+        return changed
+    }
+
     /// Removes an entry a bound deleted from the file.
     mutating func remove(_ seq: Int64) { entries[seq] = nil }
 

@@ -228,8 +228,8 @@ extension Journal {
         _ db: SQLiteConnection, _ records: [JournalRecord], into delta: inout CommitDelta
     ) throws(SQLiteError) {
         let insert = try db.cached(
-            "INSERT INTO records (seq, lane, kind, device, topic, body, qos, retain, acquired_at, content_type, size) "
-                + "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+            "INSERT INTO records (seq, lane, kind, device, topic, body, qos, retain, acquired_at, content_type, size, "
+                + "boot_id, boottime, tq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
         for record in records {
             let message = record.message
             let size = JournalSchema.size(of: message)
@@ -238,7 +238,8 @@ extension Journal {
                 .integer(record.seq), .integer(Lane(message.kind).rawValue), .integer(Int64(message.kind.rawValue)),
                 .optionalText(message.device), .text(message.topic), .blob(message.body),
                 .integer(Int64(message.qos)), .integer(message.retain ? 1 : 0), .integer(message.acquiredAt),
-                .text(message.contentType), .integer(size))
+                .text(message.contentType), .integer(size), .optionalText(message.stamp?.bootId),
+                message.stamp.map { .integer($0.boottimeMs) } ?? .null, .optionalText(message.stamp?.quality?.rawValue))
             try insert.run()
             delta.pending[message.kind, default: 0] += 1
             delta.bytes += size

@@ -82,7 +82,8 @@ enum JournalOpener {
             if version > JournalSchema.version { throw Failure.newerSchema(version) }
             if version < JournalSchema.version {
                 try db.execute(
-                    "BEGIN IMMEDIATE; \(JournalSchema.create) PRAGMA user_version=\(JournalSchema.version); COMMIT")
+                    "BEGIN IMMEDIATE; \(JournalSchema.upgrade(from: version)) "
+                        + "PRAGMA user_version=\(JournalSchema.version); COMMIT")
             }
             if let maxPageCount { try db.execute("PRAGMA max_page_count=\(maxPageCount)") }
             return db

@@ -4,7 +4,7 @@ import PantauCore
 /// The on-disk layout: tables, indexes, the version, and how a row becomes a record.
 enum JournalSchema {
     /// Stored in `PRAGMA user_version`; a file with a higher one was written by a newer pantau.
-    static let version: Int64 = 1
+    static let version: Int64 = 2
 
     /// `lane` groups kinds for delivery: alerts, status, then aggregates and telemetry together (one sequence, so
     /// per-device chronological order holds across the two). `size` is the record's logical size in bytes, kept so
@@ -21,10 +21,14 @@ enum JournalSchema {
             retain INTEGER NOT NULL,
             acquired_at INTEGER NOT NULL,
             content_type TEXT NOT NULL,
-            size INTEGER NOT NULL
+            size INTEGER NOT NULL,
+            boot_id TEXT,
+            boottime INTEGER,
+            tq TEXT
         );
         CREATE INDEX IF NOT EXISTS records_lane_seq ON records(lane, seq);
         CREATE INDEX IF NOT EXISTS records_lane_acquired ON records(lane, acquired_at);
+        CREATE INDEX IF NOT EXISTS records_unsynced ON records(seq) WHERE tq = 'unsynced';
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         INSERT OR IGNORE INTO meta(key, value) VALUES ('last_seq', 0), ('committed_total', 0), ('acked_total', 0);
         CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -35,6 +39,21 @@ enum JournalSchema {
             PRIMARY KEY (device, kind)
         );
         """
+
+    /// Version 1 to 2 (issue 14): each record's boot id, the `CLOCK_BOOTTIME` its `acquired_at` stands for, and
+    /// the time quality its body carries (NULL: a synchronised time), so an unsynchronised time can be corrected
+    /// after the clock synchronises, across a restart within the same boot. Older rows have NULLs: never shifted.
+    static let migrations: [Int64: String] = [
+        1: "ALTER TABLE records ADD COLUMN boot_id TEXT; ALTER TABLE records ADD COLUMN boottime INTEGER; "
+            + "ALTER TABLE records ADD COLUMN tq TEXT; "
+            + "CREATE INDEX IF NOT EXISTS records_unsynced ON records(seq) WHERE tq = 'unsynced';"
+    ]
+
+    /// The statements that bring a file of `version` to the current one: the whole schema for a new file.
+    static func upgrade(from version: Int64) -> String {
+        guard version > 0 else { return create }
+        return (version..<self.version).map { migrations[$0] ?? "" }.joined(separator: " ")
+    }
 
     static let recordColumns = "seq, kind, device, topic, body, qos, retain, acquired_at, content_type"
 

@@ -90,4 +90,61 @@ import Testing
         #expect(text.contains("gw.yaml:5:"))
         #expect(text.contains("unsynced") && text.contains("hold, mark"))
     }
+
+    // MARK: correcting a body stamped on an unsynchronised clock
+
+    func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
+
+    @Test func retimeMovesTheSenMLBaseTimeAndSetsTheQuality() {
+        let pack = Array(#"[{"tq":"unsynced","bn":"urn:x:","bt":60.25,"n":"a","v":1},{"n":"b","t":1.5,"v":2}]"#.utf8)
+        #expect(text(TimeCorrection.retime(pack, by: TimeKeeperTests.trueBoot, quality: .corrected))
+            == #"[{"tq":"corrected","bn":"urn:x:","bt":1796515260.25,"n":"a","v":1},{"n":"b","t":1.5,"v":2}]"#)
+        #expect(text(TimeCorrection.retime(Array(#"[{"tq":"unsynced","bt":60}]"#.utf8), by: 1, quality: .corrected))
+            == #"[{"tq":"corrected","bt":60.001}]"#)
+    }
+
+    @Test func retimeMovesTopLevelMillisecondsOnly() {
+        let aggregate = Array(
+            (#"{"tq":"unsynced","count":3,"end":120000,"first_at":61000,"last_at":119000,"point":"at","#
+                + #""start":60000,"mean":{"at":5},"v":"since"}"#).utf8)
+        #expect(text(TimeCorrection.retime(aggregate, by: 1000, quality: .corrected))
+            == #"{"tq":"corrected","count":3,"end":121000,"first_at":62000,"last_at":120000,"point":"at","#
+                + #""start":61000,"mean":{"at":5},"v":"since"}"#)
+        let escaped = Array(#"{"tq":"unsynced","device":"a"b","ts":5}"#.utf8)
+        #expect(text(TimeCorrection.retime(escaped, by: 0, quality: .unverified))
+            == #"{"tq":"unverified","device":"a"b","ts":5}"#)
+    }
+
+    func stamped(_ body: String, at: Int64, boottime: Int64, boot: String, _ q: TimeQuality? = .unsynced)
+        -> OutboundMessage
+    {
+        OutboundMessage(
+            kind: .aggregate, topic: "t", body: Array(body.utf8), device: "d", acquiredAt: at,
+            stamp: ClockStamp(bootId: boot, boottimeMs: boottime, quality: q))
+    }
+
+    @Test func correctionIsFromBoottimeWithinTheBootAndAMarkOtherwise() throws {
+        // Stamped at boottime 65 s on a timeline that said 1 h after the epoch then (a stepped, unsynced clock).
+        let m = stamped(#"{"tq":"unsynced","ts":3600000}"#, at: 3_600_000, boottime: 65_000, boot: "b1")
+        let fixed = try #require(TimeCorrection.corrected(m, bootId: "b1", offset: TimeKeeperTests.trueBoot))
+        #expect(fixed.acquiredAt == TimeKeeperTests.trueBoot + 65_000)
+        #expect(text(fixed.body) == #"{"tq":"corrected","ts":\#(TimeKeeperTests.trueBoot + 65_000)}"#)
+        #expect(fixed.stamp == ClockStamp(bootId: "b1", boottimeMs: 65_000, quality: .corrected))
+        // Another boot: marked, never shifted.
+        let other = try #require(TimeCorrection.corrected(m, bootId: "b2", offset: TimeKeeperTests.trueBoot))
+        #expect(other.acquiredAt == 3_600_000)
+        #expect(text(other.body) == #"{"tq":"unverified","ts":3600000}"#)
+        #expect(TimeCorrection.corrected(m, bootId: "b2", offset: nil)?.stamp?.quality == .unverified)
+        // Nothing to do: the offset is not known yet, or the message is not marked unsynced.
+        #expect(TimeCorrection.corrected(m, bootId: "b1", offset: nil) == nil)
+        let synced = stamped(#"{"ts":5}"#, at: 5, boottime: 5, boot: "b1", nil)
+        #expect(TimeCorrection.corrected(synced, bootId: "b1", offset: TimeKeeperTests.trueBoot) == nil)
+    }
+
+    @Test func theQualityOfAMarkedBody() {
+        #expect(TimeMarking.quality(of: Array(#"[{"tq":"unsynced","bt":1}]"#.utf8)) == .unsynced)
+        #expect(TimeMarking.quality(of: Array(#"{"tq":"corrected"}"#.utf8)) == .corrected)
+        #expect(TimeMarking.quality(of: Array(#"{"ts":1,"tq":"unsynced"}"#.utf8)) == nil)
+        #expect(TimeMarking.quality(of: Array(#"{"tq""#.utf8)) == nil)
+    }
 }

@@ -48,13 +48,21 @@ final class ClockTrustBoard: GatewayClock {
 
     /// Polls at boottime 60 s, 120 s, ... 600 s; `steps` moves the wall clock before a poll (boottime -> offset).
     func run(
-        _ policy: UnsyncedTimePolicy, steps: [Int64: Int64], syncAt: Int64 = 630_000
+        _ policy: UnsyncedTimePolicy, steps: [Int64: Int64], syncAt: Int64 = 630_000, restartAfter: Int64? = nil
     ) -> (ClockTrustSink, ReadingPipeline, ClockTrustBoard) {
         let board = ClockTrustBoard()
         let sink = ClockTrustSink()
-        let pipeline = ReadingPipeline(
+        var pipeline = ReadingPipeline(
             config: config(policy), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
         for i in 1...10 {
+            if let restart = restartAfter, Int64(i) * 60_000 == restart + 60_000 {
+                // The process restarts (same boot): its state saved and restored, as the gateway does.
+                let saved = pipeline.snapshot()
+                pipeline = ReadingPipeline(
+                    config: config(policy), sink: sink, clock: board, logger: Logger(label: "t"),
+                    onPollInterval: { _, _ in })
+                pipeline.restore(saved)
+            }
             let boottime = Int64(i) * 60_000
             board.set { s in
                 s.boottime = boottime
@@ -127,14 +135,37 @@ final class ClockTrustBoard: GatewayClock {
         let (steady, _, _) = run(.hold, steps: [:])
         let a = stepped.all.filter { $0.kind == .aggregate }
         let b = steady.all.filter { $0.kind == .aggregate }
-        // Ten 1-minute windows [60 s, 120 s) ... [600 s, 660 s) and the 15-minute [0, 900 s), the last two closed by
-        // the jump at synchronisation; all on the boottime timeline and marked.
+        // Ten 1-minute windows [60 s, 120 s) ... [600 s, 660 s) and the 15-minute [0, 900 s). Those still open at
+        // the synchronisation (the last two 1-minute ones, in their grace period, and the 15-minute one) close at the
+        // jump with what they hold and go out with their true times, `corrected`; the others went out before, on the
+        // boottime timeline, marked `unsynced`.
         #expect(a.count == 11)
         #expect(a.map(\.body) == b.map(\.body))
         let oneMinute = try a.filter { try json($0)["window"] as? String == "1m" }
         let starts = try oneMinute.map { try #require(try json($0)["start"] as? Int64) }
-        #expect(starts == (1...10).map { Int64($0) * 60_000 })
-        #expect(try a.allSatisfy { try json($0)["tq"] as? String == "unsynced" })
+        #expect(starts == (1...8).map { Int64($0) * 60_000 } + [Self.trueBoot + 540_000, Self.trueBoot + 600_000])
+        #expect(try a.map { try json($0)["tq"] as? String } == Array(repeating: "unsynced", count: 8)
+            + Array(repeating: "corrected", count: 3))
+        let quarter = try #require(try a.map { try json($0) }.first { $0["window"] as? String == "15m" })
+        #expect(quarter["start"] as? Int64 == Self.trueBoot)
+        #expect(quarter["first_at"] as? Int64 == Self.trueBoot + 60_000)
+        #expect(quarter["last_at"] as? Int64 == Self.trueBoot + 600_000)
+        #expect(quarter["count"] as? Int == 10)
+    }
+
+    /// A restart within the same boot while unsynchronised takes up the saved timeline, whatever step the wall clock
+    /// made before: every message is exactly that of the run without a restart (no window made or lost).
+    @Test func aRestartInTheSameBootContinuesTheTimeline() {
+        let steps: [Int64: Int64] = [240_000: -100_000, 420_000: 3_600_000]
+        let (steady, _, _) = run(.mark, steps: steps)
+        let (restarted, _, _) = run(.mark, steps: steps, restartAfter: 300_000)
+        let kinds: Set<MessageKind> = [.telemetry, .aggregate]
+        let a = steady.all.filter { kinds.contains($0.kind) }
+        let b = restarted.all.filter { kinds.contains($0.kind) }
+        #expect(a.count == 21)
+        let text = { (m: OutboundMessage) in String(decoding: m.body, as: UTF8.self) }
+        #expect(a.map(text) == b.map(text))
+        #expect(a.map(\.stamp) == b.map(\.stamp))
     }
 
     /// `mark`: published at once, on the boottime timeline, marked `unsynced`; steps do not move the times.
@@ -210,6 +241,116 @@ final class ClockTrustBoard: GatewayClock {
         #expect(abs(bt - (Self.trueBoot + 120_000)) <= 1000)
     }
 
+    /// Every message carries the boot and boottime its time stands for and its time quality, for the journal.
+    @Test func messagesCarryTheirClockStamp() throws {
+        let (marked, _, _) = run(.mark, steps: [240_000: -100_000, 420_000: 3_600_000])
+        let telemetry = marked.all.filter { $0.kind == .telemetry }
+        #expect(telemetry.map(\.stamp) == (1...10).map {
+            ClockStamp(bootId: "boot-1", boottimeMs: Int64($0) * 60_000, quality: .unsynced)
+        })
+        for m in marked.all where m.kind == .aggregate {
+            // Closed before the synchronisation: on the boottime timeline; at it: corrected to the true time.
+            let corrected = m.acquiredAt > Self.trueBoot
+            #expect(m.stamp == ClockStamp(
+                bootId: "boot-1", boottimeMs: m.acquiredAt - (corrected ? Self.trueBoot : 0),
+                quality: corrected ? .corrected : .unsynced))
+        }
+        let (held, _, _) = run(.hold, steps: [240_000: -100_000])
+        #expect(held.all.filter { $0.kind == .telemetry }.map(\.stamp) == (1...10).map {
+            ClockStamp(bootId: "boot-1", boottimeMs: Int64($0) * 60_000, quality: .corrected)
+        })
+    }
+
+    /// Rain per hour and per day count the rain before the synchronisation: the accumulator's history moves with
+    /// the timeline's jump, on times consistent with the boot clock.
+    @Test func rainTotalsKeepTheRainBeforeTheSynchronisation() throws {
+        let gauge = DeviceProfile(id: "gauge", points: [
+            PointSpec(name: "tips", quantity: "precipitation", table: .input, address: 0, type: .u16, unit: "mm")
+        ])
+        var c = config(.mark)
+        c.devices = [DeviceConfig(
+            name: "gauge", bus: "b", unitId: 2, profile: gauge, pollInterval: .seconds(60),
+            rain: RainConfig(point: "tips"))]
+        let board = ClockTrustBoard()
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: c, sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        // One millimetre a minute from boottime 60 s (count 0) to 600 s (count 9), unsynchronised at 1970.
+        func poll(_ boottime: Int64, count: Double) {
+            board.set { $0.boottime = boottime }
+            let t = board.now()
+            pipeline.handle(DevicePoll(device: "gauge", readings: [
+                Reading(device: "gauge", point: "tips", quantity: "precipitation", unit: "mm", value: .number(count),
+                        quality: .good, acquiredAt: t)
+            ], error: nil, acquiredAt: t))
+            pipeline.tick()
+        }
+        for i in 1...10 { poll(Int64(i) * 60_000, count: Double(i - 1)) }
+        board.set { s in s.boottime = 630_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        pipeline.tick()
+        poll(690_000, count: 10)
+        let last = try json(try #require(sink.all.last { $0.topic.hasSuffix("/rain") }))
+        #expect(last["at"] as? Int64 == Self.trueBoot + 690_000)
+        #expect(last["tq"] == nil)
+        #expect(last["intensity_mm_h"] as? Double == 10)
+        #expect(last["mm_24h"] as? Double == 10)
+    }
+
+    /// A synchronisation that moves the clock backwards (it was ahead: a wrong RTC, a restored shutdown time from
+    /// the future) does not make the following readings late: their windows are published, none lost.
+    @Test func aBackwardSynchronisationLosesNoWindow() throws {
+        let board = ClockTrustBoard()
+        board.set { $0.wallOffset = Self.trueBoot + 10 * 86_400_000 }
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: config(.mark), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        func poll(_ boottime: Int64) {
+            board.set { $0.boottime = boottime }
+            let t = board.now()
+            pipeline.handle(DevicePoll(device: "river", readings: [
+                Reading(device: "river", point: "level", quantity: "water_level", unit: "cm",
+                        value: .number(Double(boottime / 1000)), quality: .good, acquiredAt: t)
+            ], error: nil, acquiredAt: t))
+            pipeline.tick()
+        }
+        for i in 1...5 { poll(Int64(i) * 60_000) }
+        board.set { s in s.boottime = 330_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        pipeline.tick()
+        for i in 6...9 { poll(Int64(i) * 60_000) }
+        let after = try sink.all.filter { $0.kind == .aggregate }.map { try json($0) }
+            .filter { $0["window"] as? String == "1m" && $0["tq"] == nil }
+        // [360 s, 420 s) and [420 s, 480 s) have closed; [480 s, 540 s) waits for its grace period.
+        #expect(after.map { $0["start"] as? Int64 } == [Self.trueBoot + 360_000, Self.trueBoot + 420_000])
+        #expect(after.map { $0["mean"] as? Double } == [360, 420])
+        #expect(after.allSatisfy { $0["late"] as? Int == 0 })
+    }
+
+    /// The hot path does not ask the system for the clock's synchronisation (adjtimex, a file) on every poll: the
+    /// once-a-second tick does, the polls reuse its state with fresh wall and boottime readings.
+    @Test func pollsReuseTheTicksClockState() throws {
+        let board = CountingBoard()
+        board.set { s in s.boottime = 60_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        let sink = ClockTrustSink()
+        let pipeline = ReadingPipeline(
+            config: config(.mark), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        pipeline.tick()
+        for i in 1...50 {
+            board.set { $0.boottime = 60_000 + Int64(i) * 100 }
+            let t = board.now()
+            pipeline.handle(DevicePoll(device: "river", readings: [
+                Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                        quality: .good, acquiredAt: t)
+            ], error: nil, acquiredAt: t))
+        }
+        #expect(board.fullSamples.withLock { $0 } == 1)
+        let telemetry = sink.all.filter { $0.kind == .telemetry }
+        #expect(telemetry.count == 50)
+        #expect(telemetry.last?.acquiredAt == Self.trueBoot + 65_000)
+        #expect(try telemetry.allSatisfy { try json($0)["tq"] == nil })
+        pipeline.tick()
+        #expect(board.fullSamples.withLock { $0 } == 2)
+    }
+
     @Test func markingInsertsTheFieldFirst() {
         #expect(String(decoding: TimeMarking.mark(Array("{\"a\":1}".utf8), .unsynced), as: UTF8.self)
             == "{\"tq\":\"unsynced\",\"a\":1}")
@@ -222,4 +363,23 @@ final class ClockTrustBoard: GatewayClock {
         #expect(s.boottimeMs > 0)
         #expect(s.bootId.count == 36)
     }
+}
+
+/// A board that counts the full samples (the adjtimex and file access of `KernelClock`).
+final class CountingBoard: GatewayClock {
+    let board = ClockTrustBoard()
+    let fullSamples = Mutex(0)
+    func now() -> UnixMillis { board.now() }
+    func monotonicNanos() -> UInt64 { board.monotonicNanos() }
+    func clockSample() -> ClockSample {
+        fullSamples.withLock { $0 += 1 }
+        return board.clockSample()
+    }
+    func quickSample(after last: ClockSample) -> ClockSample {
+        var s = board.clockSample()
+        s.synced = last.synced
+        s.maxErrorMs = last.maxErrorMs
+        return s
+    }
+    func set(_ change: (inout ClockTrustBoard.State) -> Void) { board.set(change) }
 }

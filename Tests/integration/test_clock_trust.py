@@ -6,6 +6,7 @@ the clock synchronises. The subscriber must never see a 1970 date on telemetry, 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -13,6 +14,8 @@ import pytest
 from pantau_harness import mixed_types
 from pantau_harness.collector import MqttCollector
 from pantau_harness.config import BASE_TOPIC, device, gateway_yaml, tcp_bus, topic
+from pantau_harness.gateway import binary_path
+from pantau_harness.procs import wait_until
 
 pytestmark = pytest.mark.gateway
 
@@ -80,3 +83,101 @@ def test_a_board_booting_at_1970_publishes_only_true_times(
         assert rec["bt"] > SANE, rec
         assert rec.get("tq") in (None, "corrected"), rec
     assert held
+
+
+def write_clock_of_boot(path: str, offset_ms: int, synced: bool, boot: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{offset_ms} {1 if synced else 0} {boot}\n")
+    os.replace(tmp, path)
+
+
+def clock_line(socket_path: str) -> str:
+    result = subprocess.run(
+        [binary_path(), "status", "--socket", socket_path], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return next((line for line in result.stdout.splitlines() if line.startswith("clock ")), "")
+
+
+@pytest.mark.parametrize("reboot", [False, True], ids=["same-boot", "reboot"])
+def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
+    make_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp, reboot
+):
+    """No broker and no time source (a flood site whose 4G link is down): the gateway journals readings stamped on
+    its unsynchronised clock (`time.unsynced: mark`), is killed and started again, within the same boot or after a
+    reboot (another boot id), then the clock synchronises and the broker comes back. Every journaled record of the
+    boot that synchronised reaches the subscriber with its true time (`tq: corrected`); a record of an earlier
+    boot cannot be related to the synchronised clock: it keeps its date and is marked `unverified`."""
+    clock = os.path.join(short_tmp, "clock")
+    socket_path = os.path.join(short_tmp, "st.sock")
+    broker = make_broker(persistent=True)
+    collector: MqttCollector = mqtt_collector(broker, f"{BASE_TOPIC}/#", persistent=True)
+    broker.stop()
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+
+    def unsynced_offset() -> int:
+        # The wall clock says 10 s after the epoch now, and runs free from there.
+        return -(int(time.time() * 1000) - 10_000)
+
+    write_clock_of_boot(clock, unsynced_offset(), False, "boot-a")
+    first_started = time.time()
+    gw = gateway(gateway_yaml(
+        broker_port=broker.port, workdir=short_tmp, buses=[tcp_bus("tcp-1", sim.port)],
+        devices=[device("dev-a", "tcp-1", 1, poll_interval="500ms")],
+        status_socket=socket_path,
+    ), env={"PANTAU_TEST_CLOCK": clock})
+    time.sleep(4)
+    gw.kill()
+    killed_at = time.time()
+    if reboot:
+        # The board rebooted: another boot, the wall clock back near the epoch.
+        write_clock_of_boot(clock, unsynced_offset(), False, "boot-b")
+    second_started = time.time()
+    gw.start()
+    time.sleep(4)
+    # `pantau status` shows the clock's state.
+    assert clock_line(socket_path).startswith("clock    NOT SYNCED"), clock_line(socket_path)
+    assert "policy mark" in clock_line(socket_path)
+    synced_at = time.time()
+    write_clock_of_boot(clock, 0, True, "boot-b" if reboot else "boot-a")
+    assert wait_until(lambda: clock_line(socket_path).startswith("clock    synced"), 10), clock_line(socket_path)
+    time.sleep(2)
+    broker.start()
+
+    collector.wait_for(
+        lambda c: [m for m in c.messages(topic("telemetry", "dev-a"))
+                   if "tq" not in first_record(m) and first_record(m)["bt"] > synced_at + 2],
+        60, "live telemetry after the backlog", gw)
+    gw.stop()
+
+    telemetry = collector.messages(topic("telemetry", "dev-a"))
+    by_quality: dict[str | None, list[float]] = {}
+    for m in telemetry:
+        rec = first_record(m)
+        by_quality.setdefault(rec.get("tq"), []).append(rec["bt"])
+    assert set(by_quality) <= {None, "corrected", "unverified"}, {k: len(v) for k, v in by_quality.items()}
+    corrected = sorted(by_quality.get("corrected", []))
+    unverified = by_quality.get("unverified", [])
+    # The synchronised boot's records: true times, from its first start on (same boot) or from the reboot on.
+    first_of_boot = second_started if reboot else first_started
+    assert corrected, by_quality
+    for bt in corrected:
+        assert first_of_boot - 1 <= bt <= synced_at + 1.5, (bt, first_of_boot, synced_at)
+    if reboot:
+        # The earlier boot's records: marked, never shifted (still the unsynchronised clock's 1970 date).
+        assert len(unverified) >= 3, by_quality
+        assert all(bt < SANE for bt in unverified), unverified
+        assert all(bt >= second_started - 1 for bt in corrected), corrected
+    else:
+        assert unverified == []
+        # Records journaled before the kill were corrected too, not only those of the process that saw the sync.
+        before_kill = [bt for bt in corrected if bt < killed_at]
+        assert len(before_kill) >= 3, (corrected, killed_at)
+    for bt in by_quality.get(None, []):
+        assert bt >= synced_at - 1, (bt, synced_at)
+    # Availability went through the journal as well: never a 1970 date unless marked from an earlier boot.
+    for m in collector.messages(topic("availability", "dev-a")):
+        rec = first_record(m)
+        assert rec.get("tq") in (None, "corrected", "unverified"), rec
+        if rec.get("tq") != "unverified":
+            assert rec["ts"] > SANE * 1000, rec
