@@ -37,6 +37,8 @@ public final class SparkplugEdge: Sendable {
     /// Device name to its metrics, in profile order.
     public let catalog: [String: [SparkplugMetricSpec]]
     private let saveBdSeq: @Sendable (UInt64) -> Void
+    /// Told about STATE messages that were ignored (malformed, or older than the last).
+    let warn: @Sendable (String) -> Void
 
     struct State {
         var bdSeq: UInt64
@@ -44,16 +46,20 @@ public final class SparkplugEdge: Sendable {
         var last: [UInt64: SpBPayload.Metric] = [:]
         /// Devices whose DDEATH is queued and no DBIRTH since: they publish no DDATA.
         var dead: Set<String> = []
+        /// Births and data wait for the primary host (`sparkplug.primary_host_id`).
+        var session: PrimaryHostSession
     }
-    private let state: Mutex<State>
+    let state: Mutex<State>
 
-    /// `savedBdSeq` is the bdSeq of the last Will (from the journal); `saveBdSeq` persists a new one.
+    /// `savedBdSeq` is the bdSeq of the last Will (from the journal); `saveBdSeq` persists a new one. With a
+    /// `primaryHostId` the births wait for that host's STATE to say online.
     public init(
-        topics: SparkplugTopics, devices: [DeviceConfig], savedBdSeq: UInt64?,
-        saveBdSeq: @escaping @Sendable (UInt64) -> Void
+        topics: SparkplugTopics, devices: [DeviceConfig], savedBdSeq: UInt64?, primaryHostId: String? = nil,
+        saveBdSeq: @escaping @Sendable (UInt64) -> Void, warn: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.topics = topics
         self.saveBdSeq = saveBdSeq
+        self.warn = warn
         var catalog: [String: [SparkplugMetricSpec]] = [:]
         // Aliases 0 and 1 are the node's bdSeq and rebirth metrics; device metrics follow in device name order.
         var alias: UInt64 = 2
@@ -65,7 +71,7 @@ public final class SparkplugEdge: Sendable {
             }
         }
         self.catalog = catalog
-        state = Mutex(State(bdSeq: savedBdSeq ?? 255))
+        state = Mutex(State(bdSeq: savedBdSeq ?? 255, session: PrimaryHostSession(hostId: primaryHostId)))
     }
 
     public var bdSeq: UInt64 { state.withLock { $0.bdSeq } }
@@ -140,6 +146,7 @@ public final class SparkplugEdge: Sendable {
     /// that the NBIRTH after a restart never repeats it.
     public func nextWill() -> (topic: String, payload: [UInt8]) {
         let bdSeq = state.withLock { s -> UInt64 in
+            s.session.connecting()
             s.bdSeq = (s.bdSeq + 1) % 256
             return s.bdSeq
         }

@@ -124,9 +124,12 @@ struct SparkplugEdgeTests {
             p.metrics = [m]
             return MQTTMessage(topic: topic, payload: try p.serializedBytes(), qos: 1, retain: false)
         }
-        #expect(e.inbound(try ncmd(true)))
-        #expect(!e.inbound(try ncmd(false)))
-        #expect(!e.inbound(try ncmd(true, topic: "spBv1.0/g/NCMD/other")))
-        #expect(!e.inbound(MQTTMessage(topic: "spBv1.0/g/NCMD/e", payload: [0xff, 0xff], qos: 1, retain: false)))
+        _ = e.nextWill()
+        #expect(e.connected() == .births)
+        #expect(e.inbound(try ncmd(true)) == .births)
+        #expect(e.inbound(try ncmd(false)) == SessionStep.none)
+        #expect(e.inbound(try ncmd(true, topic: "spBv1.0/g/NCMD/other")) == SessionStep.none)
+        let garbage = MQTTMessage(topic: "spBv1.0/g/NCMD/e", payload: [0xff, 0xff], qos: 1, retain: false)
+        #expect(e.inbound(garbage) == SessionStep.none)
     }
 }

@@ -6,6 +6,7 @@ rebirth on command, historical backlog after an outage).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -14,6 +15,7 @@ import pysparkplug as spb
 import pytest
 
 from pantau_harness import mixed_types
+from pantau_harness.chaos import try_status
 from pantau_harness.config import device, gateway_yaml, tcp_bus
 
 pytestmark = pytest.mark.gateway
@@ -24,11 +26,14 @@ NBIRTH, NDEATH, NCMD = f"{NS}/NBIRTH/{NODE}", f"{NS}/NDEATH/{NODE}", f"{NS}/NCMD
 DBIRTH, DDATA = f"{NS}/DBIRTH/{NODE}/dev-a", f"{NS}/DDATA/{NODE}/dev-a"
 
 
-def config(broker, workdir: str, sim_port: int, **device_options) -> str:
+def config(broker, workdir: str, sim_port: int, primary_host: str | None = None, mqtt_extra: str = "",
+           **device_options) -> str:
+    host = f", primary_host_id: {primary_host}" if primary_host else ""
     return gateway_yaml(
         broker_port=broker.port, workdir=workdir, buses=[tcp_bus("tcp-1", sim_port)],
         devices=[device("dev-a", "tcp-1", 1, **device_options)], status_socket=os.path.join(workdir, "status.sock"),
-        mqtt_extra="  format: sparkplug", extra=f"sparkplug: {{group_id: {GROUP}, edge_node_id: {NODE}}}\n",
+        mqtt_extra="  format: sparkplug" + mqtt_extra,
+        extra=f"sparkplug: {{group_id: {GROUP}, edge_node_id: {NODE}{host}}}\n",
     )
 
 
@@ -239,3 +244,117 @@ def test_broker_outage_backlog_is_historical_after_fresh_births(
         # Original acquisition times: from the outage, not from the replay.
         assert all(m.timestamp < restarted * 1000 for m in p.metrics)
         check_values(p)
+
+
+HOST_ID = "scada-1"
+STATE = f"spBv1.0/STATE/{HOST_ID}"
+
+
+def journal_seq(message) -> int | None:
+    """The journal's sequence number, sent as the MQTT 5 user property `seq` on every journaled message."""
+    for key, value in message.properties.get("UserProperty", []):
+        if key == "seq":
+            return int(value)
+    return None
+
+
+def holding(sock: str, connects: int):
+    """The gateway is connected (for the `connects`-th time) and keeps at least three polls in its journal (beside
+    the DBIRTH record of the device coming online, which rides the telemetry lane too), the oldest for 3 s."""
+    def check(_collector):
+        s = try_status(sock)
+        return s is not None and s["broker"]["connected"] and s["broker"]["connects"] >= connects \
+            and s["journal"]["pending_by_kind"].get("telemetry", 0) >= 4 \
+            and s["journal"]["oldest_pending_ts"] <= time.time() * 1000 - 3000
+    return check
+
+
+def test_primary_host_offline_and_online(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp,
+):
+    """sparkplug.primary_host_id: no birth and no data until the host's STATE says online; the data of the wait is
+    published after the births, historical; an offline STATE ends the session (NDEATH, a new connection with a new
+    bdSeq that waits again); a stale or malformed STATE changes nothing; no journaled message is lost."""
+    collector = mqtt_collector(mosquitto_broker, "#")
+    host = Host(collector)
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    sock = os.path.join(short_tmp, "status.sock")
+    gw = gateway(config(mosquitto_broker, short_tmp, sim.port, primary_host=HOST_ID, mqtt_extra="\n  live_window: 1s"))
+
+    def publish_state(payload: bytes, retain: bool = True) -> None:
+        collector.client.publish(STATE, payload, qos=1, retain=retain).wait_for_publish(10)
+
+    def state(online: bool, timestamp: int) -> bytes:
+        return json.dumps({"online": online, "timestamp": timestamp}).encode()
+
+    # Connected and polling, the data journaled: no birth, no data while no host is online, nor on a STATE that
+    # is not one (the gateway logs each it ignores).
+    collector.wait_for(holding(sock, 1), 30, "a connected gateway holding three polls", gw)
+    publish_state(b'{"online": "yes", "timestamp": 1}', retain=False)
+    publish_state(b"ONLINE", retain=False)
+    collector.wait_for(lambda c: gw.logs().count("primary host STATE ignored") >= 2, 15, "two STATE ignored", gw)
+    assert host.decoded() == [], [k for k, _, _ in host.decoded()]
+
+    online_1 = int(time.time() * 1000)
+    publish_state(state(True, online_1))
+    host.wait(lambda d: any(k == "DDATA" and p.timestamp >= online_1 for k, p, _ in d), 30,
+              "DDATA acquired after the host came online", gw)
+    decoded = host.decoded()
+    kinds = [k for k, _, _ in decoded]
+    assert kinds[:2] == ["NBIRTH", "DBIRTH"], kinds
+    first_bd = bd_seq(decoded[0][1])
+    waited = [p for k, p, _ in decoded if k == "DDATA" and p.timestamp < online_1]
+    assert len(waited) >= 3, "the polls of the wait were not published after the births"
+    # live_window is 1 s: what waited longer than that is backlog.
+    old = [p for p in waited if p.timestamp < online_1 - 1500]
+    assert old, "no poll waited longer than the live window"
+    for p in old:
+        assert all(m.is_historical for m in p.metrics)
+    for p in waited:
+        check_values(p)
+
+    # An offline STATE older than the one accepted is ignored: the rebirth asked after it comes without NDEATH.
+    publish_state(state(False, online_1 - 1), retain=False)
+    asked = time.time()
+    cmd = spb.NCmd(timestamp=spb.get_current_timestamp(), metrics=(
+        spb.Metric(timestamp=spb.get_current_timestamp(), name="Node Control/Rebirth", datatype=spb.DataType.BOOLEAN,
+                   value=True),))
+    collector.client.publish(NCMD, cmd.encode(), qos=1)
+    host.wait(lambda d: any(k == "NBIRTH" and m.received_at >= asked for k, _, m in d), 15, "the rebirth", gw)
+    assert "NDEATH" not in [k for k, _, _ in host.decoded()]
+    assert "is older than the last one" in gw.logs()
+
+    # The host goes offline (its Will: same timestamp as its online STATE): NDEATH with the bdSeq of the NBIRTH,
+    # then a new connection that holds its data.
+    publish_state(state(False, online_1))
+    host.wait(lambda d: any(k == "NDEATH" for k, _, _ in d), 15, "NDEATH after the host went offline", gw)
+    offline_at = time.time()
+    death = [p for k, p, _ in host.decoded() if k == "NDEATH"][0]
+    assert death.bd_seq_metric.value == first_bd
+    collector.wait_for(holding(sock, 2), 30, "the new connection holding three polls", gw)
+    assert not [k for k, _, m in host.decoded() if k in ("NBIRTH", "DBIRTH", "DDATA") and m.received_at > offline_at]
+
+    online_2 = int(time.time() * 1000)
+    publish_state(state(True, online_2))
+    host.wait(lambda d: any(k == "DDATA" and p.timestamp >= online_2 for k, p, _ in d), 30,
+              "DDATA acquired after the host came back", gw)
+    decoded = host.decoded()
+    kinds = [k for k, _, _ in decoded]
+    after = decoded[kinds.index("NDEATH") + 1:]
+    assert [k for k, _, _ in after[:2]] == ["NBIRTH", "DBIRTH"], [k for k, _, _ in after]
+    assert bd_seq(after[0][1]) == (first_bd + 1) % 256
+    assert [p.seq for _, p, _ in after] == [i % 256 for i in range(len(after))]
+    held = [p for k, p, _ in after if k == "DDATA" and p.timestamp < online_2]
+    assert len(held) >= 3, "the polls of the host's absence were not published after the new births"
+    # live_window is 1 s: what waited longer than that is backlog.
+    old = [p for p in held if p.timestamp < online_2 - 1500]
+    assert old, "no poll waited longer than the live window"
+    for p in old:
+        assert all(m.is_historical for m in p.metrics)
+    for p in held:
+        check_values(p)
+
+    # Nothing lost: every journaled message (DDATA, DBIRTH/DDEATH records, pantau/... topics) arrived, the journal's
+    # numbers without a gap, and every poll of the absence reached the host application.
+    seqs = sorted({n for m in collector.all() if (n := journal_seq(m)) is not None})
+    assert seqs and seqs == list(range(seqs[0], seqs[-1] + 1)), seqs
