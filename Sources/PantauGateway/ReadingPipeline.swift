@@ -276,7 +276,7 @@ public final class ReadingPipeline: Sendable {
                 poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
-        var output = (telemetry.map { [$0] } ?? []) + marked(messages, synced)
+        var output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, synced))
         if let held {
             let overflow: HeldTelemetry? = time.withLock { t in
                 t.held.append(held)
@@ -294,6 +294,12 @@ public final class ReadingPipeline: Sendable {
         }
         if !output.isEmpty { sink.append(output) }
         for interval in intervals { onPollInterval(poll.device, interval) }
+    }
+
+    /// Sparkplug: aggregates, indices and flood alerts are metrics of their device's DDATA (docs/sparkplug.md).
+    func sparkplugged(_ messages: [OutboundMessage]) -> [OutboundMessage] {
+        guard let sparkplug else { return messages }
+        return messages.map { sparkplug.derivedMessage($0) ?? $0 }
     }
 
     /// Messages stamped on the unsynchronised timeline say so (`tq: unsynced`).
@@ -324,7 +330,7 @@ public final class ReadingPipeline: Sendable {
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
-        if !messages.isEmpty { sink.append(marked(messages, synced)) }
+        if !messages.isEmpty { sink.append(sparkplugged(marked(messages, synced))) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 

@@ -128,7 +128,8 @@ final class PublisherSession {
                 perform(actions)
             case .message(let message):
                 switch publisher.profile?.inbound(message) {
-                case .births? where machine.isConnected:
+                // Not while this session is ending: its births would follow the death certificate.
+                case .births? where machine.isConnected && !restartWanted:
                     publishBirths()
                     fillWanted = true
                 case .restart? where machine.isConnected: restartWanted = true
@@ -253,7 +254,7 @@ final class PublisherSession {
     /// Leases records up to the in-flight window and hands them to the library.
     @discardableResult
     private func fillWindow() -> Int {
-        guard machine.room > 0, let client, publisher.profile?.holdsData != true else { return 0 }
+        guard machine.room > 0, let client, !restartWanted, publisher.profile?.holdsData != true else { return 0 }
         let deliveries = publisher.queue.lease(limit: machine.room, now: publisher.clock.now())
         var unsent: [Int64] = []
         var sent = 0
@@ -356,7 +357,7 @@ final class PublisherSession {
     /// The session profile ended the session (Sparkplug: the primary host went offline): its death certificate,
     /// DISCONNECT, what was in flight back to the queue, and a new connection at once.
     private func restartSession() {
-        restartWanted = false
+        defer { restartWanted = false }
         guard machine.isConnected, let client else { return }
         logger.notice("ending the MQTT session for the session profile", metadata: ["broker": "\(client.broker)"])
         publishOfflineStatus()

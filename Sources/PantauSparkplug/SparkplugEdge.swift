@@ -52,10 +52,12 @@ public final class SparkplugEdge: Sendable {
     let state: Mutex<State>
 
     /// `savedBdSeq` is the bdSeq of the last Will (from the journal); `saveBdSeq` persists a new one. With a
-    /// `primaryHostId` the births wait for that host's STATE to say online.
+    /// `primaryHostId` the births wait for that host's STATE to say online. `windows` are the aggregation windows
+    /// (each numeric point has aggregate metrics per window).
     public init(
-        topics: SparkplugTopics, devices: [DeviceConfig], savedBdSeq: UInt64?, primaryHostId: String? = nil,
-        saveBdSeq: @escaping @Sendable (UInt64) -> Void, warn: @escaping @Sendable (String) -> Void = { _ in }
+        topics: SparkplugTopics, devices: [DeviceConfig], windows: [Interval] = [], savedBdSeq: UInt64?,
+        primaryHostId: String? = nil, saveBdSeq: @escaping @Sendable (UInt64) -> Void,
+        warn: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.topics = topics
         self.saveBdSeq = saveBdSeq
@@ -64,11 +66,17 @@ public final class SparkplugEdge: Sendable {
         // Aliases 0 and 1 are the node's bdSeq and rebirth metrics; device metrics follow in device name order.
         var alias: UInt64 = 2
         for device in devices.sorted(by: { $0.name < $1.name }) {
-            catalog[device.name] = device.profile.points.filter(\.publish).map { point in
+            var specs = device.profile.points.filter(\.publish).map { point in
                 defer { alias += 1 }
                 return SparkplugMetricSpec(
                     name: point.name, alias: alias, datatype: SparkplugMetricSpec.datatype(of: point), unit: point.unit)
             }
+            // Then what the gateway computes from them: aggregates, indices, flood alert state.
+            for (name, datatype, unit) in SparkplugMetricSpec.derived(device, windows: windows) {
+                specs.append(SparkplugMetricSpec(name: name, alias: alias, datatype: datatype, unit: unit))
+                alias += 1
+            }
+            catalog[device.name] = specs
         }
         self.catalog = catalog
         state = Mutex(State(bdSeq: savedBdSeq ?? 255, session: PrimaryHostSession(hostId: primaryHostId)))

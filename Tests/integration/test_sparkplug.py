@@ -75,6 +75,11 @@ class Host:
         return self.collector.wait_for(lambda c: predicate(self.decoded()), timeout, what, gw)
 
 
+def is_poll(data_payload) -> bool:
+    """DDATA of a poll (the device's points), not of what the gateway computes (aggregates, indices, alerts)."""
+    return any(m.name in mixed_types.expected() for m in data_payload.metrics)
+
+
 def check_values(data_payload) -> None:
     """The values the pymodbus device holds, by name after alias resolution; not-good readings carry Quality."""
     by_name = metrics_by_name(data_payload)
@@ -111,7 +116,9 @@ def test_births_aliases_sequence_and_exact_values(
     assert metrics_by_name(nbirth)["bdSeq"].datatype == spb.DataType.INT64
     # DBIRTH: every point of the profile, with its name, a unique alias, a datatype and its engineering unit.
     birth_metrics = metrics_by_name(dbirth)
-    assert set(birth_metrics) == set(mixed_types.expected())
+    assert set(mixed_types.expected()) <= set(birth_metrics)
+    # Then the aggregates of each numeric point per window (the default 1m, 15m, 1h), nothing else.
+    assert {n.split("/")[0] for n in set(birth_metrics) - set(mixed_types.expected())} == {"aggregates"}
     aliases = [m.alias for m in dbirth.metrics] + [m.alias for m in nbirth.metrics]
     assert None not in aliases and len(set(aliases)) == len(aliases), aliases
 
@@ -129,7 +136,8 @@ def test_births_aliases_sequence_and_exact_values(
         assert not names_on_wire, names_on_wire
         assert all(m.alias is not None for m in payload.metrics)
         assert not any(m.is_historical for m in payload.metrics)
-        check_values(payload)
+        if is_poll(payload):
+            check_values(payload)
         assert payload.timestamp is not None
 
 
@@ -193,7 +201,7 @@ def test_silent_unit_gets_ddeath_and_dbirth_when_back(
     # seq keeps counting through deaths and births: no gap and no repeat since the NBIRTH.
     seqs = [p.seq for k, p, _ in host.decoded()]
     assert seqs == [i % 256 for i in range(len(seqs))], seqs
-    check_values([p for k, p, _ in host.decoded() if k == "DDATA"][-1])
+    check_values([p for k, p, _ in host.decoded() if k == "DDATA" and is_poll(p)][-1])
 
 
 def test_broker_outage_backlog_is_historical_after_fresh_births(
@@ -243,6 +251,8 @@ def test_broker_outage_backlog_is_historical_after_fresh_births(
         assert all(m.is_historical for m in p.metrics)
         # Original acquisition times: from the outage, not from the replay.
         assert all(m.timestamp < restarted * 1000 for m in p.metrics)
+    assert any(is_poll(p) for p in historical)
+    for p in filter(is_poll, historical):
         check_values(p)
 
 
@@ -303,7 +313,7 @@ def test_primary_host_offline_and_online(
     kinds = [k for k, _, _ in decoded]
     assert kinds[:2] == ["NBIRTH", "DBIRTH"], kinds
     first_bd = bd_seq(decoded[0][1])
-    waited = [p for k, p, _ in decoded if k == "DDATA" and p.timestamp < online_1]
+    waited = [p for k, p, _ in decoded if k == "DDATA" and is_poll(p) and p.timestamp < online_1]
     assert len(waited) >= 3, "the polls of the wait were not published after the births"
     # live_window is 1 s: what waited longer than that is backlog.
     old = [p for p in waited if p.timestamp < online_1 - 1500]
@@ -344,7 +354,7 @@ def test_primary_host_offline_and_online(
     assert [k for k, _, _ in after[:2]] == ["NBIRTH", "DBIRTH"], [k for k, _, _ in after]
     assert bd_seq(after[0][1]) == (first_bd + 1) % 256
     assert [p.seq for _, p, _ in after] == [i % 256 for i in range(len(after))]
-    held = [p for k, p, _ in after if k == "DDATA" and p.timestamp < online_2]
+    held = [p for k, p, _ in after if k == "DDATA" and is_poll(p) and p.timestamp < online_2]
     assert len(held) >= 3, "the polls of the host's absence were not published after the new births"
     # live_window is 1 s: what waited longer than that is backlog.
     old = [p for p in held if p.timestamp < online_2 - 1500]
@@ -358,3 +368,71 @@ def test_primary_host_offline_and_online(
     # numbers without a gap, and every poll of the absence reached the host application.
     seqs = sorted({n for m in collector.all() if (n := journal_seq(m)) is not None})
     assert seqs and seqs == list(range(seqs[0], seqs[-1] + 1)), seqs
+
+
+def test_aggregates_ispu_and_flood_alert_are_metrics(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp,
+):
+    """What the gateway computes is in the DBIRTH (names of the SenML contract, aliases, datatypes) and in DDATA when
+    it changes, with exactly the values the device's readings give: a 10 s window of `u16_value` (1234), the ISPU of
+    `f32_badc` (PM2.5 12.375 ug/m3: 12.375 / 15.5 x 50 = 39.9, so 40, Baik) and the flood alert on `f64_abcdefgh`
+    (3.14159... m, between siaga3 3 and siaga2 4: level 3, waspada). None of them goes out as Pantau JSON."""
+    collector = mqtt_collector(mosquitto_broker, "#")
+    host = Host(collector)
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    text = config(mosquitto_broker, short_tmp, sim.port).replace(
+        "poll_interval: 1s}",
+        "poll_interval: 1s, air_quality: {indices: [ispu], averaging: {pm2_5: 1m}}, "
+        "flood: [{point: f64_abcdefgh, siaga3: 3, siaga2: 4, siaga1: 5, min_dwell: 1s}]}", 1)
+    assert "flood:" in text
+    gw = gateway(text + "aggregation: {windows: [10s], min_coverage: 0.1}\n")
+
+    def latest(d, name):
+        """The last DDATA value of a metric, by name (pysparkplug resolved the alias through the DBIRTH)."""
+        found = [m for k, p, _ in d if k == "DDATA" for m in p.metrics if m.name == name]
+        return found[-1] if found else None
+
+    def done(d):
+        ispu, level = latest(d, "index/ispu"), latest(d, "alerts/f64_abcdefgh/level")
+        return latest(d, "aggregates/10s/u16_value/mean") and ispu and ispu.value is not None \
+            and level and level.value == 3
+
+    host.wait(done, 60, "an aggregate, an ISPU and a flood level 3 as DDATA metrics", gw)
+    decoded = host.decoded()
+    dbirth = metrics_by_name([p for k, p, _ in decoded if k == "DBIRTH"][-1])
+    assert dbirth["index/ispu"].datatype == spb.DataType.INT64
+    assert dbirth["index/ispu/category"].datatype == spb.DataType.STRING
+    assert dbirth["alerts/f64_abcdefgh/level"].datatype == spb.DataType.INT64
+    assert dbirth["alerts/f64_abcdefgh/stale"].datatype == spb.DataType.BOOLEAN
+    assert dbirth["aggregates/10s/u16_value/mean"].datatype == spb.DataType.DOUBLE
+    assert dbirth["aggregates/10s/u16_value/count"].datatype == spb.DataType.INT64
+    assert not any(n.startswith("aggregates/10s/model_name") for n in dbirth)  # text has no aggregate
+    assert dbirth["aggregates/10s/status_bit3/mean"].datatype == spb.DataType.DOUBLE  # a bit does: 0 or 1
+
+    assert latest(decoded, "aggregates/10s/u16_value/mean").value == 1234.0
+    assert latest(decoded, "aggregates/10s/u16_value/min").value == 1234.0
+    assert latest(decoded, "aggregates/10s/u16_value/max").value == 1234.0
+    assert latest(decoded, "aggregates/10s/u16_value/stddev").value == 0.0
+    assert 1 <= latest(decoded, "aggregates/10s/u16_value/count").value <= 11
+    assert latest(decoded, "aggregates/10s/f32_abcd/mean").value == 1013.25
+    assert latest(decoded, "aggregates/10s/status_bit3/mean").value == 1.0
+    assert latest(decoded, "index/ispu").value == 40
+    assert latest(decoded, "index/ispu/category").value == "Baik"
+    assert latest(decoded, "index/ispu/critical").value == "pm2_5"
+    assert latest(decoded, "index/ispu/status").value == "ok"
+    assert latest(decoded, "alerts/f64_abcdefgh/level_name").value == "waspada"
+    assert latest(decoded, "alerts/f64_abcdefgh/stale").value is False
+    # The alert message's value, rounded to 4 decimals as in the JSON form.
+    assert latest(decoded, "alerts/f64_abcdefgh/value").value == 3.1416
+    # The flood alert said normal (4) at the first good reading, then waspada (3) after the dwell.
+    levels = [m.value for k, p, _ in decoded if k == "DDATA" for m in p.metrics
+              if m.name == "alerts/f64_abcdefgh/level"]
+    assert levels[0] == 4 and levels[-1] == 3, levels
+    # seq still counts by one through every kind of DDATA.
+    seqs = [p.seq for k, p, _ in decoded if k != "NDEATH"]
+    assert seqs == [i % 256 for i in range(len(seqs))], seqs
+    # Metrics, not Pantau JSON.
+    json_topics = {m.topic for m in collector.all()
+                   if "/devices/dev-a/" in m.topic and not m.topic.startswith("spBv1.0")}
+    leftover = [m.payload for m in collector.all() if m.topic in json_topics and "/availability" not in m.topic]
+    assert not leftover, leftover
