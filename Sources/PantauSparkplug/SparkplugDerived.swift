@@ -54,7 +54,9 @@ extension SparkplugMetricSpec {
 extension SparkplugEdge {
     /// The values of one of the pipeline's intelligence messages (its JSON body, which the gateway made itself), by
     /// metric name, with their time; nil for a message that is not an aggregate, index or flood alert of `device`.
-    static func derivedValues(_ message: OutboundMessage, device: String) -> (at: UnixMillis, [(String, DerivedValue)])? {
+    static func derivedValues(
+        _ message: OutboundMessage, device: String
+    ) -> (at: UnixMillis, [(String, DerivedValue)])? {
         guard let range = message.topic.range(of: "/devices/\(device)/") else { return nil }
         let path = message.topic[range.upperBound...].split(separator: "/").map(String.init)
         let decoder = JSONDecoder()

@@ -9,13 +9,18 @@ public struct SparkplugMetricSpec: Sendable, Hashable {
     var datatype: SpBDataType
     public var unit: String
 
-    /// The Sparkplug datatype of a profile point: text and bits as String and Boolean, an unscaled 64-bit integer
-    /// exact as Int64/UInt64, every other number as Double (scale and offset make it one).
+    /// The Sparkplug datatype of a profile point: text and bits as String and Boolean, an unscaled integer as
+    /// itself (UInt16, UInt32, UInt64, Int64; a signed 16- or 32-bit one as Int32, whose two's complement in
+    /// `int_value` every implementation reads alike), every other number as Double (scale and offset make it one).
+    /// A 16-bit count takes 3 bytes on the wire as UInt16, 9 as a Double.
     static func datatype(of point: PointSpec) -> SpBDataType {
         let unscaled = point.scale == 1 && point.offset == 0
         switch point.type {
         case .string: return .string
         case .bit: return .boolean
+        case .u16 where unscaled: return .uint16
+        case .u32 where unscaled: return .uint32
+        case .i16 where unscaled, .i32 where unscaled: return .int32
         case .u64 where unscaled: return .uint64
         case .i64 where unscaled: return .int64
         default: return .double
@@ -131,6 +136,11 @@ public final class SparkplugEdge: Sendable {
         case (.string, .text(let s)?): m.stringValue = s
         case (.boolean, .flag(let b)?): m.booleanValue = b
         case (.boolean, .number(let d)?): m.booleanValue = d != 0
+        case (.uint16, .number(let d)?): guard let u = UInt16(exactly: d) else { return false }; m.intValue = UInt32(u)
+        case (.uint32, .number(let d)?): guard let u = UInt32(exactly: d) else { return false }; m.intValue = u
+        case (.int32, .number(let d)?):
+            guard let i = Int32(exactly: d) else { return false }
+            m.intValue = UInt32(bitPattern: i)
         case (.uint64, .number(let d)?): guard let u = UInt64(exactly: d) else { return false }; m.longValue = u
         case (.uint64, .integer(let i)?): guard let u = UInt64(exactly: i) else { return false }; m.longValue = u
         // Sparkplug carries a signed 64-bit integer as its two's complement in long_value.

@@ -119,6 +119,12 @@ def test_births_aliases_sequence_and_exact_values(
     assert set(mixed_types.expected()) <= set(birth_metrics)
     # Then the aggregates of each numeric point per window (the default 1m, 15m, 1h), nothing else.
     assert {n.split("/")[0] for n in set(birth_metrics) - set(mixed_types.expected())} == {"aggregates"}
+    # Unscaled integers keep an integer datatype (fewer bytes than a double); scaled numbers are doubles.
+    assert birth_metrics["u16_value"].datatype == spb.DataType.UINT16
+    assert birth_metrics["u32_abcd"].datatype == spb.DataType.UINT32
+    assert birth_metrics["i16_negative"].datatype == spb.DataType.INT32
+    assert birth_metrics["i32_cdab"].datatype == spb.DataType.INT32
+    assert birth_metrics["u16_scaled"].datatype == spb.DataType.DOUBLE
     aliases = [m.alias for m in dbirth.metrics] + [m.alias for m in nbirth.metrics]
     assert None not in aliases and len(set(aliases)) == len(aliases), aliases
 
