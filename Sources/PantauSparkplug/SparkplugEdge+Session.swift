@@ -20,7 +20,14 @@ extension SparkplugEdge: SessionProfile {
     /// The primary-host session as it stands.
     public var primaryHost: PrimaryHostSession { state.withLock { $0.session } }
 
-    public func connected() -> SessionStep { Self.step(state.withLock { $0.session.connack() }) }
+    public func connected() -> SessionStep {
+        let (actions, host) = state.withLock { s in (s.session.connack(), s.session.hostId) }
+        if actions.isEmpty, let host {
+            let topic = SparkplugTopics.state(hostId: host)
+            warn("births and data wait for the primary host '\(host)' to be online (\(topic))")
+        }
+        return Self.step(actions)
+    }
 
     public var holdsData: Bool { state.withLock { $0.session.holdsData } }
 

@@ -140,8 +140,9 @@ struct PrimaryHostTests {
         let nbirth = try SpBPayload(serializedBytes: e.births(at: 10)[0].payload)
         #expect(nbirth.metrics[0].longValue == nextWill)
         let lines = warnings.lines.withLock { $0 }
-        #expect(lines.count == 2)
-        #expect(lines.first?.contains("not JSON") == true && lines.last?.contains("older") == true)
+        #expect(lines.count == 4)
+        #expect(lines[0] == "births and data wait for the primary host 'scada' to be online (spBv1.0/STATE/scada)")
+        #expect(lines[1].contains("not JSON") && lines[2].contains("older") && lines[3].contains("wait for"))
     }
 }
 
