@@ -2,8 +2,8 @@ import FoundationEssentials
 import PantauCore
 
 /// What the gateway computes from a device's readings, as metrics of that device: window aggregates, air-quality
-/// indices and flood alert state. Their names are the SenML contract's topic path and field (docs/mqtt.md), e.g.
-/// `aggregates/15m/pm2_5/mean`, `index/ispu`, `index/ispu/category`, `alerts/level/level_name`.
+/// indices, flood alert and float switch state, rain. Their names are the SenML contract's topic path and field
+/// (docs/mqtt.md), e.g. `aggregates/15m/pm2_5/mean`, `index/ispu`, `alerts/level/level_name`, `rain/mm_24h`.
 enum DerivedValue: Equatable {
     case double(Double?)
     case int(Int64?)
@@ -37,6 +37,16 @@ extension SparkplugMetricSpec {
             out += [
                 (base, .int64, ""), (base + "/category", .string, ""), (base + "/\(named)", .string, ""),
                 (base + "/status", .string, ""),
+            ]
+        }
+        for floatSwitch in device.floatSwitches {
+            out.append(("alerts/\(floatSwitch.point)/state", .string, ""))
+        }
+        if device.rain != nil {
+            out += [
+                ("rain/mm_interval", .double, "mm"), ("rain/intensity_mm_h", .double, "mm/h"),
+                ("rain/mm_24h", .double, "mm"), ("rain/category_hourly", .string, ""),
+                ("rain/category_daily", .string, ""),
             ]
         }
         for flood in device.flood {
@@ -83,7 +93,10 @@ extension SparkplugEdge {
                 ("index/aqi/dominant", .string(i.dominant)), ("index/aqi/status", .string(i.status.rawValue)),
             ])
         case ("alerts", 2):
-            // A float switch shares the topic form; it is not a flood alert and stays JSON.
+            // A float switch shares the topic form: its body has a state and no level.
+            if let s = try? decoder.decode(FloatSwitchPayload.self, from: body) {
+                return (s.at, [("alerts/\(s.point)/state", .string(s.state))])
+            }
             guard let f = try? decoder.decode(FloodAlertPayload.self, from: body) else { return nil }
             let base = "alerts/\(f.point)/"
             return (f.at, [
@@ -91,12 +104,19 @@ extension SparkplugEdge {
                 (base + "stale", .bool(f.stale)), (base + "rate_of_rise/active", .bool(f.rateOfRise?.active)),
                 (base + "value", .double(f.value)),
             ])
+        case ("rain", 1):
+            guard let r = try? decoder.decode(RainPayload.self, from: body) else { return nil }
+            return (r.at, [
+                ("rain/mm_interval", .double(r.mmInterval)), ("rain/intensity_mm_h", .double(r.intensityMmH)),
+                ("rain/mm_24h", .double(r.mm24h)), ("rain/category_hourly", .string(r.categoryHourly)),
+                ("rain/category_daily", .string(r.categoryDaily)),
+            ])
         default:
             return nil
         }
     }
 
-    /// An aggregate, index or flood alert message of the pipeline as the device's DDATA (by alias, like any
+    /// An aggregate, index, alert or rain message of the pipeline as the device's DDATA (by alias, like any
     /// DDATA), or nil when it has no metric here (then it stays a Pantau JSON message).
     public func derivedMessage(_ message: OutboundMessage) -> OutboundMessage? {
         guard let device = message.device, let specs = catalog[device],

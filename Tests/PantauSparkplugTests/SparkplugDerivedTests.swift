@@ -18,6 +18,7 @@ private func edge(windows: [Interval] = [.minutes(15)]) -> SparkplugEdge {
     let device = DeviceConfig(
         name: "aq-1", bus: "net", unitId: 1, profile: profile, pollInterval: .seconds(5),
         flood: [FloodAlertConfig(point: "level", siaga3: 100, siaga2: 150, siaga1: 200)],
+        floatSwitches: [FloatSwitchConfig(point: "float_high")], rain: RainConfig(point: "level"),
         airQuality: AirQualityConfig(indices: [.ispu, .aqi]))
     return SparkplugEdge(
         topics: SparkplugTopics(group: "g", edgeNode: "e"), devices: [device], windows: windows, savedBdSeq: nil,
@@ -53,6 +54,9 @@ struct SparkplugDerivedTests {
         let flood = ["alerts/level/level", "alerts/level/level_name", "alerts/level/stale",
                      "alerts/level/rate_of_rise/active", "alerts/level/value"]
         #expect(flood.allSatisfy(names.contains))
+        let others = ["alerts/float_high/state", "rain/mm_interval", "rain/intensity_mm_h", "rain/mm_24h",
+                      "rain/category_hourly", "rain/category_daily"]
+        #expect(others.allSatisfy(names.contains))
         #expect(specs.map(\.alias) == Array(2..<UInt64(2 + specs.count)))
         let byName = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
         #expect(byName["aggregates/15m/pm25/mean"]?.unit == "ug/m3" && byName["aggregates/15m/pm25/count"]?.unit == "")
@@ -87,7 +91,7 @@ struct SparkplugDerivedTests {
         #expect(e.derivedMessage(message("aggregates/1h", json.replacingOccurrences(of: "15m", with: "1h"))) == nil)
     }
 
-    @Test("ISPU with and without enough data; a flood alert; a float switch stays JSON")
+    @Test("ISPU with and without enough data; a flood alert; a float switch; rain")
     func indicesAndAlerts() throws {
         let e = edge()
         let specs = Dictionary(uniqueKeysWithValues: try #require(e.catalog["aq-1"]).map { ($0.name, $0.alias) })
@@ -122,7 +126,19 @@ struct SparkplugDerivedTests {
         #expect(m[specs["alerts/level/value"]!]?.doubleValue == 120)
 
         let floatSwitch = #"{"at":1,"device":"aq-1","dwell_ms":0,"point":"float_high","samples":3,"state":"wet"}"#
-        #expect(e.derivedMessage(message("alerts/float_high", floatSwitch, kind: .alert)) == nil)
+        m = try metrics(e.derivedMessage(message("alerts/float_high", floatSwitch, kind: .alert)))
+        #expect(m.count == 1 && m[specs["alerts/float_high/state"]!]?.stringValue == "wet")
+        let rain = #"""
+            {"at":1800000060000,"category_daily":"ringan","category_hourly":"sedang","counter_resets":0,
+             "device":"aq-1","intensity_mm_h":6,"interval_start":1800000000000,"mm_24h":6.5,"mm_interval":2.25,
+             "point":"level"}
+            """#
+        m = try metrics(e.derivedMessage(message("rain", rain)))
+        #expect(m[specs["rain/mm_interval"]!]?.doubleValue == 2.25 && m[specs["rain/mm_24h"]!]?.doubleValue == 6.5)
+        #expect(m[specs["rain/intensity_mm_h"]!]?.doubleValue == 6)
+        #expect(m[specs["rain/category_hourly"]!]?.stringValue == "sedang")
+        #expect(m[specs["rain/category_daily"]!]?.stringValue == "ringan")
+        // A body that is not what its topic says stays JSON.
         #expect(e.derivedMessage(message("rain", #"{"at":1,"device":"aq-1","point":"rain"}"#)) == nil)
         var other = message("index/ispu", ok)
         other.device = "other"

@@ -381,15 +381,17 @@ def test_aggregates_ispu_and_flood_alert_are_metrics(
 ):
     """What the gateway computes is in the DBIRTH (names of the SenML contract, aliases, datatypes) and in DDATA when
     it changes, with exactly the values the device's readings give: a 10 s window of `u16_value` (1234), the ISPU of
-    `f32_badc` (PM2.5 12.375 ug/m3: 12.375 / 15.5 x 50 = 39.9, so 40, Baik) and the flood alert on `f64_abcdefgh`
-    (3.14159... m, between siaga3 3 and siaga2 4: level 3, waspada). None of them goes out as Pantau JSON."""
+    `f32_badc` (PM2.5 12.375 ug/m3: 12.375 / 15.5 x 50 = 39.9, so 40, Baik), the flood alert on `f64_abcdefgh`
+    (3.14159... m, between siaga3 3 and siaga2 4: level 3, waspada), a float switch and rain. None of them goes out
+    as Pantau JSON."""
     collector = mqtt_collector(mosquitto_broker, "#")
     host = Host(collector)
     sim = pymodbus_tcp_device(mixed_types.register_spec())
     text = config(mosquitto_broker, short_tmp, sim.port).replace(
         "poll_interval: 1s}",
         "poll_interval: 1s, air_quality: {indices: [ispu], averaging: {pm2_5: 1m}}, "
-        "flood: [{point: f64_abcdefgh, siaga3: 3, siaga2: 4, siaga1: 5, min_dwell: 1s}]}", 1)
+        "flood: [{point: f64_abcdefgh, siaga3: 3, siaga2: 4, siaga1: 5, min_dwell: 1s}], "
+        "float_switches: [{point: coil_flag, samples: 2}], rain: {point: u16_value, mm_per_count: 0.2}}", 1)
     assert "flood:" in text
     gw = gateway(text + "aggregation: {windows: [10s], min_coverage: 0.1}\n")
 
@@ -401,7 +403,7 @@ def test_aggregates_ispu_and_flood_alert_are_metrics(
     def done(d):
         ispu, level = latest(d, "index/ispu"), latest(d, "alerts/f64_abcdefgh/level")
         return latest(d, "aggregates/10s/u16_value/mean") and ispu and ispu.value is not None \
-            and level and level.value == 3
+            and level and level.value == 3 and latest(d, "alerts/coil_flag/state") and latest(d, "rain/mm_24h")
 
     host.wait(done, 60, "an aggregate, an ISPU and a flood level 3 as DDATA metrics", gw)
     decoded = host.decoded()
@@ -430,6 +432,10 @@ def test_aggregates_ispu_and_flood_alert_are_metrics(
     assert latest(decoded, "alerts/f64_abcdefgh/stale").value is False
     # The alert message's value, rounded to 4 decimals as in the JSON form.
     assert latest(decoded, "alerts/f64_abcdefgh/value").value == 3.1416
+    # The float switch (coil_flag is set) after two equal samples; rain from a counter that does not move.
+    assert latest(decoded, "alerts/coil_flag/state").value == "wet"
+    assert latest(decoded, "rain/mm_24h").value == 0.0
+    assert latest(decoded, "rain/category_hourly").value == "tidak_hujan"
     # The flood alert said normal (4) at the first good reading, then waspada (3) after the dwell.
     levels = [m.value for k, p, _ in decoded if k == "DDATA" for m in p.metrics
               if m.name == "alerts/f64_abcdefgh/level"]
