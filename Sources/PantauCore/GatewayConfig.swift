@@ -145,10 +145,13 @@ public struct SparkplugConfig: Sendable, Hashable {
     public var groupId: String
     /// `edge_node_id`: the edge node id (default: the gateway id).
     public var edgeNodeId: String
+    /// `primary_host_id`: births wait for this host application's STATE to say online (nil: no waiting).
+    public var primaryHostId: String?
 
-    public init(groupId: String, edgeNodeId: String) {
+    public init(groupId: String, edgeNodeId: String, primaryHostId: String? = nil) {
         self.groupId = groupId
         self.edgeNodeId = edgeNodeId
+        self.primaryHostId = primaryHostId
     }
 }
 

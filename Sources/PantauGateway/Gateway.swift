@@ -70,8 +70,10 @@ public final class Gateway: Sendable {
             let store = journal
             sparkplug = SparkplugEdge(
                 topics: SparkplugTopics(group: identity.groupId, edgeNode: identity.edgeNodeId),
-                devices: config.devices, savedBdSeq: saved,
-                saveBdSeq: { store.saveState(key: SparkplugEdge.bdSeqStateKey, Array(String($0).utf8)) })
+                devices: config.devices, windows: config.aggregation.windows, savedBdSeq: saved,
+                primaryHostId: identity.primaryHostId,
+                saveBdSeq: { store.saveState(key: SparkplugEdge.bdSeqStateKey, Array(String($0).utf8)) },
+                warn: { [logger] in logger.warning("\($0)") })
         }
         pipeline = ReadingPipeline(
             config: config, sink: journal, clock: clock, logger: logger,

@@ -356,7 +356,7 @@ public final class ReadingPipeline: Sendable {
                 poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
-        var output = (telemetry.map { [$0] } ?? []) + marked(messages, synced)
+        var output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, synced))
         if let held {
             let overflow: HeldTelemetry? = time.withLock { t in
                 t.held.append(held)
@@ -374,6 +374,16 @@ public final class ReadingPipeline: Sendable {
         }
         if !output.isEmpty { append(output, keeper: keeper) }
         for interval in intervals { onPollInterval(poll.device, interval) }
+    }
+
+    /// Sparkplug: aggregates, indices and flood alerts are metrics of their device's DDATA (docs/sparkplug.md).
+    func sparkplugged(_ messages: [OutboundMessage]) -> [OutboundMessage] {
+        guard let sparkplug else { return messages }
+        return messages.map { message in
+            guard var derived = sparkplug.derivedMessage(message) else { return message }
+            derived.stamp = message.stamp
+            return derived
+        }
     }
 
     /// Messages stamped on the unsynchronised timeline say so (`tq: unsynced`).
@@ -410,8 +420,8 @@ public final class ReadingPipeline: Sendable {
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
-        if !moved.isEmpty { append(moved) }
-        if !messages.isEmpty { append(marked(messages, synced)) }
+        if !moved.isEmpty { append(sparkplugged(moved)) }
+        if !messages.isEmpty { append(sparkplugged(marked(messages, synced))) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 

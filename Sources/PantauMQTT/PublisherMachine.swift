@@ -125,6 +125,15 @@ struct PublisherMachine {
         return actions
     }
 
+    /// The driver ended the session on purpose (the session profile asked for it): the next broker, at once.
+    mutating func sessionEnded(now: UInt64) -> [Action] {
+        guard isConnected else { return [] }
+        let actions = connectionGone()
+        brokerIndex = (brokerIndex + 1) % brokerCount
+        phase = .waiting(until: now)
+        return actions
+    }
+
     /// New records in the queue.
     func woken() -> [Action] { room > 0 ? [.fill(room: room)] : [] }
 

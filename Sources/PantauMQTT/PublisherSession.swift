@@ -17,6 +17,8 @@ final class PublisherSession {
     /// Acknowledgements and fills are gathered over one turn and carried out once.
     private var acks: [Int64] = []
     private var fillWanted = false
+    /// The session profile asked for a new session (its primary host went offline).
+    private var restartWanted = false
 
     init(publisher: Publisher) {
         self.publisher = publisher
@@ -55,6 +57,7 @@ final class PublisherSession {
             finishTurn()
             waitForWork()
             finishTurn()
+            if restartWanted { restartSession() }
         }
     }
 
@@ -124,7 +127,14 @@ final class PublisherSession {
                 if let refused { logRefusal(refused, reasonCode: reasonCode) }
                 perform(actions)
             case .message(let message):
-                if publisher.profile?.inbound(message) == true, machine.isConnected { publishBirths() }
+                switch publisher.profile?.inbound(message) {
+                // Not while this session is ending: its births would follow the death certificate.
+                case .births? where machine.isConnected && !restartWanted:
+                    publishBirths()
+                    fillWanted = true
+                case .restart? where machine.isConnected: restartWanted = true
+                default: break
+                }
             case .subscribed:
                 break
             }
@@ -200,7 +210,7 @@ final class PublisherSession {
         let online = StatusPayload.online(version: publisher.version, at: publisher.clock.now())
         let retained = publisher.control.withLock { $0.retained }
         // With a session profile its births replace the online status (its death certificate is the Will).
-        if publisher.profile != nil { publishBirths() }
+        if publisher.profile?.connected() == .births { publishBirths() }
         let status = publisher.profile == nil ? [(publisher.topics.status, online, 1, "application/json")] : []
         let messages = status
             + retained.keys.sorted().map { topic in
@@ -244,7 +254,7 @@ final class PublisherSession {
     /// Leases records up to the in-flight window and hands them to the library.
     @discardableResult
     private func fillWindow() -> Int {
-        guard machine.room > 0, let client else { return 0 }
+        guard machine.room > 0, let client, !restartWanted, publisher.profile?.holdsData != true else { return 0 }
         let deliveries = publisher.queue.lease(limit: machine.room, now: publisher.clock.now())
         var unsent: [Int64] = []
         var sent = 0
@@ -340,6 +350,22 @@ final class PublisherSession {
             stats.connected = false
             if wasConnected { stats.disconnects += 1 } else { stats.failedAttempts += 1 }
             stats.lastError = mqttError
+            stats.inFlight = 0
+        }
+    }
+
+    /// The session profile ended the session (Sparkplug: the primary host went offline): its death certificate,
+    /// DISCONNECT, what was in flight back to the queue, and a new connection at once.
+    private func restartSession() {
+        defer { restartWanted = false }
+        guard machine.isConnected, let client else { return }
+        logger.notice("ending the MQTT session for the session profile", metadata: ["broker": "\(client.broker)"])
+        publishOfflineStatus()
+        client.disconnect()
+        perform(machine.sessionEnded(now: now))
+        finishTurn()
+        publisher.updateStats { stats in
+            stats.connected = false
             stats.inFlight = 0
         }
     }

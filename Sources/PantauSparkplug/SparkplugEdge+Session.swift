@@ -1,8 +1,9 @@
 import PantauCore
 import PantauMQTT
 
-/// The edge node as the publisher's session profile: NDEATH as the Will, NBIRTH/DBIRTH after every connect, DDATA
-/// framed with seq (and `is_historical` for backlog) at send time, NCMD `Node Control/Rebirth` answered by births.
+/// The edge node as the publisher's session profile: NDEATH as the Will, NBIRTH/DBIRTH after every connect (once
+/// the primary host is online, when one is configured), DDATA framed with seq (and `is_historical` for backlog) at
+/// send time, NCMD `Node Control/Rebirth` answered by births, the primary host's STATE followed.
 extension SparkplugEdge: SessionProfile {
     /// The content type of Sparkplug messages in the journal and on the wire (MQTT 5 property).
     public static let contentType = "application/vnd.sparkplug.b"
@@ -14,16 +15,46 @@ extension SparkplugEdge: SessionProfile {
 
     public func cleanStop() -> (topic: String, payload: [UInt8]) { currentDeath() }
 
-    public var subscriptions: [String] { [topics.ncmd] }
+    public var subscriptions: [String] { [topics.ncmd] + (primaryHost.stateTopic.map { [$0] } ?? []) }
 
-    public func inbound(_ message: MQTTMessage) -> Bool {
-        guard message.topic == topics.ncmd, let payload = try? SpBPayload(serializedBytes: message.payload) else {
-            return false
+    /// The primary-host session as it stands.
+    public var primaryHost: PrimaryHostSession { state.withLock { $0.session } }
+
+    public func connected() -> SessionStep {
+        let (actions, host) = state.withLock { s in (s.session.connack(), s.session.hostId) }
+        if actions.isEmpty, let host {
+            let topic = SparkplugTopics.state(hostId: host)
+            warn("births and data wait for the primary host '\(host)' to be online (\(topic))")
         }
-        return payload.metrics.contains { $0.name == Self.rebirthMetric && $0.booleanValue }
+        return Self.step(actions)
     }
 
-    /// The content type of DDATA in the journal and on the wire (MQTT 5 property).
+    public var holdsData: Bool { state.withLock { $0.session.holdsData } }
+
+    public func inbound(_ message: MQTTMessage) -> SessionStep {
+        if let stateTopic = primaryHost.stateTopic, message.topic == stateTopic {
+            switch HostState.parse(message.payload) {
+            case .failure(let rejection):
+                warn("primary host STATE ignored: \(rejection)")
+                return .none
+            case .success(let host):
+                guard let actions = state.withLock({ $0.session.state(host) }) else {
+                    warn("primary host STATE ignored: timestamp \(host.timestamp) is older than the last one")
+                    return .none
+                }
+                return Self.step(actions)
+            }
+        }
+        guard message.topic == topics.ncmd, let payload = try? SpBPayload(serializedBytes: message.payload),
+            payload.metrics.contains(where: { $0.name == Self.rebirthMetric && $0.booleanValue })
+        else { return .none }
+        return Self.step(state.withLock { $0.session.rebirth() })
+    }
+
+    static func step(_ actions: [PrimaryHostSession.Action]) -> SessionStep {
+        if actions.contains(.endSession) { return .restart }
+        return actions.contains(.births) ? .births : .none
+    }
 
     /// The queued DDATA message of one poll, or nil when none of its points is a metric.
     public func dataMessage(_ readings: [Reading], device: String, acquiredAt: UnixMillis) -> OutboundMessage? {

@@ -9,13 +9,18 @@ public struct SparkplugMetricSpec: Sendable, Hashable {
     var datatype: SpBDataType
     public var unit: String
 
-    /// The Sparkplug datatype of a profile point: text and bits as String and Boolean, an unscaled 64-bit integer
-    /// exact as Int64/UInt64, every other number as Double (scale and offset make it one).
+    /// The Sparkplug datatype of a profile point: text and bits as String and Boolean, an unscaled integer as
+    /// itself (UInt16, UInt32, UInt64, Int64; a signed 16- or 32-bit one as Int32, whose two's complement in
+    /// `int_value` every implementation reads alike), every other number as Double (scale and offset make it one).
+    /// A 16-bit count takes 3 bytes on the wire as UInt16, 9 as a Double.
     static func datatype(of point: PointSpec) -> SpBDataType {
         let unscaled = point.scale == 1 && point.offset == 0
         switch point.type {
         case .string: return .string
         case .bit: return .boolean
+        case .u16 where unscaled: return .uint16
+        case .u32 where unscaled: return .uint32
+        case .i16 where unscaled, .i32 where unscaled: return .int32
         case .u64 where unscaled: return .uint64
         case .i64 where unscaled: return .int64
         default: return .double
@@ -37,6 +42,8 @@ public final class SparkplugEdge: Sendable {
     /// Device name to its metrics, in profile order.
     public let catalog: [String: [SparkplugMetricSpec]]
     private let saveBdSeq: @Sendable (UInt64) -> Void
+    /// Told about STATE messages that were ignored (malformed, or older than the last).
+    let warn: @Sendable (String) -> Void
 
     struct State {
         var bdSeq: UInt64
@@ -44,28 +51,40 @@ public final class SparkplugEdge: Sendable {
         var last: [UInt64: SpBPayload.Metric] = [:]
         /// Devices whose DDEATH is queued and no DBIRTH since: they publish no DDATA.
         var dead: Set<String> = []
+        /// Births and data wait for the primary host (`sparkplug.primary_host_id`).
+        var session: PrimaryHostSession
     }
-    private let state: Mutex<State>
+    let state: Mutex<State>
 
-    /// `savedBdSeq` is the bdSeq of the last Will (from the journal); `saveBdSeq` persists a new one.
+    /// `savedBdSeq` is the bdSeq of the last Will (from the journal); `saveBdSeq` persists a new one. With a
+    /// `primaryHostId` the births wait for that host's STATE to say online. `windows` are the aggregation windows
+    /// (each numeric point has aggregate metrics per window).
     public init(
-        topics: SparkplugTopics, devices: [DeviceConfig], savedBdSeq: UInt64?,
-        saveBdSeq: @escaping @Sendable (UInt64) -> Void
+        topics: SparkplugTopics, devices: [DeviceConfig], windows: [Interval] = [], savedBdSeq: UInt64?,
+        primaryHostId: String? = nil, saveBdSeq: @escaping @Sendable (UInt64) -> Void,
+        warn: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.topics = topics
         self.saveBdSeq = saveBdSeq
+        self.warn = warn
         var catalog: [String: [SparkplugMetricSpec]] = [:]
         // Aliases 0 and 1 are the node's bdSeq and rebirth metrics; device metrics follow in device name order.
         var alias: UInt64 = 2
         for device in devices.sorted(by: { $0.name < $1.name }) {
-            catalog[device.name] = device.profile.points.filter(\.publish).map { point in
+            var specs = device.profile.points.filter(\.publish).map { point in
                 defer { alias += 1 }
                 return SparkplugMetricSpec(
                     name: point.name, alias: alias, datatype: SparkplugMetricSpec.datatype(of: point), unit: point.unit)
             }
+            // Then what the gateway computes from them: aggregates, indices, flood alert state.
+            for (name, datatype, unit) in SparkplugMetricSpec.derived(device, windows: windows) {
+                specs.append(SparkplugMetricSpec(name: name, alias: alias, datatype: datatype, unit: unit))
+                alias += 1
+            }
+            catalog[device.name] = specs
         }
         self.catalog = catalog
-        state = Mutex(State(bdSeq: savedBdSeq ?? 255))
+        state = Mutex(State(bdSeq: savedBdSeq ?? 255, session: PrimaryHostSession(hostId: primaryHostId)))
     }
 
     public var bdSeq: UInt64 { state.withLock { $0.bdSeq } }
@@ -117,6 +136,11 @@ public final class SparkplugEdge: Sendable {
         case (.string, .text(let s)?): m.stringValue = s
         case (.boolean, .flag(let b)?): m.booleanValue = b
         case (.boolean, .number(let d)?): m.booleanValue = d != 0
+        case (.uint16, .number(let d)?): guard let u = UInt16(exactly: d) else { return false }; m.intValue = UInt32(u)
+        case (.uint32, .number(let d)?): guard let u = UInt32(exactly: d) else { return false }; m.intValue = u
+        case (.int32, .number(let d)?):
+            guard let i = Int32(exactly: d) else { return false }
+            m.intValue = UInt32(bitPattern: i)
         case (.uint64, .number(let d)?): guard let u = UInt64(exactly: d) else { return false }; m.longValue = u
         case (.uint64, .integer(let i)?): guard let u = UInt64(exactly: i) else { return false }; m.longValue = u
         // Sparkplug carries a signed 64-bit integer as its two's complement in long_value.
@@ -140,6 +164,7 @@ public final class SparkplugEdge: Sendable {
     /// that the NBIRTH after a restart never repeats it.
     public func nextWill() -> (topic: String, payload: [UInt8]) {
         let bdSeq = state.withLock { s -> UInt64 in
+            s.session.connecting()
             s.bdSeq = (s.bdSeq + 1) % 256
             return s.bdSeq
         }

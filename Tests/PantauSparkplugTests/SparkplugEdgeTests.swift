@@ -124,9 +124,46 @@ struct SparkplugEdgeTests {
             p.metrics = [m]
             return MQTTMessage(topic: topic, payload: try p.serializedBytes(), qos: 1, retain: false)
         }
-        #expect(e.inbound(try ncmd(true)))
-        #expect(!e.inbound(try ncmd(false)))
-        #expect(!e.inbound(try ncmd(true, topic: "spBv1.0/g/NCMD/other")))
-        #expect(!e.inbound(MQTTMessage(topic: "spBv1.0/g/NCMD/e", payload: [0xff, 0xff], qos: 1, retain: false)))
+        _ = e.nextWill()
+        #expect(e.connected() == .births)
+        #expect(e.inbound(try ncmd(true)) == .births)
+        #expect(e.inbound(try ncmd(false)) == SessionStep.none)
+        #expect(e.inbound(try ncmd(true, topic: "spBv1.0/g/NCMD/other")) == SessionStep.none)
+        let garbage = MQTTMessage(topic: "spBv1.0/g/NCMD/e", payload: [0xff, 0xff], qos: 1, retain: false)
+        #expect(e.inbound(garbage) == SessionStep.none)
+    }
+}
+
+@Suite("Sparkplug integer datatypes")
+struct SparkplugIntegerTests {
+    @Test("unscaled 16- and 32-bit integers keep an integer datatype: UInt16, UInt32, and Int32 in two's complement")
+    func integers() throws {
+        let points = [
+            PointSpec(name: "u16", quantity: "counter", table: .holding, address: 1, type: .u16, unit: ""),
+            PointSpec(name: "u32", quantity: "counter", table: .holding, address: 2, type: .u32, unit: ""),
+            PointSpec(name: "i16", quantity: "counter", table: .holding, address: 4, type: .i16, unit: ""),
+            PointSpec(name: "i32", quantity: "counter", table: .holding, address: 5, type: .i32, unit: ""),
+            PointSpec(name: "u16s", quantity: "x", table: .holding, address: 7, type: .u16, scale: 0.1, unit: ""),
+        ]
+        let p = DeviceProfile(id: "i", manufacturer: "T", model: "I", source: "unit test", points: points)
+        let device = DeviceConfig(name: "d", bus: "net", unitId: 1, profile: p, pollInterval: .seconds(5))
+        let e = SparkplugEdge(
+            topics: SparkplugTopics(group: "g", edgeNode: "e"), devices: [device], savedBdSeq: nil, saveBdSeq: { _ in })
+        let dbirth = try SpBPayload(serializedBytes: e.births(at: 1)[1].payload)
+        #expect(dbirth.metrics.map { $0.datatype } == [6, 7, 3, 3, 10])
+        func read(_ point: String, _ value: Double) -> Reading {
+            Reading(device: "d", point: point, quantity: "x", unit: "", value: .number(value), quality: .good,
+                    acquiredAt: 1)
+        }
+        let body = try #require(e.data(
+            [read("u16", 65535), read("u32", 4_294_967_295), read("i16", -123), read("i32", -1_234_567),
+             read("u16s", 12.3)], device: "d"))
+        let m = try SpBPayload(serializedBytes: body).metrics
+        #expect(m[0].intValue == 65535 && m[1].intValue == 4_294_967_295)
+        #expect(m[2].intValue == UInt32(bitPattern: -123) && m[3].intValue == UInt32(bitPattern: -1_234_567))
+        #expect(m[4].doubleValue == 12.3)
+        // A value the type cannot hold is null, never a wrapped number.
+        let over = try #require(e.data([read("u16", 70000), read("i16", -1.5)], device: "d"))
+        #expect(try SpBPayload(serializedBytes: over).metrics.allSatisfy { $0.isNull })
     }
 }

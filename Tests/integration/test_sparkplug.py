@@ -6,6 +6,7 @@ rebirth on command, historical backlog after an outage).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -14,6 +15,7 @@ import pysparkplug as spb
 import pytest
 
 from pantau_harness import mixed_types
+from pantau_harness.chaos import try_status
 from pantau_harness.config import device, gateway_yaml, tcp_bus
 
 pytestmark = pytest.mark.gateway
@@ -24,11 +26,14 @@ NBIRTH, NDEATH, NCMD = f"{NS}/NBIRTH/{NODE}", f"{NS}/NDEATH/{NODE}", f"{NS}/NCMD
 DBIRTH, DDATA = f"{NS}/DBIRTH/{NODE}/dev-a", f"{NS}/DDATA/{NODE}/dev-a"
 
 
-def config(broker, workdir: str, sim_port: int, **device_options) -> str:
+def config(broker, workdir: str, sim_port: int, primary_host: str | None = None, mqtt_extra: str = "",
+           **device_options) -> str:
+    host = f", primary_host_id: {primary_host}" if primary_host else ""
     return gateway_yaml(
         broker_port=broker.port, workdir=workdir, buses=[tcp_bus("tcp-1", sim_port)],
         devices=[device("dev-a", "tcp-1", 1, **device_options)], status_socket=os.path.join(workdir, "status.sock"),
-        mqtt_extra="  format: sparkplug", extra=f"sparkplug: {{group_id: {GROUP}, edge_node_id: {NODE}}}\n",
+        mqtt_extra="  format: sparkplug" + mqtt_extra,
+        extra=f"sparkplug: {{group_id: {GROUP}, edge_node_id: {NODE}{host}}}\n",
     )
 
 
@@ -70,6 +75,11 @@ class Host:
         return self.collector.wait_for(lambda c: predicate(self.decoded()), timeout, what, gw)
 
 
+def is_poll(data_payload) -> bool:
+    """DDATA of a poll (the device's points), not of what the gateway computes (aggregates, indices, alerts)."""
+    return any(m.name in mixed_types.expected() for m in data_payload.metrics)
+
+
 def check_values(data_payload) -> None:
     """The values the pymodbus device holds, by name after alias resolution; not-good readings carry Quality."""
     by_name = metrics_by_name(data_payload)
@@ -106,7 +116,15 @@ def test_births_aliases_sequence_and_exact_values(
     assert metrics_by_name(nbirth)["bdSeq"].datatype == spb.DataType.INT64
     # DBIRTH: every point of the profile, with its name, a unique alias, a datatype and its engineering unit.
     birth_metrics = metrics_by_name(dbirth)
-    assert set(birth_metrics) == set(mixed_types.expected())
+    assert set(mixed_types.expected()) <= set(birth_metrics)
+    # Then the aggregates of each numeric point per window (the default 1m, 15m, 1h), nothing else.
+    assert {n.split("/")[0] for n in set(birth_metrics) - set(mixed_types.expected())} == {"aggregates"}
+    # Unscaled integers keep an integer datatype (fewer bytes than a double); scaled numbers are doubles.
+    assert birth_metrics["u16_value"].datatype == spb.DataType.UINT16
+    assert birth_metrics["u32_abcd"].datatype == spb.DataType.UINT32
+    assert birth_metrics["i16_negative"].datatype == spb.DataType.INT32
+    assert birth_metrics["i32_cdab"].datatype == spb.DataType.INT32
+    assert birth_metrics["u16_scaled"].datatype == spb.DataType.DOUBLE
     aliases = [m.alias for m in dbirth.metrics] + [m.alias for m in nbirth.metrics]
     assert None not in aliases and len(set(aliases)) == len(aliases), aliases
 
@@ -124,7 +142,8 @@ def test_births_aliases_sequence_and_exact_values(
         assert not names_on_wire, names_on_wire
         assert all(m.alias is not None for m in payload.metrics)
         assert not any(m.is_historical for m in payload.metrics)
-        check_values(payload)
+        if is_poll(payload):
+            check_values(payload)
         assert payload.timestamp is not None
 
 
@@ -188,7 +207,7 @@ def test_silent_unit_gets_ddeath_and_dbirth_when_back(
     # seq keeps counting through deaths and births: no gap and no repeat since the NBIRTH.
     seqs = [p.seq for k, p, _ in host.decoded()]
     assert seqs == [i % 256 for i in range(len(seqs))], seqs
-    check_values([p for k, p, _ in host.decoded() if k == "DDATA"][-1])
+    check_values([p for k, p, _ in host.decoded() if k == "DDATA" and is_poll(p)][-1])
 
 
 def test_broker_outage_backlog_is_historical_after_fresh_births(
@@ -238,4 +257,194 @@ def test_broker_outage_backlog_is_historical_after_fresh_births(
         assert all(m.is_historical for m in p.metrics)
         # Original acquisition times: from the outage, not from the replay.
         assert all(m.timestamp < restarted * 1000 for m in p.metrics)
+    assert any(is_poll(p) for p in historical)
+    for p in filter(is_poll, historical):
         check_values(p)
+
+
+HOST_ID = "scada-1"
+STATE = f"spBv1.0/STATE/{HOST_ID}"
+
+
+def journal_seq(message) -> int | None:
+    """The journal's sequence number, sent as the MQTT 5 user property `seq` on every journaled message."""
+    for key, value in message.properties.get("UserProperty", []):
+        if key == "seq":
+            return int(value)
+    return None
+
+
+def holding(sock: str, connects: int):
+    """The gateway is connected (for the `connects`-th time) and keeps at least three polls in its journal (beside
+    the DBIRTH record of the device coming online, which rides the telemetry lane too), the oldest for 3 s."""
+    def check(_collector):
+        s = try_status(sock)
+        return s is not None and s["broker"]["connected"] and s["broker"]["connects"] >= connects \
+            and s["journal"]["pending_by_kind"].get("telemetry", 0) >= 4 \
+            and s["journal"]["oldest_pending_ts"] <= time.time() * 1000 - 3000
+    return check
+
+
+def test_primary_host_offline_and_online(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp,
+):
+    """sparkplug.primary_host_id: no birth and no data until the host's STATE says online; the data of the wait is
+    published after the births, historical; an offline STATE ends the session (NDEATH, a new connection with a new
+    bdSeq that waits again); a stale or malformed STATE changes nothing; no journaled message is lost."""
+    collector = mqtt_collector(mosquitto_broker, "#")
+    host = Host(collector)
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    sock = os.path.join(short_tmp, "status.sock")
+    gw = gateway(config(mosquitto_broker, short_tmp, sim.port, primary_host=HOST_ID, mqtt_extra="\n  live_window: 1s"))
+
+    def publish_state(payload: bytes, retain: bool = True) -> None:
+        collector.client.publish(STATE, payload, qos=1, retain=retain).wait_for_publish(10)
+
+    def state(online: bool, timestamp: int) -> bytes:
+        return json.dumps({"online": online, "timestamp": timestamp}).encode()
+
+    # Connected and polling, the data journaled: no birth, no data while no host is online, nor on a STATE that
+    # is not one (the gateway logs each it ignores).
+    collector.wait_for(holding(sock, 1), 30, "a connected gateway holding three polls", gw)
+    publish_state(b'{"online": "yes", "timestamp": 1}', retain=False)
+    publish_state(b"ONLINE", retain=False)
+    collector.wait_for(lambda c: gw.logs().count("primary host STATE ignored") >= 2, 15, "two STATE ignored", gw)
+    assert host.decoded() == [], [k for k, _, _ in host.decoded()]
+
+    online_1 = int(time.time() * 1000)
+    publish_state(state(True, online_1))
+    host.wait(lambda d: any(k == "DDATA" and p.timestamp >= online_1 for k, p, _ in d), 30,
+              "DDATA acquired after the host came online", gw)
+    decoded = host.decoded()
+    kinds = [k for k, _, _ in decoded]
+    assert kinds[:2] == ["NBIRTH", "DBIRTH"], kinds
+    first_bd = bd_seq(decoded[0][1])
+    waited = [p for k, p, _ in decoded if k == "DDATA" and is_poll(p) and p.timestamp < online_1]
+    assert len(waited) >= 3, "the polls of the wait were not published after the births"
+    # live_window is 1 s: what waited longer than that is backlog.
+    old = [p for p in waited if p.timestamp < online_1 - 1500]
+    assert old, "no poll waited longer than the live window"
+    for p in old:
+        assert all(m.is_historical for m in p.metrics)
+    for p in waited:
+        check_values(p)
+
+    # An offline STATE older than the one accepted is ignored: the rebirth asked after it comes without NDEATH.
+    publish_state(state(False, online_1 - 1), retain=False)
+    asked = time.time()
+    cmd = spb.NCmd(timestamp=spb.get_current_timestamp(), metrics=(
+        spb.Metric(timestamp=spb.get_current_timestamp(), name="Node Control/Rebirth", datatype=spb.DataType.BOOLEAN,
+                   value=True),))
+    collector.client.publish(NCMD, cmd.encode(), qos=1)
+    host.wait(lambda d: any(k == "NBIRTH" and m.received_at >= asked for k, _, m in d), 15, "the rebirth", gw)
+    assert "NDEATH" not in [k for k, _, _ in host.decoded()]
+    assert "is older than the last one" in gw.logs()
+
+    # The host goes offline (its Will: same timestamp as its online STATE): NDEATH with the bdSeq of the NBIRTH,
+    # then a new connection that holds its data.
+    publish_state(state(False, online_1))
+    host.wait(lambda d: any(k == "NDEATH" for k, _, _ in d), 15, "NDEATH after the host went offline", gw)
+    offline_at = time.time()
+    death = [p for k, p, _ in host.decoded() if k == "NDEATH"][0]
+    assert death.bd_seq_metric.value == first_bd
+    collector.wait_for(holding(sock, 2), 30, "the new connection holding three polls", gw)
+    assert not [k for k, _, m in host.decoded() if k in ("NBIRTH", "DBIRTH", "DDATA") and m.received_at > offline_at]
+
+    online_2 = int(time.time() * 1000)
+    publish_state(state(True, online_2))
+    host.wait(lambda d: any(k == "DDATA" and p.timestamp >= online_2 for k, p, _ in d), 30,
+              "DDATA acquired after the host came back", gw)
+    decoded = host.decoded()
+    kinds = [k for k, _, _ in decoded]
+    after = decoded[kinds.index("NDEATH") + 1:]
+    assert [k for k, _, _ in after[:2]] == ["NBIRTH", "DBIRTH"], [k for k, _, _ in after]
+    assert bd_seq(after[0][1]) == (first_bd + 1) % 256
+    assert [p.seq for _, p, _ in after] == [i % 256 for i in range(len(after))]
+    held = [p for k, p, _ in after if k == "DDATA" and is_poll(p) and p.timestamp < online_2]
+    assert len(held) >= 3, "the polls of the host's absence were not published after the new births"
+    # live_window is 1 s: what waited longer than that is backlog.
+    old = [p for p in held if p.timestamp < online_2 - 1500]
+    assert old, "no poll waited longer than the live window"
+    for p in old:
+        assert all(m.is_historical for m in p.metrics)
+    for p in held:
+        check_values(p)
+
+    # Nothing lost: every journaled message (DDATA, DBIRTH/DDEATH records, pantau/... topics) arrived, the journal's
+    # numbers without a gap, and every poll of the absence reached the host application.
+    seqs = sorted({n for m in collector.all() if (n := journal_seq(m)) is not None})
+    assert seqs and seqs == list(range(seqs[0], seqs[-1] + 1)), seqs
+
+
+def test_aggregates_ispu_and_flood_alert_are_metrics(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp,
+):
+    """What the gateway computes is in the DBIRTH (names of the SenML contract, aliases, datatypes) and in DDATA when
+    it changes, with exactly the values the device's readings give: a 10 s window of `u16_value` (1234), the ISPU of
+    `f32_badc` (PM2.5 12.375 ug/m3: 12.375 / 15.5 x 50 = 39.9, so 40, Baik), the flood alert on `f64_abcdefgh`
+    (3.14159... m, between siaga3 3 and siaga2 4: level 3, waspada), a float switch and rain. None of them goes out
+    as Pantau JSON."""
+    collector = mqtt_collector(mosquitto_broker, "#")
+    host = Host(collector)
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    text = config(mosquitto_broker, short_tmp, sim.port).replace(
+        "poll_interval: 1s}",
+        "poll_interval: 1s, air_quality: {indices: [ispu], averaging: {pm2_5: 1m}}, "
+        "flood: [{point: f64_abcdefgh, siaga3: 3, siaga2: 4, siaga1: 5, min_dwell: 1s}], "
+        "float_switches: [{point: coil_flag, samples: 2}], rain: {point: u16_value, mm_per_count: 0.2}}", 1)
+    assert "flood:" in text
+    gw = gateway(text + "aggregation: {windows: [10s], min_coverage: 0.1}\n")
+
+    def latest(d, name):
+        """The last DDATA value of a metric, by name (pysparkplug resolved the alias through the DBIRTH)."""
+        found = [m for k, p, _ in d if k == "DDATA" for m in p.metrics if m.name == name]
+        return found[-1] if found else None
+
+    def done(d):
+        ispu, level = latest(d, "index/ispu"), latest(d, "alerts/f64_abcdefgh/level")
+        return latest(d, "aggregates/10s/u16_value/mean") and ispu and ispu.value is not None \
+            and level and level.value == 3 and latest(d, "alerts/coil_flag/state") and latest(d, "rain/mm_24h")
+
+    host.wait(done, 60, "an aggregate, an ISPU and a flood level 3 as DDATA metrics", gw)
+    decoded = host.decoded()
+    dbirth = metrics_by_name([p for k, p, _ in decoded if k == "DBIRTH"][-1])
+    assert dbirth["index/ispu"].datatype == spb.DataType.INT64
+    assert dbirth["index/ispu/category"].datatype == spb.DataType.STRING
+    assert dbirth["alerts/f64_abcdefgh/level"].datatype == spb.DataType.INT64
+    assert dbirth["alerts/f64_abcdefgh/stale"].datatype == spb.DataType.BOOLEAN
+    assert dbirth["aggregates/10s/u16_value/mean"].datatype == spb.DataType.DOUBLE
+    assert dbirth["aggregates/10s/u16_value/count"].datatype == spb.DataType.INT64
+    assert not any(n.startswith("aggregates/10s/model_name") for n in dbirth)  # text has no aggregate
+    assert dbirth["aggregates/10s/status_bit3/mean"].datatype == spb.DataType.DOUBLE  # a bit does: 0 or 1
+
+    assert latest(decoded, "aggregates/10s/u16_value/mean").value == 1234.0
+    assert latest(decoded, "aggregates/10s/u16_value/min").value == 1234.0
+    assert latest(decoded, "aggregates/10s/u16_value/max").value == 1234.0
+    assert latest(decoded, "aggregates/10s/u16_value/stddev").value == 0.0
+    assert 1 <= latest(decoded, "aggregates/10s/u16_value/count").value <= 11
+    assert latest(decoded, "aggregates/10s/f32_abcd/mean").value == 1013.25
+    assert latest(decoded, "aggregates/10s/status_bit3/mean").value == 1.0
+    assert latest(decoded, "index/ispu").value == 40
+    assert latest(decoded, "index/ispu/category").value == "Baik"
+    assert latest(decoded, "index/ispu/critical").value == "pm2_5"
+    assert latest(decoded, "index/ispu/status").value == "ok"
+    assert latest(decoded, "alerts/f64_abcdefgh/level_name").value == "waspada"
+    assert latest(decoded, "alerts/f64_abcdefgh/stale").value is False
+    # The alert message's value, rounded to 4 decimals as in the JSON form.
+    assert latest(decoded, "alerts/f64_abcdefgh/value").value == 3.1416
+    # The float switch (coil_flag is set) after two equal samples; rain from a counter that does not move.
+    assert latest(decoded, "alerts/coil_flag/state").value == "wet"
+    assert latest(decoded, "rain/mm_24h").value == 0.0
+    assert latest(decoded, "rain/category_hourly").value == "tidak_hujan"
+    # The flood alert said normal (4) at the first good reading, then waspada (3) after the dwell.
+    levels = [m.value for k, p, _ in decoded if k == "DDATA" for m in p.metrics
+              if m.name == "alerts/f64_abcdefgh/level"]
+    assert levels[0] == 4 and levels[-1] == 3, levels
+    # seq still counts by one through every kind of DDATA.
+    seqs = [p.seq for k, p, _ in decoded if k != "NDEATH"]
+    assert seqs == [i % 256 for i in range(len(seqs))], seqs
+    # Metrics, not Pantau JSON.
+    json_topics = {m.topic for m in collector.all()
+                   if "/devices/dev-a/" in m.topic and not m.topic.startswith("spBv1.0")}
+    leftover = [m.payload for m in collector.all() if m.topic in json_topics and "/availability" not in m.topic]
+    assert not leftover, leftover

@@ -83,9 +83,11 @@ struct Parsing {
         if let sp = map.mapping("sparkplug") {
             let group = name(sp, "group_id", required: false)
             let node = name(sp, "edge_node_id", required: false)
+            let host = name(sp, "primary_host_id", required: false)
             sp.finish()
             if let identity {
-                sparkplug = SparkplugConfig(groupId: group ?? identity.site, edgeNodeId: node ?? identity.id)
+                sparkplug = SparkplugConfig(
+                    groupId: group ?? identity.site, edgeNodeId: node ?? identity.id, primaryHostId: host)
             }
         }
         var socket = "/run/pantau/status.sock"
