@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries from Debian, each behind one thin Swift wrapper module.
@@ -27,7 +28,7 @@ let package = Package(
         .systemLibrary(name: "CTimex"),
 
         .target(name: "PantauYAML", dependencies: ["CYAML"]),
-        .target(name: "PantauCore", dependencies: ["PantauYAML"]),
+        .target(name: "PantauCore", dependencies: ["PantauYAML", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PantauModbus", dependencies: [
             "PantauCore", "CModbus", .product(name: "Logging", package: "swift-log"),
         ]),

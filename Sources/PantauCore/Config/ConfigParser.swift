@@ -98,6 +98,7 @@ private struct Parsing {
             unsynced = t.choice("unsynced", UnsyncedTimePolicy.allCases.map { ($0.rawValue, $0) }) ?? .mark
             t.finish()
         }
+        let commands = map.mapping("commands").map { ConfigParser.parseCommands($0, reader: reader, baseDir: baseDir) }
         map.finish()
         guard let identity, let mqtt else { return nil }
         var config = GatewayConfig(
@@ -107,6 +108,7 @@ private struct Parsing {
             statusSocket: socket, file: file)
         config.sparkplug = sparkplug ?? SparkplugConfig(groupId: identity.site, edgeNodeId: identity.id)
         config.unsyncedTime = unsynced
+        config.commands = commands ?? .disabled
         return config
     }
 
@@ -337,6 +339,7 @@ private struct Parsing {
                 a.finish()
                 air = AirQualityConfig(indices: indices.isEmpty ? [.ispu] : indices, averaging: averaging)
             }
+            let writes = ConfigParser.parseWrites(d, reader: reader, profile: profile)
             d.finish()
             guard let deviceName, let bus, let unit, let profile else { continue }
             if let earlier = names[deviceName] {
@@ -353,6 +356,7 @@ private struct Parsing {
                 name: deviceName, bus: bus.name, unitId: unit, profile: profile, pollInterval: interval, timing: timing,
                 location: location, install: install, report: report, flood: flood, floatSwitches: floats, rain: rain,
                 airQuality: air))
+            devices[devices.count - 1].writes = writes
         }
         return devices
     }
