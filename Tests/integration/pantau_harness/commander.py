@@ -44,6 +44,7 @@ class Commander:
         self.base = base
         self.reply_topic = f"test/replies/{next(_ids)}-{time.monotonic_ns()}"
         self.replies: queue.Queue = queue.Queue()
+        self.all_replies: list[dict[str, Any]] = []
         self._subscribed = queue.Queue()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"pantau-commander-{next(_ids)}-{time.monotonic_ns()}",
@@ -58,7 +59,9 @@ class Commander:
 
     def _on_message(self, client, userdata, msg) -> None:
         corr = msg.properties.CorrelationData if hasattr(msg.properties, "CorrelationData") else None
-        self.replies.put((corr, json.loads(msg.payload)))
+        reply = json.loads(msg.payload)
+        self.all_replies.append(reply)
+        self.replies.put((corr, reply))
 
     def request(self, verb: str, body: dict[str, Any] | bytes, timeout: float = 20.0) -> dict[str, Any]:
         correlation = secrets.token_bytes(8)
