@@ -87,7 +87,8 @@ public final class Gateway: Sendable {
         parts = Mutex(Parts(config: config, pollers: [:], publisher: publisher, statusServer: nil))
         pollerDirectory = pollersBox
         commands.attach(CommandCenter.Hooks(
-            health: { [weak self] in self?.health() }, publisher: { [weak self] in self?.parts.withLock { $0.publisher } }))
+            health: { [weak self] in self?.health() },
+            publisher: { [weak self] in self?.parts.withLock { $0.publisher } }))
     }
 
     private let pollerDirectory: PollerDirectory

@@ -140,7 +140,8 @@ extension MQTTClient {
             case Int32(MQTT_PROP_CORRELATION_DATA.rawValue):
                 var value: UnsafeMutableRawPointer?
                 var length: UInt16 = 0
-                mosquitto_property_read_binary(current, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), &value, &length, false)
+                mosquitto_property_read_binary(
+                    current, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), &value, &length, false)
                 if let value {
                     received.correlationData = Array(UnsafeRawBufferPointer(start: value, count: Int(length)))
                     free(value)

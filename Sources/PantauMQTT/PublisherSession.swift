@@ -420,7 +420,8 @@ extension PublisherSession {
                     correlationData: reply.correlationData)
                 machine.sentUntracked(mid: mid)
             } catch {
-                logger.warning("cannot publish a command reply", metadata: ["topic": "\(reply.topic)", "error": "\(error)"])
+                logger.warning(
+                    "cannot publish a command reply", metadata: ["topic": "\(reply.topic)", "error": "\(error)"])
             }
         }
     }

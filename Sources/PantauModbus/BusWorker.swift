@@ -437,7 +437,8 @@ extension BusWorker {
         -> Result<[UInt16], ModbusError>
     {
         guard let device = entries[name]?.config else {
-            return .failure(ModbusError(code: .invalidArgument, message: "no device \(name) on this bus", bus: poller.bus.name))
+            return .failure(
+                ModbusError(code: .invalidArgument, message: "no device \(name) on this bus", bus: poller.bus.name))
         }
         let readBack = ReadRequest(table: table, address: address, count: words.count)
         do throws(ModbusError) {

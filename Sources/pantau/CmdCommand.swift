@@ -30,7 +30,8 @@ struct CmdCommand: ParsableCommand {
 
     func run() throws {
         guard let verb = CommandVerb(rawValue: verb) else {
-            throw ValidationError("unknown verb '\(self.verb)' (\(CommandVerb.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw ValidationError(
+                "unknown verb '\(self.verb)' (\(CommandVerb.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         var request = CommandRequest(
             verb: verb, device: device, point: point, value: value, intervalMs: intervalMs,
@@ -43,7 +44,8 @@ struct CmdCommand: ParsableCommand {
             case .failure(let error): throw fail(error.message, code: .config)
             }
             request.timestamp = SystemClock().now()
-            request.nonce = (0..<4).map { _ in String(UInt32.random(in: 0...UInt32.max), radix: 16) }.joined(separator: "-")
+            request.nonce = (0..<4).map { _ in String(UInt32.random(in: 0...UInt32.max), radix: 16) }.joined(
+                separator: "-")
             request.signature = CommandAuthorizer.sign(request, target: target, key: key)
         }
         let client = try broker.connect(clientIdPrefix: "pantau-cmd")
@@ -62,7 +64,9 @@ struct CmdCommand: ParsableCommand {
         }
         var reply: MQTTMessage?
         try waitFor(client, timeoutMs: timeoutMs) { event in
-            guard case .message(let m) = event, m.topic == replyTopic, m.correlationData == correlation else { return false }
+            guard case .message(let m) = event, m.topic == replyTopic, m.correlationData == correlation else {
+                return false
+            }
             reply = m
             return true
         }
@@ -80,9 +84,11 @@ struct CmdCommand: ParsableCommand {
             var interval_ms, duration_s, ts: Int64?
             var nonce, sig: String?
         }
-        return PayloadEncoder.encode(Wire(
-            device: r.device, point: r.point, value: r.value, interval_ms: r.intervalMs, duration_s: r.durationSeconds,
-            ts: r.timestamp, nonce: r.nonce, sig: r.signature))
+        return PayloadEncoder.encode(
+            Wire(
+                device: r.device, point: r.point, value: r.value, interval_ms: r.intervalMs,
+                duration_s: r.durationSeconds,
+                ts: r.timestamp, nonce: r.nonce, sig: r.signature))
     }
 
     private func waitFor(_ client: MQTTClient, timeoutMs: Int, _ done: (MQTTEvent) -> Bool) throws {

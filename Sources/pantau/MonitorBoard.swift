@@ -21,8 +21,13 @@ struct MonitorBoard {
         var alertNames: [String: String] = [:]
 
         enum CodingKeys: String, CodingKey {
-            case name, availability, availabilityReason = "availability_reason", lastTelemetryAt = "last_telemetry_at"
-            case floodLevel = "flood_level", floodLevelName = "flood_level_name", ispu, ispuCategory = "ispu_category"
+            case name, availability
+            case availabilityReason = "availability_reason"
+            case lastTelemetryAt = "last_telemetry_at"
+            case floodLevel = "flood_level"
+            case floodLevelName = "flood_level_name"
+            case ispu
+            case ispuCategory = "ispu_category"
             case ispuColour = "ispu_colour"
         }
     }
@@ -38,7 +43,10 @@ struct MonitorBoard {
         var devices: [String: Device] = [:]
 
         enum CodingKeys: String, CodingKey {
-            case site, gateway, status, statusReason = "status_reason", healthAt = "health_at", backlog, drops, devices
+            case site, gateway, status
+            case statusReason = "status_reason"
+            case healthAt = "health_at"
+            case backlog, drops, devices
         }
     }
 
@@ -50,8 +58,10 @@ struct MonitorBoard {
     /// Topic filters to subscribe for a site (nil: every site).
     static func filters(prefix: String, site: String?) -> [String] {
         let base = "\(prefix)/\(site ?? "+")/+"
-        return ["status", "health", "devices/+/availability", "devices/+/telemetry", "devices/+/alerts/+",
-                "devices/+/index/ispu"].map { "\(base)/\($0)" }
+        return [
+            "status", "health", "devices/+/availability", "devices/+/telemetry", "devices/+/alerts/+",
+            "devices/+/index/ispu",
+        ].map { "\(base)/\($0)" }
     }
 
     private struct State: Decodable {
@@ -84,7 +94,8 @@ struct MonitorBoard {
         let parts = topic.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         let prefixParts = prefix.split(separator: "/").count
         guard parts.count > prefixParts + 2 else { return }
-        let site = parts[prefixParts], id = parts[prefixParts + 1]
+        let site = parts[prefixParts]
+        let id = parts[prefixParts + 1]
         let rest = Array(parts[(prefixParts + 2)...])
         let key = "\(site)/\(id)"
         var gw = gateways[key] ?? Gateway(site: site, gateway: id)
@@ -158,7 +169,9 @@ struct MonitorTable {
                 let telemetryAge = d.lastTelemetryAt.map { now - $0 }
                 let stale = (telemetryAge ?? 0) > staleAfterMs || status == "offline"
                 let avail = d.availability ?? "?"
-                let flood = d.floodLevel.map { "\($0) \(d.floodLevelName ?? "")" + (d.floodStale == true ? " stale" : "") }
+                let flood = d.floodLevel.map {
+                    "\($0) \(d.floodLevelName ?? "")" + (d.floodStale == true ? " stale" : "")
+                }
                 var ispu = "-"
                 if let category = d.ispuCategory { ispu = "\(d.ispu.map(String.init) ?? "") \(category)" }
                 lines.append(

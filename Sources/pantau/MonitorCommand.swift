@@ -4,7 +4,7 @@ import PantauCore
 import PantauMQTT
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `pantau monitor`: a live table of every gateway under a prefix (and site), from the messages they publish.
@@ -31,7 +31,8 @@ struct MonitorCommand: ParsableCommand {
             do { _ = try client.subscribe(filter, qos: 1) } catch { throw fail("\(error)", code: .unavailable) }
         }
         var board = MonitorBoard(prefix: broker.prefix)
-        let colour = isatty(1) == 1 && getenv("NO_COLOR") == nil && (getenv("TERM").map { String(cString: $0) } ?? "") != "dumb"
+        let colour =
+            isatty(1) == 1 && getenv("NO_COLOR") == nil && (getenv("TERM").map { String(cString: $0) } ?? "") != "dumb"
         let table = MonitorTable(staleAfterMs: Int64(staleAfterS) * 1000, colour: colour)
         var emitted: [String: MonitorBoard.Gateway] = [:]
         var nextDraw = SystemClock().monotonicNanos()
@@ -44,7 +45,8 @@ struct MonitorCommand: ParsableCommand {
             if json {
                 for key in board.gateways.keys.sorted() where emitted[key] != board.gateways[key] {
                     emitted[key] = board.gateways[key]
-                    print(String(decoding: PayloadEncoder.encode(JSONRow(board.gateways[key]!, now: now)), as: UTF8.self))
+                    print(
+                        String(decoding: PayloadEncoder.encode(JSONRow(board.gateways[key]!, now: now)), as: UTF8.self))
                 }
             } else {
                 // Home and clear, then the table: a terminal redraw without curses.

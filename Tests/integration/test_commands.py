@@ -170,3 +170,44 @@ def test_health_and_journal_answer(site):
     assert health["status"] == "ok" and health["result"]["gateway"] == "gw-test", health
     journal = site["cmd"].request("journal", {})
     assert journal["status"] == "ok" and "pending" in journal["result"], journal
+
+
+def test_pantau_cmd_signs_with_the_key_file_and_prints_the_reply(site, tmp_path, pantau_bin):
+    import json
+    import subprocess
+
+    key_file = tmp_path / "command.key"
+    port = site["cmd"].client._port
+    base = [pantau_bin, "cmd", "--port", str(port), "--site", "test-site", "--gateway", "gw-test"]
+    write = subprocess.run(
+        [*base, "write", "--device", "pump-1", "--point", "setpoint", "--value", "4.25", "--command-key", str(key_file)],
+        capture_output=True, text=True, timeout=60)
+    assert write.returncode == 0, write.stdout + write.stderr
+    reply = json.loads(write.stdout)
+    assert reply["status"] == "ok" and reply["result"]["read_back"] == [425], reply
+    assert holding(site, 10) == 425
+    # Without the key the same write is refused, exit 1, and nothing changes.
+    unsigned = subprocess.run(
+        [*base, "write", "--device", "pump-1", "--point", "setpoint", "--value", "1"],
+        capture_output=True, text=True, timeout=60)
+    assert unsigned.returncode == 1 and json.loads(unsigned.stdout)["status"] == "unsigned", unsigned.stdout
+    assert holding(site, 10) == 425
+    read = subprocess.run([*base, "read", "--device", "pump-1"], capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0, read.stdout + read.stderr
+    values = {r["point"]: r["value"] for r in json.loads(read.stdout)["result"]["readings"]}
+    assert values == {"level": 1.23, "setpoint": 4.25, "limit": 7}
+
+
+def test_poll_interval_is_temporary(site):
+    body = sign("poll-interval", {"device": "pump-1", "interval_ms": 200, "duration_s": 3}, KEY)
+    since = time.time()
+    reply = site["cmd"].request("poll-interval", body)
+    assert reply["status"] == "ok" and reply["result"]["interval_ms"] == 200, reply
+    until = reply["result"]["until"] / 1000
+    # The configured interval is 1 h: several polls can only come from the temporary interval.
+    site["telemetry"].wait_for_messages(topic("telemetry", "pump-1"), count=5, since=since, timeout=10)
+    # After it ends polling returns to 1 h: no poll is acquired after `until` (by acquisition time, `bt`).
+    site["telemetry"].wait_for(lambda c: time.time() > until + 3, 15, "the temporary interval to end")
+    acquired = [m.json()[0]["bt"] for m in site["telemetry"].messages(topic("telemetry", "pump-1"), since=since)]
+    assert acquired and max(acquired) <= until + 0.5, (acquired, until)
+    audited(site, body["nonce"], "ok")

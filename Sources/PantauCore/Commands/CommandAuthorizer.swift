@@ -42,7 +42,8 @@ public struct CommandAuthorizer: Sendable {
         let window = Int64(config.windowSeconds) * 1000
         guard abs(now - ts) <= window else {
             return CommandRefusal(
-                .expired, "'ts' is \(abs(now - ts) / 1000) s from the gateway's clock, more than the "
+                .expired,
+                "'ts' is \(abs(now - ts) / 1000) s from the gateway's clock, more than the "
                     + "\(config.windowSeconds) s allowed")
         }
         forget(before: now - window)

@@ -68,7 +68,8 @@ public struct CommandRequest: Sendable, Hashable {
         } catch let refusal as CommandRefusal {
             return .failure(refusal)
         } catch {
-            return .failure(CommandRefusal(.badRequest, "body is not a JSON object of the command's fields: \(brief(error))"))
+            return .failure(
+                CommandRefusal(.badRequest, "body is not a JSON object of the command's fields: \(brief(error))"))
         }
         var request = CommandRequest(
             verb: verb, device: wire.device, point: wire.point, value: wire.value, intervalMs: wire.interval_ms,

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `commands:` section: remote commands are off unless enabled, and signed verbs need the key.
@@ -42,7 +42,8 @@ public struct CommandKey: Sendable, Hashable, CustomStringConvertible {
     public static func load(path: String) -> Result<CommandKey, CommandKeyError> {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            return .failure(CommandKeyError("cannot read the command key file \(path): \(String(cString: strerror(errno)))"))
+            return .failure(
+                CommandKeyError("cannot read the command key file \(path): \(String(cString: strerror(errno)))"))
         }
         guard st.st_mode & S_IFMT == S_IFREG else {
             return .failure(CommandKeyError("the command key file \(path) is not a regular file"))
@@ -50,13 +51,16 @@ public struct CommandKey: Sendable, Hashable, CustomStringConvertible {
         let permissions = st.st_mode & 0o777
         if permissions & 0o077 != 0 {
             let mode = String(permissions, radix: 8)
-            return .failure(CommandKeyError(
-                "the command key file \(path) has mode 0\(mode): group or others may read it; "
-                    + "it must be readable only by the service user (chmod 600 \(path))"))
+            return .failure(
+                CommandKeyError(
+                    "the command key file \(path) has mode 0\(mode): group or others may read it; "
+                        + "it must be readable only by the service user (chmod 600 \(path))"))
         }
         if st.st_uid != geteuid() {
-            return .failure(CommandKeyError(
-                "the command key file \(path) belongs to uid \(st.st_uid), not the service user (uid \(geteuid()))"))
+            return .failure(
+                CommandKeyError(
+                    "the command key file \(path) belongs to uid \(st.st_uid), not the service user (uid \(geteuid()))")
+            )
         }
         let bytes: [UInt8]
         do {
@@ -70,9 +74,10 @@ public struct CommandKey: Sendable, Hashable, CustomStringConvertible {
             return .failure(CommandKeyError("the command key file \(path) is larger than \(maximumBytes) bytes"))
         }
         guard key.count >= minimumBytes else {
-            return .failure(CommandKeyError(
-                "the command key in \(path) is \(key.count) bytes; at least \(minimumBytes) are needed "
-                    + "(e.g. head -c 32 /dev/urandom | xxd -p -c 64 > \(path))"))
+            return .failure(
+                CommandKeyError(
+                    "the command key in \(path) is \(key.count) bytes; at least \(minimumBytes) are needed "
+                        + "(e.g. head -c 32 /dev/urandom | xxd -p -c 64 > \(path))"))
         }
         return .success(CommandKey(bytes: key))
     }

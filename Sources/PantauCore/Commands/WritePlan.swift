@@ -22,16 +22,20 @@ public struct WritePlan: Sendable, Hashable {
             return .failure(CommandRefusal(.deviceUnknown, "no device '\(name)' on this gateway"))
         }
         guard device.writes else {
-            return .failure(CommandRefusal(
-                .writesNotAllowed, "device '\(name)' does not allow writes (its configuration has no 'writes: allow')"))
+            return .failure(
+                CommandRefusal(
+                    .writesNotAllowed,
+                    "device '\(name)' does not allow writes (its configuration has no 'writes: allow')"))
         }
         guard let point = device.profile.point(named: pointName) else {
-            return .failure(CommandRefusal(
-                .notWritable, "profile '\(device.profile.id)' has no point '\(pointName)'"))
+            return .failure(
+                CommandRefusal(
+                    .notWritable, "profile '\(device.profile.id)' has no point '\(pointName)'"))
         }
         guard point.writable else {
-            return .failure(CommandRefusal(
-                .notWritable, "point '\(pointName)' of profile '\(device.profile.id)' is not marked writable"))
+            return .failure(
+                CommandRefusal(
+                    .notWritable, "point '\(pointName)' of profile '\(device.profile.id)' is not marked writable"))
         }
         let value: PointValue
         switch Self.value(text, for: point) {
@@ -49,7 +53,9 @@ public struct WritePlan: Sendable, Hashable {
             switch text {
             case "true", "1": return .success(.flag(true))
             case "false", "0": return .success(.flag(false))
-            default: return .failure(CommandRefusal(.outOfRange, "'\(point.name)' is a bit: the value must be true or false"))
+            default:
+                return .failure(
+                    CommandRefusal(.outOfRange, "'\(point.name)' is a bit: the value must be true or false"))
             }
         }
         guard let number = Double(text), number.isFinite else {
@@ -57,24 +63,31 @@ public struct WritePlan: Sendable, Hashable {
         }
         guard let range = point.validRange, range.contains(number) else {
             let declared = point.validRange.map { "\($0.lowerBound) to \($0.upperBound)" } ?? "none"
-            return .failure(CommandRefusal(
-                .outOfRange, "\(text) is outside the declared range of '\(point.name)' (\(declared) \(point.unit))"))
+            return .failure(
+                CommandRefusal(
+                    .outOfRange, "\(text) is outside the declared range of '\(point.name)' (\(declared) \(point.unit))")
+            )
         }
         if point.type == .f32 || point.type == .f64 { return .success(.number(number)) }
         let raw = (number - point.offset) / point.scale
         let rounded = raw.rounded()
         // A value between two raw steps would be written rounded: refuse it rather than write something else.
         guard abs(raw - rounded) <= 1e-9 * max(1, abs(raw)) else {
-            return .failure(CommandRefusal(
-                .outOfRange, "\(text) is not a whole number of steps of \(point.scale) for '\(point.name)' (\(point.type.rawValue))"))
+            return .failure(
+                CommandRefusal(
+                    .outOfRange,
+                    "\(text) is not a whole number of steps of \(point.scale) for '\(point.name)' "
+                        + "(\(point.type.rawValue))"
+                ))
         }
         let bits = Double(16 * (point.type.registerCount ?? 1))
         let signed = point.type == .i16 || point.type == .i32 || point.type == .i64
         let lower = signed ? -Double.pow2(bits - 1) : 0
         let upper = signed ? Double.pow2(bits - 1) - 1 : Double.pow2(bits) - 1
         guard rounded >= lower, rounded <= upper else {
-            return .failure(CommandRefusal(
-                .outOfRange, "\(text) does not fit '\(point.name)' (\(point.type.rawValue), scale \(point.scale))"))
+            return .failure(
+                CommandRefusal(
+                    .outOfRange, "\(text) does not fit '\(point.name)' (\(point.type.rawValue), scale \(point.scale))"))
         }
         return .success(.number(number))
     }

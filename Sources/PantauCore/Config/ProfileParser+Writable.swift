@@ -13,7 +13,8 @@ extension ProfileParser {
             return false
         }
         if type == .string || (type == .bit && table == .holding) {
-            m.reader.error(node, "\(what) cannot be writable: only numbers and coils are (not strings or bits in a register)")
+            m.reader.error(
+                node, "\(what) cannot be writable: only numbers and coils are (not strings or bits in a register)")
             return false
         }
         if decimalsFrom != nil {

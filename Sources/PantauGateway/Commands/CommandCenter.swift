@@ -1,8 +1,8 @@
 import FoundationEssentials
 import Logging
 import PantauCore
-import PantauModbus
 import PantauMQTT
+import PantauModbus
 import Synchronization
 
 /// Carries out remote commands (issue 16): parses and authorises each request on the publishing thread (cheap,
@@ -31,9 +31,11 @@ final class CommandCenter: Sendable {
 
     init(config: GatewayConfig, sink: MessageSink, clock: GatewayClock, logger: Logger, pollers: PollerDirectory) {
         let target = "\(config.identity.site)/\(config.identity.id)"
-        wiring = Mutex(Wiring(
-            topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity), devices: config.devices,
-            target: target))
+        wiring = Mutex(
+            Wiring(
+                topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
+                devices: config.devices,
+                target: target))
         authorizer = Mutex(CommandAuthorizer(config: config.commands, target: target))
         self.sink = sink
         self.clock = clock
@@ -103,16 +105,17 @@ final class CommandCenter: Sendable {
             guard let device = request.device, let poller = pollers.poller(for: device) else {
                 return respond.finish(request, .deviceUnknown, "no device '\(request.device ?? "")' on this gateway")
             }
-            poller.submit(.readNow(device: device) { poll in
-                guard let poll else {
-                    return respond.finish(request, .deviceUnknown, "no device '\(device)' on this gateway")
-                }
-                let result = PayloadEncoder.encode(ReadResult(poll))
-                if let error = poll.error {
-                    return respond.finish(request, .deviceError, "read failed: \(error)", result: result)
-                }
-                respond.finish(request, .ok, "read \(poll.readings.count) points", result: result)
-            })
+            poller.submit(
+                .readNow(device: device) { poll in
+                    guard let poll else {
+                        return respond.finish(request, .deviceUnknown, "no device '\(device)' on this gateway")
+                    }
+                    let result = PayloadEncoder.encode(ReadResult(poll))
+                    if let error = poll.error {
+                        return respond.finish(request, .deviceError, "read failed: \(error)", result: result)
+                    }
+                    respond.finish(request, .ok, "read \(poll.readings.count) points", result: result)
+                })
         case .pollInterval:
             guard let device = request.device, let poller = pollers.poller(for: device),
                 let interval = request.intervalMs, let seconds = request.durationSeconds
@@ -141,23 +144,24 @@ final class CommandCenter: Sendable {
         guard let poller = pollers.poller(for: plan.device) else {
             return respond.finish(request, .deviceUnknown, "device '\(plan.device)' is not polled by any bus")
         }
-        poller.submit(.write(
-            device: plan.device, table: plan.point.table, address: plan.point.address, words: plan.words
-        ) { outcome in
-            switch outcome {
-            case .success(let back) where back == plan.words:
-                let result = WriteResult(plan: plan, readBack: back)
-                respond.finish(
-                    request, .ok, "wrote \(request.value ?? "") to \(plan.point.name), read back the same",
-                    result: PayloadEncoder.encode(result))
-            case .success(let back):
-                respond.finish(
-                    request, .deviceError, "wrote \(plan.words) but read back \(back)",
-                    result: PayloadEncoder.encode(WriteResult(plan: plan, readBack: back)))
-            case .failure(let error):
-                respond.finish(request, .deviceError, "write failed: \(error)")
-            }
-        })
+        poller.submit(
+            .write(
+                device: plan.device, table: plan.point.table, address: plan.point.address, words: plan.words
+            ) { outcome in
+                switch outcome {
+                case .success(let back) where back == plan.words:
+                    let result = WriteResult(plan: plan, readBack: back)
+                    respond.finish(
+                        request, .ok, "wrote \(request.value ?? "") to \(plan.point.name), read back the same",
+                        result: PayloadEncoder.encode(result))
+                case .success(let back):
+                    respond.finish(
+                        request, .deviceError, "wrote \(plan.words) but read back \(back)",
+                        result: PayloadEncoder.encode(WriteResult(plan: plan, readBack: back)))
+                case .failure(let error):
+                    respond.finish(request, .deviceError, "write failed: \(error)")
+                }
+            })
     }
 
     /// The reply, the audit event and the log line of one command.
@@ -167,9 +171,11 @@ final class CommandCenter: Sendable {
     ) {
         let topics = wiring.withLock { $0.topics }
         let event = CommandAuditEvent(at: at, verb: asked, request: request, status: status, message: text)
-        sink.append([OutboundMessage(
-            kind: .status, topic: topics.audit, body: PayloadEncoder.encode(event), device: request?.device,
-            acquiredAt: at)])
+        sink.append([
+            OutboundMessage(
+                kind: .status, topic: topics.audit, body: PayloadEncoder.encode(event), device: request?.device,
+                acquiredAt: at)
+        ])
         var metadata: Logger.Metadata = [
             "verb": "\(event.verb)", "status": "\(status.rawValue)", "message": "\(text)",
         ]

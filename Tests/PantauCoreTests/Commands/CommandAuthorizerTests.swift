@@ -50,14 +50,21 @@ private func authorizer(window: Int = 30, capacity: Int = 4096) -> CommandAuthor
         var r = signed(write())
         var target = target
         switch field {
-        case "verb": r.verb = .pollInterval; r.point = nil; r.value = nil; r.intervalMs = 1000; r.durationSeconds = 5
+        case "verb":
+            r.verb = .pollInterval
+            r.point = nil
+            r.value = nil
+            r.intervalMs = 1000
+            r.durationSeconds = 5
         case "device": r.device = "pump-2"
         case "point": r.point = "other"
         case "value": r.value = "12.50"
         case "ts": r.timestamp = now + 1
         case "nonce": r.nonce = "nonce-0002"
         case "target": target = "tangerang/gw-02"
-        default: r.signature = CommandAuthorizer.sign(r, target: target, key: CommandKey(bytes: Array(repeating: 7, count: 32)))
+        default:
+            r.signature = CommandAuthorizer.sign(
+                r, target: target, key: CommandKey(bytes: Array(repeating: 7, count: 32)))
         }
         var other = CommandAuthorizer(config: a.config, target: target)
         #expect(other.authorize(r, now: now)?.status == .badSignature)
@@ -106,8 +113,9 @@ private func authorizer(window: Int = 30, capacity: Int = 4096) -> CommandAuthor
     /// A fixed vector, so another client (the integration tests' Python) can be checked against the same text.
     @Test func theSignedTextIsStable() {
         let text = CommandAuthorizer.signedText(write(), target: target)
-        #expect(text == "pantau-cmd-v1\nwrite\ntangerang/gw-01\ndevice=pump-1&point=setpoint&value=12.5\n"
-            + "1765000000000\nnonce-0001")
+        #expect(
+            text == "pantau-cmd-v1\nwrite\ntangerang/gw-01\ndevice=pump-1&point=setpoint&value=12.5\n"
+                + "1765000000000\nnonce-0001")
         #expect(CommandAuthorizer.sign(write(), target: target, key: key).count == 64)
     }
 }

@@ -7,7 +7,11 @@ private func parse(_ verb: CommandVerb, _ json: String) -> Result<CommandRequest
 
 @Suite struct CommandRequestTests {
     @Test func parsesAWrite() throws {
-        let r = try parse(.write, #"{"device":"pump-1","point":"setpoint","value":"12.5","ts":5,"nonce":"abcdefgh","sig":"\#(String(repeating: "A", count: 64))"}"#).get()
+        let sig = String(repeating: "A", count: 64)
+        let r = try parse(
+            .write,
+            #"{"device":"pump-1","point":"setpoint","value":"12.5","ts":5,"nonce":"abcdefgh","sig":"\#(sig)"}"#
+        ).get()
         #expect(r.device == "pump-1" && r.point == "setpoint" && r.value == "12.5" && r.timestamp == 5)
         #expect(r.signature == String(repeating: "a", count: 64))
         #expect(r.canonicalArguments == "device=pump-1&point=setpoint&value=12.5")

@@ -3,14 +3,17 @@ import PantauCore
 import Testing
 
 private func config(commands: String, devices: String = "") -> Result<GatewayConfig, ConfigurationError> {
-    let profile = try! ProfileParser.parse("""
+    let profile = try! ProfileParser.parse(
+        """
         id: test-pump
         manufacturer: Test
         model: Pump
         source: "unit test"
         points:
-          - {name: setpoint, quantity: water_level, table: holding, address: 10, type: u16, range: [0, 5], writable: true}
-        """, file: "p.yaml").get()
+          - {name: setpoint, quantity: water_level, table: holding, address: 10, type: u16, range: [0, 5],
+             writable: true}
+        """, file: "p.yaml"
+    ).get()
     let text = """
         gateway: {site: s, id: g}
         buses: [{name: net, type: tcp, host: 127.0.0.1}]
@@ -64,7 +67,8 @@ private func keyFile(mode: Int, bytes: Int = 32) throws -> String {
         #expect(result.failure?.description.contains("at least 32") == true)
     }
 
-    @Test func writesNeedAWritablePoint() throws {
-        #expect(config(commands: "", devices: ", writes: maybe").failure != nil)
+    @Test func writesIsAllowOrDeny() throws {
+        #expect(config(commands: "", devices: ", writes: maybe").failure?.description.contains("writes") == true)
+        #expect(try config(commands: "", devices: ", writes: deny").get().devices[0].writes == false)
     }
 }

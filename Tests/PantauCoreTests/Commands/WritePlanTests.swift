@@ -1,7 +1,8 @@
 import PantauCore
 import Testing
 
-private let profile = try! ProfileParser.parse("""
+private let profile = try! ProfileParser.parse(
+    """
     id: test-pump
     manufacturer: Test
     model: Pump
@@ -14,7 +15,8 @@ private let profile = try! ProfileParser.parse("""
          range: [-100, 100], writable: true}
       - {name: limit, quantity: water_level, table: holding, address: 12, type: u16, unit: m, range: [0, 10]}
       - {name: relay, quantity: status, table: coil, address: 3, type: bit, writable: true}
-    """, file: "test-pump.yaml").get()
+    """, file: "test-pump.yaml"
+).get()
 
 private func devices(writes: Bool = true) -> [DeviceConfig] {
     var d = DeviceConfig(name: "pump-1", bus: "b", unitId: 1, profile: profile, pollInterval: .seconds(10))
