@@ -28,7 +28,7 @@ let package = Package(
         .systemLibrary(name: "CTimex"),
 
         .target(name: "PantauYAML", dependencies: ["CYAML"]),
-        .target(name: "PantauCore", dependencies: ["PantauYAML", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "PantauCore", dependencies: ["PantauYAML"]),
         .target(name: "PantauModbus", dependencies: [
             "PantauCore", "CModbus", .product(name: "Logging", package: "swift-log"),
         ]),
@@ -44,7 +44,7 @@ let package = Package(
         ], exclude: ["sparkplug_b.proto"]),
         .target(name: "PantauGateway", dependencies: [
             "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug", "CTimex",
-            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import PantauCore
+import PantauGateway
 import PantauMQTT
 
 /// `pantau cmd <verb>`: one remote command, signed with the key file when the verb needs it, answered by the
@@ -46,7 +47,7 @@ struct CmdCommand: ParsableCommand {
             request.timestamp = SystemClock().now()
             request.nonce = (0..<4).map { _ in String(UInt32.random(in: 0...UInt32.max), radix: 16) }.joined(
                 separator: "-")
-            request.signature = CommandAuthorizer.sign(request, target: target, key: key)
+            request.signature = CommandAuthorizer.sign(request, target: target, key: key, mac: HMACSHA256())
         }
         let client = try broker.connect(clientIdPrefix: "pantau-cmd")
         defer { client.disconnect() }

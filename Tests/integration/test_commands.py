@@ -211,3 +211,22 @@ def test_poll_interval_is_temporary(site):
     acquired = [m.json()[0]["bt"] for m in site["telemetry"].messages(topic("telemetry", "pump-1"), since=since)]
     assert acquired and max(acquired) <= until + 0.5, (acquired, until)
     audited(site, body["nonce"], "ok")
+
+
+def test_a_retained_command_is_refused(site):
+    import paho.mqtt.publish as publish
+
+    port = site["cmd"].client._port
+    topic_read = f"{BASE_TOPIC}/cmd/read"
+    publish.single(topic_read, '{"device":"pump-1"}', qos=1, retain=True, hostname="127.0.0.1", port=port,
+                   protocol=5)
+    # Live, the gateway's subscription gets it without the retain flag: it runs once.
+    site["audit"].wait_for(lambda c: [e for e in c.json() if e["verb"] == "read"], 10, "the live read")
+    # After a restart the broker hands the retained copy to the new subscription: refused, not run again.
+    site["gw"].restart()
+    refused = site["audit"].wait_for(
+        lambda c: [e for e in c.json() if e["verb"] == "read" and e["status"] == "bad_request"], 30,
+        "the retained read refused", watch=site["gw"])
+    assert refused[0]["message"] == "retained commands are ignored", refused
+    assert [e["status"] for e in site["audit"].json() if e["verb"] == "read"] == ["ok", "bad_request"]
+    publish.single(topic_read, b"", qos=1, retain=True, hostname="127.0.0.1", port=port, protocol=5)

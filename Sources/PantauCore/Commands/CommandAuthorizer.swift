@@ -1,14 +1,15 @@
-import Crypto
 import FoundationEssentials
 
 /// Decides whether a parsed command may run: commands enabled, and for verbs that change something a valid
 /// HMAC-SHA256 signature, a timestamp within the window around the gateway's clock and a nonce not seen before.
 ///
-/// A plain value: the caller keeps one per gateway and passes the time in, so the window and the replay memory
+/// The MAC itself comes in as a `CommandMAC` (swift-crypto's HMAC-SHA256 in PantauGateway), so this module stays free
+/// of cryptographic code. A plain value: the caller keeps one per gateway and passes the time in, so the window and the replay memory
 /// are tested without a clock. The nonce memory is bounded: when it is full the oldest nonce is forgotten and every
 /// command not newer than it is refused from then on (a replay can never slip through a full memory).
 public struct CommandAuthorizer: Sendable {
     public let config: CommandsConfig
+    public let mac: any CommandMAC
     /// The target every signature names: `<site>/<gateway>`.
     public let target: String
     private var seen: [String: Int64] = [:]
@@ -18,8 +19,9 @@ public struct CommandAuthorizer: Sendable {
     /// Commands with a timestamp at or below this were possibly forgotten: refused as replays.
     private var floor: Int64 = .min
 
-    public init(config: CommandsConfig, target: String) {
+    public init(config: CommandsConfig, target: String, mac: any CommandMAC) {
         self.config = config
+        self.mac = mac
         self.target = target
     }
 
@@ -36,7 +38,7 @@ public struct CommandAuthorizer: Sendable {
         guard let key = config.key else {
             return CommandRefusal(.badSignature, "this gateway has no command key: signed commands are refused")
         }
-        guard Self.isValid(signature: sig, for: request, target: target, key: key) else {
+        guard Self.isValid(signature: sig, for: request, target: target, key: key, mac: mac) else {
             return CommandRefusal(.badSignature, "the signature does not match the command")
         }
         let window = Int64(config.windowSeconds) * 1000
@@ -90,22 +92,19 @@ public struct CommandAuthorizer: Sendable {
         ].joined(separator: "\n")
     }
 
-    /// The hex HMAC-SHA256 of the signed text, as a client sends it in `sig`.
-    public static func sign(_ request: CommandRequest, target: String, key: CommandKey) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(
-            for: Array(signedText(request, target: target).utf8), using: SymmetricKey(data: key.bytes))
-        return mac.map { byte in
-            let hex = Array("0123456789abcdef".utf8)
-            return String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 15)]], as: UTF8.self)
-        }.joined()
+    /// The hex MAC of the signed text, as a client sends it in `sig`.
+    public static func sign(_ request: CommandRequest, target: String, key: CommandKey, mac: any CommandMAC) -> String {
+        let code = mac.code(for: Array(signedText(request, target: target).utf8), key: key.bytes)
+        let hex = Array("0123456789abcdef".utf8)
+        return String(decoding: code.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] }, as: UTF8.self)
     }
 
-    /// Compares in constant time (swift-crypto's check), after decoding the hex.
-    static func isValid(signature: String, for request: CommandRequest, target: String, key: CommandKey) -> Bool {
-        guard let mac = hexBytes(signature), mac.count == 32 else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(
-            mac, authenticating: Array(signedText(request, target: target).utf8),
-            using: SymmetricKey(data: key.bytes))
+    /// Decodes the hex, then lets the MAC compare (in constant time).
+    static func isValid(
+        signature: String, for request: CommandRequest, target: String, key: CommandKey, mac: any CommandMAC
+    ) -> Bool {
+        guard let code = hexBytes(signature) else { return false }
+        return mac.isValid(code, for: Array(signedText(request, target: target).utf8), key: key.bytes)
     }
 
     static func hexBytes(_ text: String) -> [UInt8]? {
@@ -130,4 +129,11 @@ public struct CommandAuthorizer: Sendable {
         default: nil
         }
     }
+}
+
+/// A message authentication code over the signed text of a command (HMAC-SHA256 in the gateway).
+public protocol CommandMAC: Sendable {
+    func code(for message: [UInt8], key: [UInt8]) -> [UInt8]
+    /// Compares in constant time; false for a code of the wrong length.
+    func isValid(_ code: [UInt8], for message: [UInt8], key: [UInt8]) -> Bool
 }

@@ -36,7 +36,7 @@ final class CommandCenter: Sendable {
                 topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
                 devices: config.devices,
                 target: target))
-        authorizer = Mutex(CommandAuthorizer(config: config.commands, target: target))
+        authorizer = Mutex(CommandAuthorizer(config: config.commands, target: target, mac: HMACSHA256()))
         self.sink = sink
         self.clock = clock
         var logger = logger
@@ -66,7 +66,7 @@ final class CommandCenter: Sendable {
         }
         authorizer.withLock { a in
             if a.config != config.commands || a.target != target {
-                a = CommandAuthorizer(config: config.commands, target: target)
+                a = CommandAuthorizer(config: config.commands, target: target, mac: HMACSHA256())
             }
         }
     }
@@ -80,6 +80,10 @@ final class CommandCenter: Sendable {
         switch CommandRequest.verb(topic: message.topic, base: wiring.topics.base) {
         case .success(let v): verb = v
         case .failure(let refusal): return respond.finish(nil, refusal.status, refusal.message)
+        }
+        // A retained command would run again on every reconnect of every gateway it matches.
+        if message.retain {
+            return respond.finish(nil, .badRequest, "retained commands are ignored", verb: verb)
         }
         let request: CommandRequest
         switch CommandRequest.parse(verb: verb, body: message.payload) {

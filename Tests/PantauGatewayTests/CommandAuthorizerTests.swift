@@ -1,5 +1,6 @@
 import Foundation
 import PantauCore
+import PantauGateway
 import Testing
 
 private let key = CommandKey(bytes: Array("0123456789abcdef0123456789abcdef".utf8))
@@ -8,7 +9,7 @@ private let now: Int64 = 1_765_000_000_000
 
 private func signed(_ request: CommandRequest, with key: CommandKey = key) -> CommandRequest {
     var r = request
-    r.signature = CommandAuthorizer.sign(r, target: target, key: key)
+    r.signature = CommandAuthorizer.sign(r, target: target, key: key, mac: HMACSHA256())
     return r
 }
 
@@ -19,7 +20,7 @@ private func write(ts: Int64 = now, nonce: String = "nonce-0001", value: String 
 private func authorizer(window: Int = 30, capacity: Int = 4096) -> CommandAuthorizer {
     CommandAuthorizer(
         config: CommandsConfig(enabled: true, key: key, windowSeconds: window, nonceCapacity: capacity),
-        target: target)
+        target: target, mac: HMACSHA256())
 }
 
 @Suite struct CommandAuthorizerTests {
@@ -29,7 +30,7 @@ private func authorizer(window: Int = 30, capacity: Int = 4096) -> CommandAuthor
     }
 
     @Test func commandsAreRefusedWhenDisabled() {
-        var a = CommandAuthorizer(config: CommandsConfig(enabled: false, key: key), target: target)
+        var a = CommandAuthorizer(config: CommandsConfig(enabled: false, key: key), target: target, mac: HMACSHA256())
         #expect(a.authorize(CommandRequest(verb: .health), now: now)?.status == .disabled)
         #expect(a.authorize(signed(write()), now: now)?.status == .disabled)
     }
@@ -64,9 +65,9 @@ private func authorizer(window: Int = 30, capacity: Int = 4096) -> CommandAuthor
         case "target": target = "tangerang/gw-02"
         default:
             r.signature = CommandAuthorizer.sign(
-                r, target: target, key: CommandKey(bytes: Array(repeating: 7, count: 32)))
+                r, target: target, key: CommandKey(bytes: Array(repeating: 7, count: 32)), mac: HMACSHA256())
         }
-        var other = CommandAuthorizer(config: a.config, target: target)
+        var other = CommandAuthorizer(config: a.config, target: target, mac: HMACSHA256())
         #expect(other.authorize(r, now: now)?.status == .badSignature)
     }
 
@@ -106,8 +107,18 @@ private func authorizer(window: Int = 30, capacity: Int = 4096) -> CommandAuthor
     }
 
     @Test func aGatewayWithoutAKeyRefusesSignedCommands() {
-        var a = CommandAuthorizer(config: CommandsConfig(enabled: true), target: target)
+        var a = CommandAuthorizer(config: CommandsConfig(enabled: true), target: target, mac: HMACSHA256())
         #expect(a.authorize(signed(write()), now: now)?.status == .badSignature)
+    }
+
+    /// RFC 4231 test case 2: the MAC is HMAC-SHA256 itself.
+    @Test func theMACIsHMACSHA256() {
+        let code = HMACSHA256().code(for: Array("what do ya want for nothing?".utf8), key: Array("Jefe".utf8))
+        let hex = code.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+        #expect(hex == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        let message = Array("what do ya want for nothing?".utf8)
+        #expect(HMACSHA256().isValid(code, for: message, key: Array("Jefe".utf8)))
+        #expect(!HMACSHA256().isValid(Array(code.prefix(31)), for: message, key: Array("Jefe".utf8)))
     }
 
     /// A fixed vector, so another client (the integration tests' Python) can be checked against the same text.
@@ -116,6 +127,6 @@ private func authorizer(window: Int = 30, capacity: Int = 4096) -> CommandAuthor
         #expect(
             text == "pantau-cmd-v1\nwrite\ntangerang/gw-01\ndevice=pump-1&point=setpoint&value=12.5\n"
                 + "1765000000000\nnonce-0001")
-        #expect(CommandAuthorizer.sign(write(), target: target, key: key).count == 64)
+        #expect(CommandAuthorizer.sign(write(), target: target, key: key, mac: HMACSHA256()).count == 64)
     }
 }
