@@ -153,11 +153,11 @@ struct MonitorTable {
     var colour: Bool
 
     func render(_ board: MonitorBoard, now: Int64) -> [String] {
-        var lines = [pad("GATEWAY", 28) + pad("STATUS", 18) + pad("HEALTH", 10) + pad("BACKLOG", 9) + "DROPS"]
+        var lines = [pad("GATEWAY", 28) + pad("STATUS", 27) + pad("HEALTH", 10) + pad("BACKLOG", 9) + "DROPS"]
         for key in board.gateways.keys.sorted() {
             let gw = board.gateways[key]!
             let status = gw.status ?? "?"
-            let statusText = pad(status + (gw.statusReason.map { status == "offline" ? " (\($0))" : "" } ?? ""), 18)
+            let statusText = pad(status + (gw.statusReason.map { status == "offline" ? " (\($0))" : "" } ?? ""), 27)
             let healthAge = gw.healthAt.map { age(now - $0) } ?? "-"
             let healthStale = gw.healthAt.map { now - $0 > staleAfterMs } ?? false
             lines.append(
@@ -175,7 +175,7 @@ struct MonitorTable {
                 var ispu = "-"
                 if let category = d.ispuCategory { ispu = "\(d.ispu.map(String.init) ?? "") \(category)" }
                 lines.append(
-                    "  " + pad(name, 26) + paint(pad(avail, 18), avail == "online" ? "32" : "31")
+                    "  " + pad(name, 26) + paint(pad(avail, 27), avail == "online" ? "32" : "31")
                         + pad((telemetryAge.map(age) ?? "-") + (stale ? " STALE" : ""), 12)
                         + paint(pad("flood " + (flood ?? "-"), 20), (d.floodLevel ?? 4) < 4 ? "33" : nil)
                         + "ispu " + truecolour(ispu, d.ispuColour))
