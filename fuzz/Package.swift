@@ -22,6 +22,7 @@ let package = Package(
         .executableTarget(name: "FuzzConfig", dependencies: [core, "CFuzzDriver"]),
         .executableTarget(name: "FuzzProfile", dependencies: [core, "CFuzzDriver"]),
         .executableTarget(name: "FuzzPayload", dependencies: [core, "CFuzzDriver"]),
+        .executableTarget(name: "FuzzCommand", dependencies: [core, "CFuzzDriver"]),
         // These two hand their entry point to libFuzzer themselves (LLVMFuzzerRunDriver).
         .executableTarget(name: "FuzzModbusTCP", dependencies: [modbus]),
         .executableTarget(name: "FuzzModbusRTU", dependencies: [modbus]),

@@ -91,6 +91,8 @@ public struct PointSpec: Sendable, Hashable {
     public var validRange: ClosedRange<Double>?
     /// Points that only configure another point (a decimals register) may be hidden from telemetry.
     public var publish: Bool
+    /// A remote `write` command may set it, within `validRange` (profile key `writable: true`).
+    public var writable = false
 
     public init(
         name: String, quantity: String, table: RegisterTable, address: Int, type: ValueType,

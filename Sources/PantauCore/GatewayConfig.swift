@@ -15,6 +15,8 @@ public struct GatewayConfig: Sendable, Hashable {
     public var file: String
     /// `time.unsynced`: what happens to data acquired while the clock is unsynchronised (issue 14).
     public var unsyncedTime: UnsyncedTimePolicy = .mark
+    /// `commands:`: remote commands (issue 16); disabled unless the section enables them.
+    public var commands = CommandsConfig.disabled
 
     public init(
         identity: GatewayIdentity, buses: [BusConfig], devices: [DeviceConfig], mqtt: MQTTConfig,
@@ -103,6 +105,8 @@ public struct DeviceConfig: Sendable, Hashable {
     public var floatSwitches: [FloatSwitchConfig]
     public var rain: RainConfig?
     public var airQuality: AirQualityConfig?
+    /// Remote `write` commands may set its writable points (`writes: allow`).
+    public var writes = false
 
     public init(
         name: String, bus: String, unitId: Int, profile: DeviceProfile, pollInterval: Interval,

@@ -12,6 +12,8 @@ public struct TopicScheme: Sendable, Hashable {
     public var health: String { "\(base)/health" }
     /// Test topic used by `pantau mqtt-test`.
     public var test: String { "\(base)/test" }
+    /// One audit event per remote command, accepted or refused.
+    public var audit: String { "\(base)/audit" }
 
     public func device(_ device: String) -> String { "\(base)/devices/\(device)" }
     /// Retained device availability.

@@ -21,6 +21,7 @@ public final class Gateway: Sendable {
     private let housekeeping = Mutex<OwnedThread?>(nil)
     private let stopping = Atomic<Bool>(false)
     private let housekeepingProgress = Atomic<UInt64>(0)
+    let commands: CommandCenter
 
     struct Parts {
         var config: GatewayConfig
@@ -80,11 +81,16 @@ public final class Gateway: Sendable {
             onPollInterval: { device, interval in pollersBox.setPollInterval(device: device, interval) },
             sparkplug: sparkplug)
         if let saved = journal.loadState(key: Self.stateKey) { pipeline.restore(saved) }
+        commands = CommandCenter(config: config, sink: journal, clock: clock, logger: logger, pollers: pollersBox)
         let publisher = Publisher(
             config: config.mqtt, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-            queue: journal, clock: clock, logger: logger, version: PantauVersion.current, profile: sparkplug)
+            queue: journal, clock: clock, logger: logger, version: PantauVersion.current, profile: sparkplug,
+            commands: commands.channel(for: config))
         parts = Mutex(Parts(config: config, pollers: [:], publisher: publisher, statusServer: nil))
         pollerDirectory = pollersBox
+        commands.attach(CommandCenter.Hooks(
+            health: { [weak self] in self?.health() },
+            publisher: { [weak self] in self?.parts.withLock { $0.publisher } }))
     }
 
     private let pollerDirectory: PollerDirectory
@@ -144,6 +150,7 @@ public final class Gateway: Sendable {
             logger.warning("journal.path changed; the running journal stays at \(old.journal.path) until a restart")
         }
         pipeline.reconfigure(new)
+        commands.reconfigure(new)
         var stop: [BusPoller] = []
         var start: [BusPoller] = []
         parts.withLock { p in
@@ -173,7 +180,7 @@ public final class Gateway: Sendable {
             let publisher = Publisher(
                 config: new.mqtt, topics: TopicScheme(prefix: new.mqtt.topicPrefix, identity: new.identity),
                 queue: journal, clock: clock, logger: logger, version: PantauVersion.current,
-                profile: parts.withLock { $0.publisher.profile })
+                profile: parts.withLock { $0.publisher.profile }, commands: commands.channel(for: new))
             let previous = parts.withLock { p -> Publisher in
                 defer { p.publisher = publisher }
                 return p.publisher
@@ -286,6 +293,9 @@ final class PollerDirectory: Sendable {
         for d in devices { if let p = pollers[d.bus] { map[d.name] = p } }
         routes.withLock { $0 = map }
     }
+
+    /// The poller of the bus a device is on.
+    func poller(for device: String) -> BusPoller? { routes.withLock { $0[device] } }
 
     func setPollInterval(device: String, _ interval: Interval) {
         routes.withLock { $0[device] }?.setPollInterval(device: device, interval)

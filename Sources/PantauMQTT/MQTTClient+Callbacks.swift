@@ -133,6 +133,19 @@ extension MQTTClient {
                 mosquitto_property_read_string_pair(
                     current, Int32(MQTT_PROP_USER_PROPERTY.rawValue), &name, &value, false)
                 received.userProperties.append(UserProperty(takeString(name) ?? "", takeString(value) ?? ""))
+            case Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue):
+                var value: UnsafeMutablePointer<CChar>?
+                mosquitto_property_read_string(current, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), &value, false)
+                received.responseTopic = takeString(value)
+            case Int32(MQTT_PROP_CORRELATION_DATA.rawValue):
+                var value: UnsafeMutableRawPointer?
+                var length: UInt16 = 0
+                mosquitto_property_read_binary(
+                    current, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), &value, &length, false)
+                if let value {
+                    received.correlationData = Array(UnsafeRawBufferPointer(start: value, count: Int(length)))
+                    free(value)
+                }
             default:
                 break
             }

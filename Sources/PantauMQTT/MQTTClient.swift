@@ -179,7 +179,7 @@ public final class MQTTClient {
     /// Refuses when not connected: libmosquitto would otherwise keep QoS > 0 messages in RAM without bound.
     public func publish(
         topic: String, payload: [UInt8], qos: Int, retain: Bool, contentType: String? = nil,
-        userProperties: [UserProperty] = []
+        userProperties: [UserProperty] = [], correlationData: [UInt8]? = nil, responseTopic: String? = nil
     ) throws(MQTTError) -> Int32 {
         guard isConnected else {
             throw MQTTError(code: .tcp, message: "not connected to \(broker): not publishing \(topic)")
@@ -188,6 +188,16 @@ public final class MQTTClient {
         defer { mosquitto_property_free_all(&properties) }
         if let contentType {
             mosquitto_property_add_string(&properties, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), contentType)
+        }
+        if let responseTopic {
+            mosquitto_property_add_string(&properties, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), responseTopic)
+        }
+        if let correlationData {
+            correlationData.withUnsafeBytes { bytes in
+                _ = mosquitto_property_add_binary(
+                    &properties, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), bytes.baseAddress,
+                    UInt16(clamping: bytes.count))
+            }
         }
         for property in userProperties {
             mosquitto_property_add_string_pair(

@@ -26,6 +26,10 @@ public struct MQTTMessage: Sendable, Hashable {
     public var contentType: String?
     /// MQTT 5 user properties, in the order they were sent.
     public var userProperties: [UserProperty]
+    /// MQTT 5 Response Topic of a request (commands reply there).
+    public var responseTopic: String?
+    /// MQTT 5 Correlation Data of a request, returned unchanged with the reply.
+    public var correlationData: [UInt8]?
 
     public init(
         topic: String, payload: [UInt8], qos: Int, retain: Bool, contentType: String? = nil,

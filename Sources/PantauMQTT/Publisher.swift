@@ -15,6 +15,8 @@ public final class Publisher: Sendable {
         var stats = PublisherStats()
         /// The last retained message per topic, republished on every connect.
         var retained: [String: PublisherMachine.Retained] = [:]
+        /// Command replies waiting for the publishing thread, and a requested republish of retained state.
+        var commandOutbox = CommandOutbox()
     }
 
     let config: MQTTConfig
@@ -25,6 +27,8 @@ public final class Publisher: Sendable {
     let version: String
     /// The session protocol (Sparkplug B), nil for Pantau's JSON contract.
     public let profile: (any SessionProfile)?
+    /// Remote commands: the topic filter subscribed and where its messages go (nil: no commands).
+    public let commands: CommandChannel?
     let control = Mutex(Control())
     /// Wakes the publishing thread for a stop or a simulated connection loss.
     let controlSignal = WakeSignal()
@@ -37,8 +41,9 @@ public final class Publisher: Sendable {
 
     public init(
         config: MQTTConfig, topics: TopicScheme, queue: any DeliveryQueue, clock: any GatewayClock, logger: Logger,
-        version: String, profile: (any SessionProfile)? = nil
+        version: String, profile: (any SessionProfile)? = nil, commands: CommandChannel? = nil
     ) {
+        self.commands = commands
         self.profile = profile
         self.config = config
         self.topics = topics

@@ -29,6 +29,7 @@ final class PublisherSession {
             backoff: ReconnectBackoff(minSeconds: config.reconnectMinSeconds, maxSeconds: config.reconnectMaxSeconds),
             connectTimeoutNanos: UInt64(Publisher.connectTimeoutMs) * 1_000_000)
         machine.subscriptions = publisher.profile?.subscriptions ?? []
+        machine.subscriptions += publisher.commands.map { [$0.filter] } ?? []
     }
 
     private var config: MQTTConfig { publisher.config }
@@ -55,6 +56,7 @@ final class PublisherSession {
             if abandon { client?.abandonConnection() }
             perform(machine.tick(now: now, jitter: jitter))
             finishTurn()
+            sendCommandOutbox()
             waitForWork()
             finishTurn()
             if restartWanted { restartSession() }
@@ -127,6 +129,7 @@ final class PublisherSession {
                 if let refused { logRefusal(refused, reasonCode: reasonCode) }
                 perform(actions)
             case .message(let message):
+                if publisher.commands?.take(message) == true { continue }
                 switch publisher.profile?.inbound(message) {
                 // Not while this session is ending: its births would follow the death certificate.
                 case .births? where machine.isConnected && !restartWanted:
@@ -422,6 +425,30 @@ final class PublisherSession {
             publisher.touchProgress()
             pollConnected(client, deadline: deadline)
             finishTurn()
+        }
+    }
+}
+
+extension PublisherSession {
+    /// Publishes the queued command replies (QoS 1, not journaled: a reply to a lost connection is lost, the
+    /// audit event is not) and, when asked, the retained state again.
+    private func sendCommandOutbox() {
+        let outbox = publisher.control.withLock { control in
+            defer { control.commandOutbox = CommandOutbox() }
+            return control.commandOutbox
+        }
+        guard let client, machine.isConnected else { return }
+        if outbox.republish { announce() }
+        for reply in outbox.replies {
+            do {
+                let mid = try client.publish(
+                    topic: reply.topic, payload: reply.body, qos: 1, retain: false, contentType: "application/json",
+                    correlationData: reply.correlationData)
+                machine.sentUntracked(mid: mid)
+            } catch {
+                logger.warning(
+                    "cannot publish a command reply", metadata: ["topic": "\(reply.topic)", "error": "\(error)"])
+            }
         }
     }
 }

@@ -92,7 +92,7 @@ public final class BusPoller: Sendable {
     }
 
     /// Wakes the bus thread from its wait for the next due poll (stop, interval change, new devices).
-    private let wake = WakeSignal()
+    let wake = WakeSignal()
     /// The longest the bus thread sleeps without looking at the clock: well under the watchdog's stall limit.
     static let longestWaitMs: UnixMillis = 5000
 
@@ -199,6 +199,10 @@ struct SharedBusState {
     var devices: [DeviceConfig]
     var generation = 0
     var overrides: [String: Interval] = [:]
+    /// Remote commands for the bus thread (read now, write), taken at its next turn.
+    var requests: [BusRequest] = []
+    /// Poll intervals set by a remote command until a wall-clock time, then reverted.
+    var temporary: [String: TemporaryInterval] = [:]
     var health: [String: DeviceHealth] = [:]
     var counters = Counters()
     var stopping = false
@@ -223,6 +227,11 @@ struct SharedBusState {
 
     func effectiveInterval(_ device: DeviceConfig, policy: OfflinePolicy) -> Interval {
         // A zero interval would poll in a tight loop; 100 ms is the fastest any sensor here needs.
+        if let command = temporary[device.name] {
+            // A flood alert that polls faster still wins over an operator's slower request.
+            let fastest = min(command.interval.milliseconds, overrides[device.name]?.milliseconds ?? .max)
+            return Interval(milliseconds: max(100, fastest))
+        }
         if let alert = overrides[device.name] {
             // A flood alert's interval holds while the device is offline too: probes follow it without backoff.
             return Interval(milliseconds: max(100, alert.milliseconds))

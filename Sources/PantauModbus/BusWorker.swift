@@ -58,6 +58,7 @@ final class BusWorker {
 
     /// Polls every device that is due now, in due order, and returns when the next one falls due.
     func runDue() -> UnixMillis {
+        let revertAt = serveRequests()
         sync()
         let now = poller.clock.now()
         // Earliest due first; ties in configuration order, so a bus's polling sequence is predictable.
@@ -69,7 +70,7 @@ final class BusWorker {
             if poller.isStopping { break }
             poll(name)
         }
-        return order.compactMap { entries[$0]?.nextDue }.min() ?? poller.clock.now() + 1000
+        return min(order.compactMap { entries[$0]?.nextDue }.min() ?? poller.clock.now() + 1000, revertAt)
     }
 
     /// Closes the transport; the bus thread ends after this.
@@ -121,8 +122,9 @@ final class BusWorker {
         return (time / ms + 1) * ms
     }
 
-    private func poll(_ name: String) {
-        guard let entry = entries[name] else { return }
+    @discardableResult
+    private func poll(_ name: String) -> DevicePoll? {
+        guard let entry = entries[name] else { return nil }
         let device = entry.config
         let startedAt = poller.clock.now()
         let (probing, interval) = poller.shared.withLock { s in
@@ -165,6 +167,7 @@ final class BusWorker {
                                   metadata: metadata)
             poller.onAvailability(name, false, failure.description)
         }
+        return poll
     }
 
     /// Reads every planned request into `image`; returns the first error, if any.
@@ -402,5 +405,58 @@ final class BusWorker {
         metadata["code"] = "\(error.code.rawValue)"
         metadata["error"] = "\(error.message)"
         return metadata
+    }
+}
+
+extension BusWorker {
+    /// Carries out the remote commands queued since the last turn and reverts expired temporary intervals;
+    /// returns when the next of those falls due (the bus thread wakes then to revert it).
+    private func serveRequests() -> UnixMillis {
+        let now = poller.clock.now()
+        let (requests, revertAt) = poller.shared.withLock { s -> ([BusRequest], UnixMillis) in
+            defer { s.requests = [] }
+            let expired = s.temporary.filter { $0.value.until <= now }.map(\.key)
+            for device in expired { s.temporary[device] = nil }
+            return (s.requests, s.temporary.values.map(\.until).min() ?? .max)
+        }
+        for request in requests {
+            switch request {
+            case .readNow(let device, let done):
+                guard entries[device] != nil else {
+                    done(nil)
+                    continue
+                }
+                done(poll(device))
+            case .write(let device, let table, let address, let words, let done):
+                done(write(device, table: table, address: address, words: words))
+            }
+        }
+        return revertAt
+    }
+
+    /// Writes, then reads the same registers back, in the bus's normal pacing (silence, unit, timeout).
+    private func write(_ name: String, table: RegisterTable, address: Int, words: [UInt16])
+        -> Result<[UInt16], ModbusError>
+    {
+        guard let device = entries[name]?.config else {
+            return .failure(
+                ModbusError(code: .invalidArgument, message: "no device \(name) on this bus", bus: poller.bus.name))
+        }
+        let readBack = ReadRequest(table: table, address: address, count: words.count)
+        do throws(ModbusError) {
+            let transport = try self.transport(for: device)
+            if currentTimeoutMs != device.timing.responseTimeoutMs {
+                transport.setResponseTimeout(ms: device.timing.responseTimeoutMs)
+                currentTimeoutMs = device.timing.responseTimeoutMs
+            }
+            keepSilence(extraMicros: device.timing.interRequestDelayMs * 1000)
+            defer { lastFrameEndNanos = poller.clock.monotonicNanos() }
+            try transport.write(table: table, address: address, words: words)
+            lastFrameEndNanos = poller.clock.monotonicNanos()
+            keepSilence(extraMicros: device.timing.interRequestDelayMs * 1000)
+            return .success(try transport.read(readBack))
+        } catch {
+            return .failure(placed(error, device, readBack))
+        }
     }
 }

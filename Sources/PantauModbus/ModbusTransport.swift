@@ -15,4 +15,15 @@ public protocol ModbusTransport: AnyObject {
     func read(_ request: ReadRequest) throws(ModbusError) -> [UInt16]
     /// Discards whatever is waiting in the receive buffer (a late reply).
     func flush()
+    /// One write transaction: holding registers (FC16), or one coil (FC5) from a 0/1 word. Remote commands only.
+    func write(table: RegisterTable, address: Int, words: [UInt16]) throws(ModbusError)
+}
+
+extension ModbusTransport {
+    /// Links that carry no Modbus writes (UART sensors, SDI-12) refuse them.
+    public func write(table: RegisterTable, address: Int, words: [UInt16]) throws(ModbusError) {
+        throw ModbusError(
+            code: .illegalFunction, message: "this link cannot write registers", table: table, address: address,
+            count: words.count)
+    }
 }

@@ -11,7 +11,7 @@ struct Pantau: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, CheckConfigCommand.self, DemoCommand.self, SimulateCommand.self, StatusCommand.self,
             JournalCommand.self, MQTTTestCommand.self, ScanCommand.self, ReadCommand.self, RawCommand.self,
-            ProfilesCommand.self,
+            ProfilesCommand.self, CmdCommand.self, MonitorCommand.self,
         ]
     )
 }

@@ -100,6 +100,7 @@ struct Parsing {
             unsynced = t.choice("unsynced", UnsyncedTimePolicy.allCases.map { ($0.rawValue, $0) }) ?? .mark
             t.finish()
         }
+        let commands = map.mapping("commands").map { ConfigParser.parseCommands($0, reader: reader, baseDir: baseDir) }
         map.finish()
         guard let identity, let mqtt else { return nil }
         var config = GatewayConfig(
@@ -109,6 +110,7 @@ struct Parsing {
             statusSocket: socket, file: file)
         config.sparkplug = sparkplug ?? SparkplugConfig(groupId: identity.site, edgeNodeId: identity.id)
         config.unsyncedTime = unsynced
+        config.commands = commands ?? .disabled
         return config
     }
 
@@ -220,6 +222,7 @@ struct Parsing {
             }
             let rain = d.mapping("rain").flatMap { parseRain($0, profile: profile, what: what) }
             let air = d.mapping("air_quality").map { parseAirQuality($0, profile: profile) }
+            let writes = ConfigParser.parseWrites(d, reader: reader, profile: profile)
             d.finish()
             guard let deviceName, let bus, let unit, let profile else { continue }
             if let earlier = names[deviceName] {
@@ -236,6 +239,7 @@ struct Parsing {
                 name: deviceName, bus: bus.name, unitId: unit, profile: profile, pollInterval: interval, timing: timing,
                 location: location, install: install, report: report, flood: flood, floatSwitches: floats, rain: rain,
                 airQuality: air))
+            devices[devices.count - 1].writes = writes
         }
         return devices
     }

@@ -227,12 +227,15 @@ public enum ProfileParser {
             }
         }
         let publish = m.bool("publish") ?? true
+        let writable = parseWritable(m, table: table, type: type, range: range, decimalsFrom: decimalsFrom)
         m.finish()
         guard let name, let quantity, let table, let type, let address else { return nil }
-        return PointSpec(
+        var spec = PointSpec(
             name: name, quantity: quantity, table: table, address: address, type: type, order: order,
             length: length ?? 1, bit: bit, encoding: encoding ?? .twosComplement, scale: scale ?? 1, offset: offset ?? 0,
             decimalsFrom: decimalsFrom, unit: unit, validRange: range, publish: publish)
+        spec.writable = writable
+        return spec
     }
 
     /// Profiles use 0-based protocol addresses; Modicon notation (40001 = holding 0) is the commonest datasheet trap.

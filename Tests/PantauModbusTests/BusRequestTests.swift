@@ -1,0 +1,58 @@
+import PantauCore
+import Synchronization
+import Testing
+
+@testable import PantauModbus
+
+/// Remote commands on the bus thread: read-now through the normal poll path, temporary poll intervals that revert,
+/// and writes refused by links that cannot write (the fake transport, like UART and SDI-12).
+@Suite struct BusRequestTests {
+    @Test func readNowPollsAtOnceAndHandsThePollBack() {
+        let rig = PollerRig(devices: [device("lvl", unit: 3, every: 3600)])
+        rig.transport.set(unit: 3, .answers(image(.holding, [0: 42])))
+        _ = rig.worker.runDue()
+        let got = Mutex<[DevicePoll?]>([])
+        rig.poller.submit(.readNow(device: "lvl") { poll in got.withLock { $0.append(poll) } })
+        rig.poller.submit(.readNow(device: "nope") { poll in got.withLock { $0.append(poll) } })
+        _ = rig.worker.runDue()
+        let polls = got.withLock { $0 }
+        #expect(polls.count == 2)
+        #expect(polls[0]?.readings.first?.value == .number(42))
+        #expect(polls[1] == nil)
+        // The read went through the normal path too: two polls published, the start's and the command's.
+        #expect(rig.recorder.polls(of: "lvl").count == 2)
+    }
+
+    @Test func aTemporaryIntervalHoldsUntilItsTimeThenReverts() {
+        let rig = PollerRig(devices: [device("lvl", unit: 3, every: 60)])
+        rig.transport.set(unit: 3, .answers(image(.holding, [0: 1])))
+        rig.run(seconds: 1)
+        #expect(rig.recorder.polls(of: "lvl").count == 1)
+        let set = rig.clock.now()
+        let until = set + 10_000
+        rig.poller.setTemporaryPollInterval(device: "lvl", .seconds(1), until: until)
+        rig.run(seconds: 70)
+        let times = rig.recorder.polls(of: "lvl").map(\.acquiredAt).filter { $0 > set }
+        let during = times.filter { $0 <= until }
+        // Every second while it holds (on the 1 s grid), then on the configured 60 s grid again.
+        #expect(during.count == 10)
+        #expect(zip(during, during.dropFirst()).allSatisfy { $1 - $0 == 1000 })
+        #expect(times.filter { $0 > until } == [BusWorker.slot(after: until, every: .seconds(60))])
+    }
+
+    @Test func aLinkThatCannotWriteRefusesTheWrite() {
+        let rig = PollerRig(devices: [device("lvl", unit: 3)])
+        rig.transport.set(unit: 3, .answers(image(.holding, [0: 1])))
+        let outcome = Mutex<Result<[UInt16], ModbusError>?>(nil)
+        rig.poller.submit(.write(device: "lvl", table: .holding, address: 0, words: [7]) { r in
+            outcome.withLock { $0 = r }
+        })
+        _ = rig.worker.runDue()
+        guard case .failure(let error)? = outcome.withLock({ $0 }) else {
+            Issue.record("the write was not refused")
+            return
+        }
+        #expect(error.code == .illegalFunction)
+        #expect(error.description.contains("cannot write"))
+    }
+}
