@@ -275,6 +275,7 @@ def backlog_table(results: dict) -> str:
         ["readings per second", fmt(p.get("readings_per_s")),
          fmt((c.get("messages_per_s") or 0) * b["registers_per_record"]) if c.get("messages_per_s") else "n/m"],
         ["CPU seconds", fmt(p.get("cpu_seconds"), 2), fmt(c.get("cpu_seconds"), 2)],
+        ["peak RSS during the drain (VmHWM), MB", fmt(p.get("rss_peak_mb")), "n/m"],
     ]
     out = table(["", "Pantau drain", "C libmosquitto ceiling"], rows)
     if b.get("pantau_over_ceiling") is not None:
@@ -300,7 +301,8 @@ def backlog_table(results: dict) -> str:
     if b.get("journal_rows_before_drain") is not None:
         out += (f"\n\nJournal before the drain: {fmt(b['journal_rows_before_drain'])} rows, "
                 f"{fmt(b.get('journal_bytes_before_drain'))} bytes on disk, filled in {fmt(b.get('fill_seconds'))} s "
-                "with the broker down.")
+                "with the broker down" + (f" (peak RSS while filling: {fmt(b['fill_rss_hwm_mb'])} MB)."
+                                          if b.get("fill_rss_hwm_mb") else "."))
     return out
 
 

@@ -267,13 +267,18 @@ private struct DecodeSession {
     let image: RegisterImage
     var results: [String: Result<PointValue, DecodeFailure>] = [:]
     var inProgress: Set<String> = []
+    /// Only a point whose decimals come from another point needs results remembered by name (and a cycle check);
+    /// most profiles have none, and then each point is decoded once without the two hash tables.
+    let remembers: Bool
 
     init(profile: DeviceProfile, image: RegisterImage) {
         self.profile = profile
         self.image = image
+        remembers = profile.points.contains { $0.decimalsFrom != nil }
     }
 
     mutating func value(of point: PointSpec) -> Result<PointValue, DecodeFailure> {
+        guard remembers else { return compute(point) }
         if let done = results[point.name] { return done }
         inProgress.insert(point.name)
         let result = compute(point)

@@ -185,6 +185,9 @@ public struct WindowAggregator: Sendable {
     public mutating func advance(to now: UnixMillis) -> [WindowResult] {
         guard now > state.watermark else { return [] }
         state.watermark = now
+        // Most calls close nothing (every poll calls this): look before copying the open windows.
+        let graceMillis = grace.milliseconds
+        guard state.open.contains(where: { $0.start + $0.key.windowMillis + graceMillis <= now }) else { return [] }
         var closed: [WindowResult] = []
         var remaining: [OpenWindow] = []
         for w in state.open {
