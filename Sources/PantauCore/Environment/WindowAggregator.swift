@@ -133,6 +133,14 @@ public struct WindowAggregator: Sendable {
     private struct WindowID: Hashable {
         var key: SeriesKey
         var start: UnixMillis
+
+        /// Equality compares every field; the hash leaves out the device, which is the same for every series of
+        /// the per-device aggregators the gateway keeps: one string fewer to hash per reading and window.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(key.point)
+            hasher.combine(key.windowMillis)
+            hasher.combine(start)
+        }
     }
 
     /// - Parameters:
