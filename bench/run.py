@@ -255,7 +255,7 @@ def measure_system(name: str, start, broker: benchlib.Mosquitto, sub_dir: Path, 
 
 
 def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, duration: float, warmup: float,
-             pantau: Path | None, with_tb: bool, tb_mapping: str, block_too: bool = False,
+             pantau: Path | None, with_tb: bool, tb_mapping: str, block_too: bool = False, sqlite_too: bool = False,
              journal_options: dict | None = None) -> dict:
     """The same devices and broker through Pantau, then through ThingsBoard gateway."""
     work.mkdir(parents=True, exist_ok=True)
@@ -307,6 +307,21 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
             except RuntimeError as e:
                 out["tbg_block"] = {"error": str(e), "log_tail": tail(tw / "run" / "stdout.log")}
             log(f"tbg block: {short(out['tbg_block'])}")
+        if with_tb and sqlite_too:
+            tw = work / "tbg-sqlite"
+            if tw.exists():
+                shutil.rmtree(tw)
+            tbg.write_config(tw / "config", broker.port, ports, registers, poll_ms, tb_mapping, storage="sqlite")
+            (tw / "data").mkdir(parents=True, exist_ok=True)
+            log(f"thingsboard-gateway ({tb_mapping} mapping, SQLite storage): {devices} x {registers} every {poll_ms} ms")
+            try:
+                out["tbg_sqlite"] = measure_system("tbg-sqlite", lambda: tbg.start(tw / "run", tw / "config"), broker,
+                                                   work, duration, max(warmup, 15), offered, True, True)
+                out["tbg_sqlite"]["mapping"] = tb_mapping
+                out["tbg_sqlite"]["storage"] = "sqlite"
+            except RuntimeError as e:
+                out["tbg_sqlite"] = {"error": str(e), "log_tail": tail(tw / "run" / "stdout.log")}
+            log(f"tbg sqlite: {short(out['tbg_sqlite'])}")
     finally:
         dev_tree.stop()
         benchlib.stop(dev_proc)
@@ -321,7 +336,7 @@ def run_load(args, work: Path, devices: int, registers: int, poll_ms: int, durat
 
 def compute_ratios(out: dict) -> None:
     p = out.get("pantau", {})
-    for other in ("tbg", "tbg_block"):
+    for other in ("tbg", "tbg_block", "tbg_sqlite"):
         t = out.get(other, {})
         ratios = {}
         for key in ("cpu_s_per_1000_readings", "rss_peak_mb", "rss_steady_mb", "messages_per_s",
@@ -705,6 +720,8 @@ def main() -> int:
     ap.add_argument("--tb-mapping", choices=["per-register", "block"], default="per-register")
     ap.add_argument("--tb-block-too", action=argparse.BooleanOptionalAction, default=True,
                     help="standard load: also measure ThingsBoard with one range read per device")
+    ap.add_argument("--tb-sqlite-too", action=argparse.BooleanOptionalAction, default=True,
+                    help="standard load: also measure ThingsBoard with its SQLite storage (durable, like the journal)")
     ap.add_argument("--backlog-readings", type=int, default=1_000_000)
     ap.add_argument("--build-deb", action="store_true", help="package the measured binary with build-deb.sh")
     ap.add_argument("--deb-script", help="build-deb.sh to use (default scripts/build-deb.sh of this tree)")
@@ -713,7 +730,7 @@ def main() -> int:
     ap.add_argument("--workdir", help="scratch folder (default bench/out/work, bench/out/work-smoke with --smoke)")
     args = ap.parse_args()
     global WORK
-    WORK = Path(args.workdir) if args.workdir else OUT / ("work-smoke" if args.smoke else "work")
+    WORK = Path(args.workdir).resolve() if args.workdir else OUT / ("work-smoke" if args.smoke else "work")
     if args.smoke:
         args.duration, args.warmup = min(args.duration, 4), min(args.warmup, 3)
         args.devices, args.registers = min(args.devices, 3), min(args.registers, 20)
@@ -758,7 +775,7 @@ def main() -> int:
     if "standard" in benches:
         results["standard"] = run_load(args, WORK / "standard", args.devices, args.registers, 1000,
                                        args.duration, args.warmup, pantau if can_run else None, with_tb,
-                                       args.tb_mapping, args.tb_block_too)
+                                       args.tb_mapping, args.tb_block_too, args.tb_sqlite_too)
         save(results_path, results)
     if "sweep" in benches:
         loads = [2] if args.smoke else [10, 25]
