@@ -293,8 +293,11 @@ private struct DecodeSession {
 
     private mutating func compute(_ point: PointSpec) -> Result<PointValue, DecodeFailure> {
         var words: [UInt16] = []
+        words.reserveCapacity(point.span)
+        // The point's table once, then one lookup per word.
+        let registers = image.tables[point.table] ?? [:]
         for address in point.address..<(point.address + point.span) {
-            guard let word = image[point.table, address] else {
+            guard let word = registers[address] else {
                 let reason = "\(point.table.rawValue) \(address) was not read (read failed or not in the plan)"
                 return RegisterDecoder.failure(.missingRegisters, point, words, reason)
             }

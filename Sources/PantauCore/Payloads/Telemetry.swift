@@ -134,15 +134,16 @@ struct JSONBytes {
 
     mutating func byte(_ b: UInt8) { bytes.append(b) }
 
+    /// The literals here are ASCII, so their bytes are at `utf8Start` (no closure per call).
     mutating func literal(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     /// `"key":`, preceded by a comma unless it is the object's first key. Keys are plain ASCII.
     mutating func key(_ k: StaticString, first: Bool = false) {
         if !first { bytes.append(UInt8(ascii: ",")) }
         bytes.append(UInt8(ascii: "\""))
-        k.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        literal(k)
         bytes.append(UInt8(ascii: "\""))
         bytes.append(UInt8(ascii: ":"))
     }
