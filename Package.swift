@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -14,7 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
-        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // No traits: the default BinaryDelimitedStreams imports the whole of Foundation, which links ICU (issue 17).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: []),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
@@ -26,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         // adjtimex(2) from the C library's <sys/timex.h>: the kernel's clock synchronisation state (issue 14).
         .systemLibrary(name: "CTimex"),
+        // mallopt(3) and malloc_trim(3) from the C library's <malloc.h>: the process's allocator settings (issue 17).
+        .systemLibrary(name: "CMalloc"),
 
         .target(name: "PantauYAML", dependencies: ["CYAML"]),
         .target(name: "PantauCore", dependencies: ["PantauYAML"]),
@@ -50,6 +53,7 @@ let package = Package(
         ]),
         .executableTarget(name: "pantau", dependencies: [
             "PantauGateway",
+            "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -13,6 +13,11 @@
       the breakdown of a running process.
   bench/footprint.py floor BINARY [ARGS...]
       the breakdown of any program (e.g. a trivial static Swift binary) a second after it starts.
+  bench/footprint.py cpu [--devices 10 --registers 20 --poll-ms 1000 --seconds 60 --warmup 30]
+      runs the gateway under `valgrind --tool=callgrind` (instruction counts are repeatable on a noisy machine)
+      with instrumentation off during start-up and warm-up, counts instructions over the window and the readings
+      a subscriber received in it, and prints instructions per reading, the top functions (inclusive and self)
+      and where the callgrind file is (for callgrind_annotate).
 
 --pantau PATH (default as bench/run.py: $PANTAU_BIN, .build/release/pantau). Everything on 127.0.0.1.
 """
@@ -113,7 +118,7 @@ def with_gateway(args, body):
     pantau = run.find_pantau(args.pantau)
     if pantau is None:
         sys.exit("no pantau binary; build one or pass --pantau")
-    work = Path(args.workdir)
+    work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     (work / "journal.db").unlink(missing_ok=True)
     broker = benchlib.Mosquitto(work / "mosq").start()
@@ -160,9 +165,62 @@ def measure_idle(pid: int, seconds: float) -> dict:
             "voluntary_per_s_by_thread": dict(sorted(per.items(), key=lambda kv: -kv[1]))}
 
 
+def measure_cpu(args) -> dict:
+    """Instructions per reading under callgrind, over a window after the warm-up."""
+    pantau = run.find_pantau(args.pantau)
+    if pantau is None:
+        sys.exit("no pantau binary; build one or pass --pantau")
+    work = Path(args.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "journal.db").unlink(missing_ok=True)
+    for old in work.glob("callgrind.out*"):
+        old.unlink()
+    broker = benchlib.Mosquitto(work / "mosq").start()
+    ports = benchlib.free_ports(args.devices)
+    total = args.seconds + args.warmup + 120
+    devices, _ = run.start_devices(ports, args.registers, total)
+    cfg = run.pantau_config(work, broker.port, ports, args.registers, args.poll_ms, work / "journal.db")
+    sub = run.Subscriber(broker.port, work / "sub.json", total, False, work / "samples")
+    out_file = work / "callgrind.out"
+    log = open(work / "pantau.log", "w")
+    gw = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}",
+                           "--dump-instr=no", str(pantau), "run", "--config", str(cfg)],
+                          cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(args.warmup)
+        if gw.poll() is not None:
+            sys.exit(f"pantau exited; see {work}/pantau.log")
+        subprocess.run(["callgrind_control", "-i", "on", str(gw.pid)], check=True, capture_output=True)
+        t0 = time.time()
+        time.sleep(args.seconds)
+        subprocess.run(["callgrind_control", "-i", "off", str(gw.pid)], check=True, capture_output=True)
+        t1 = time.time()
+        subprocess.run(["callgrind_control", "-d", "window", str(gw.pid)], check=True, capture_output=True)
+    finally:
+        benchlib.stop(gw, timeout=60)
+        data = sub.finish()
+        benchlib.stop(devices)
+        broker.stop()
+    seen = run.summarise_rows(data.get("rows", []), t0, t1)
+    dumps = sorted(work.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
+    window = next((d for d in dumps if "window" in d.read_text(errors="replace")[:4000]), dumps[0])
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=99", str(window)],
+                         capture_output=True, text=True).stdout
+    total_ir = 0
+    for line in ann.splitlines():
+        if "PROGRAM TOTALS" in line:
+            total_ir = int(line.split()[0].replace(",", ""))
+    readings = seen["readings"]
+    return {"load": f"{args.devices} x {args.registers} @ {args.poll_ms} ms", "binary": str(pantau),
+            "seconds": round(t1 - t0, 1), "readings": readings, "instructions": total_ir,
+            "instructions_per_reading": round(total_ir / readings) if readings else None,
+            "callgrind_file": str(window),
+            "top_self": [line for line in ann.splitlines() if "Ir" not in line and line.strip()][:45]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["memory", "idle", "smaps", "floor"])
+    ap.add_argument("mode", choices=["memory", "idle", "smaps", "floor", "cpu"])
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--pantau")
     ap.add_argument("--devices", type=int)
@@ -181,6 +239,15 @@ def main() -> int:
         r = {"rss_kb": benchlib.status_kb(p.pid, "VmRSS"), "smaps_kb": classify(p.pid)}
         benchlib.stop(p)
         print(json.dumps(r, indent=1))
+        return 0
+    if args.mode == "cpu":
+        args.devices = args.devices or 10
+        args.poll_ms = args.poll_ms or 1000
+        args.seconds = args.seconds or 60
+        r = measure_cpu(args)
+        top = r.pop("top_self")
+        print(json.dumps(r, indent=1))
+        print("\n".join(top))
         return 0
     if args.mode == "memory":
         args.devices = args.devices or 50

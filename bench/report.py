@@ -140,6 +140,7 @@ def standard_table(results: dict) -> str:
     if not s:
         return "_Not run._"
     p, t, tb = s.get("pantau") or {}, s.get("tbg") or {}, s.get("tbg_block") or {}
+    ts = s.get("tbg_sqlite") or {}
     head = (f"Load: {s['devices']} Modbus TCP devices x {s['registers']} u16 holding registers every "
             f"{s['poll_ms']} ms = {fmt(s['offered_readings_per_s'], 0)} readings/s offered; measured "
             f"{fmt(p.get('seconds') or t.get('seconds'), 0)} s per system after warm-up. Device simulator CPU: "
@@ -160,11 +161,25 @@ def standard_table(results: dict) -> str:
     ]
     for label, key, digits in spec:
         pv, tv, bv = p.get(key), t.get(key), tb.get(key)
-        rows.append([label, fmt(pv, digits), fmt(tv, digits), fmt(bv, digits), ratio(tv, pv, 2), ratio(bv, pv, 2)])
-    out = head + table(["", "Pantau", "TBG, one read per register (its usual mapping)",
-                        "TBG, one range read per device", "TBG per-register / Pantau", "TBG range / Pantau"], rows)
+        row = [label, fmt(pv, digits), fmt(tv, digits), fmt(bv, digits)]
+        if ts:
+            row.append(fmt(ts.get(key), digits))
+        row += [ratio(tv, pv, 2), ratio(bv, pv, 2)]
+        if ts:
+            row.append(ratio(ts.get(key), pv, 2))
+        rows.append(row)
+    header = ["", "Pantau", "TBG, one read per register (its usual mapping)", "TBG, one range read per device"]
+    if ts:
+        header.append("TBG per-register, SQLite storage (durable)")
+    header += ["TBG per-register / Pantau", "TBG range / Pantau"]
+    if ts:
+        header.append("TBG SQLite / Pantau")
+    out = head + table(header, rows)
     notes = []
-    for name, r in (("Pantau", p), ("ThingsBoard gateway", t), ("ThingsBoard gateway, range mapping", tb)):
+    for name, r in (("Pantau", p), ("ThingsBoard gateway", t), ("ThingsBoard gateway, range mapping", tb),
+                    ("ThingsBoard gateway, SQLite storage", ts)):
+        if name.endswith("SQLite storage") and not s.get("tbg_sqlite"):
+            continue
         if r.get("measured_in_earlier_run"):
             notes.append(f"- {name}: figures from an earlier run of the same load ({r['measured_in_earlier_run']} "
                          "UTC), same machine and scripts.")
@@ -275,6 +290,7 @@ def backlog_table(results: dict) -> str:
         ["readings per second", fmt(p.get("readings_per_s")),
          fmt((c.get("messages_per_s") or 0) * b["registers_per_record"]) if c.get("messages_per_s") else "n/m"],
         ["CPU seconds", fmt(p.get("cpu_seconds"), 2), fmt(c.get("cpu_seconds"), 2)],
+        ["peak RSS during the drain (VmHWM), MB", fmt(p.get("rss_peak_mb")), "n/m"],
     ]
     out = table(["", "Pantau drain", "C libmosquitto ceiling"], rows)
     if b.get("pantau_over_ceiling") is not None:
@@ -300,7 +316,8 @@ def backlog_table(results: dict) -> str:
     if b.get("journal_rows_before_drain") is not None:
         out += (f"\n\nJournal before the drain: {fmt(b['journal_rows_before_drain'])} rows, "
                 f"{fmt(b.get('journal_bytes_before_drain'))} bytes on disk, filled in {fmt(b.get('fill_seconds'))} s "
-                "with the broker down.")
+                "with the broker down" + (f" (peak RSS while filling: {fmt(b['fill_rss_hwm_mb'])} MB)."
+                                          if b.get("fill_rss_hwm_mb") else "."))
     return out
 
 

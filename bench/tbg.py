@@ -16,11 +16,13 @@ def available() -> bool:
 
 
 def write_config(confdir: Path, broker_port: int, device_ports: list[int], registers: int, poll_ms: int = 1000,
-                 mapping: str = "per-register") -> None:
+                 mapping: str = "per-register", storage: str = "memory") -> None:
     """tb_gateway.json, modbus.json and logs.json for N devices of `registers` u16 holding registers.
 
     mapping "per-register" is the usual TBG mapping (one timeseries key per register: one read per register);
     "block" uses one "0-(M-1)" range key, one read per device.
+    storage "memory" is its default in-memory queue; "sqlite" its durable SQLite event storage (data.db next to the
+    configuration folder, its default TTL and batch settings), the like-for-like comparison for Pantau's journal.
     """
     confdir.mkdir(parents=True, exist_ok=True)
     no_limit = "0:0,"
@@ -41,7 +43,10 @@ def write_config(confdir: Path, broker_port: int, device_ports: list[int], regis
             "rateLimits": no_limit, "dpRateLimits": no_limit, "messagesRateLimits": no_limit,
             "deviceMessagesRateLimits": no_limit, "deviceRateLimits": no_limit, "deviceDpRateLimits": no_limit,
         },
-        "storage": {"type": "memory", "read_records_count": 100, "max_records_count": 100000},
+        "storage": ({"type": "memory", "read_records_count": 100, "max_records_count": 100000}
+                    if storage == "memory" else
+                    {"type": "sqlite", "data_file_path": str(confdir.parent / "data") + "/",
+                     "messages_ttl_check_in_hours": 1, "messages_ttl_in_days": 7, "max_read_records_count": 1000}),
         "grpc": {"enabled": False},
         "connectors": [{"type": "modbus", "name": "Modbus", "configuration": "modbus.json"}],
     }

@@ -14,11 +14,21 @@ public final class OwnedThread: Sendable {
 
     private let handle: Mutex<pthread_t?>
 
+    /// The stack reserved for each of our threads. glibc's default is the `ulimit -s` of the process, usually
+    /// 8 MiB: with a thread per bus that reserves hundreds of MiB of address space (a 32-bit board has 3 GiB) for
+    /// loops whose deepest call (SQLite, a TLS handshake in libmosquitto, a libmodbus read) needs well under
+    /// 100 KiB. Only touched pages are resident either way, so this changes the virtual size, not the RSS.
+    public static let stackBytes = 1 << 20
+
     /// Starts `body` on a new thread. A process that cannot create a thread at startup cannot run; it stops here.
     public init(_ body: @escaping @Sendable () -> Void) {
         let start = Unmanaged.passRetained(Start(body)).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, Self.stackBytes)
+        let rc = pthread_create(&thread, &attributes, { raw in
             Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue().body()
             return nil
         }, start)

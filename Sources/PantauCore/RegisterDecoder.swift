@@ -11,7 +11,11 @@ public struct RegisterImage: Sendable, Hashable {
 
     /// Stores `words` starting at `address`.
     public mutating func store(_ words: [UInt16], table: RegisterTable, at address: Int) {
-        for (i, w) in words.enumerated() { self[table, address + i] = w }
+        // The table is taken out while it is filled: one lookup per block, not two per word, and no copy.
+        var registers = tables.removeValue(forKey: table) ?? [:]
+        registers.reserveCapacity(registers.count + words.count)
+        for (i, w) in words.enumerated() { registers[address + i] = w }
+        tables[table] = registers
     }
 }
 
@@ -267,13 +271,18 @@ private struct DecodeSession {
     let image: RegisterImage
     var results: [String: Result<PointValue, DecodeFailure>] = [:]
     var inProgress: Set<String> = []
+    /// Only a point whose decimals come from another point needs results remembered by name (and a cycle check);
+    /// most profiles have none, and then each point is decoded once without the two hash tables.
+    let remembers: Bool
 
     init(profile: DeviceProfile, image: RegisterImage) {
         self.profile = profile
         self.image = image
+        remembers = profile.points.contains { $0.decimalsFrom != nil }
     }
 
     mutating func value(of point: PointSpec) -> Result<PointValue, DecodeFailure> {
+        guard remembers else { return compute(point) }
         if let done = results[point.name] { return done }
         inProgress.insert(point.name)
         let result = compute(point)
@@ -284,8 +293,11 @@ private struct DecodeSession {
 
     private mutating func compute(_ point: PointSpec) -> Result<PointValue, DecodeFailure> {
         var words: [UInt16] = []
+        words.reserveCapacity(point.span)
+        // The point's table once, then one lookup per word.
+        let registers = image.tables[point.table] ?? [:]
         for address in point.address..<(point.address + point.span) {
-            guard let word = image[point.table, address] else {
+            guard let word = registers[address] else {
                 let reason = "\(point.table.rawValue) \(address) was not read (read failed or not in the plan)"
                 return RegisterDecoder.failure(.missingRegisters, point, words, reason)
             }

@@ -40,8 +40,11 @@ public final class WakeSignal: Sendable {
     /// is emptied before the flag is cleared: cleared first, a signal landing in between would write a byte this
     /// read swallows and leave the flag set, and every later signal would be skipped.
     public func drain() {
-        var bytes = [UInt8](repeating: 0, count: 64)
-        while read(fd, &bytes, 64) > 0 {}
+        // A pipe read returns what the pipe holds, up to the size asked: a short read means it is empty now (one
+        // system call per wake instead of a second one that fails with EAGAIN). No heap buffer on this path.
+        var bytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        let size = MemoryLayout.size(ofValue: bytes)
+        while withUnsafeMutableBytes(of: &bytes, { read(fd, $0.baseAddress, size) }) == size {}
         armed.store(false, ordering: .sequentiallyConsistent)
     }
 

@@ -67,8 +67,10 @@ extension SparkplugEdge {
     static func derivedValues(
         _ message: OutboundMessage, device: String
     ) -> (at: UnixMillis, [(String, DerivedValue)])? {
-        guard let range = message.topic.range(of: "/devices/\(device)/") else { return nil }
-        let path = message.topic[range.upperBound...].split(separator: "/").map(String.init)
+        let parts = message.topic.split(separator: "/", omittingEmptySubsequences: false)
+        guard let i = parts.indices.dropFirst().dropLast().first(where: { parts[$0] == "devices" && parts[$0 + 1] == device })
+        else { return nil }
+        let path = parts[(i + 2)...].filter { !$0.isEmpty }.map(String.init)
         let decoder = JSONDecoder()
         let body = Data(message.body)
         switch (path.first, path.count) {

@@ -14,4 +14,11 @@ struct Pantau: AsyncParsableCommand {
             ProfilesCommand.self, CmdCommand.self, MonitorCommand.self,
         ]
     )
+
+    /// ArgumentParser's own entry point, after the allocator settings of `pantau run`: they must be in place before
+    /// the first thread other than the main one allocates (`run()` itself already runs on the concurrency pool).
+    static func main() async {
+        if CommandLine.arguments.dropFirst().first == "run" { ProcessMemory.configure() }
+        await main(nil)
+    }
 }

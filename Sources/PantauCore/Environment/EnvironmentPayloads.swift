@@ -47,6 +47,63 @@ public struct AggregatePayload: EnvironmentPayload, Hashable {
         case lastAt = "last_at"
     }
 
+    /// The JSON body, written directly (keys sorted, numbers and strings as `JSONEncoder` writes them; the tests
+    /// compare the two byte for byte). Every point closes a window every minute: through `Encodable` these bodies
+    /// cost more instructions than the telemetry itself. A value that is not finite throws, as `JSONEncoder` does.
+    public func jsonBody() throws -> [UInt8] {
+        for (name, value) in [
+            ("min", min), ("max", max), ("mean", mean), ("stddev", stddev), ("first", first), ("last", last),
+            ("expected", expected), ("coverage", coverage),
+        ] where !value.isFinite {
+            throw EncodingError.invalidValue(value, EncodingError.Context(
+                codingPath: [], debugDescription: "aggregate \(name) of \(device) \(point) is not finite: \(value)"))
+        }
+        var out = JSONBytes(capacity: 320 + device.utf8.count + point.utf8.count)
+        out.byte(UInt8(ascii: "{"))
+        out.key("count", first: true)
+        out.number(.signed(Int64(count)))
+        out.key("coverage")
+        out.number(coverage)
+        out.key("device")
+        out.string(device)
+        out.key("end")
+        out.number(.signed(end))
+        out.key("expected")
+        out.number(expected)
+        out.key("first")
+        out.number(first)
+        out.key("first_at")
+        out.number(.signed(firstAt))
+        out.key("last")
+        out.number(last)
+        out.key("last_at")
+        out.number(.signed(lastAt))
+        out.key("late")
+        out.number(.signed(Int64(late)))
+        out.key("max")
+        out.number(max)
+        out.key("mean")
+        out.number(mean)
+        out.key("min")
+        out.number(min)
+        out.key("point")
+        out.string(point)
+        out.key("quantity")
+        out.string(quantity)
+        out.key("start")
+        out.number(.signed(start))
+        out.key("stddev")
+        out.number(stddev)
+        out.key("unit")
+        out.string(unit)
+        out.key("window")
+        out.string(window)
+        out.key("window_ms")
+        out.number(.signed(windowMs))
+        out.byte(UInt8(ascii: "}"))
+        return out.bytes
+    }
+
     public init(_ r: WindowResult) {
         let s = r.statistics
         device = r.device

@@ -133,6 +133,14 @@ public struct WindowAggregator: Sendable {
     private struct WindowID: Hashable {
         var key: SeriesKey
         var start: UnixMillis
+
+        /// Equality compares every field; the hash leaves out the device, which is the same for every series of
+        /// the per-device aggregators the gateway keeps: one string fewer to hash per reading and window.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(key.point)
+            hasher.combine(key.windowMillis)
+            hasher.combine(start)
+        }
     }
 
     /// - Parameters:
@@ -185,6 +193,9 @@ public struct WindowAggregator: Sendable {
     public mutating func advance(to now: UnixMillis) -> [WindowResult] {
         guard now > state.watermark else { return [] }
         state.watermark = now
+        // Most calls close nothing (every poll calls this): look before copying the open windows.
+        let graceMillis = grace.milliseconds
+        guard state.open.contains(where: { $0.start + $0.key.windowMillis + graceMillis <= now }) else { return [] }
         var closed: [WindowResult] = []
         var remaining: [OpenWindow] = []
         for w in state.open {
