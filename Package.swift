@@ -32,32 +32,44 @@ let package = Package(
 
         .target(name: "PantauYAML", dependencies: ["CYAML"]),
         .target(name: "PantauCore", dependencies: ["PantauYAML"]),
-        .target(name: "PantauModbus", dependencies: [
-            "PantauCore", "CModbus", .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "PantauMQTT", dependencies: [
-            "PantauCore", "CMosquitto", "COpenSSL", .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "PantauJournal", dependencies: [
-            "PantauCore", "CSQLite", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "PantauModbus",
+            dependencies: [
+                "PantauCore", "CModbus", .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "PantauMQTT",
+            dependencies: [
+                "PantauCore", "CMosquitto", "COpenSSL", .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "PantauJournal",
+            dependencies: [
+                "PantauCore", "CSQLite", .product(name: "Logging", package: "swift-log"),
+            ]),
         // Sparkplug B edge node: payloads from Sources/PantauSparkplug/sparkplug_b.proto (scripts/gen-sparkplug.sh).
-        .target(name: "PantauSparkplug", dependencies: [
-            "PantauCore", "PantauMQTT", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ], exclude: ["sparkplug_b.proto"]),
-        .target(name: "PantauGateway", dependencies: [
-            "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug", "CTimex",
-            .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-        ]),
-        .executableTarget(name: "pantau", dependencies: [
-            "PantauGateway",
-            "CMalloc",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-        ]),
+        .target(
+            name: "PantauSparkplug",
+            dependencies: [
+                "PantauCore", "PantauMQTT", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ], exclude: ["sparkplug_b.proto"]),
+        .target(
+            name: "PantauGateway",
+            dependencies: [
+                "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug", "CTimex",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]),
+        .executableTarget(
+            name: "pantau",
+            dependencies: [
+                "PantauGateway",
+                "CMalloc",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]),
 
         .testTarget(name: "PantauCoreTests", dependencies: ["PantauCore", "PantauYAML"]),
         .testTarget(name: "PantauModbusTests", dependencies: ["PantauModbus"]),

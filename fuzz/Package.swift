@@ -14,7 +14,7 @@ let package = Package(
     name: "pantau-fuzz",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(path: ".."),
+        .package(path: "..")
     ],
     targets: [
         // Hands each target's entry point to libFuzzer's driver (not a fuzz target itself).

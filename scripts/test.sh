@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 
+echo "== format lint (swift format, the repository's .swift-format)"
+# --strict turns every finding into an error: a line over the width or any other rule fails the suite.
+swift format lint --strict --recursive --parallel Package.swift Sources Tests fuzz
+
 echo "== build"
 swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Wrapping|Write|Linking|Building)' || true
 # The grep above only thins the output; this line fails the script if the build did not succeed.

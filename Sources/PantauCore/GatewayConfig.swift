@@ -305,7 +305,10 @@ public struct AggregationConfig: Sendable, Hashable {
 
 /// Flood alert levels, in BPBD convention: Siaga 4 is normal, Siaga 1 (Awas) the highest.
 public enum SiagaLevel: Int, Sendable, Hashable, CaseIterable, Comparable {
-    case siaga4 = 4, siaga3 = 3, siaga2 = 2, siaga1 = 1
+    case siaga4 = 4
+    case siaga3 = 3
+    case siaga2 = 2
+    case siaga1 = 1
 
     /// Higher danger compares greater.
     public static func < (a: SiagaLevel, b: SiagaLevel) -> Bool { a.rawValue > b.rawValue }

@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A pthread of ours for blocking C calls (libmodbus, libmosquitto, SQLite), which must never run on Swift's
@@ -28,23 +28,35 @@ public final class OwnedThread: Sendable {
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setstacksize(&attributes, Self.stackBytes)
-        let rc = pthread_create(&thread, &attributes, { raw in
-            Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, start)
+        let rc = pthread_create(
+            &thread, &attributes,
+            { raw in
+                Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue().body()
+                return nil
+            }, start)
         precondition(rc == 0, "pthread_create failed with \(rc): the process is out of threads or memory")
         handle = Mutex(thread)
     }
 
     /// Lets the thread finish on its own, for fire-and-forget work; `join` then returns at once.
     public func detach() {
-        guard let thread = handle.withLock({ h -> pthread_t? in defer { h = nil }; return h }) else { return }
+        guard
+            let thread = handle.withLock({ h -> pthread_t? in
+                defer { h = nil }
+                return h
+            })
+        else { return }
         pthread_detach(thread)
     }
 
     /// Waits for the thread to finish; later calls return at once.
     public func join() {
-        guard let thread = handle.withLock({ h -> pthread_t? in defer { h = nil }; return h }) else { return }
+        guard
+            let thread = handle.withLock({ h -> pthread_t? in
+                defer { h = nil }
+                return h
+            })
+        else { return }
         pthread_join(thread, nil)
     }
 }

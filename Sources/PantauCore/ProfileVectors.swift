@@ -32,9 +32,10 @@ public enum ProfileVectors {
                 guard let point = profile.point(named: name), let reading, let actual = reading.value,
                     matches(expected, actual, point: point)
                 else {
-                    mismatches.append(Mismatch(
-                        vector: vector.description, point: name, expected: expected, actual: reading?.value,
-                        quality: reading?.quality))
+                    mismatches.append(
+                        Mismatch(
+                            vector: vector.description, point: name, expected: expected, actual: reading?.value,
+                            quality: reading?.quality))
                     continue
                 }
             }

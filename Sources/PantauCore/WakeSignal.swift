@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A pipe that one thread signals and another waits on in `poll()` beside its sockets, so a consumer sleeps

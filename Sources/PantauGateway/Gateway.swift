@@ -2,10 +2,10 @@ import Dispatch
 import FoundationEssentials
 import Logging
 import PantauCore
-import PantauSparkplug
 import PantauJournal
-import PantauModbus
 import PantauMQTT
+import PantauModbus
+import PantauSparkplug
 import Synchronization
 
 /// The running gateway: one poller thread per bus, the pipeline, the journal, the publisher and the status socket.
@@ -63,7 +63,8 @@ public final class Gateway: Sendable {
         let pollersBox = PollerDirectory()
         var sparkplug: SparkplugEdge?
         if config.mqtt.format == .sparkplug {
-            let identity = config.sparkplug
+            let identity =
+                config.sparkplug
                 ?? SparkplugConfig(groupId: config.identity.site, edgeNodeId: config.identity.id)
             // bdSeq lives in the journal's state table, so the NBIRTH after a restart never repeats the last Will's.
             let saved = journal.loadState(key: SparkplugEdge.bdSeqStateKey)
@@ -88,9 +89,10 @@ public final class Gateway: Sendable {
             commands: commands.channel(for: config))
         parts = Mutex(Parts(config: config, pollers: [:], publisher: publisher, statusServer: nil))
         pollerDirectory = pollersBox
-        commands.attach(CommandCenter.Hooks(
-            health: { [weak self] in self?.health() },
-            publisher: { [weak self] in self?.parts.withLock { $0.publisher } }))
+        commands.attach(
+            CommandCenter.Hooks(
+                health: { [weak self] in self?.health() },
+                publisher: { [weak self] in self?.parts.withLock { $0.publisher } }))
     }
 
     private let pollerDirectory: PollerDirectory
@@ -192,7 +194,8 @@ public final class Gateway: Sendable {
             }
             publisher.start()
         }
-        logger.info("configuration reloaded", metadata: ["buses": "\(new.buses.count)", "devices": "\(new.devices.count)"])
+        logger.info(
+            "configuration reloaded", metadata: ["buses": "\(new.buses.count)", "devices": "\(new.devices.count)"])
     }
 
     /// Stops cleanly: buses first (no new readings), every device's availability `offline` (reason `stopped`),
@@ -200,7 +203,10 @@ public final class Gateway: Sendable {
     /// window before the gateway's own offline status, and the journal closes.
     public func stop(drainTimeoutMs: Int = 5000) {
         stopping.store(true, ordering: .relaxed)
-        housekeeping.withLock { t -> OwnedThread? in defer { t = nil }; return t }?.join()
+        housekeeping.withLock { t -> OwnedThread? in
+            defer { t = nil }
+            return t
+        }?.join()
         let (pollers, publisher, server, devices) = parts.withLock { p in
             (Array(p.pollers.values), p.publisher, p.statusServer, p.config.devices.map(\.name))
         }
@@ -238,7 +244,10 @@ public final class Gateway: Sendable {
         parts.withLock { p in
             // A bus thread inside a bounded read is progressing until that read's deadline (issue 19.4).
             p.pollers.map { ("bus \($0.key)", max($0.value.lastProgressNanos, $0.value.busyUntilNanos)) }
-                + [("publisher", p.publisher.lastProgressNanos), ("housekeeping", housekeepingProgress.load(ordering: .relaxed))]
+                + [
+                    ("publisher", p.publisher.lastProgressNanos),
+                    ("housekeeping", housekeepingProgress.load(ordering: .relaxed)),
+                ]
         }
     }
 
@@ -246,7 +255,8 @@ public final class Gateway: Sendable {
     public func summary() -> String {
         let (config, connected) = parts.withLock { ($0.config, $0.publisher.snapshot().connected) }
         let pending = journal.stats().pending
-        return "polling \(config.devices.count) device\(config.devices.count == 1 ? "" : "s") on \(config.buses.count) bus"
+        return
+            "polling \(config.devices.count) device\(config.devices.count == 1 ? "" : "s") on \(config.buses.count) bus"
             + "\(config.buses.count == 1 ? "" : "es"); broker \(connected ? "connected" : "not connected"); backlog \(pending)"
     }
 
@@ -271,10 +281,15 @@ public final class Gateway: Sendable {
             let now = clock.now()
             if now - lastHealth >= Self.healthInterval {
                 lastHealth = now
-                let topics = parts.withLock { TopicScheme(prefix: $0.config.mqtt.topicPrefix, identity: $0.config.identity) }
-                journal.append([ReadingPipeline.marked(OutboundMessage(
-                    kind: .status, topic: topics.health, body: PayloadEncoder.encode(health()), device: nil,
-                    acquiredAt: now), pipeline.clockStatus().synced)])
+                let topics = parts.withLock {
+                    TopicScheme(prefix: $0.config.mqtt.topicPrefix, identity: $0.config.identity)
+                }
+                journal.append([
+                    ReadingPipeline.marked(
+                        OutboundMessage(
+                            kind: .status, topic: topics.health, body: PayloadEncoder.encode(health()), device: nil,
+                            acquiredAt: now), pipeline.clockStatus().synced)
+                ])
             }
             if now - lastStateSave >= Self.stateSaveInterval {
                 lastStateSave = now

@@ -1,7 +1,7 @@
 import PantauCore
 import PantauJournal
-import PantauModbus
 import PantauMQTT
+import PantauModbus
 
 /// The gateway's state in one value: published as the health message and answered on the status socket.
 public struct GatewayHealth: Codable, Sendable {

@@ -13,7 +13,10 @@ public struct GatewayService: Service {
     /// A worker silent this long is wedged: the watchdog stops, and systemd restarts the gateway.
     let stallLimit: Duration
 
-    public init(gateway: Gateway, configPath: String, notifier: SystemdNotifier, logger: Logger, stallLimit: Duration = .seconds(20)) {
+    public init(
+        gateway: Gateway, configPath: String, notifier: SystemdNotifier, logger: Logger,
+        stallLimit: Duration = .seconds(20)
+    ) {
         self.gateway = gateway
         self.configPath = configPath
         self.notifier = notifier
@@ -46,7 +49,9 @@ public struct GatewayService: Service {
                 await offThePool { gateway.reload(config) }
             case .failure(let error):
                 for d in error.diagnostics { logger.error("\(d)") }
-                logger.error("new configuration refused; the running one stays", metadata: ["errors": "\(error.diagnostics.count)"])
+                logger.error(
+                    "new configuration refused; the running one stays",
+                    metadata: ["errors": "\(error.diagnostics.count)"])
             }
             try? notifier.ready(status: gateway.summary())
         }

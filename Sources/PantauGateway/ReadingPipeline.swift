@@ -210,14 +210,15 @@ public final class ReadingPipeline: Sendable {
     private func append(_ messages: [OutboundMessage], keeper given: TimeKeeper? = nil) {
         let (current, unsyncedOffset) = time.withLock { ($0.keeper, $0.unsyncedOffset) }
         let keeper = given ?? current
-        sink.append(messages.map { message in
-            guard message.stamp == nil else { return message }
-            var m = message
-            let quality = TimeMarking.quality(of: m.body)
-            let offset = (quality == .unsynced && keeper.synced ? unsyncedOffset : nil) ?? keeper.offset ?? 0
-            m.stamp = ClockStamp(bootId: keeper.bootId, boottimeMs: m.acquiredAt - offset, quality: quality)
-            return m
-        })
+        sink.append(
+            messages.map { message in
+                guard message.stamp == nil else { return message }
+                var m = message
+                let quality = TimeMarking.quality(of: m.body)
+                let offset = (quality == .unsynced && keeper.synced ? unsyncedOffset : nil) ?? keeper.offset ?? 0
+                m.stamp = ClockStamp(bootId: keeper.bootId, boottimeMs: m.acquiredAt - offset, quality: quality)
+                return m
+            })
     }
 
     /// A held poll's telemetry with its true times: `corrected` within this boot, `unverified` from another.
@@ -365,11 +366,13 @@ public final class ReadingPipeline: Sendable {
                 return t.held.removeFirst()
             }
             if let o = overflow,
-                let body = PayloadEncoder.telemetry(o.readings, identity: o.identity, device: o.device, compact: o.compact)
+                let body = PayloadEncoder.telemetry(
+                    o.readings, identity: o.identity, device: o.device, compact: o.compact)
             {
-                output.append(OutboundMessage(
-                    kind: .telemetry, topic: o.topic, body: TimeMarking.mark(body, .unsynced), device: o.device,
-                    acquiredAt: o.readings.first?.acquiredAt ?? now, contentType: "application/senml+json"))
+                output.append(
+                    OutboundMessage(
+                        kind: .telemetry, topic: o.topic, body: TimeMarking.mark(body, .unsynced), device: o.device,
+                        acquiredAt: o.readings.first?.acquiredAt ?? now, contentType: "application/senml+json"))
             }
         }
         if !output.isEmpty { append(output, keeper: keeper) }
@@ -445,11 +448,15 @@ public final class ReadingPipeline: Sendable {
         guard let (_, _, topics) = slot(device) else { return }
         var body = PayloadEncoder.encode(AvailabilityPayload(online: online, reason: online ? nil : reason, at: now))
         if !synced { body = TimeMarking.mark(body, .unsynced) }
-        var messages = [OutboundMessage(
-            kind: .status, topic: topics.availability(device), body: body, retain: true, device: device,
-            acquiredAt: now)]
+        var messages = [
+            OutboundMessage(
+                kind: .status, topic: topics.availability(device), body: body, retain: true, device: device,
+                acquiredAt: now)
+        ]
         // Sparkplug: DDEATH when a device goes offline, DBIRTH when it comes back.
-        if let death = sparkplug?.availabilityMessage(device: device, online: online, at: now) { messages.append(death) }
+        if let death = sparkplug?.availabilityMessage(device: device, online: online, at: now) {
+            messages.append(death)
+        }
         append(messages)
         if online {
             logger.info("device online", metadata: ["device": "\(device)"])
@@ -551,14 +558,18 @@ struct DeviceIntelligence: Sendable {
             air?.ingest(reading)
             for i in floods.indices where floods[i].config.point == reading.point {
                 let actions = floods[i].ingest(reading)
-                out += floodMessages(i, actions, at: reading.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
+                out += floodMessages(
+                    i, actions, at: reading.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             }
             for (i, config) in device.floatSwitches.enumerated() where config.point == reading.point {
                 if let wet = floatSwitches[i].ingest(reading) {
-                    logger.notice("float switch changed", metadata: [
-                        "device": "\(device.name)", "point": "\(config.point)", "state": "\(wet ? "wet" : "dry")",
-                    ])
-                    let payload = FloatSwitchPayload(device: device.name, switchConfig: config, wet: wet, at: reading.acquiredAt)
+                    logger.notice(
+                        "float switch changed",
+                        metadata: [
+                            "device": "\(device.name)", "point": "\(config.point)", "state": "\(wet ? "wet" : "dry")",
+                        ])
+                    let payload = FloatSwitchPayload(
+                        device: device.name, switchConfig: config, wet: wet, at: reading.acquiredAt)
                     out += [wrap(logger) { try payload.message(topics: topics) }].compactMap { $0 }
                 }
             }
@@ -576,7 +587,8 @@ struct DeviceIntelligence: Sendable {
     ) -> [OutboundMessage] {
         var out = windows.advance(to: now).compactMap { encode(AggregatePayload($0), topics, logger) }
         for i in floods.indices {
-            out += floodMessages(i, floods[i].advance(to: now), at: now, topics: topics, intervals: &intervals, logger: logger)
+            out += floodMessages(
+                i, floods[i].advance(to: now), at: now, topics: topics, intervals: &intervals, logger: logger)
         }
         out += evaluate(now: now, topics: topics, logger: logger)
         return out
@@ -607,7 +619,11 @@ struct DeviceIntelligence: Sendable {
             let e = a.evaluate(now: now)
             air = a
             if e.publishISPU, let r = e.ispu {
-                out += [encode(ISPUPayload(device: device.name, result: r, minimumCoverage: aggregation.minimumCoverage), topics, logger)].compactMap { $0 }
+                out += [
+                    encode(
+                        ISPUPayload(device: device.name, result: r, minimumCoverage: aggregation.minimumCoverage),
+                        topics, logger)
+                ].compactMap { $0 }
             }
             if e.publishAQI, let r = e.aqi {
                 out += [encode(AQIPayload(device: device.name, result: r), topics, logger)].compactMap { $0 }
@@ -620,7 +636,8 @@ struct DeviceIntelligence: Sendable {
                 let report = r.report(now: now)
                 rain = r
                 lastRainReport = now
-                out += [encode(RainPayload(device: device.name, point: r.config.point, report: report), topics, logger)].compactMap { $0 }
+                out += [encode(RainPayload(device: device.name, point: r.config.point, report: report), topics, logger)]
+                    .compactMap { $0 }
             }
         }
         return out
@@ -639,10 +656,12 @@ struct DeviceIntelligence: Sendable {
                 windows.pollIntervalChanged(device: device.name, to: interval, at: time)
             case .levelChanged(let from, let to, let value, _):
                 stateChanged = true
-                logger.notice("flood level changed", metadata: [
-                    "device": "\(device.name)", "point": "\(floods[index].config.point)",
-                    "from": "\(from.name)", "to": "\(to.name)", "value": "\(value)",
-                ])
+                logger.notice(
+                    "flood level changed",
+                    metadata: [
+                        "device": "\(device.name)", "point": "\(floods[index].config.point)",
+                        "from": "\(from.name)", "to": "\(to.name)", "value": "\(value)",
+                    ])
             case .rateOfRise, .sensorStale:
                 stateChanged = true
             }
@@ -652,8 +671,10 @@ struct DeviceIntelligence: Sendable {
         guard stateChanged || announce else { return [] }
         if index < floodAnnounced.count { floodAnnounced[index] = true }
         let unit = points[floods[index].config.point]?.unit ?? ""
-        return [encode(FloodAlertPayload(device: device.name, unit: unit, engine: floods[index], at: time), topics, logger)]
-            .compactMap { $0 }
+        return [
+            encode(FloodAlertPayload(device: device.name, unit: unit, engine: floods[index], at: time), topics, logger)
+        ]
+        .compactMap { $0 }
     }
 
     private func encode(_ payload: AggregatePayload, _ topics: TopicScheme, _ logger: Logger) -> OutboundMessage? {

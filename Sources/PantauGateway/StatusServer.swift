@@ -3,7 +3,7 @@ import PantauCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Answers `pantau status` on a local unix socket: each connection receives one JSON snapshot, then EOF.
@@ -39,7 +39,9 @@ public final class StatusServer: Sendable {
         public var path: String
         public var operation: String
         public var errno: Int32
-        public var description: String { "status socket \(path): \(operation) failed: \(String(cString: strerror(errno)))" }
+        public var description: String {
+            "status socket \(path): \(operation) failed: \(String(cString: strerror(errno)))"
+        }
     }
 
     /// Binds the socket (mode 0660, group `group` when it exists) and starts answering on a thread of its own.
@@ -52,7 +54,9 @@ public final class StatusServer: Sendable {
             throw SocketError(path: path, operation: "bind (path too long)", errno: ENAMETOOLONG)
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard bound == 0 else {
             let e = errno
@@ -114,8 +118,10 @@ public final class StatusServer: Sendable {
     private func serve(_ listener: Int32) {
         wake.drain()
         while state.withLock({ $0.running }) {
-            var p = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
-                     pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]
+            var p = [
+                pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0),
+            ]
             guard poll(&p, 2, -1) > 0, p[0].revents != 0 else { continue }
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
@@ -156,7 +162,9 @@ public final class StatusServer: Sendable {
             throw SocketError(path: path, operation: "connect (path too long)", errno: ENAMETOOLONG)
         }
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard connected == 0 else { throw SocketError(path: path, operation: "connect", errno: errno) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)

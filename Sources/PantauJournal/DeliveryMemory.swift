@@ -62,10 +62,12 @@ struct DeliveryMemory {
         guard limit > 0 else { return [] }
         var picked: [Int64] = []
         let entries = self.entries
-        offers[lane]!.take(limit: limit, keepTaken: true, { seq in
-            guard let entry = entries[seq], !entry.leased else { return .discard }
-            return take(entry) ? .take : .keep
-        }, into: &picked)
+        offers[lane]!.take(
+            limit: limit, keepTaken: true,
+            { seq in
+                guard let entry = entries[seq], !entry.leased else { return .discard }
+                return take(entry) ? .take : .keep
+            }, into: &picked)
         return picked
     }
 
@@ -153,10 +155,12 @@ struct DeliveryMemory {
         for lane in [Lane.data, .status, .alert] where excess > 0 {
             var gone: [Int64] = []
             let entries = self.entries
-            offers[lane]!.take(limit: excess, keepTaken: false, { seq in
-                guard let entry = entries[seq], !entry.leased else { return .discard }
-                return entry.stage == .written ? .take : .keep
-            }, into: &gone)
+            offers[lane]!.take(
+                limit: excess, keepTaken: false,
+                { seq in
+                    guard let entry = entries[seq], !entry.leased else { return .discard }
+                    return entry.stage == .written ? .take : .keep
+                }, into: &gone)
             for seq in gone { self.entries[seq] = nil }
             excess -= gone.count
             if !gone.isEmpty { evicted[lane] = gone }

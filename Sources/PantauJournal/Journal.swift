@@ -146,7 +146,10 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
         }
     }
 
-    private enum AppendOutcome { case appended(wakeWriter: Bool), closed, needsReservation }
+    private enum AppendOutcome {
+        case appended(wakeWriter: Bool)
+        case closed, needsReservation
+    }
 
     /// Commits everything not acknowledged so far and waits for it. Throws when the commit failed (the messages
     /// stay in memory and are retried). Blocks: call it from a thread of ours or at shutdown.

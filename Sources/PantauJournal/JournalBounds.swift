@@ -20,7 +20,7 @@ struct JournalBounds {
     /// the record's age (1970, or last week's shutdown): the age bound leaves it to the correction (issue 14).
     static let agedSQL =
         "SELECT seq FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at < ?2 "
-            + "AND coalesce(tq, '') NOT IN ('unsynced', 'unverified')"
+        + "AND coalesce(tq, '') NOT IN ('unsynced', 'unverified')"
     static let oldestSQL =
         "SELECT seq, size FROM records INDEXED BY records_lane_seq WHERE lane = ?1 AND kind = ?2 ORDER BY seq"
     static let deleteSQL = "DELETE FROM records WHERE seq = ?1 RETURNING device, kind, size"

@@ -3,7 +3,7 @@ internal import COpenSSL
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where the libmosquitto callbacks put what they saw. Callbacks run inside `mosquitto_loop` on our thread with the

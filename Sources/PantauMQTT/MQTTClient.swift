@@ -2,7 +2,7 @@ internal import CMosquitto
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// libmosquitto is initialised once per process, on first use (Swift runs a global's initialiser exactly once).

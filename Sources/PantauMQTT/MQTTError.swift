@@ -2,7 +2,7 @@ internal import CMosquitto
 internal import COpenSSL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A failure talking to a broker, with a code the caller can switch on and a message a technician can act on.

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One address a host name resolved to, kept as raw sockaddr bytes for `connect`.

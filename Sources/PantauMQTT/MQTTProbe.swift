@@ -1,7 +1,7 @@
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One step of `pantau mqtt-test`: `resolve`, `tcp`, `tls`, `mqtt connect`, `subscribe`, `publish`, `receive`.
@@ -40,8 +40,9 @@ public enum MQTTProbe {
         case .failure(let error):
             return [ProbeStep(name: "resolve", ok: false, detail: error.message)]
         }
-        steps.append(ProbeStep(
-            name: "resolve", ok: true, detail: "\(broker.host) → \(addresses.map(\.text).joined(separator: ", "))"))
+        steps.append(
+            ProbeStep(
+                name: "resolve", ok: true, detail: "\(broker.host) → \(addresses.map(\.text).joined(separator: ", "))"))
 
         let tcp = connectTCP(addresses, port: broker.port, timeoutMs: timeoutMs)
         steps.append(tcp)
@@ -121,10 +122,11 @@ public enum MQTTProbe {
             }
             steps.append(ProbeStep(name: "receive", ok: true, detail: "token received back"))
         } catch {
-            steps.append(ProbeStep(
-                name: "receive", ok: false,
-                detail: "\(error.description); the broker accepted the publish but did not deliver it back "
-                    + "(check the read ACL for \(topic))"))
+            steps.append(
+                ProbeStep(
+                    name: "receive", ok: false,
+                    detail: "\(error.description); the broker accepted the publish but did not deliver it back "
+                        + "(check the read ACL for \(topic))"))
         }
         return steps
     }

@@ -2,7 +2,7 @@ import Logging
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Drives libmosquitto for the publisher on its thread: feeds what happens (time, CONNACK, PUBACK, a lost link,
@@ -215,7 +215,8 @@ final class PublisherSession {
         // With a session profile its births replace the online status (its death certificate is the Will).
         if publisher.profile?.connected() == .births { publishBirths() }
         let status = publisher.profile == nil ? [(publisher.topics.status, online, 1, "application/json")] : []
-        let messages = status
+        let messages =
+            status
             + retained.keys.sorted().map { topic in
                 let r = retained[topic]!
                 return (r.topic, r.body, r.qos, r.contentType)
@@ -268,7 +269,8 @@ final class PublisherSession {
                 continue
             }
             let message = record.message
-            let body = publisher.profile?.frame(message, historical: delivery.historical)
+            let body =
+                publisher.profile?.frame(message, historical: delivery.historical)
                 ?? PayloadFraming.frame(message.body, seq: record.seq, historical: delivery.historical)
             do {
                 let mid = try client.publish(
@@ -284,9 +286,11 @@ final class PublisherSession {
             } catch {
                 if client.isConnected {
                     // The library refused this message itself (bad topic, oversize): retry later like a refusal.
-                    logger.warning("record not publishable", metadata: [
-                        "seq": "\(record.seq)", "topic": "\(message.topic)", "error": "\(error)",
-                    ])
+                    logger.warning(
+                        "record not publishable",
+                        metadata: [
+                            "seq": "\(record.seq)", "topic": "\(message.topic)", "error": "\(error)",
+                        ])
                     machine.notPublishable(seq: record.seq, now: now)
                 } else {
                     unsent.append(record.seq)
@@ -305,9 +309,11 @@ final class PublisherSession {
 
     private func logRefusal(_ entry: PublisherMachine.InFlight, reasonCode: Int) {
         let reason = MQTTError.reasonString(reasonCode)
-        logger.warning("broker refused a record", metadata: [
-            "seq": "\(entry.seq)", "topic": "\(entry.topic)", "reason": "\(reason)", "reasonCode": "\(reasonCode)",
-        ])
+        logger.warning(
+            "broker refused a record",
+            metadata: [
+                "seq": "\(entry.seq)", "topic": "\(entry.topic)", "reason": "\(reason)", "reasonCode": "\(reasonCode)",
+            ])
         let error = MQTTError(
             code: MQTTError.operationCode(reasonCode), reasonCode: reasonCode,
             message: "broker refused \(entry.topic): \(reason)")
@@ -323,9 +329,11 @@ final class PublisherSession {
         let failed = client?.broker ?? "\(attempted.host):\(attempted.port)"
         perform(machine.attemptFailed(now: now, jitter: jitter))
         recordLoss(error, wasConnected: false)
-        logger.warning("MQTT connection attempt failed", metadata: [
-            "broker": "\(failed)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)",
-        ])
+        logger.warning(
+            "MQTT connection attempt failed",
+            metadata: [
+                "broker": "\(failed)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)",
+            ])
     }
 
     /// An established connection (or an attempt) ended.
@@ -337,9 +345,11 @@ final class PublisherSession {
         let broker = client?.broker ?? "?"
         perform(machine.connectionLost(now: now, jitter: jitter))
         recordLoss(error, wasConnected: true)
-        logger.warning("MQTT connection lost", metadata: [
-            "broker": "\(broker)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)",
-        ])
+        logger.warning(
+            "MQTT connection lost",
+            metadata: [
+                "broker": "\(broker)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)",
+            ])
     }
 
     private var retryDelaySeconds: Double {

@@ -2,7 +2,7 @@ internal import COpenSSL
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A second look at a TLS connection libmosquitto reported only as "Protocol error" or "connection lost" before

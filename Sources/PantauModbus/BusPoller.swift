@@ -6,9 +6,10 @@ import Synchronization
 /// planner and decoder; tests may substitute their own.
 public struct PollCodec: Sendable {
     public var plan: @Sendable (_ points: [PointSpec], _ timing: ProfileTiming) -> [ReadRequest]
-    public var decode: @Sendable (
-        _ profile: DeviceProfile, _ image: RegisterImage, _ device: String, _ acquiredAt: UnixMillis
-    ) -> [Reading]
+    public var decode:
+        @Sendable (
+            _ profile: DeviceProfile, _ image: RegisterImage, _ device: String, _ acquiredAt: UnixMillis
+        ) -> [Reading]
 
     public init(
         plan: @escaping @Sendable ([PointSpec], ProfileTiming) -> [ReadRequest],
@@ -116,7 +117,10 @@ public final class BusPoller: Sendable {
     public func stop() {
         shared.withLock { $0.stopping = true }
         wake.signal()
-        let running = thread.withLock { t -> OwnedThread? in defer { t = nil }; return t }
+        let running = thread.withLock { t -> OwnedThread? in
+            defer { t = nil }
+            return t
+        }
         running?.join()
     }
 

@@ -163,8 +163,9 @@ final class BusWorker {
             var metadata = deviceMetadata(device)
             metadata["error"] = "\(failure)"
             metadata["probe_interval"] = "\(next)"
-            poller.logger.warning("device offline after \(poller.policy.failuresBeforeOffline) silent polls",
-                                  metadata: metadata)
+            poller.logger.warning(
+                "device offline after \(poller.policy.failuresBeforeOffline) silent polls",
+                metadata: metadata)
             poller.onAvailability(name, false, failure.description)
         }
         return poll
@@ -184,7 +185,8 @@ final class BusWorker {
             // An offline device gets one short attempt, so probing it costs its neighbours little.
             let probe = probing && index == 0
             let attempts = probe ? 1 : 1 + max(0, device.timing.retries)
-            let timeout = probe
+            let timeout =
+                probe
                 ? min(device.timing.responseTimeoutMs, poller.policy.probeTimeoutMs) : device.timing.responseTimeoutMs
             switch transact(request, device, attempts: attempts, timeoutMs: timeout) {
             case .words(let words):
@@ -359,7 +361,8 @@ final class BusWorker {
             $0.connected = false
             $0.counters.reopens += 1
         }
-        let reason = error.code == .timeout
+        let reason =
+            error.code == .timeout
             ? "\(LinkRecovery.timeoutsBeforeReconnect) timeouts in a row" : "an invalid or mismatched reply"
         let metadata: Logger.Metadata = ["error": "\(error)", "reason": "\(reason)"]
         if lastReopenReason == reason {

@@ -3,7 +3,7 @@ import Logging
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One libmodbus master context (a serial port or a TCP connection). It owns the `modbus_t` and frees it on deinit.
@@ -303,8 +303,10 @@ extension ModbusConnection {
         case .even: parity = CChar(UInt8(ascii: "E"))
         case .odd: parity = CChar(UInt8(ascii: "O"))
         }
-        guard let ctx = modbus_new_rtu(device, Int32(serial.baud), parity, Int32(serial.dataBits),
-                                       Int32(serial.stopBits))
+        guard
+            let ctx = modbus_new_rtu(
+                device, Int32(serial.baud), parity, Int32(serial.dataBits),
+                Int32(serial.stopBits))
         else {
             throw ModbusError(errno: errno, bus: bus)
         }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PantauCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A failed Modbus call: what went wrong, what the caller should do about it, and where (bus, unit, register).
 public struct ModbusError: Error, Sendable, Hashable, CustomStringConvertible {

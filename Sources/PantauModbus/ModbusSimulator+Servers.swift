@@ -2,7 +2,7 @@ internal import CModbus
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A libmodbus context handed to the one thread that will use it.
@@ -159,10 +159,14 @@ extension ModbusSimulator {
             }
             return (Int32(low), Int32(high - low + 1))
         }
-        let coils = extent(.coil), discrete = extent(.discrete), holding = extent(.holding), input = extent(.input)
-        guard let m = modbus_mapping_new_start_address(
-            UInt32(coils.start), UInt32(coils.count), UInt32(discrete.start), UInt32(discrete.count),
-            UInt32(holding.start), UInt32(holding.count), UInt32(input.start), UInt32(input.count))
+        let coils = extent(.coil)
+        let discrete = extent(.discrete)
+        let holding = extent(.holding)
+        let input = extent(.input)
+        guard
+            let m = modbus_mapping_new_start_address(
+                UInt32(coils.start), UInt32(coils.count), UInt32(discrete.start), UInt32(discrete.count),
+                UInt32(holding.start), UInt32(holding.count), UInt32(input.start), UInt32(input.count))
         else { return nil }
         for (address, word) in image.tables[.coil] ?? [:] {
             m.pointee.tab_bits[address - Int(coils.start)] = word != 0 ? 1 : 0

@@ -77,7 +77,10 @@ public final class ModbusSimulator: Sendable {
         stopping.store(true, ordering: .sequentiallyConsistent)
         // Servers register the client threads they start; join until none is left.
         while true {
-            let pending = threads.withLock { t -> [OwnedThread] in defer { t = [] }; return t }
+            let pending = threads.withLock { t -> [OwnedThread] in
+                defer { t = [] }
+                return t
+            }
             if pending.isEmpty { break }
             for thread in pending { thread.join() }
         }
@@ -106,7 +109,8 @@ public final class ModbusSimulator: Sendable {
     private func render(_ unit: Unit, at time: UnixMillis) -> RegisterImage {
         var image = RegisterImage()
         for point in unit.profile?.points ?? [] {
-            let signal = unit.signals[point.name]
+            let signal =
+                unit.signals[point.name]
                 ?? SimulatedSignal.plausible(for: point, start: start, riverLevelMeters: riverLevelMeters)
             let words = RegisterEncoder.encode(point: point, value: Self.pointValue(point, signal.value(time)))
             if point.type == .bit, !point.table.isBitTable, let bit = point.bit {

@@ -1,7 +1,7 @@
 import PantauCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A value that changes with time, in a point's engineering unit, for the simulator.

@@ -68,7 +68,10 @@ extension SparkplugEdge {
         _ message: OutboundMessage, device: String
     ) -> (at: UnixMillis, [(String, DerivedValue)])? {
         let parts = message.topic.split(separator: "/", omittingEmptySubsequences: false)
-        guard let i = parts.indices.dropFirst().dropLast().first(where: { parts[$0] == "devices" && parts[$0 + 1] == device })
+        guard
+            let i = parts.indices.dropFirst().dropLast().first(where: {
+                parts[$0] == "devices" && parts[$0 + 1] == device
+            })
         else { return nil }
         let path = parts[(i + 2)...].filter { !$0.isEmpty }.map(String.init)
         let decoder = JSONDecoder()
@@ -77,23 +80,33 @@ extension SparkplugEdge {
         case ("aggregates", 2):
             guard let a = try? decoder.decode(AggregatePayload.self, from: body) else { return nil }
             let base = "aggregates/\(a.window)/\(a.point)/"
-            return (a.end, [
-                (base + "count", .int(Int64(a.count))), (base + "min", .double(a.min)), (base + "max", .double(a.max)),
-                (base + "mean", .double(a.mean)), (base + "stddev", .double(a.stddev)),
-                (base + "coverage", .double(a.coverage)),
-            ])
+            return (
+                a.end,
+                [
+                    (base + "count", .int(Int64(a.count))), (base + "min", .double(a.min)),
+                    (base + "max", .double(a.max)),
+                    (base + "mean", .double(a.mean)), (base + "stddev", .double(a.stddev)),
+                    (base + "coverage", .double(a.coverage)),
+                ]
+            )
         case ("index", 2) where path[1] == "ispu":
             guard let i = try? decoder.decode(ISPUPayload.self, from: body) else { return nil }
-            return (i.at, [
-                ("index/ispu", .int(i.ispu.map(Int64.init))), ("index/ispu/category", .string(i.category)),
-                ("index/ispu/critical", .string(i.critical)), ("index/ispu/status", .string(i.status.rawValue)),
-            ])
+            return (
+                i.at,
+                [
+                    ("index/ispu", .int(i.ispu.map(Int64.init))), ("index/ispu/category", .string(i.category)),
+                    ("index/ispu/critical", .string(i.critical)), ("index/ispu/status", .string(i.status.rawValue)),
+                ]
+            )
         case ("index", 2) where path[1] == "aqi":
             guard let i = try? decoder.decode(AQIPayload.self, from: body) else { return nil }
-            return (i.at, [
-                ("index/aqi", .int(i.aqi.map(Int64.init))), ("index/aqi/category", .string(i.category)),
-                ("index/aqi/dominant", .string(i.dominant)), ("index/aqi/status", .string(i.status.rawValue)),
-            ])
+            return (
+                i.at,
+                [
+                    ("index/aqi", .int(i.aqi.map(Int64.init))), ("index/aqi/category", .string(i.category)),
+                    ("index/aqi/dominant", .string(i.dominant)), ("index/aqi/status", .string(i.status.rawValue)),
+                ]
+            )
         case ("alerts", 2):
             // A float switch shares the topic form: its body has a state and no level.
             if let s = try? decoder.decode(FloatSwitchPayload.self, from: body) {
@@ -101,18 +114,24 @@ extension SparkplugEdge {
             }
             guard let f = try? decoder.decode(FloodAlertPayload.self, from: body) else { return nil }
             let base = "alerts/\(f.point)/"
-            return (f.at, [
-                (base + "level", .int(Int64(f.level))), (base + "level_name", .string(f.levelName)),
-                (base + "stale", .bool(f.stale)), (base + "rate_of_rise/active", .bool(f.rateOfRise?.active)),
-                (base + "value", .double(f.value)),
-            ])
+            return (
+                f.at,
+                [
+                    (base + "level", .int(Int64(f.level))), (base + "level_name", .string(f.levelName)),
+                    (base + "stale", .bool(f.stale)), (base + "rate_of_rise/active", .bool(f.rateOfRise?.active)),
+                    (base + "value", .double(f.value)),
+                ]
+            )
         case ("rain", 1):
             guard let r = try? decoder.decode(RainPayload.self, from: body) else { return nil }
-            return (r.at, [
-                ("rain/mm_interval", .double(r.mmInterval)), ("rain/intensity_mm_h", .double(r.intensityMmH)),
-                ("rain/mm_24h", .double(r.mm24h)), ("rain/category_hourly", .string(r.categoryHourly)),
-                ("rain/category_daily", .string(r.categoryDaily)),
-            ])
+            return (
+                r.at,
+                [
+                    ("rain/mm_interval", .double(r.mmInterval)), ("rain/intensity_mm_h", .double(r.intensityMmH)),
+                    ("rain/mm_24h", .double(r.mm24h)), ("rain/category_hourly", .string(r.categoryHourly)),
+                    ("rain/category_daily", .string(r.categoryDaily)),
+                ]
+            )
         default:
             return nil
         }

@@ -136,13 +136,21 @@ public final class SparkplugEdge: Sendable {
         case (.string, .text(let s)?): m.stringValue = s
         case (.boolean, .flag(let b)?): m.booleanValue = b
         case (.boolean, .number(let d)?): m.booleanValue = d != 0
-        case (.uint16, .number(let d)?): guard let u = UInt16(exactly: d) else { return false }; m.intValue = UInt32(u)
-        case (.uint32, .number(let d)?): guard let u = UInt32(exactly: d) else { return false }; m.intValue = u
+        case (.uint16, .number(let d)?):
+            guard let u = UInt16(exactly: d) else { return false }
+            m.intValue = UInt32(u)
+        case (.uint32, .number(let d)?):
+            guard let u = UInt32(exactly: d) else { return false }
+            m.intValue = u
         case (.int32, .number(let d)?):
             guard let i = Int32(exactly: d) else { return false }
             m.intValue = UInt32(bitPattern: i)
-        case (.uint64, .number(let d)?): guard let u = UInt64(exactly: d) else { return false }; m.longValue = u
-        case (.uint64, .integer(let i)?): guard let u = UInt64(exactly: i) else { return false }; m.longValue = u
+        case (.uint64, .number(let d)?):
+            guard let u = UInt64(exactly: d) else { return false }
+            m.longValue = u
+        case (.uint64, .integer(let i)?):
+            guard let u = UInt64(exactly: i) else { return false }
+            m.longValue = u
         // Sparkplug carries a signed 64-bit integer as its two's complement in long_value.
         case (.int64, .number(let d)?):
             guard let s = Int64(exactly: d) else { return false }

@@ -31,16 +31,24 @@ struct CheckConfigCommand: ParsableCommand {
         switch ConfigLoading.load(file) {
         case .success(let config):
             if json {
-                printJSON(Report(file: file, ok: true, errors: [], devices: config.devices.count, buses: config.buses.count))
+                printJSON(
+                    Report(file: file, ok: true, errors: [], devices: config.devices.count, buses: config.buses.count))
             } else {
-                print("\(file): OK (\(config.buses.count) bus\(config.buses.count == 1 ? "" : "es"), \(config.devices.count) device\(config.devices.count == 1 ? "" : "s"))")
+                print(
+                    "\(file): OK (\(config.buses.count) bus\(config.buses.count == 1 ? "" : "es"), \(config.devices.count) device\(config.devices.count == 1 ? "" : "s"))"
+                )
             }
         case .failure(let error):
             if json {
-                printJSON(Report(
-                    file: file, ok: false,
-                    errors: error.diagnostics.map { .init(line: $0.location.line, column: $0.location.column, file: $0.location.file, message: $0.message) },
-                    devices: 0, buses: 0))
+                printJSON(
+                    Report(
+                        file: file, ok: false,
+                        errors: error.diagnostics.map {
+                            .init(
+                                line: $0.location.line, column: $0.location.column, file: $0.location.file,
+                                message: $0.message)
+                        },
+                        devices: 0, buses: 0))
             } else {
                 print(error.description)
                 printError("\(file): \(error.diagnostics.count) error\(error.diagnostics.count == 1 ? "" : "s")")

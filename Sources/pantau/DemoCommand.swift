@@ -3,13 +3,13 @@ import FoundationEssentials
 import Logging
 import PantauCore
 import PantauGateway
-import PantauModbus
 import PantauMQTT
+import PantauModbus
 import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct DemoCommand: AsyncParsableCommand {
@@ -30,17 +30,24 @@ struct DemoCommand: AsyncParsableCommand {
         JournaldLogHandler.bootstrap(logLevel: logLevel)
         let logger = Logger(label: "pantau.demo")
         guard FileSystem.exists(mosquitto) else {
-            throw fail("no mosquitto at \(mosquitto)", hint: "scripts/bootstrap.sh installs it (apt-get install mosquitto)", code: .unavailable)
+            throw fail(
+                "no mosquitto at \(mosquitto)", hint: "scripts/bootstrap.sh installs it (apt-get install mosquitto)",
+                code: .unavailable)
         }
         var template = Array("/tmp/pantau-demo-XXXXXX".utf8CString)
-        guard let dirPointer = mkdtemp(&template) else { throw fail("cannot create a temporary folder", code: .ioError) }
+        guard let dirPointer = mkdtemp(&template) else {
+            throw fail("cannot create a temporary folder", code: .ioError)
+        }
         let dir = String(cString: dirPointer)
         defer { removeTree(dir) }
 
         guard let brokerPort = freeLoopbackPort() else { throw fail("no free loopback port", code: .unavailable) }
         let conf = "listener \(brokerPort) 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        guard writeFile("\(dir)/mosquitto.conf", conf) else { throw fail("cannot write \(dir)/mosquitto.conf", code: .ioError) }
-        let broker = try ChildProcess(path: mosquitto, arguments: ["-c", "\(dir)/mosquitto.conf"], logPath: "\(dir)/mosquitto.log")
+        guard writeFile("\(dir)/mosquitto.conf", conf) else {
+            throw fail("cannot write \(dir)/mosquitto.conf", code: .ioError)
+        }
+        let broker = try ChildProcess(
+            path: mosquitto, arguments: ["-c", "\(dir)/mosquitto.conf"], logPath: "\(dir)/mosquitto.log")
         defer { broker.terminate() }
         guard waitForPort(brokerPort, timeoutMs: 5000) else {
             throw fail("mosquitto did not start; see \(dir)/mosquitto.log", code: .unavailable)
@@ -50,7 +57,9 @@ struct DemoCommand: AsyncParsableCommand {
         let wanted = ["vaisala-aqt530", "qdy30a", "sonbest-xm9505"]
         let profiles = try wanted.map { id -> DeviceProfile in
             guard let p = library[id] else {
-                throw fail("the shipped profile \(id) was not found in \(library.directories)", hint: "set PANTAU_PROFILES", code: .config)
+                throw fail(
+                    "the shipped profile \(id) was not found in \(library.directories)", hint: "set PANTAU_PROFILES",
+                    code: .config)
             }
             return p
         }
@@ -150,7 +159,10 @@ final class DemoSubscriber: Sendable {
 
     func stop() {
         running.store(false, ordering: .relaxed)
-        thread.withLock { t -> OwnedThread? in defer { t = nil }; return t }?.join()
+        thread.withLock { t -> OwnedThread? in
+            defer { t = nil }
+            return t
+        }?.join()
     }
 
     private func loop() {
@@ -190,7 +202,9 @@ final class DemoSubscriber: Sendable {
         let now = SystemClock().now() / 1000
         let clock = "\(pad((now / 3600) % 24)):\(pad((now / 60) % 60)):\(pad(now % 60))Z"
         let topic = m.topic.split(separator: "/").dropFirst(3).joined(separator: "/")
-        if m.topic.hasSuffix("/telemetry"), let records = try? JSONDecoder().decode([Record].self, from: Data(m.payload)) {
+        if m.topic.hasSuffix("/telemetry"),
+            let records = try? JSONDecoder().decode([Record].self, from: Data(m.payload))
+        {
             let values = records.compactMap { r -> String? in
                 guard let n = r.n else { return nil }
                 if r.q == "device_error" { return "\(n)=?" }

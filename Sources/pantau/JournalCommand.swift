@@ -17,7 +17,11 @@ struct JournalLocation: ParsableArguments {
         do {
             return try JournalReader(path: file)
         } catch {
-            throw fail("\(error)", hint: "the journal is created by `pantau run`; check journal.path and permissions (members of the pantau group may read it)", code: .noInput)
+            throw fail(
+                "\(error)",
+                hint:
+                    "the journal is created by `pantau run`; check journal.path and permissions (members of the pantau group may read it)",
+                code: .noInput)
         }
     }
 }
@@ -28,12 +32,14 @@ struct JournalCommand: ParsableCommand {
         abstract: "Inspect the journal (read-only; works while the gateway runs).",
         subcommands: [Stats.self, Peek.self, Export.self])
 
-    static let kinds: [String: MessageKind] = Dictionary(uniqueKeysWithValues: MessageKind.allCases.map { ($0.name, $0) })
+    static let kinds: [String: MessageKind] = Dictionary(
+        uniqueKeysWithValues: MessageKind.allCases.map { ($0.name, $0) })
 
     static func parseKind(_ text: String?) throws -> MessageKind? {
         guard let text else { return nil }
         guard let kind = kinds[text] else {
-            throw fail("unknown kind '\(text)'", hint: "kinds: \(kinds.keys.sorted().joined(separator: ", "))", code: .usage)
+            throw fail(
+                "unknown kind '\(text)'", hint: "kinds: \(kinds.keys.sorted().joined(separator: ", "))", code: .usage)
         }
         return kind
     }
@@ -68,14 +74,29 @@ struct JournalCommand: ParsableCommand {
                 bytes: s.bytes, file_bytes: s.fileBytes, oldest_pending_ts: s.oldestPendingAcquiredAt,
                 committed_total: s.committedTotal, acked_total: s.ackedTotal, drops_total: s.dropsTotal,
                 drops: s.dropsByDevice, last_seq: s.lastIssuedSeq, lost_in_crash: s.lostInCrash)
-            if json { printJSON(out); return }
+            if json {
+                printJSON(out)
+                return
+            }
             print("journal    \(out.path)")
-            print("pending    \(out.pending)  (" + MessageKind.allCases.map { "\($0.name) \(s.pendingByKind[$0] ?? 0)" }.joined(separator: ", ") + ")")
+            print(
+                "pending    \(out.pending)  ("
+                    + MessageKind.allCases.map { "\($0.name) \(s.pendingByKind[$0] ?? 0)" }.joined(separator: ", ")
+                    + ")")
             print("size       \(formatBytes(out.bytes)) of records, file \(formatBytes(out.file_bytes))")
             if let oldest = out.oldest_pending_ts { print("oldest     \(formatUTC(oldest))") }
-            print("totals     committed \(out.committed_total), acknowledged \(out.acked_total), last seq \(out.last_seq)")
+            print(
+                "totals     committed \(out.committed_total), acknowledged \(out.acked_total), last seq \(out.last_seq)"
+            )
             print("crashes    \(out.lost_in_crash) sequence numbers possibly lost in crash windows")
-            print("drops      \(out.drops_total)" + (out.drops.isEmpty ? "" : "  (" + out.drops.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "gateway" : $0.key) \($0.value)" }.joined(separator: ", ") + ")"))
+            print(
+                "drops      \(out.drops_total)"
+                    + (out.drops.isEmpty
+                        ? ""
+                        : "  ("
+                            + out.drops.sorted { $0.key < $1.key }.map {
+                                "\($0.key.isEmpty ? "gateway" : $0.key) \($0.value)"
+                            }.joined(separator: ", ") + ")"))
         }
     }
 
@@ -93,7 +114,9 @@ struct JournalCommand: ParsableCommand {
             } catch let e as JournalError { throw fail("\(e)", code: .ioError) }
             for r in records {
                 let m = r.message
-                print("\(r.seq)\t\(m.kind.name)\t\(formatUTC(m.acquiredAt))\t\(m.topic)\t\(String(decoding: m.body, as: UTF8.self))")
+                print(
+                    "\(r.seq)\t\(m.kind.name)\t\(formatUTC(m.acquiredAt))\t\(m.topic)\t\(String(decoding: m.body, as: UTF8.self))"
+                )
             }
             if records.isEmpty { print("(no pending records)") }
         }
@@ -113,7 +136,8 @@ struct JournalCommand: ParsableCommand {
             guard let f = JournalExportFormat(rawValue: format) else {
                 throw fail("unknown format '\(format)'", hint: "use csv or jsonl", code: .usage)
             }
-            let filter = JournalFilter(kind: try JournalCommand.parseKind(kind), device: device, since: since, until: until, limit: limit)
+            let filter = JournalFilter(
+                kind: try JournalCommand.parseKind(kind), device: device, since: since, until: until, limit: limit)
             do {
                 try location.reader().export(format: f, filter: filter) { print($0) }
             } catch let e as JournalError { throw fail("\(e)", code: .ioError) }
@@ -131,5 +155,7 @@ func formatBytes(_ n: Int64) -> String {
 /// `2026-11-30T02:53:46.207Z` from milliseconds since the epoch.
 func formatUTC(_ ms: Int64) -> String {
     let date = Date(timeIntervalSince1970: Double(ms) / 1000)
-    return date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon)) + "Z"
+    return date.formatted(
+        .iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon))
+        + "Z"
 }

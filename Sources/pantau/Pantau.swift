@@ -6,7 +6,8 @@ struct Pantau: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pantau",
         abstract: "Edge gateway for environment sensing: Modbus RTU/TCP sensors to MQTT, with a durable journal.",
-        discussion: "Exit codes follow sysexits: 78 for a configuration error, 69 when a device or broker is unreachable.",
+        discussion:
+            "Exit codes follow sysexits: 78 for a configuration error, 69 when a device or broker is unreachable.",
         version: PantauVersion.current,
         subcommands: [
             RunCommand.self, CheckConfigCommand.self, DemoCommand.self, SimulateCommand.self, StatusCommand.self,

@@ -3,7 +3,9 @@ import PantauCore
 import PantauGateway
 
 struct ProfileDirectoryOptions: ParsableArguments {
-    @Option(name: [.customLong("profile-dir"), .customLong("dir")], help: "An extra profile folder, searched first (repeatable).")
+    @Option(
+        name: [.customLong("profile-dir"), .customLong("dir")],
+        help: "An extra profile folder, searched first (repeatable).")
     var directories: [String] = []
 
     func library() -> ProfileLibrary {
@@ -41,12 +43,21 @@ struct ProfilesCommand: ParsableCommand {
         func run() throws {
             let lib = dirs.library()
             let entries = lib.profiles.values.sorted { $0.id < $1.id }.map {
-                Entry(id: $0.id, manufacturer: $0.manufacturer, model: $0.model, firmware: $0.firmware, points: $0.points.count, file: $0.file)
+                Entry(
+                    id: $0.id, manufacturer: $0.manufacturer, model: $0.model, firmware: $0.firmware,
+                    points: $0.points.count, file: $0.file)
             }
-            if json { printJSON(entries); return }
+            if json {
+                printJSON(entries)
+                return
+            }
             let w = max(4, entries.map(\.id.count).max() ?? 0)
             print("ID".padding(w) + "  POINTS  MODEL")
-            for e in entries { print(e.id.padding(w) + "  " + String(e.points).padding(6) + "  \(e.manufacturer) \(e.model) (firmware \(e.firmware))") }
+            for e in entries {
+                print(
+                    e.id.padding(w) + "  " + String(e.points).padding(6)
+                        + "  \(e.manufacturer) \(e.model) (firmware \(e.firmware))")
+            }
             for (id, problem) in lib.problems.sorted(by: { $0.key < $1.key }) {
                 printError("\(id): BROKEN\n\(problem)")
             }
@@ -62,8 +73,12 @@ struct ProfilesCommand: ParsableCommand {
             let p = try dirs.profile(id)
             print("\(p.id) v\(p.version): \(p.manufacturer) \(p.model), firmware \(p.firmware)")
             print("source: \(p.source)")
-            print("serial: \(p.serial.baud) baud, parity \(p.serial.parity.rawValue), \(p.serial.dataBits) data, \(p.serial.stopBits) stop" + (p.defaultUnitId.map { "; factory unit id \($0)" } ?? ""))
-            print("timing: timeout \(p.timing.responseTimeoutMs) ms, retries \(p.timing.retries), max \(p.timing.maxRegistersPerRead) registers per read, max gap \(p.timing.maxGap)" + (p.timing.singlePointReads ? ", one request per point" : ""))
+            print(
+                "serial: \(p.serial.baud) baud, parity \(p.serial.parity.rawValue), \(p.serial.dataBits) data, \(p.serial.stopBits) stop"
+                    + (p.defaultUnitId.map { "; factory unit id \($0)" } ?? ""))
+            print(
+                "timing: timeout \(p.timing.responseTimeoutMs) ms, retries \(p.timing.retries), max \(p.timing.maxRegistersPerRead) registers per read, max gap \(p.timing.maxGap)"
+                    + (p.timing.singlePointReads ? ", one request per point" : ""))
             print("points (addresses are 0-based protocol addresses):")
             for pt in p.points {
                 var enc = "\(pt.type.rawValue)"
@@ -75,13 +90,16 @@ struct ProfilesCommand: ParsableCommand {
                 if pt.offset != 0 { math += " \(pt.offset > 0 ? "+" : "")\(pt.offset)" }
                 if let d = pt.decimalsFrom { math += " x10^-\(d)" }
                 let range = pt.validRange.map { " range \($0.lowerBound)...\($0.upperBound)" } ?? ""
-                print("  \(pt.name.padding(22)) \(pt.table.rawValue.padding(8)) \(String(pt.address).padding(5)) \(enc.padding(16)) \(pt.unit.padding(6))\(math)\(range)\(pt.publish ? "" : " (not published)")")
+                print(
+                    "  \(pt.name.padding(22)) \(pt.table.rawValue.padding(8)) \(String(pt.address).padding(5)) \(enc.padding(16)) \(pt.unit.padding(6))\(math)\(range)\(pt.publish ? "" : " (not published)")"
+                )
             }
         }
     }
 
     struct Validate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate profile files (default: every profile found).")
+        static let configuration = CommandConfiguration(
+            abstract: "Validate profile files (default: every profile found).")
         @OptionGroup var dirs: ProfileDirectoryOptions
         @Argument(help: "Profile files or folders.") var paths: [String] = []
 
@@ -93,7 +111,9 @@ struct ProfilesCommand: ParsableCommand {
             }
             for path in targets {
                 if FileSystem.isDirectory(path) {
-                    files += FileSystem.list(path).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { "\(path)/\($0)" }
+                    files += FileSystem.list(path).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map {
+                        "\(path)/\($0)"
+                    }
                 } else {
                     files.append(path)
                 }
@@ -102,18 +122,24 @@ struct ProfilesCommand: ParsableCommand {
             for file in files {
                 let result = ProfileParser.load(path: file)
                 switch result {
-                case .success(let p): print("\(file): OK (\(p.id), \(p.points.count) point\(p.points.count == 1 ? "" : "s"), \(p.testVectors.count) vector\(p.testVectors.count == 1 ? "" : "s"))")
+                case .success(let p):
+                    print(
+                        "\(file): OK (\(p.id), \(p.points.count) point\(p.points.count == 1 ? "" : "s"), \(p.testVectors.count) vector\(p.testVectors.count == 1 ? "" : "s"))"
+                    )
                 case .failure(let e):
                     print(e.description)
                     bad += 1
                 }
             }
-            if bad > 0 { throw fail("\(bad) of \(files.count) profile\(files.count == 1 ? "" : "s") invalid", code: .config) }
+            if bad > 0 {
+                throw fail("\(bad) of \(files.count) profile\(files.count == 1 ? "" : "s") invalid", code: .config)
+            }
         }
     }
 
     struct Test: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run the embedded test vectors (default: every profile).")
+        static let configuration = CommandConfiguration(
+            abstract: "Run the embedded test vectors (default: every profile).")
         @OptionGroup var dirs: ProfileDirectoryOptions
         @Argument(help: "Profile ids.") var ids: [String] = []
 
@@ -132,23 +158,33 @@ struct ProfilesCommand: ParsableCommand {
                 }
                 if outcome.vectors == 0 { print("  warning: \(p.id) has no test vectors") }
             }
-            if failed > 0 { throw fail("\(failed) profile\(failed == 1 ? "" : "s") failed their vectors", code: .dataError) }
+            if failed > 0 {
+                throw fail("\(failed) profile\(failed == 1 ? "" : "s") failed their vectors", code: .dataError)
+            }
         }
     }
 
     struct Plan: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the read requests the poller makes for a profile.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the read requests the poller makes for a profile.")
         @OptionGroup var dirs: ProfileDirectoryOptions
         @Argument(help: "Profile id.") var id: String
 
         func run() throws {
             let p = try dirs.profile(id)
-            if let lines = linkPlanLines(p) { return lines.forEach { print($0) } }
+            if let lines = linkPlanLines(p) {
+                for line in lines { print(line) }
+                return
+            }
             let plan = ReadPlanner.plan(points: p.points, timing: p.timing)
             print("\(p.id): \(plan.count) request\(plan.count == 1 ? "" : "s") per poll for \(p.points.count) points")
             for r in plan {
-                let covered = p.points.filter { $0.table == r.table && $0.address >= r.address && $0.address + $0.span <= r.address + r.count }
-                print("  FC\(String(r.table.readFunctionCode, radix: 16).leftPadded(2)) \(r.table.rawValue.padding(8)) address \(String(r.address).padding(5)) count \(String(r.count).padding(4)) \(covered.map(\.name).joined(separator: ", "))")
+                let covered = p.points.filter {
+                    $0.table == r.table && $0.address >= r.address && $0.address + $0.span <= r.address + r.count
+                }
+                print(
+                    "  FC\(String(r.table.readFunctionCode, radix: 16).leftPadded(2)) \(r.table.rawValue.padding(8)) address \(String(r.address).padding(5)) count \(String(r.count).padding(4)) \(covered.map(\.name).joined(separator: ", "))"
+                )
             }
         }
     }

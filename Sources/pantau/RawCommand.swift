@@ -4,7 +4,7 @@ import PantauGateway
 import PantauModbus
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Opens the link or stops with exit 69 and a hint naming it.

@@ -26,14 +26,17 @@ struct RunCommand: AsyncParsableCommand {
         do {
             gateway = try Gateway(config: config, logger: logger)
         } catch {
-            throw fail("\(error)", hint: "check journal.path in \(options.config) and that its folder exists and is writable", code: .ioError)
+            throw fail(
+                "\(error)", hint: "check journal.path in \(options.config) and that its folder exists and is writable",
+                code: .ioError)
         }
         // The configuration and the profiles are parsed and the journal is open: what that allocated is free now.
         ProcessMemory.trim()
         let service = GatewayService(
             gateway: gateway, configPath: options.config, notifier: SystemdNotifier.fromEnvironment(), logger: logger)
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

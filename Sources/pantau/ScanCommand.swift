@@ -4,7 +4,7 @@ import PantauGateway
 import PantauModbus
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct ScanCommand: ParsableCommand {

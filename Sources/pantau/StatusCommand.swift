@@ -7,7 +7,8 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Ask the running gateway for its state: buses, devices, journal, broker (read-only).",
-        discussion: "Reads the status socket (default /run/pantau/status.sock); members of the pantau group may use it.")
+        discussion: "Reads the status socket (default /run/pantau/status.sock); members of the pantau group may use it."
+    )
 
     @Option(name: [.short, .long], help: "The gateway configuration (its status.socket is used).")
     var config: String?
@@ -23,7 +24,9 @@ struct StatusCommand: ParsableCommand {
         do {
             bytes = try StatusServer.query(path: path)
         } catch {
-            throw fail("\(error)", hint: "is the gateway running (systemctl status pantau)? Are you in the pantau group?", code: .unavailable)
+            throw fail(
+                "\(error)", hint: "is the gateway running (systemctl status pantau)? Are you in the pantau group?",
+                code: .unavailable)
         }
         if json {
             print(String(decoding: bytes, as: UTF8.self), terminator: "")
@@ -43,18 +46,29 @@ extension GatewayHealth {
     func printTable() {
         print("pantau \(version)  site \(site)  gateway \(gateway)  up \(formatDuration(uptime_s))")
         let b = broker
-        print("broker   \(b.connected ? "connected" : "NOT CONNECTED") \(b.broker ?? "")  in flight \(b.in_flight)  acked \(b.acked_total)  rejected \(b.rejected_total)" + (b.last_error.map { "  last error: \($0)" } ?? ""))
+        print(
+            "broker   \(b.connected ? "connected" : "NOT CONNECTED") \(b.broker ?? "")  in flight \(b.in_flight)  acked \(b.acked_total)  rejected \(b.rejected_total)"
+                + (b.last_error.map { "  last error: \($0)" } ?? ""))
         let j = journal
-        print("journal  backlog \(j.pending) (\(formatBytes(j.bytes)))" + (j.oldest_pending_ts.map { "  oldest \(formatUTC($0))" } ?? "") + "  drops \(j.drops_total)" + (j.disk_full ? "  DISK FULL" : ""))
+        print(
+            "journal  backlog \(j.pending) (\(formatBytes(j.bytes)))"
+                + (j.oldest_pending_ts.map { "  oldest \(formatUTC($0))" } ?? "") + "  drops \(j.drops_total)"
+                + (j.disk_full ? "  DISK FULL" : ""))
         for e in j.events { print("         event: \(e)") }
         if let c = clock {
-            print("clock    \(c.synced ? "synced" : "NOT SYNCED")" + (c.max_error_ms.map { "  max error \($0) ms" } ?? "") + "  steps \(c.steps_seen)  held \(c.held)  released \(c.released)  policy \(c.policy)")
+            print(
+                "clock    \(c.synced ? "synced" : "NOT SYNCED")" + (c.max_error_ms.map { "  max error \($0) ms" } ?? "")
+                    + "  steps \(c.steps_seen)  held \(c.held)  released \(c.released)  policy \(c.policy)")
         }
         for bus in buses {
-            print("bus \(bus.name)  \(bus.connected ? "open" : "CLOSED")  transactions \(bus.transactions)  timeouts \(bus.timeouts)  crc \(bus.crc_errors)  mean \(String(format1: bus.mean_response_ms)) ms  utilisation \(String(format1: bus.utilisation * 100))%  overruns \(bus.cycle_overruns)")
+            print(
+                "bus \(bus.name)  \(bus.connected ? "open" : "CLOSED")  transactions \(bus.transactions)  timeouts \(bus.timeouts)  crc \(bus.crc_errors)  mean \(String(format1: bus.mean_response_ms)) ms  utilisation \(String(format1: bus.utilisation * 100))%  overruns \(bus.cycle_overruns)"
+            )
             for d in bus.devices {
                 let age = d.last_reading_age_s.map { "\(formatDuration($0)) ago" } ?? "never"
-                print("  \(d.name.padding(16)) unit \(String(d.unit).padding(3)) \(d.state.uppercased().padding(8)) last reading \(age.padding(10)) every \(Interval(milliseconds: d.interval_ms))  errors \(d.errors_total)" + (d.last_error.map { "  (\($0))" } ?? ""))
+                print(
+                    "  \(d.name.padding(16)) unit \(String(d.unit).padding(3)) \(d.state.uppercased().padding(8)) last reading \(age.padding(10)) every \(Interval(milliseconds: d.interval_ms))  errors \(d.errors_total)"
+                        + (d.last_error.map { "  (\($0))" } ?? ""))
             }
         }
     }

@@ -4,7 +4,7 @@ import PantauCore
 import PantauGateway
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Prints to standard error.
@@ -34,7 +34,8 @@ func loadConfigOrExit(_ path: String) throws -> GatewayConfig {
     case .success(let config): return config
     case .failure(let error):
         printError(error.description)
-        printError("\(path): \(error.diagnostics.count) error\(error.diagnostics.count == 1 ? "" : "s"); nothing was started")
+        printError(
+            "\(path): \(error.diagnostics.count) error\(error.diagnostics.count == 1 ? "" : "s"); nothing was started")
         throw ArgumentParser.ExitCode(PantauGateway.ExitCode.config.rawValue)
     }
 }

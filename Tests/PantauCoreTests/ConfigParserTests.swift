@@ -50,7 +50,10 @@ private let good = """
         #expect(config.devices[1].pollInterval == Interval(milliseconds: 500))
         #expect(config.devices[1].timing.responseTimeoutMs == 200)
         #expect(config.devices[1].timing.retries == 0)
-        #expect(config.mqtt.brokers == [.init(host: "broker.example", port: 1884), .init(host: "backup.example", port: 1883)])
+        #expect(
+            config.mqtt.brokers == [
+                .init(host: "broker.example", port: 1884), .init(host: "backup.example", port: 1883),
+            ])
         #expect(config.mqtt.password == "secret")
         #expect(config.mqtt.clientId == "pantau-tangerang-gw-01")
         #expect(config.journal.durability == .normal)
@@ -64,14 +67,22 @@ private let good = """
         (good.replacingFirst("unit: 1,", with: "unit: 0,"), [(6, 38, "outside 1-247")]),
         (good.replacingFirst("unit: 1,", with: "unit: 248,"), [(6, 38, "outside 1-247")]),
         (good.replacingFirst("unit: 1,", with: "unit: one,"), [(6, 38, "whole number")]),
-        (good.replacingFirst("profile: test-th, poll_interval: 5s", with: "profile: test-hh, poll_interval: 5s"),
-         [(6, 50, "unknown profile 'test-hh'")]),
+        (
+            good.replacingFirst("profile: test-th, poll_interval: 5s", with: "profile: test-hh, poll_interval: 5s"),
+            [(6, 50, "unknown profile 'test-hh'")]
+        ),
         (good.replacingFirst("name: th-2", with: "name: th-1"), [(7, 12, "duplicate device name 'th-1'")]),
-        (good.replacingFirst("  - {name: net,", with: "  - {name: rs485-2, type: rtu, device: /dev/ttyUSB0}\n  - {name: net,"),
-         [(4, 40, "already owns")]),
+        (
+            good.replacingFirst(
+                "  - {name: net,", with: "  - {name: rs485-2, type: rtu, device: /dev/ttyUSB0}\n  - {name: net,"),
+            [(4, 40, "already owns")]
+        ),
         (good.replacingFirst("poll_interval: 5s", with: "poll_interval: often"), [(6, 74, "duration")]),
         (good.replacingFirst("baud: 9600", with: "baud: 9601"), [(3, 60, "not a standard rate")]),
-        (good.replacingFirst("gateway: {site: tangerang, id: gw-01}", with: "gateway: {site: tangerang}"), [(1, 10, "missing the required key 'id'")]),
+        (
+            good.replacingFirst("gateway: {site: tangerang, id: gw-01}", with: "gateway: {site: tangerang}"),
+            [(1, 10, "missing the required key 'id'")]
+        ),
         (good.replacingFirst("bus: net", with: "bus: nett"), [(7, 23, "not defined under 'buses'")]),
         (good, [(11, 17, "PANTAU_PW")]),
         ("gateway: {site: a, id: b\nbuses: []\n", [(2, 6, "YAML syntax")]),
@@ -89,7 +100,8 @@ private let good = """
         for (line, column, phrase) in expected {
             let hit = error.diagnostics.first { $0.message.contains(phrase) }
             #expect(hit != nil, "case \(index): no error containing \(phrase) in \(error)")
-            #expect(hit?.location == SourceLocation(file: "gw.yaml", line: line, column: column), "case \(index): \(error)")
+            #expect(
+                hit?.location == SourceLocation(file: "gw.yaml", line: line, column: column), "case \(index): \(error)")
         }
         #expect(error.diagnostics.count == expected.count, "case \(index): \(error)")
     }

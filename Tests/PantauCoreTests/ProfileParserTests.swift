@@ -63,12 +63,14 @@ let shippedProfilesDirectory: String = {
     }
 
     @Test func rejectsOverlapsButAllowsBitFieldsOfOneRegister() {
-        let overlap = errors("""
+        let overlap = errors(
+            """
               - {name: a, quantity: counter, table: holding, address: 0, type: u32, unit: count}
               - {name: b, quantity: counter, table: holding, address: 1, type: u16, unit: count}
             """)
         #expect(overlap.count == 1 && overlap[0].contains("point 'b' overlaps point 'a'"), "\(overlap)")
-        let bits = errors("""
+        let bits = errors(
+            """
               - {name: a, quantity: status, table: holding, address: 0, type: bit, bit: 0}
               - {name: b, quantity: status, table: holding, address: 0, type: bit, bit: 1}
             """)
@@ -76,7 +78,8 @@ let shippedProfilesDirectory: String = {
     }
 
     @Test func rejectsDuplicatesUnknownVocabularyAndOversizedReads() {
-        let e = errors("""
+        let e = errors(
+            """
               - {name: a, quantity: temperature, table: input, address: 0, type: i16, unit: Cel}
               - {name: a, quantity: temperature, table: input, address: 1, type: i16, unit: Cel}
               - {name: c, quantity: temprature, table: input, address: 2, type: i16, unit: degC}
@@ -90,7 +93,8 @@ let shippedProfilesDirectory: String = {
     }
 
     @Test func rejectsWrongByteOrdersAndMissingDecimalsSources() {
-        let e = errors("""
+        let e = errors(
+            """
               - {name: a, quantity: distance, table: holding, address: 0, type: f32, order: CDA, unit: m}
               - {name: b, quantity: distance, table: holding, address: 2, type: i16, decimals_from: nope, unit: m}
             """)

@@ -67,24 +67,28 @@ import Testing
     func reading(_ point: String, _ value: PointValue?, unit: String = "", quality: Quality = .good, at t: UnixMillis)
         -> Reading
     {
-        Reading(device: "d", point: point, quantity: "counter", unit: unit, value: value, quality: quality, acquiredAt: t)
+        Reading(
+            device: "d", point: point, quantity: "counter", unit: unit, value: value, quality: quality, acquiredAt: t)
     }
 
     func same(_ readings: [Reading], device: String = "d/1") throws {
         for compact in [false, true] {
             let fast = PayloadEncoder.telemetry(readings, identity: identity, device: device, compact: compact)
             let slow = try reference(readings, device: device, compact: compact)
-            #expect(fast.map { String(decoding: $0, as: UTF8.self) } == slow.map { String(decoding: $0, as: UTF8.self) })
+            #expect(
+                fast.map { String(decoding: $0, as: UTF8.self) } == slow.map { String(decoding: $0, as: UTF8.self) })
         }
     }
 
     @Test func awkwardDoublesAreWrittenAsJSONEncoderWritesThem() throws {
         let values: [Double] = [
-            0, -0.0, 1, -1, 0.1, 0.5, 12.5, 1e-5, 1e-7, 123456789.125, 1e15, 1e16, 1.5e17, 9007199254740993, 1e21,
+            0, -0.0, 1, -1, 0.1, 0.5, 12.5, 1e-5, 1e-7, 123456789.125, 1e15, 1e16, 1.5e17, 9_007_199_254_740_993, 1e21,
             1e22, -1e300, 5e-324, .greatestFiniteMagnitude, .leastNormalMagnitude, 1 / 3, 2.0 / 3, 29.1, 100,
-            65535, -32768, 4294967295, .nan, .infinity, -.infinity,
+            65535, -32768, 4_294_967_295, .nan, .infinity, -.infinity,
         ]
-        try same(values.enumerated().map { reading("p\($0.offset)", .number($0.element), unit: "mm", at: 1_764_460_800_250) })
+        try same(
+            values.enumerated().map { reading("p\($0.offset)", .number($0.element), unit: "mm", at: 1_764_460_800_250) }
+        )
     }
 
     @Test func randomDoublesAndIntegersMatch() throws {
@@ -106,7 +110,10 @@ import Testing
     }
 
     @Test func integersBeyondSixtyFourBitsAndAtTheEdges() throws {
-        let values: [Int128] = [0, -1, Int128(Int64.max), Int128(Int64.min), Int128(UInt64.max), Int128(UInt64.max) + 1, -Int128(UInt64.max) - 5]
+        let values: [Int128] = [
+            0, -1, Int128(Int64.max), Int128(Int64.min), Int128(UInt64.max), Int128(UInt64.max) + 1,
+            -Int128(UInt64.max) - 5,
+        ]
         try same(values.enumerated().map { reading("i\($0.offset)", .integer($0.element), at: 1000) })
     }
 
@@ -137,18 +144,23 @@ import Testing
 @Suite struct AggregateBodyTests {
     func generic(_ payload: some EnvironmentPayload) throws -> [UInt8] { try payload.jsonBody() }
 
-    func payload(_ values: [Double], late: Int = 0, device: String = "dev-1", point: String = "pm25") -> AggregatePayload {
+    func payload(_ values: [Double], late: Int = 0, device: String = "dev-1", point: String = "pm25")
+        -> AggregatePayload
+    {
         var statistics = WindowStatistics()
         for (i, v) in values.enumerated() { statistics.add(v, at: 1_764_460_800_000 + Int64(i) * 1000) }
-        return AggregatePayload(WindowResult(
-            device: device, point: point, quantity: "pm2_5", unit: "µg/m³", window: .minutes(15),
-            start: 1_764_460_800_000, end: 1_764_461_700_000, statistics: statistics, expected: 900 / 7,
-            coverage: 2 / 3, lateDropped: late))
+        return AggregatePayload(
+            WindowResult(
+                device: device, point: point, quantity: "pm2_5", unit: "µg/m³", window: .minutes(15),
+                start: 1_764_460_800_000, end: 1_764_461_700_000, statistics: statistics, expected: 900 / 7,
+                coverage: 2 / 3, lateDropped: late))
     }
 
     @Test func directBodyIsJSONEncodersByteForByte() throws {
         var rng = SystemRandomNumberGenerator()
-        var cases = [payload([1]), payload([0, -0.0, 1e-9, 1e100]), payload([0, 1e300]), payload([29.1, 30.2, 28.7], late: 3)]
+        var cases = [
+            payload([1]), payload([0, -0.0, 1e-9, 1e100]), payload([0, 1e300]), payload([29.1, 30.2, 28.7], late: 3),
+        ]
         cases.append(payload([12.5], device: "a\"b\\c/d\u{1}", point: "tab\there"))
         for _ in 0..<100 {
             let values = (0..<Int.random(in: 1...40, using: &rng)).map { _ in

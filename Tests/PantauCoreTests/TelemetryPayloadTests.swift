@@ -10,11 +10,21 @@ import Testing
     @Test func telemetryIsASenMLPackWithQualityAndNoInventedValues() throws {
         let t: UnixMillis = 1_764_460_800_250
         let readings = [
-            Reading(device: "aq", point: "pm2_5", quantity: "pm2_5", unit: "ug/m3", value: .number(12.5), quality: .good, acquiredAt: t),
-            Reading(device: "aq", point: "pm10", quantity: "pm10", unit: "ug/m3", value: .number(900), quality: .outOfRange, acquiredAt: t),
-            Reading(device: "aq", point: "co", quantity: "co", unit: "ppb", value: nil, quality: .deviceError, acquiredAt: t),
-            Reading(device: "aq", point: "serial", quantity: "status", unit: "", value: .text("AB12"), quality: .good, acquiredAt: t),
-            Reading(device: "aq", point: "alarm", quantity: "status", unit: "", value: .flag(true), quality: .good, acquiredAt: t),
+            Reading(
+                device: "aq", point: "pm2_5", quantity: "pm2_5", unit: "ug/m3", value: .number(12.5), quality: .good,
+                acquiredAt: t),
+            Reading(
+                device: "aq", point: "pm10", quantity: "pm10", unit: "ug/m3", value: .number(900), quality: .outOfRange,
+                acquiredAt: t),
+            Reading(
+                device: "aq", point: "co", quantity: "co", unit: "ppb", value: nil, quality: .deviceError, acquiredAt: t
+            ),
+            Reading(
+                device: "aq", point: "serial", quantity: "status", unit: "", value: .text("AB12"), quality: .good,
+                acquiredAt: t),
+            Reading(
+                device: "aq", point: "alarm", quantity: "status", unit: "", value: .flag(true), quality: .good,
+                acquiredAt: t),
         ]
         let body = try #require(PayloadEncoder.telemetry(readings, identity: identity, device: "aq"))
         #expect(Array(body.prefix(2)) == Array("[{".utf8))
@@ -34,10 +44,15 @@ import Testing
 
     @Test func readingsAtDifferentTimesCarryRelativeTimes() throws {
         let readings = [
-            Reading(device: "d", point: "a", quantity: "counter", unit: "", value: .number(1), quality: .good, acquiredAt: 1000),
-            Reading(device: "d", point: "b", quantity: "counter", unit: "", value: .number(2), quality: .good, acquiredAt: 1500),
+            Reading(
+                device: "d", point: "a", quantity: "counter", unit: "", value: .number(1), quality: .good,
+                acquiredAt: 1000),
+            Reading(
+                device: "d", point: "b", quantity: "counter", unit: "", value: .number(2), quality: .good,
+                acquiredAt: 1500),
         ]
-        let pack = try #require(try json(PayloadEncoder.telemetry(readings, identity: identity, device: "d")!) as? [[String: Any]])
+        let pack = try #require(
+            try json(PayloadEncoder.telemetry(readings, identity: identity, device: "d")!) as? [[String: Any]])
         #expect(pack[0]["t"] == nil)
         #expect(pack[1]["t"] as? Double == 0.5)
     }

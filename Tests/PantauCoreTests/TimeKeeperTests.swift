@@ -31,10 +31,12 @@ import Testing
         var keeper = TimeKeeper()
         _ = keeper.observe(sample(1_000, wallOffset: 1_000_000, synced: false))
         // Backward step of 10 minutes, then forward by an hour: seen and counted, the timeline stays on boottime.
-        #expect(keeper.observe(sample(2_000, wallOffset: 1_000_000 - 600_000, synced: false))
-            == [.stepped(byMillis: -600_000)])
-        #expect(keeper.observe(sample(3_000, wallOffset: 1_000_000 + 3_000_000, synced: false))
-            == [.stepped(byMillis: 3_600_000)])
+        #expect(
+            keeper.observe(sample(2_000, wallOffset: 1_000_000 - 600_000, synced: false))
+                == [.stepped(byMillis: -600_000)])
+        #expect(
+            keeper.observe(sample(3_000, wallOffset: 1_000_000 + 3_000_000, synced: false))
+                == [.stepped(byMillis: 3_600_000)])
         #expect(keeper.stepsSeen == 2)
         #expect(keeper.time(atBoottime: 3_000) == 1_003_000)
         // Jitter below the tolerance is not a step.
@@ -44,8 +46,9 @@ import Testing
     @Test func stepsWhileSyncedAreFollowedAndLosingSyncFreeRuns() {
         var keeper = TimeKeeper()
         _ = keeper.observe(sample(1_000, wallOffset: Self.trueBoot, synced: true))
-        #expect(keeper.observe(sample(2_000, wallOffset: Self.trueBoot + 5_000, synced: true))
-            == [.stepped(byMillis: 5_000)])
+        #expect(
+            keeper.observe(sample(2_000, wallOffset: Self.trueBoot + 5_000, synced: true))
+                == [.stepped(byMillis: 5_000)])
         #expect(keeper.time(atBoottime: 2_000) == Self.trueBoot + 7_000)
         #expect(keeper.observe(sample(3_000, wallOffset: Self.trueBoot + 5_000, synced: false)) == [.lostSync])
         // Unsynchronised again: a wild step is not followed.
@@ -97,22 +100,26 @@ import Testing
 
     @Test func retimeMovesTheSenMLBaseTimeAndSetsTheQuality() {
         let pack = Array(#"[{"tq":"unsynced","bn":"urn:x:","bt":60.25,"n":"a","v":1},{"n":"b","t":1.5,"v":2}]"#.utf8)
-        #expect(text(TimeCorrection.retime(pack, by: TimeKeeperTests.trueBoot, quality: .corrected))
-            == #"[{"tq":"corrected","bn":"urn:x:","bt":1796515260.25,"n":"a","v":1},{"n":"b","t":1.5,"v":2}]"#)
-        #expect(text(TimeCorrection.retime(Array(#"[{"tq":"unsynced","bt":60}]"#.utf8), by: 1, quality: .corrected))
-            == #"[{"tq":"corrected","bt":60.001}]"#)
+        #expect(
+            text(TimeCorrection.retime(pack, by: TimeKeeperTests.trueBoot, quality: .corrected))
+                == #"[{"tq":"corrected","bn":"urn:x:","bt":1796515260.25,"n":"a","v":1},{"n":"b","t":1.5,"v":2}]"#)
+        #expect(
+            text(TimeCorrection.retime(Array(#"[{"tq":"unsynced","bt":60}]"#.utf8), by: 1, quality: .corrected))
+                == #"[{"tq":"corrected","bt":60.001}]"#)
     }
 
     @Test func retimeMovesTopLevelMillisecondsOnly() {
         let aggregate = Array(
             (#"{"tq":"unsynced","count":3,"end":120000,"first_at":61000,"last_at":119000,"point":"at","#
                 + #""start":60000,"mean":{"at":5},"v":"since"}"#).utf8)
-        #expect(text(TimeCorrection.retime(aggregate, by: 1000, quality: .corrected))
-            == #"{"tq":"corrected","count":3,"end":121000,"first_at":62000,"last_at":120000,"point":"at","#
+        #expect(
+            text(TimeCorrection.retime(aggregate, by: 1000, quality: .corrected))
+                == #"{"tq":"corrected","count":3,"end":121000,"first_at":62000,"last_at":120000,"point":"at","#
                 + #""start":61000,"mean":{"at":5},"v":"since"}"#)
         let escaped = Array(#"{"tq":"unsynced","device":"a"b","ts":5}"#.utf8)
-        #expect(text(TimeCorrection.retime(escaped, by: 0, quality: .unverified))
-            == #"{"tq":"unverified","device":"a"b","ts":5}"#)
+        #expect(
+            text(TimeCorrection.retime(escaped, by: 0, quality: .unverified))
+                == #"{"tq":"unverified","device":"a"b","ts":5}"#)
     }
 
     func stamped(_ body: String, at: Int64, boottime: Int64, boot: String, _ q: TimeQuality? = .unsynced)

@@ -37,10 +37,14 @@ import Testing
                 if let offset = steps[s] { b.wallOffset = offset }
             }
             let t = board.now()
-            pipeline.handle(DevicePoll(device: "river", readings: [
-                Reading(device: "river", point: "level", quantity: "water_level", unit: "cm",
-                        value: .number(Double(s)), quality: .good, acquiredAt: t)
-            ], error: nil, acquiredAt: t))
+            pipeline.handle(
+                DevicePoll(
+                    device: "river",
+                    readings: [
+                        Reading(
+                            device: "river", point: "level", quantity: "water_level", unit: "cm",
+                            value: .number(Double(s)), quality: .good, acquiredAt: t)
+                    ], error: nil, acquiredAt: t))
             pipeline.tick()
             if let c = pipeline.takeTimeCorrection() { journal.correctTimes(bootId: c.bootId, offset: c.offset) }
         }
@@ -59,16 +63,25 @@ import Testing
         try process(board, journalPath: path, polls: minutes(60, 300), steps: [180: -100_000])
         if reboot {
             // Another boot: boottime starts again, the wall clock near the epoch again.
-            board.set { b in b.bootId = "boot-2"; b.wallOffset = 0 }
+            board.set { b in
+                b.bootId = "boot-2"
+                b.wallOffset = 0
+            }
         }
         var leased: [OutboundMessage] = []
         // The process restarts; a forward step at 420 s; the clock synchronises at 630 s.
         try process(board, journalPath: path, polls: minutes(360, 600), steps: [420: 3_600_000]) { pipeline, journal in
-            board.set { b in b.boottime = 630_000; b.wallOffset = Self.trueBoot; b.synced = true }
+            board.set { b in
+                b.boottime = 630_000
+                b.wallOffset = Self.trueBoot
+                b.synced = true
+            }
             pipeline.tick()
             let c = try #require(pipeline.takeTimeCorrection())
-            #expect(c == ReadingPipeline.TimeCorrectionRequest(
-                bootId: reboot ? "boot-2" : "boot-1", offset: Self.trueBoot))
+            #expect(
+                c
+                    == ReadingPipeline.TimeCorrectionRequest(
+                        bootId: reboot ? "boot-2" : "boot-1", offset: Self.trueBoot))
             journal.correctTimes(bootId: c.bootId, offset: c.offset)
             var batch = journal.lease(limit: 1000, now: Self.trueBoot + 630_000)
             while !batch.isEmpty {

@@ -14,7 +14,12 @@ final class ClockTrustSink: MessageSink {
 
 /// A board without an RTC: boottime runs; the wall clock is boottime plus whatever offset it was set to.
 final class ClockTrustBoard: GatewayClock {
-    struct State { var boottime: Int64 = 0; var wallOffset: Int64 = 0; var synced = false; var bootId = "boot-1" }
+    struct State {
+        var boottime: Int64 = 0
+        var wallOffset: Int64 = 0
+        var synced = false
+        var bootId = "boot-1"
+    }
     let state = Mutex(State())
     func now() -> UnixMillis { state.withLock { $0.boottime + $0.wallOffset } }
     func monotonicNanos() -> UInt64 { UInt64(state.withLock { $0.boottime }) * 1_000_000 }
@@ -31,9 +36,11 @@ final class ClockTrustBoard: GatewayClock {
     /// The true time at boottime 0: 2026-12-06 00:00:00 UTC.
     static let trueBoot: Int64 = 1_796_515_200_000
 
-    let profile = DeviceProfile(id: "lvl", points: [
-        PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .i16, unit: "cm")
-    ])
+    let profile = DeviceProfile(
+        id: "lvl",
+        points: [
+            PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .i16, unit: "cm")
+        ])
 
     func config(_ policy: UnsyncedTimePolicy) -> GatewayConfig {
         let device = DeviceConfig(name: "river", bus: "b", unitId: 1, profile: profile, pollInterval: .seconds(60))
@@ -69,10 +76,14 @@ final class ClockTrustBoard: GatewayClock {
                 if let offset = steps[boottime] { s.wallOffset = offset }
             }
             let t = board.now()
-            pipeline.handle(DevicePoll(device: "river", readings: [
-                Reading(device: "river", point: "level", quantity: "water_level", unit: "cm",
-                        value: .number(Double(100 + i)), quality: .good, acquiredAt: t)
-            ], error: nil, acquiredAt: t))
+            pipeline.handle(
+                DevicePoll(
+                    device: "river",
+                    readings: [
+                        Reading(
+                            device: "river", point: "level", quantity: "water_level", unit: "cm",
+                            value: .number(Double(100 + i)), quality: .good, acquiredAt: t)
+                    ], error: nil, acquiredAt: t))
             pipeline.tick()
         }
         board.set { s in
@@ -120,10 +131,14 @@ final class ClockTrustBoard: GatewayClock {
         let pipeline = ReadingPipeline(
             config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
         board.set { $0.boottime = 60_000 }
-        pipeline.handle(DevicePoll(device: "river", readings: [
-            Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
-                    quality: .good, acquiredAt: 60_000)
-        ], error: nil, acquiredAt: 60_000))
+        pipeline.handle(
+            DevicePoll(
+                device: "river",
+                readings: [
+                    Reading(
+                        device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                        quality: .good, acquiredAt: 60_000)
+                ], error: nil, acquiredAt: 60_000))
         #expect(sink.all.filter { $0.kind == .telemetry }.isEmpty)
         #expect(pipeline.clockStatus().held == 1)
     }
@@ -144,8 +159,9 @@ final class ClockTrustBoard: GatewayClock {
         let oneMinute = try a.filter { try json($0)["window"] as? String == "1m" }
         let starts = try oneMinute.map { try #require(try json($0)["start"] as? Int64) }
         #expect(starts == (1...8).map { Int64($0) * 60_000 } + [Self.trueBoot + 540_000, Self.trueBoot + 600_000])
-        #expect(try a.map { try json($0)["tq"] as? String } == Array(repeating: "unsynced", count: 8)
-            + Array(repeating: "corrected", count: 3))
+        #expect(
+            try a.map { try json($0)["tq"] as? String } == Array(repeating: "unsynced", count: 8)
+                + Array(repeating: "corrected", count: 3))
         let quarter = try #require(try a.map { try json($0) }.first { $0["window"] as? String == "15m" })
         #expect(quarter["start"] as? Int64 == Self.trueBoot)
         #expect(quarter["first_at"] as? Int64 == Self.trueBoot + 60_000)
@@ -184,8 +200,9 @@ final class ClockTrustBoard: GatewayClock {
     @Test func aReadingFromAnEarlierBootIsMarkedUnverifiedNotShifted() throws {
         var keeper = TimeKeeper()
         _ = keeper.observe(ClockSample(wall: Self.trueBoot + 5_000, boottimeMs: 5_000, synced: true, bootId: "boot-2"))
-        let reading = Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(7),
-                              quality: .good, acquiredAt: 120_000)
+        let reading = Reading(
+            device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(7),
+            quality: .good, acquiredAt: 120_000)
         let held = ReadingPipeline.HeldTelemetry(
             topic: "t", identity: GatewayIdentity(site: "s", id: "g"), device: "river", readings: [reading],
             boottimes: [120_000], bootId: "boot-1")
@@ -201,15 +218,23 @@ final class ClockTrustBoard: GatewayClock {
     /// A synchronised clock changes nothing: no `tq`, the poll's own wall time.
     @Test func syncedClockLeavesBodiesUnchanged() throws {
         let board = ClockTrustBoard()
-        board.set { s in s.boottime = 60_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        board.set { s in
+            s.boottime = 60_000
+            s.wallOffset = Self.trueBoot
+            s.synced = true
+        }
         let sink = ClockTrustSink()
         let pipeline = ReadingPipeline(
             config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
         let t = board.now()
-        pipeline.handle(DevicePoll(device: "river", readings: [
-            Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
-                    quality: .good, acquiredAt: t)
-        ], error: nil, acquiredAt: t))
+        pipeline.handle(
+            DevicePoll(
+                device: "river",
+                readings: [
+                    Reading(
+                        device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                        quality: .good, acquiredAt: t)
+                ], error: nil, acquiredAt: t))
         let m = try #require(sink.all.first { $0.kind == .telemetry })
         #expect(try json(m)["tq"] == nil)
         #expect(m.acquiredAt == t)
@@ -227,12 +252,20 @@ final class ClockTrustBoard: GatewayClock {
         let acquired = board.now()  // 120 s after the epoch, at boottime 120 s
         board.set { $0.boottime = 120_000 }
         let stale = board.now()
-        board.set { s in s.boottime = 120_300; s.wallOffset = Self.trueBoot; s.synced = true }
+        board.set { s in
+            s.boottime = 120_300
+            s.wallOffset = Self.trueBoot
+            s.synced = true
+        }
         pipeline.tick()
-        pipeline.handle(DevicePoll(device: "river", readings: [
-            Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
-                    quality: .good, acquiredAt: stale)
-        ], error: nil, acquiredAt: stale))
+        pipeline.handle(
+            DevicePoll(
+                device: "river",
+                readings: [
+                    Reading(
+                        device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                        quality: .good, acquiredAt: stale)
+                ], error: nil, acquiredAt: stale))
         #expect(acquired == 60_000)
         let m = try #require(sink.all.first { $0.kind == .telemetry })
         let first = try json(m)
@@ -245,32 +278,42 @@ final class ClockTrustBoard: GatewayClock {
     @Test func messagesCarryTheirClockStamp() throws {
         let (marked, _, _) = run(.mark, steps: [240_000: -100_000, 420_000: 3_600_000])
         let telemetry = marked.all.filter { $0.kind == .telemetry }
-        #expect(telemetry.map(\.stamp) == (1...10).map {
-            ClockStamp(bootId: "boot-1", boottimeMs: Int64($0) * 60_000, quality: .unsynced)
-        })
+        #expect(
+            telemetry.map(\.stamp)
+                == (1...10).map {
+                    ClockStamp(bootId: "boot-1", boottimeMs: Int64($0) * 60_000, quality: .unsynced)
+                })
         for m in marked.all where m.kind == .aggregate {
             // Closed before the synchronisation: on the boottime timeline; at it: corrected to the true time.
             let corrected = m.acquiredAt > Self.trueBoot
-            #expect(m.stamp == ClockStamp(
-                bootId: "boot-1", boottimeMs: m.acquiredAt - (corrected ? Self.trueBoot : 0),
-                quality: corrected ? .corrected : .unsynced))
+            #expect(
+                m.stamp
+                    == ClockStamp(
+                        bootId: "boot-1", boottimeMs: m.acquiredAt - (corrected ? Self.trueBoot : 0),
+                        quality: corrected ? .corrected : .unsynced))
         }
         let (held, _, _) = run(.hold, steps: [240_000: -100_000])
-        #expect(held.all.filter { $0.kind == .telemetry }.map(\.stamp) == (1...10).map {
-            ClockStamp(bootId: "boot-1", boottimeMs: Int64($0) * 60_000, quality: .corrected)
-        })
+        #expect(
+            held.all.filter { $0.kind == .telemetry }.map(\.stamp)
+                == (1...10).map {
+                    ClockStamp(bootId: "boot-1", boottimeMs: Int64($0) * 60_000, quality: .corrected)
+                })
     }
 
     /// Rain per hour and per day count the rain before the synchronisation: the accumulator's history moves with
     /// the timeline's jump, on times consistent with the boot clock.
     @Test func rainTotalsKeepTheRainBeforeTheSynchronisation() throws {
-        let gauge = DeviceProfile(id: "gauge", points: [
-            PointSpec(name: "tips", quantity: "precipitation", table: .input, address: 0, type: .u16, unit: "mm")
-        ])
+        let gauge = DeviceProfile(
+            id: "gauge",
+            points: [
+                PointSpec(name: "tips", quantity: "precipitation", table: .input, address: 0, type: .u16, unit: "mm")
+            ])
         var c = config(.mark)
-        c.devices = [DeviceConfig(
-            name: "gauge", bus: "b", unitId: 2, profile: gauge, pollInterval: .seconds(60),
-            rain: RainConfig(point: "tips"))]
+        c.devices = [
+            DeviceConfig(
+                name: "gauge", bus: "b", unitId: 2, profile: gauge, pollInterval: .seconds(60),
+                rain: RainConfig(point: "tips"))
+        ]
         let board = ClockTrustBoard()
         let sink = ClockTrustSink()
         let pipeline = ReadingPipeline(
@@ -279,14 +322,23 @@ final class ClockTrustBoard: GatewayClock {
         func poll(_ boottime: Int64, count: Double) {
             board.set { $0.boottime = boottime }
             let t = board.now()
-            pipeline.handle(DevicePoll(device: "gauge", readings: [
-                Reading(device: "gauge", point: "tips", quantity: "precipitation", unit: "mm", value: .number(count),
-                        quality: .good, acquiredAt: t)
-            ], error: nil, acquiredAt: t))
+            pipeline.handle(
+                DevicePoll(
+                    device: "gauge",
+                    readings: [
+                        Reading(
+                            device: "gauge", point: "tips", quantity: "precipitation", unit: "mm",
+                            value: .number(count),
+                            quality: .good, acquiredAt: t)
+                    ], error: nil, acquiredAt: t))
             pipeline.tick()
         }
         for i in 1...10 { poll(Int64(i) * 60_000, count: Double(i - 1)) }
-        board.set { s in s.boottime = 630_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        board.set { s in
+            s.boottime = 630_000
+            s.wallOffset = Self.trueBoot
+            s.synced = true
+        }
         pipeline.tick()
         poll(690_000, count: 10)
         let last = try json(try #require(sink.all.last { $0.topic.hasSuffix("/rain") }))
@@ -307,14 +359,22 @@ final class ClockTrustBoard: GatewayClock {
         func poll(_ boottime: Int64) {
             board.set { $0.boottime = boottime }
             let t = board.now()
-            pipeline.handle(DevicePoll(device: "river", readings: [
-                Reading(device: "river", point: "level", quantity: "water_level", unit: "cm",
-                        value: .number(Double(boottime / 1000)), quality: .good, acquiredAt: t)
-            ], error: nil, acquiredAt: t))
+            pipeline.handle(
+                DevicePoll(
+                    device: "river",
+                    readings: [
+                        Reading(
+                            device: "river", point: "level", quantity: "water_level", unit: "cm",
+                            value: .number(Double(boottime / 1000)), quality: .good, acquiredAt: t)
+                    ], error: nil, acquiredAt: t))
             pipeline.tick()
         }
         for i in 1...5 { poll(Int64(i) * 60_000) }
-        board.set { s in s.boottime = 330_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        board.set { s in
+            s.boottime = 330_000
+            s.wallOffset = Self.trueBoot
+            s.synced = true
+        }
         pipeline.tick()
         for i in 6...9 { poll(Int64(i) * 60_000) }
         let after = try sink.all.filter { $0.kind == .aggregate }.map { try json($0) }
@@ -329,7 +389,11 @@ final class ClockTrustBoard: GatewayClock {
     /// once-a-second tick does, the polls reuse its state with fresh wall and boottime readings.
     @Test func pollsReuseTheTicksClockState() throws {
         let board = CountingBoard()
-        board.set { s in s.boottime = 60_000; s.wallOffset = Self.trueBoot; s.synced = true }
+        board.set { s in
+            s.boottime = 60_000
+            s.wallOffset = Self.trueBoot
+            s.synced = true
+        }
         let sink = ClockTrustSink()
         let pipeline = ReadingPipeline(
             config: config(.mark), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
@@ -337,10 +401,14 @@ final class ClockTrustBoard: GatewayClock {
         for i in 1...50 {
             board.set { $0.boottime = 60_000 + Int64(i) * 100 }
             let t = board.now()
-            pipeline.handle(DevicePoll(device: "river", readings: [
-                Reading(device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
-                        quality: .good, acquiredAt: t)
-            ], error: nil, acquiredAt: t))
+            pipeline.handle(
+                DevicePoll(
+                    device: "river",
+                    readings: [
+                        Reading(
+                            device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
+                            quality: .good, acquiredAt: t)
+                    ], error: nil, acquiredAt: t))
         }
         #expect(board.fullSamples.withLock { $0 } == 1)
         let telemetry = sink.all.filter { $0.kind == .telemetry }
@@ -352,10 +420,12 @@ final class ClockTrustBoard: GatewayClock {
     }
 
     @Test func markingInsertsTheFieldFirst() {
-        #expect(String(decoding: TimeMarking.mark(Array("{\"a\":1}".utf8), .unsynced), as: UTF8.self)
-            == "{\"tq\":\"unsynced\",\"a\":1}")
-        #expect(String(decoding: TimeMarking.mark(Array("[{}]".utf8), .corrected), as: UTF8.self)
-            == "[{\"tq\":\"corrected\"}]")
+        #expect(
+            String(decoding: TimeMarking.mark(Array("{\"a\":1}".utf8), .unsynced), as: UTF8.self)
+                == "{\"tq\":\"unsynced\",\"a\":1}")
+        #expect(
+            String(decoding: TimeMarking.mark(Array("[{}]".utf8), .corrected), as: UTF8.self)
+                == "[{\"tq\":\"corrected\"}]")
     }
 
     @Test func theKernelClockReadsBoottimeAndBootId() {

@@ -225,10 +225,12 @@ struct BusScannerTests {
         ])
         let scanner = BusScanner(units: Array(1...10), settings: [nil], clock: SteppingClock())
         var events: [String] = []
-        let outcome = scanner.run(open: { _ in transport }, shouldStop: { false }) { event in
-            if case .found(let hit) = event { events.append("found \(hit.unit)") }
-            if case .progress(let done, let total, let found) = event { events.append("\(done)/\(total) \(found)") }
-        }
+        let outcome = scanner.run(
+            open: { _ in transport }, shouldStop: { false },
+            report: { event in
+                if case .found(let hit) = event { events.append("found \(hit.unit)") }
+                if case .progress(let done, let total, let found) = event { events.append("\(done)/\(total) \(found)") }
+            })
         #expect(outcome.hits.map(\.unit) == [2, 5, 9])
         #expect(outcome.hits.map(\.exception) == [nil, .illegalAddress, .busy])
         #expect(outcome.hits.allSatisfy { $0.responseMs == 2 })
@@ -275,9 +277,11 @@ struct BusScannerTests {
         let transport = ScriptedTransport([1: .registers(RegisterImage()), 3: .registers(RegisterImage())])
         var probes = 0
         let scanner = BusScanner(units: Array(1...10), settings: [nil], clock: SteppingClock())
-        let outcome = scanner.run(open: { _ in transport }, shouldStop: { probes >= 4 }) { event in
-            if case .progress(let done, _, _) = event { probes = done }
-        }
+        let outcome = scanner.run(
+            open: { _ in transport }, shouldStop: { probes >= 4 },
+            report: { event in
+                if case .progress(let done, _, _) = event { probes = done }
+            })
         #expect(outcome.interrupted)
         #expect(outcome.probed == 4)
         #expect(outcome.hits.map(\.unit) == [1, 3])

@@ -22,9 +22,11 @@ private final class FixedClock: GatewayClock {
 
 @Suite("Pipeline: no lock shared between devices on the hot path")
 struct ReadingPipelineLockTests {
-    let profile = DeviceProfile(id: "th", points: [
-        PointSpec(name: "temp", quantity: "temperature", table: .holding, address: 0, type: .i16, unit: "Cel")
-    ])
+    let profile = DeviceProfile(
+        id: "th",
+        points: [
+            PointSpec(name: "temp", quantity: "temperature", table: .holding, address: 0, type: .i16, unit: "Cel")
+        ])
 
     func config() -> GatewayConfig {
         let devices = ["a", "b"].map { name in
@@ -48,7 +50,8 @@ struct ReadingPipelineLockTests {
             acquiredAt: 1_800_000_000_000)
         let handled = pipeline.whileHolding(device: "b") { () -> Bool in
             let bus = OwnedThread {
-                pipeline.handle(DevicePoll(device: "a", readings: [reading], error: nil, acquiredAt: reading.acquiredAt))
+                pipeline.handle(
+                    DevicePoll(device: "a", readings: [reading], error: nil, acquiredAt: reading.acquiredAt))
             }
             let done = sink.arrived.wait(timeout: .now() + .seconds(10)) == .success
             // A poll stuck behind the lock finishes once it is released; joining here would never return.

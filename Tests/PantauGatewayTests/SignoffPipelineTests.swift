@@ -21,9 +21,11 @@ private final class ManualClock: GatewayClock {
 /// Issue 19 items 2, 9, 10 and 12 at the pipeline's seam (the reading hand-over, the journal sink, the saved state),
 /// with an injected clock.
 @Suite struct SignoffPipelineTests {
-    static let profile = DeviceProfile(id: "lvl", points: [
-        PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .i16, unit: "cm"),
-    ])
+    static let profile = DeviceProfile(
+        id: "lvl",
+        points: [
+            PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .i16, unit: "cm")
+        ])
 
     static func config(devices: [String] = ["river"], rate: Double? = 20) -> GatewayConfig {
         let flood = FloodAlertConfig(
@@ -41,10 +43,13 @@ private final class ManualClock: GatewayClock {
     }
 
     static func poll(_ level: Double, at t: Int64, device: String = "river") -> DevicePoll {
-        DevicePoll(device: device, readings: [
-            Reading(device: device, point: "level", quantity: "water_level", unit: "cm", value: .number(level),
-                    quality: .good, acquiredAt: t),
-        ], error: nil, acquiredAt: t)
+        DevicePoll(
+            device: device,
+            readings: [
+                Reading(
+                    device: device, point: "level", quantity: "water_level", unit: "cm", value: .number(level),
+                    quality: .good, acquiredAt: t)
+            ], error: nil, acquiredAt: t)
     }
 
     static func json(_ m: OutboundMessage) -> [String: Any] {
@@ -75,16 +80,18 @@ private final class ManualClock: GatewayClock {
     func restartDuringRateOfRise() throws {
         let clock = ManualClock()
         let t0 = clock.now()
-        let first = ReadingPipeline(config: Self.config(), sink: Sink(), clock: clock, logger: Logger(label: "t"),
-                                    onPollInterval: { _, _ in })
+        let first = ReadingPipeline(
+            config: Self.config(), sink: Sink(), clock: clock, logger: Logger(label: "t"),
+            onPollInterval: { _, _ in })
         for (i, level) in [100.0, 105, 112, 125].enumerated() {
             first.handle(Self.poll(level, at: t0 + Int64(i) * 60_000))
         }
         let saved = first.snapshot()
 
         let sink = Sink()
-        let second = ReadingPipeline(config: Self.config(), sink: sink, clock: clock, logger: Logger(label: "t"),
-                                     onPollInterval: { _, _ in })
+        let second = ReadingPipeline(
+            config: Self.config(), sink: sink, clock: clock, logger: Logger(label: "t"),
+            onPollInterval: { _, _ in })
         second.restore(saved)
         clock.millis.withLock { $0 = t0 + 200_000 }
         second.tick()
@@ -113,8 +120,14 @@ private final class ManualClock: GatewayClock {
             onPollInterval: { _, _ in })
         // 5 minutes at 60 s, then siaga3 (30 s polling) from minute 5 to the end of the window.
         var t = t0
-        while t < t0 + 300_000 { pipeline.handle(Self.poll(100, at: t)); t += 60_000 }
-        while t < t0 + 900_000 { pipeline.handle(Self.poll(160, at: t)); t += 30_000 }
+        while t < t0 + 300_000 {
+            pipeline.handle(Self.poll(100, at: t))
+            t += 60_000
+        }
+        while t < t0 + 900_000 {
+            pipeline.handle(Self.poll(160, at: t))
+            t += 30_000
+        }
         clock.millis.withLock { $0 = t0 + 910_000 }
         pipeline.tick()
         let window = sink.all.filter { $0.kind == .aggregate }.map(Self.json).first { $0["start"] as? Int64 == t0 }

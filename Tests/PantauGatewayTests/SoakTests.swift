@@ -52,16 +52,22 @@ struct SoakTests {
     static let start: Int64 = 1_767_571_200_000  // 2026-01-05 00:00 UTC
 
     static func config(journal: String) -> GatewayConfig {
-        let level = DeviceProfile(id: "lvl", points: [
-            PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .i16, unit: "cm"),
-        ])
-        let air = DeviceProfile(id: "aq", points: [
-            PointSpec(name: "pm2_5", quantity: "pm2_5", table: .holding, address: 0, type: .u16, unit: "ug/m3"),
-            PointSpec(name: "pm10", quantity: "pm10", table: .holding, address: 1, type: .u16, unit: "ug/m3"),
-        ])
-        let rain = DeviceProfile(id: "rg", points: [
-            PointSpec(name: "tips", quantity: "counter", table: .holding, address: 0, type: .u16, unit: "count"),
-        ])
+        let level = DeviceProfile(
+            id: "lvl",
+            points: [
+                PointSpec(name: "level", quantity: "water_level", table: .holding, address: 0, type: .i16, unit: "cm")
+            ])
+        let air = DeviceProfile(
+            id: "aq",
+            points: [
+                PointSpec(name: "pm2_5", quantity: "pm2_5", table: .holding, address: 0, type: .u16, unit: "ug/m3"),
+                PointSpec(name: "pm10", quantity: "pm10", table: .holding, address: 1, type: .u16, unit: "ug/m3"),
+            ])
+        let rain = DeviceProfile(
+            id: "rg",
+            points: [
+                PointSpec(name: "tips", quantity: "counter", table: .holding, address: 0, type: .u16, unit: "count")
+            ])
         let flood = FloodAlertConfig(
             point: "level", siaga3: 150, siaga2: 200, siaga1: 250, hysteresis: 5, minimumDwell: .minutes(2),
             rateOfRise: 20, rateOfRisePeriod: .minutes(15),
@@ -160,8 +166,9 @@ struct SoakTests {
 
     static func poll(_ device: String, at t: Int64, tips: Int) -> DevicePoll {
         func reading(_ point: String, _ quantity: String, _ unit: String, _ value: Double) -> Reading {
-            Reading(device: device, point: point, quantity: quantity, unit: unit, value: .number(value), quality: .good,
-                    acquiredAt: t)
+            Reading(
+                device: device, point: point, quantity: quantity, unit: unit, value: .number(value), quality: .good,
+                acquiredAt: t)
         }
         let readings: [Reading]
         switch device {
@@ -199,8 +206,11 @@ struct SoakTests {
                 if (t - Self.start) / Self.day == 2 || t == Self.start + 6 * Self.day {
                     // After the long outage (the high-water mark) and before the last day: the footprint to compare.
                     let fds = ProcessFootprint.descriptors(into: folder)
-                    marks.append(((t - Self.start) / Self.day, ProcessFootprint.rssKiB(), fds.all, fds.soak,
-                                  run.pipeline.snapshot().count, run.journal.stats().pending))
+                    marks.append(
+                        (
+                            (t - Self.start) / Self.day, ProcessFootprint.rssKiB(), fds.all, fds.soak,
+                            run.pipeline.snapshot().count, run.journal.stats().pending
+                        ))
                 }
             }
             for device in ["river", "air", "rain"] where nextDue[device]! <= t {
@@ -225,8 +235,11 @@ struct SoakTests {
         }
         run.clock.set(t)
         let fds = ProcessFootprint.descriptors(into: folder)
-        marks.append((7, ProcessFootprint.rssKiB(), fds.all, fds.soak, run.pipeline.snapshot().count,
-                      run.journal.stats().pending))
+        marks.append(
+            (
+                7, ProcessFootprint.rssKiB(), fds.all, fds.soak, run.pipeline.snapshot().count,
+                run.journal.stats().pending
+            ))
         // The final drain, a live window later: a row acquired early but committed after a later one sits below the
         // live floor and goes out with the backlog once it ages (Journal+Delivery.swift); none is lost.
         run.clock.set(t + 61_000)
@@ -246,7 +259,8 @@ struct SoakTests {
 
         // Flat: the same journal descriptors after six restarts, the saved state no larger, resident memory
         // within a few MB (the process also runs other suites; a per-poll leak would show as tens of MB).
-        let first = marks[0], last = marks[marks.count - 1]
+        let first = marks[0]
+        let last = marks[marks.count - 1]
         #expect(marks.count == 3)
         #expect(last.soakFds == first.soakFds, "journal descriptors \(first.soakFds) -> \(last.soakFds)")
         #expect(last.state <= first.state * 5 / 4 + 2048, "saved state \(first.state) -> \(last.state) bytes")

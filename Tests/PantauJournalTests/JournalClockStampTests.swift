@@ -37,8 +37,9 @@ import Testing
         let s = try db.prepare("SELECT seq, boot_id, boottime, tq FROM records ORDER BY seq")
         var out: [Row] = []
         while try s.step() {
-            out.append(Row(
-                seq: s.int64(0), bootId: s.text(1), boottime: s.isNull(2) ? nil : s.int64(2), tq: s.text(3)))
+            out.append(
+                Row(
+                    seq: s.int64(0), bootId: s.text(1), boottime: s.isNull(2) ? nil : s.int64(2), tq: s.text(3)))
         }
         return out
     }
@@ -54,11 +55,12 @@ import Testing
         try journal.commit([unsynced, synced, message(.status, device: nil, at: 1_790_000_000_500)])
         journal.close()
         let stored = try rows(folder.journalPath)
-        #expect(stored == [
-            Row(seq: 1, bootId: "boot-1", boottime: 60_000, tq: "unsynced"),
-            Row(seq: 2, bootId: "boot-1", boottime: 90_000, tq: nil),
-            Row(seq: 3, bootId: nil, boottime: nil, tq: nil),
-        ])
+        #expect(
+            stored == [
+                Row(seq: 1, bootId: "boot-1", boottime: 60_000, tq: "unsynced"),
+                Row(seq: 2, bootId: "boot-1", boottime: 90_000, tq: nil),
+                Row(seq: 3, bootId: nil, boottime: nil, tq: nil),
+            ])
     }
 
     @Test func aVersionOneJournalIsUpgradedKeepingItsRecords() throws {
@@ -79,10 +81,11 @@ import Testing
         #expect(old?.body == Array("{\"v\":1}".utf8))
         #expect(old?.acquiredAt == 1_790_000_000_000)
         journal.close()
-        #expect(try rows(folder.journalPath) == [
-            Row(seq: 1, bootId: nil, boottime: nil, tq: nil),
-            Row(seq: 2, bootId: "boot-2", boottime: 5_000, tq: "unsynced"),
-        ])
+        #expect(
+            try rows(folder.journalPath) == [
+                Row(seq: 1, bootId: nil, boottime: nil, tq: nil),
+                Row(seq: 2, bootId: "boot-2", boottime: 5_000, tq: "unsynced"),
+            ])
         // The read-only reader of `pantau journal` opens the upgraded file.
         #expect(try JournalReader(path: folder.journalPath).stats().pendingByKind[.telemetry] == 2)
     }
@@ -125,8 +128,9 @@ import Testing
         let journal = try Journal(config: testConfig(folder), clock: clock, logger: quietLogger)
         defer { journal.close() }
         // Still unsynchronised: only the earlier boot's is marked.
-        #expect(journal.correctTimes(bootId: "b1", offset: nil)
-            == Journal.TimeCorrectionCount(inMemory: 0, corrected: 0, unverified: 1))
+        #expect(
+            journal.correctTimes(bootId: "b1", offset: nil)
+                == Journal.TimeCorrectionCount(inMemory: 0, corrected: 0, unverified: 1))
         try journal.commit([unsynced(.aggregate, boottime: 30_000, boot: "b1")])
         var synced = message(.telemetry, at: Self.trueBoot + 50_000, body: #"{"ts":\#(Self.trueBoot + 50_000)}"#)
         synced.stamp = ClockStamp(bootId: "b1", boottimeMs: 50_000, quality: nil)
@@ -139,13 +143,14 @@ import Testing
         let leased = journal.lease(limit: 10, now: Self.trueBoot + 60_000)
         #expect(leased.count == 5)
         let byBody = Set(bodies(leased))
-        #expect(byBody == [
-            #"{"tq":"unverified","ts":10000}"#,
-            #"{"tq":"corrected","ts":\#(Self.trueBoot + 20_000)}"#,
-            #"{"tq":"corrected","ts":\#(Self.trueBoot + 30_000)}"#,
-            #"{"tq":"corrected","ts":\#(Self.trueBoot + 40_000)}"#,
-            #"{"ts":\#(Self.trueBoot + 50_000)}"#,
-        ])
+        #expect(
+            byBody == [
+                #"{"tq":"unverified","ts":10000}"#,
+                #"{"tq":"corrected","ts":\#(Self.trueBoot + 20_000)}"#,
+                #"{"tq":"corrected","ts":\#(Self.trueBoot + 30_000)}"#,
+                #"{"tq":"corrected","ts":\#(Self.trueBoot + 40_000)}"#,
+                #"{"ts":\#(Self.trueBoot + 50_000)}"#,
+            ])
         for d in leased {
             let ts = String(decoding: d.record.message.body, as: UTF8.self).split(separator: ":").last!.dropLast()
             #expect(d.record.message.acquiredAt == Int64(ts))

@@ -19,9 +19,11 @@ struct JournalInternalsTests {
         let plan = try db.prepare("EXPLAIN QUERY PLAN " + sql)
         var details: [String] = []
         while try plan.step() { details.append(plan.text(3) ?? "") }
-        #expect(details.contains {
-            $0.hasPrefix("SEARCH records USING") && ($0.contains("INDEX records_lane_") || $0.contains("INTEGER PRIMARY KEY"))
-        })
+        #expect(
+            details.contains {
+                $0.hasPrefix("SEARCH records USING")
+                    && ($0.contains("INDEX records_lane_") || $0.contains("INTEGER PRIMARY KEY"))
+            })
         #expect(!details.contains { $0.hasPrefix("SCAN records") })
     }
 

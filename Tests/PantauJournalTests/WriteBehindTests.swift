@@ -103,9 +103,10 @@ struct WriteBehindTests {
         state.shedMemory(limit: 20)
         // Down to 18 (90 %): 13 telemetry go, seqs 1...13; 4 of them (3, 6, 9, 12) from rg-03.
         #expect(state.memory.entries.keys.sorted() == Array(14...31))
-        #expect(state.drops == [
-            DropKey(device: "aq-01", kind: .telemetry): 9, DropKey(device: "rg-03", kind: .telemetry): 4,
-        ])
+        #expect(
+            state.drops == [
+                DropKey(device: "aq-01", kind: .telemetry): 9, DropKey(device: "rg-03", kind: .telemetry): 4,
+            ])
     }
 }
 

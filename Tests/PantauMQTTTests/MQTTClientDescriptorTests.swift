@@ -3,7 +3,7 @@ import Testing
 @testable import PantauMQTT
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// libmosquitto 2.0.11 zeroes its struct, then returns early on a bad client id before marking its socketpair

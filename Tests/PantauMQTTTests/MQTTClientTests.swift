@@ -68,12 +68,14 @@ struct MQTTClientTests {
         #expect(error?.code == .tcp)
     }
 
-    @Test("MQTT 5 reason codes have the library's names and map to codes", arguments: [
-        (0x86, MQTTError.Code.auth, "Bad User Name or Password"),
-        (0x87, MQTTError.Code.auth, "Not authorized"),
-        (0x88, MQTTError.Code.serverUnavailable, "Server unavailable"),
-        (0x84, MQTTError.Code.protocol, "Unsupported Protocol Version"),
-    ])
+    @Test(
+        "MQTT 5 reason codes have the library's names and map to codes",
+        arguments: [
+            (0x86, MQTTError.Code.auth, "Bad User Name or Password"),
+            (0x87, MQTTError.Code.auth, "Not authorized"),
+            (0x88, MQTTError.Code.serverUnavailable, "Server unavailable"),
+            (0x84, MQTTError.Code.protocol, "Unsupported Protocol Version"),
+        ])
     func connackMapping(reasonCode: Int, code: MQTTError.Code, text: String) {
         let error = MQTTError.connectRefused(reasonCode: reasonCode, broker: "b:1883")
         #expect(error.code == code)

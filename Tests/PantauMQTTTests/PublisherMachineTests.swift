@@ -56,7 +56,10 @@ struct PublisherMachineTests {
         for _ in 0..<6 {
             #expect(m.tick(now: now, jitter: 1) == [.connect(broker: m.brokerIndex)])
             _ = m.connack(reasonCode: 0x87, now: now, jitter: 1)
-            guard case .waiting(let until) = m.phase else { Issue.record("not waiting"); return }
+            guard case .waiting(let until) = m.phase else {
+                Issue.record("not waiting")
+                return
+            }
             waits.append(until - now)
             now = until
         }

@@ -95,7 +95,8 @@ struct PublisherTests {
         #expect(states == ["online", "offline", "online"])
         #expect(statuses.allSatisfy { $0.retain && $0.qos == 1 })
         let will = statuses.dropFirst().first
-        #expect(will.map { statusFields($0.text) } == ["state": "offline", "reason": "connection lost", "version": "1.2.3"])
+        #expect(
+            will.map { statusFields($0.text) } == ["state": "offline", "reason": "connection lost", "version": "1.2.3"])
         let stats = publisher.snapshot()
         #expect(stats.connects == 2 && stats.disconnects == 1)
         #expect(stats.lastError?.code == .tcp)
@@ -183,7 +184,8 @@ struct PublisherTests {
 
 /// The text fields of a status payload, checking that it also carries an integer `ts`.
 private func statusFields(_ text: String) -> [String: String] {
-    guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], object["ts"] is Int else {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], object["ts"] is Int
+    else {
         return [:]
     }
     return object.compactMapValues { $0 as? String }

@@ -29,11 +29,13 @@ struct ReconnectBackoffTests {
         #expect(backoff.failures == 7)
     }
 
-    @Test("jitter 0 waits the minimum, 1 the ceiling, 0.5 halfway", arguments: [
-        (0.0, [1.0, 1, 1, 1, 1, 1, 1]),
-        (1.0, [1.0, 2, 4, 8, 16, 30, 30]),
-        (0.5, [1.0, 1.5, 2.5, 4.5, 8.5, 15.5, 15.5]),
-    ])
+    @Test(
+        "jitter 0 waits the minimum, 1 the ceiling, 0.5 halfway",
+        arguments: [
+            (0.0, [1.0, 1, 1, 1, 1, 1, 1]),
+            (1.0, [1.0, 2, 4, 8, 16, 30, 30]),
+            (0.5, [1.0, 1.5, 2.5, 4.5, 8.5, 15.5, 15.5]),
+        ])
     func jitterScale(jitter: Double, expected: [Double]) {
         var backoff = ReconnectBackoff(minSeconds: 1, maxSeconds: 30)
         #expect((0..<7).map { _ in backoff.nextDelay(jitter: jitter) } == expected)

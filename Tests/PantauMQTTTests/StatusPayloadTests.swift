@@ -24,15 +24,17 @@ struct StatusPayloadTests {
 
 @Suite("libmosquitto results as MQTTError codes")
 struct MQTTErrorMappingTests {
-    @Test("each MOSQ_ERR class maps to the code a technician acts on", arguments: [
-        (Int32(15), MQTTError.Code.resolve),  // MOSQ_ERR_EAI
-        (Int32(7), MQTTError.Code.tcp),  // MOSQ_ERR_CONN_LOST
-        (Int32(8), MQTTError.Code.tls),  // MOSQ_ERR_TLS
-        (Int32(2), MQTTError.Code.protocol),  // MOSQ_ERR_PROTOCOL
-        (Int32(11), MQTTError.Code.auth),  // MOSQ_ERR_AUTH
-        (Int32(12), MQTTError.Code.notAuthorized),  // MOSQ_ERR_ACL_DENIED
-        (Int32(19), MQTTError.Code.timeout),  // MOSQ_ERR_KEEPALIVE
-    ])
+    @Test(
+        "each MOSQ_ERR class maps to the code a technician acts on",
+        arguments: [
+            (Int32(15), MQTTError.Code.resolve),  // MOSQ_ERR_EAI
+            (Int32(7), MQTTError.Code.tcp),  // MOSQ_ERR_CONN_LOST
+            (Int32(8), MQTTError.Code.tls),  // MOSQ_ERR_TLS
+            (Int32(2), MQTTError.Code.protocol),  // MOSQ_ERR_PROTOCOL
+            (Int32(11), MQTTError.Code.auth),  // MOSQ_ERR_AUTH
+            (Int32(12), MQTTError.Code.notAuthorized),  // MOSQ_ERR_ACL_DENIED
+            (Int32(19), MQTTError.Code.timeout),  // MOSQ_ERR_KEEPALIVE
+        ])
     func library(rc: Int32, code: MQTTError.Code) {
         let error = MQTTError.library(rc, context: "b:1883", errnoValue: 0)
         #expect(error.code == code)

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real mosquitto on a free loopback port, configured in a temporary directory and killed when the test ends.
@@ -168,8 +168,11 @@ struct TestCertificates {
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         for name in ["ca", "other-ca"] {
             try TestBroker.run(
-                ssl, ["req", "-x509"] + ec + ["-keyout", "\(name).key", "-out", "\(name).crt", "-days", "2",
-                    "-subj", "/CN=Pantau test \(name)"], in: directory)
+                ssl,
+                ["req", "-x509"] + ec + [
+                    "-keyout", "\(name).key", "-out", "\(name).crt", "-days", "2",
+                    "-subj", "/CN=Pantau test \(name)",
+                ], in: directory)
         }
         try TestBroker.run(
             ssl, ["req"] + ec + ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
@@ -177,13 +180,19 @@ struct TestCertificates {
         try "subjectAltName=IP:127.0.0.1\n".write(
             to: directory.appendingPathComponent("san.ext"), atomically: true, encoding: .utf8)
         try TestBroker.run(
-            ssl, ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", "server.crt", "-days", "2", "-extfile", "san.ext"], in: directory)
+            ssl,
+            [
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server.crt", "-days", "2", "-extfile", "san.ext",
+            ], in: directory)
         try TestBroker.run(
             ssl, ["req"] + ec + ["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=gw-01"], in: directory)
         try TestBroker.run(
-            ssl, ["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", "client.crt", "-days", "2"], in: directory)
+            ssl,
+            [
+                "x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "client.crt", "-days", "2",
+            ], in: directory)
         // mosquitto may drop privileges or run as another user: the key must be readable.
         chmod(serverKey, 0o644)
     }

@@ -44,9 +44,10 @@ import Testing
         let rig = PollerRig(devices: [device("lvl", unit: 3)])
         rig.transport.set(unit: 3, .answers(image(.holding, [0: 1])))
         let outcome = Mutex<Result<[UInt16], ModbusError>?>(nil)
-        rig.poller.submit(.write(device: "lvl", table: .holding, address: 0, words: [7]) { r in
-            outcome.withLock { $0 = r }
-        })
+        rig.poller.submit(
+            .write(device: "lvl", table: .holding, address: 0, words: [7]) { r in
+                outcome.withLock { $0 = r }
+            })
         _ = rig.worker.runDue()
         guard case .failure(let error)? = outcome.withLock({ $0 }) else {
             Issue.record("the write was not refused")

@@ -4,7 +4,7 @@ import Testing
 @testable import PantauModbus
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real libmodbus context reading one end of a socketpair; the test plays the device on the other end.

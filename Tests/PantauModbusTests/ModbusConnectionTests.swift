@@ -103,8 +103,9 @@ final class TCPRig {
         #expect(error?.unit == c.unit)
         #expect(error?.table == c.table)
         #expect(error?.address == c.address)
-        #expect(error?.description.hasPrefix("bus tcp-test unit \(c.unit) \(c.table.rawValue) \(c.address)+\(c.count)")
-            == true)
+        #expect(
+            error?.description.hasPrefix("bus tcp-test unit \(c.unit) \(c.table.rawValue) \(c.address)+\(c.count)")
+                == true)
         // The connection still serves the next request after a failure.
         try connection.setUnit(1)
         if c.code == .timeout { connection.flush() }

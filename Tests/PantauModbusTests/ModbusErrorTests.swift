@@ -1,11 +1,11 @@
 import PantauCore
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import PantauModbus
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite struct ModbusErrorTests {
     @Test(arguments: [

@@ -18,7 +18,7 @@ final class PtyPair {
             "socat", "PTY,raw,echo=0,link=\(directory)/sim", "PTY,raw,echo=0,link=\(directory)/master",
         ]
         let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for arg in argv { free(arg) } }
         // The test runner's threads block most signals and a spawned child would inherit that mask, so socat
         // would ignore SIGTERM: start it with an empty one.
         var attributes = posix_spawnattr_t()

@@ -98,7 +98,9 @@ final class DTURig {
 
     func stop() {
         transport.close()
-        shared.peers.withLock { $0.forEach { $0.stop() } }
+        shared.peers.withLock { peers in
+            for peer in peers { peer.stop() }
+        }
     }
 }
 

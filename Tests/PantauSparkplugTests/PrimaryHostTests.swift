@@ -29,10 +29,12 @@ private func stateMessage(_ json: String, topic: String = "spBv1.0/STATE/scada")
 struct PrimaryHostTests {
     @Test("a STATE body is read as hostile input: bounded, an object with a boolean and an integer timestamp")
     func parse() {
-        #expect(state(#"{"online":true,"timestamp":1700000000000}"#)
-            == .success(HostState(online: true, timestamp: 1_700_000_000_000)))
-        #expect(state(#" {"timestamp":5, "online":false, "extra":[1]} "#)
-            == .success(HostState(online: false, timestamp: 5)))
+        #expect(
+            state(#"{"online":true,"timestamp":1700000000000}"#)
+                == .success(HostState(online: true, timestamp: 1_700_000_000_000)))
+        #expect(
+            state(#" {"timestamp":5, "online":false, "extra":[1]} "#)
+                == .success(HostState(online: false, timestamp: 5)))
         #expect(state(#"{"online":true}"#) == .failure(.malformed("no 'timestamp'")))
         #expect(state(#"{"timestamp":1}"#) == .failure(.malformed("no 'online'")))
         #expect(state(#"{"online":"true","timestamp":1}"#) == .failure(.malformed("'online' has the wrong type")))
@@ -125,8 +127,9 @@ struct PrimaryHostTests {
         #expect(e.subscriptions == ["spBv1.0/g/NCMD/e", "spBv1.0/STATE/scada"])
         let firstWill = try SpBPayload(serializedBytes: e.nextWill().payload).metrics[0].longValue
         #expect(e.connected() == SessionStep.none && e.holdsData)
-        #expect(e.inbound(stateMessage(#"{"online":true,"timestamp":7}"#, topic: "spBv1.0/STATE/other"))
-            == SessionStep.none)
+        #expect(
+            e.inbound(stateMessage(#"{"online":true,"timestamp":7}"#, topic: "spBv1.0/STATE/other"))
+                == SessionStep.none)
         #expect(e.inbound(stateMessage("garbage")) == SessionStep.none && e.holdsData)
         #expect(e.inbound(stateMessage(#"{"online":true,"timestamp":7}"#)) == .births && !e.holdsData)
         #expect(e.inbound(stateMessage(#"{"online":false,"timestamp":6}"#)) == SessionStep.none && !e.holdsData)

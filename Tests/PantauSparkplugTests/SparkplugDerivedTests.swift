@@ -48,14 +48,20 @@ struct SparkplugDerivedTests {
         #expect(names.contains("aggregates/15m/float_high/mean"))
         #expect(!names.contains { $0.hasPrefix("aggregates/15m/model") })
         #expect(names.filter { $0.hasPrefix("aggregates/") }.count == 18)
-        let indices = ["index/ispu", "index/ispu/category", "index/ispu/critical", "index/ispu/status", "index/aqi",
-                       "index/aqi/category", "index/aqi/dominant", "index/aqi/status"]
+        let indices = [
+            "index/ispu", "index/ispu/category", "index/ispu/critical", "index/ispu/status", "index/aqi",
+            "index/aqi/category", "index/aqi/dominant", "index/aqi/status",
+        ]
         #expect(indices.allSatisfy(names.contains))
-        let flood = ["alerts/level/level", "alerts/level/level_name", "alerts/level/stale",
-                     "alerts/level/rate_of_rise/active", "alerts/level/value"]
+        let flood = [
+            "alerts/level/level", "alerts/level/level_name", "alerts/level/stale",
+            "alerts/level/rate_of_rise/active", "alerts/level/value",
+        ]
         #expect(flood.allSatisfy(names.contains))
-        let others = ["alerts/float_high/state", "rain/mm_interval", "rain/intensity_mm_h", "rain/mm_24h",
-                      "rain/category_hourly", "rain/category_daily"]
+        let others = [
+            "alerts/float_high/state", "rain/mm_interval", "rain/intensity_mm_h", "rain/mm_24h",
+            "rain/category_hourly", "rain/category_daily",
+        ]
         #expect(others.allSatisfy(names.contains))
         #expect(specs.map(\.alias) == Array(2..<UInt64(2 + specs.count)))
         let byName = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })

@@ -25,8 +25,9 @@ private func edge(saved: UInt64? = nil, store: Saved? = nil) -> SparkplugEdge {
 }
 
 private func reading(_ point: String, _ value: PointValue?, _ quality: Quality = .good) -> Reading {
-    Reading(device: "th-1", point: point, quantity: "x", unit: "", value: value, quality: quality,
-            acquiredAt: 1_800_000_000_000)
+    Reading(
+        device: "th-1", point: point, quantity: "x", unit: "", value: value, quality: quality,
+        acquiredAt: 1_800_000_000_000)
 }
 
 @Suite("Sparkplug B edge node state")
@@ -72,8 +73,9 @@ struct SparkplugEdgeTests {
     func ddata() throws {
         let e = edge()
         _ = e.births(at: 1)
-        let body = try #require(e.data(
-            [reading("temp", .number(21.5)), reading("count", .number(7), .outOfRange)], device: "th-1"))
+        let body = try #require(
+            e.data(
+                [reading("temp", .number(21.5)), reading("count", .number(7), .outOfRange)], device: "th-1"))
         let live = try SpBPayload(serializedBytes: e.frame(body, topic: "spBv1.0/g/DDATA/e/th-1", historical: false))
         #expect(live.seq == 2 && live.timestamp == 1_800_000_000_000)
         #expect(live.metrics.map { $0.alias } == [2, 3] && live.metrics.allSatisfy { !$0.hasName && !$0.hasDatatype })
@@ -152,12 +154,16 @@ struct SparkplugIntegerTests {
         let dbirth = try SpBPayload(serializedBytes: e.births(at: 1)[1].payload)
         #expect(dbirth.metrics.map { $0.datatype } == [6, 7, 3, 3, 10])
         func read(_ point: String, _ value: Double) -> Reading {
-            Reading(device: "d", point: point, quantity: "x", unit: "", value: .number(value), quality: .good,
-                    acquiredAt: 1)
+            Reading(
+                device: "d", point: point, quantity: "x", unit: "", value: .number(value), quality: .good,
+                acquiredAt: 1)
         }
-        let body = try #require(e.data(
-            [read("u16", 65535), read("u32", 4_294_967_295), read("i16", -123), read("i32", -1_234_567),
-             read("u16s", 12.3)], device: "d"))
+        let body = try #require(
+            e.data(
+                [
+                    read("u16", 65535), read("u32", 4_294_967_295), read("i16", -123), read("i32", -1_234_567),
+                    read("u16s", 12.3),
+                ], device: "d"))
         let m = try SpBPayload(serializedBytes: body).metrics
         #expect(m[0].intValue == 65535 && m[1].intValue == 4_294_967_295)
         #expect(m[2].intValue == UInt32(bitPattern: -123) && m[3].intValue == UInt32(bitPattern: -1_234_567))

@@ -114,7 +114,8 @@ extension Parsing {
         var modulus = r.double("counter_modulus") ?? 65536
         if !(modulus > 0 && modulus <= 18_446_744_073_709_551_616), let n = r.value("counter_modulus") {
             reader.error(
-                n, "'counter_modulus' of \(what) must be more than 0 (where the counter wraps, e.g. 65536), "
+                n,
+                "'counter_modulus' of \(what) must be more than 0 (where the counter wraps, e.g. 65536), "
                     + "found \(modulus)")
             modulus = 65536
         }
@@ -123,7 +124,8 @@ extension Parsing {
         {
             let expected = Self.rainQuantities.sorted().joined(separator: ", ")
             reader.error(
-                n, "rain needs a counter of tips or of rain, but '\(point)' of profile '\(profile.id)' is "
+                n,
+                "rain needs a counter of tips or of rain, but '\(point)' of profile '\(profile.id)' is "
                     + "\(p.quantity) (expected \(expected))")
         }
         r.finish()

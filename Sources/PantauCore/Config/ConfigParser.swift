@@ -21,7 +21,9 @@ public enum ConfigParser {
     ) -> Result<GatewayConfig, ConfigurationError> {
         let reader = NodeReader(file: file)
         guard let root = reader.parseDocument(bytes: bytes, limits: .configuration) else {
-            if reader.diagnostics.isEmpty { reader.error(at: YAMLMark(line: 1, column: 1), "the configuration is empty") }
+            if reader.diagnostics.isEmpty {
+                reader.error(at: YAMLMark(line: 1, column: 1), "the configuration is empty")
+            }
             return .failure(ConfigurationError(reader.diagnostics))
         }
         let config = Parsing(reader: reader, file: file, environment: environment)
@@ -41,9 +43,12 @@ public enum ConfigParser {
                 bytes: bytes, file: path, defaultProfileDirectories: defaultProfileDirectories,
                 environment: environment)
         } catch {
-            return .failure(ConfigurationError([
-                Diagnostic(SourceLocation(file: path, line: 1, column: 1), "cannot read the configuration: \(error.reason)")
-            ]))
+            return .failure(
+                ConfigurationError([
+                    Diagnostic(
+                        SourceLocation(file: path, line: 1, column: 1), "cannot read the configuration: \(error.reason)"
+                    )
+                ]))
         }
     }
 }
@@ -69,7 +74,11 @@ struct Parsing {
         for item in map.list("profiles") ?? [] {
             guard let dir = reader.string(item, what: "a profile folder") else { continue }
             let path = FileSystem.resolve(dir, relativeTo: baseDir)
-            if FileSystem.isDirectory(path) { profileDirs.append(path) } else { reader.error(item, "profile folder '\(path)' does not exist") }
+            if FileSystem.isDirectory(path) {
+                profileDirs.append(path)
+            } else {
+                reader.error(item, "profile folder '\(path)' does not exist")
+            }
         }
         var library = ProfileLibrary(directories: profileDirs + defaultProfileDirectories)
         if let extra { library.add(extra) }
@@ -122,14 +131,20 @@ struct Parsing {
     ) -> String? {
         guard let node = m.value(key, required: required), let text = reader.string(node, what: "'\(key)' in \(m.what)")
         else { return nil }
-        let ok = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+        let ok =
+            !text.isEmpty
+            && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
         if !ok {
-            reader.error(node, "'\(key)' in \(m.what) may only use letters, digits, '-', '_' and '.' (it becomes part of MQTT topics), found '\(text)'")
+            reader.error(
+                node,
+                "'\(key)' in \(m.what) may only use letters, digits, '-', '_' and '.' (it becomes part of MQTT topics), found '\(text)'"
+            )
             return nil
         }
         if text.utf8.count > maximumLength {
             reader.error(
-                node, "'\(key)' in \(m.what) is \(text.utf8.count) characters long, more than the \(maximumLength) "
+                node,
+                "'\(key)' in \(m.what) is \(text.utf8.count) characters long, more than the \(maximumLength) "
                     + "allowed (it becomes part of MQTT topics and the client id)")
             return nil
         }
@@ -149,7 +164,12 @@ struct Parsing {
             let busName = name(b, "name", required: true)
             let what = busName.map { "bus '\($0)'" } ?? "a bus"
             b.what = what
-            let type = b.choice("type", [("rtu", "rtu"), ("tcp", "tcp"), ("rtu_over_tcp", "rtu_over_tcp"), ("uart", "uart"), ("sdi12", "sdi12")], required: true)
+            let type = b.choice(
+                "type",
+                [
+                    ("rtu", "rtu"), ("tcp", "tcp"), ("rtu_over_tcp", "rtu_over_tcp"), ("uart", "uart"),
+                    ("sdi12", "sdi12"),
+                ], required: true)
             var transport: BusConfig.Transport?
             if type == "tcp" {
                 let host = b.string("host", required: true)
@@ -165,11 +185,18 @@ struct Parsing {
                 let device = b.string("device", required: true)
                 var serial = SerialSettings()
                 if let baud = b.int("baud") {
-                    if ProfileParser.supportedBauds.contains(baud) { serial.baud = baud } else if let n = b.value("baud") {
-                        reader.error(n, "baud \(baud) of \(what) is not a standard rate (\(ProfileParser.supportedBauds.map(String.init).joined(separator: ", ")))")
+                    if ProfileParser.supportedBauds.contains(baud) {
+                        serial.baud = baud
+                    } else if let n = b.value("baud") {
+                        reader.error(
+                            n,
+                            "baud \(baud) of \(what) is not a standard rate (\(ProfileParser.supportedBauds.map(String.init).joined(separator: ", ")))"
+                        )
                     }
                 }
-                if let p = b.choice("parity", [("none", SerialSettings.Parity.none), ("even", .even), ("odd", .odd)]) { serial.parity = p }
+                if let p = b.choice("parity", [("none", SerialSettings.Parity.none), ("even", .even), ("odd", .odd)]) {
+                    serial.parity = p
+                }
                 if let d = b.int("data_bits", range: 7...8) { serial.dataBits = d }
                 if let s = b.int("stop_bits", range: 1...2) { serial.stopBits = s }
                 let rs485 = b.bool("rs485") ?? false
@@ -178,17 +205,22 @@ struct Parsing {
                     // One port spelled two ways (`/dev//ttyUSB0`, `/dev/./ttyUSB0`, a symlink) is still one port.
                     let canonical = FileSystem.identity(device)
                     if let (other, _) = ttys[canonical] {
-                        reader.error(node, "\(what) uses serial port '\(device)', which bus '\(other)' already owns; one bus per port")
+                        reader.error(
+                            node,
+                            "\(what) uses serial port '\(device)', which bus '\(other)' already owns; one bus per port")
                     } else {
                         ttys[canonical] = (busName ?? "?", node)
                     }
-                    transport = .rtu(RTUSettings(device: device, serial: serial, rs485: rs485, interFrameDelayMicros: delay))
+                    transport = .rtu(
+                        RTUSettings(device: device, serial: serial, rs485: rs485, interFrameDelayMicros: delay))
                 }
             }
             b.finish()
             guard let busName, let transport else { continue }
             if let earlier = buses.first(where: { $0.config.name == busName }) {
-                reader.error(b.value("name") ?? item, "duplicate bus name '\(busName)' (first defined at line \(earlier.node.mark.line))")
+                reader.error(
+                    b.value("name") ?? item,
+                    "duplicate bus name '\(busName)' (first defined at line \(earlier.node.mark.line))")
                 continue
             }
             buses.append(ParsedBus(config: BusConfig(name: busName, transport: transport), node: item))
@@ -215,7 +247,10 @@ struct Parsing {
             let report = d.mapping("report").map { parseReports($0, profile: profile) } ?? [:]
             var flood: [FloodAlertConfig] = []
             for f in d.list("flood") ?? [] {
-                if let m = reader.mapping(f, what: "a flood alert of \(what)"), let c = parseFlood(m, profile: profile) { flood.append(c) }
+                if let m = reader.mapping(f, what: "a flood alert of \(what)"), let c = parseFlood(m, profile: profile)
+                {
+                    flood.append(c)
+                }
             }
             let floats = (d.list("float_switches") ?? []).compactMap {
                 parseFloatSwitch($0, profile: profile, what: what)
@@ -226,7 +261,9 @@ struct Parsing {
             d.finish()
             guard let deviceName, let bus, let unit, let profile else { continue }
             if let earlier = names[deviceName] {
-                reader.error(d.value("name") ?? item, "duplicate device name '\(deviceName)' (first defined at line \(earlier.mark.line))")
+                reader.error(
+                    d.value("name") ?? item,
+                    "duplicate device name '\(deviceName)' (first defined at line \(earlier.mark.line))")
                 continue
             }
             names[deviceName] = item
@@ -235,10 +272,13 @@ struct Parsing {
                 reader.error(node, "\(what) and device '\(other)' both use unit id \(unit) on bus '\(bus.name)'")
             }
             units[key] = deviceName
-            devices.append(DeviceConfig(
-                name: deviceName, bus: bus.name, unitId: unit, profile: profile, pollInterval: interval, timing: timing,
-                location: location, install: install, report: report, flood: flood, floatSwitches: floats, rain: rain,
-                airQuality: air))
+            devices.append(
+                DeviceConfig(
+                    name: deviceName, bus: bus.name, unitId: unit, profile: profile, pollInterval: interval,
+                    timing: timing,
+                    location: location, install: install, report: report, flood: flood, floatSwitches: floats,
+                    rain: rain,
+                    airQuality: air))
             devices[devices.count - 1].writes = writes
         }
         return devices
@@ -247,19 +287,25 @@ struct Parsing {
     static let rainQuantities: Set<String> = ["rain_tips", "rain", "counter"]
 
     func pointName(_ m: MappingReader, profile: DeviceProfile?) -> String? {
-        guard let node = m.value("point", required: true), let point = reader.string(node, what: "'point' in \(m.what)") else { return nil }
+        guard let node = m.value("point", required: true), let point = reader.string(node, what: "'point' in \(m.what)")
+        else { return nil }
         if let profile, profile.point(named: point) == nil {
-            reader.error(node, "'\(point)' is not a point of profile '\(profile.id)' (points: \(profile.points.map(\.name).joined(separator: ", ")))")
+            reader.error(
+                node,
+                "'\(point)' is not a point of profile '\(profile.id)' (points: \(profile.points.map(\.name).joined(separator: ", ")))"
+            )
             return nil
         }
         return point
     }
 
     func parseReport(_ m: MappingReader) -> ReportStrategy {
-        let mode = m.choice("mode", [("every_poll", ReportStrategy.Mode.everyPoll), ("on_change", .onChange)]) ?? .everyPoll
+        let mode =
+            m.choice("mode", [("every_poll", ReportStrategy.Mode.everyPoll), ("on_change", .onChange)]) ?? .everyPoll
         let strategy = ReportStrategy(
             mode: mode, deadbandAbsolute: m.double("deadband", range: 0...Double.greatestFiniteMagnitude),
-            deadbandRelative: m.double("deadband_relative", range: 0...10), heartbeat: m.interval("heartbeat", minimum: .seconds(1)))
+            deadbandRelative: m.double("deadband_relative", range: 0...10),
+            heartbeat: m.interval("heartbeat", minimum: .seconds(1)))
         m.finish()
         return strategy
     }
@@ -271,7 +317,8 @@ struct Parsing {
         let s2 = m.double("siaga2", required: true)
         let s1 = m.double("siaga1", required: true)
         if let s3, let s2, let s1, !(s3 < s2 && s2 < s1) {
-            reader.error(m.node, "flood thresholds must rise from siaga3 to siaga2 to siaga1, found \(s3), \(s2), \(s1)")
+            reader.error(
+                m.node, "flood thresholds must rise from siaga3 to siaga2 to siaga1, found \(s3), \(s2), \(s1)")
         }
         if let profile, let point, let spec = profile.point(named: point), let node = m.value("point") {
             switch spec.quantity {
@@ -282,12 +329,14 @@ struct Parsing {
             case "distance":
                 if mounting == nil {
                     reader.error(
-                        node, "'\(point)' is a distance (sensor to water): a flood alert on it needs mounting_height, "
+                        node,
+                        "'\(point)' is a distance (sensor to water): a flood alert on it needs mounting_height, "
                             + "so level = mounting_height - distance")
                 }
             default:
                 reader.error(
-                    node, "a flood alert needs a water_level point (or a distance with mounting_height), but "
+                    node,
+                    "a flood alert needs a water_level point (or a distance with mounting_height), but "
                         + "'\(point)' of profile '\(profile.id)' is \(spec.quantity)")
             }
         }
@@ -298,7 +347,9 @@ struct Parsing {
         var intervals: [SiagaLevel: Interval] = [:]
         if let p = m.mapping("poll_intervals") {
             for level in SiagaLevel.allCases {
-                if let i = p.interval("siaga\(level.rawValue)", minimum: Interval(milliseconds: 100)) { intervals[level] = i }
+                if let i = p.interval("siaga\(level.rawValue)", minimum: Interval(milliseconds: 100)) {
+                    intervals[level] = i
+                }
             }
             p.finish()
         }
@@ -318,9 +369,13 @@ struct Parsing {
             let cert = t.string("cert_file")
             let key = t.string("key_file")
             for (k, path) in [("ca_file", ca), ("cert_file", cert), ("key_file", key)] {
-                if let path, !FileSystem.exists(path), let node = t.value(k) { reader.error(node, "\(k) '\(path)' does not exist") }
+                if let path, !FileSystem.exists(path), let node = t.value(k) {
+                    reader.error(node, "\(k) '\(path)' does not exist")
+                }
             }
-            if (cert == nil) != (key == nil) { reader.error(t.node, "a client certificate needs both cert_file and key_file") }
+            if (cert == nil) != (key == nil) {
+                reader.error(t.node, "a client certificate needs both cert_file and key_file")
+            }
             t.finish()
             if let ca { tls = MQTTConfig.TLS(caFile: ca, certFile: cert, keyFile: key) }
         }
@@ -372,7 +427,8 @@ struct Parsing {
             if let mode = FileSystem.mode(path), mode & 0o004 != 0 {
                 // Group-readable is fine (the pantau group); readable by every user of the board is not.
                 reader.error(
-                    node, "password_file '\(path)' is readable by everyone (mode \(String(mode, radix: 8))); "
+                    node,
+                    "password_file '\(path)' is readable by everyone (mode \(String(mode, radix: 8))); "
                         + "run chmod o-rwx '\(path)' (0600 or 0640)")
             }
             do {
@@ -449,13 +505,23 @@ struct Parsing {
         {
             reader.error(m.value("path") ?? m.node, "the journal folder '\(folder)' \(problem)")
         }
-        if let d = m.choice("durability", [("full", JournalConfig.Durability.full), ("normal", .normal)]) { j.durability = d }
+        if let d = m.choice("durability", [("full", JournalConfig.Durability.full), ("normal", .normal)]) {
+            j.durability = d
+        }
         if let b = m.byteSize("max_bytes") {
-            if b < 1 << 20, let node = m.value("max_bytes") { reader.error(node, "journal max_bytes must be at least 1MiB") } else { j.maxBytes = b }
+            if b < 1 << 20, let node = m.value("max_bytes") {
+                reader.error(node, "journal max_bytes must be at least 1MiB")
+            } else {
+                j.maxBytes = b
+            }
         }
         if let a = m.interval("max_age", minimum: .minutes(1)) { j.maxAge = a }
         if let c = m.interval("commit_interval", minimum: Interval(milliseconds: 1)) {
-            if c > .seconds(10), let node = m.value("commit_interval") { reader.error(node, "journal commit_interval must be 10s or less") } else { j.commitInterval = c }
+            if c > .seconds(10), let node = m.value("commit_interval") {
+                reader.error(node, "journal commit_interval must be 10s or less")
+            } else {
+                j.commitInterval = c
+            }
         }
         if let s = m.double("backlog_share", range: 0.05...1) { j.backlogShare = s }
         m.finish()

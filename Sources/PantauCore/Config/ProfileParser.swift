@@ -72,10 +72,14 @@ public enum ProfileParser {
             let address = m.int("address", required: true, range: 0...65535)
             var expect: [UInt16] = []
             for v in m.list("expect", required: true) ?? [] {
-                if let n = reader.int(v, what: "an expected register value", range: 0...65535) { expect.append(UInt16(n)) }
+                if let n = reader.int(v, what: "an expected register value", range: 0...65535) {
+                    expect.append(UInt16(n))
+                }
             }
             m.finish()
-            if let table, let address { identification.append(IdentificationRule(table: table, address: address, expect: expect)) }
+            if let table, let address {
+                identification.append(IdentificationRule(table: table, address: address, expect: expect))
+            }
         }
         var points: [PointSpec] = []
         var pointNodes: [String: YAMLNode] = [:]
@@ -123,7 +127,9 @@ public enum ProfileParser {
             if supportedBauds.contains(baud) {
                 s.baud = baud
             } else if let node = m.value("baud") {
-                m.reader.error(node, "baud \(baud) is not a standard rate (\(supportedBauds.map(String.init).joined(separator: ", ")))")
+                m.reader.error(
+                    node,
+                    "baud \(baud) is not a standard rate (\(supportedBauds.map(String.init).joined(separator: ", ")))")
             }
         }
         if let parity = m.choice("parity", [("none", SerialSettings.Parity.none), ("even", .even), ("odd", .odd)]) {
@@ -163,12 +169,17 @@ public enum ProfileParser {
         }
         let quantity = m.string("quantity", required: true)
         if let quantity, !Vocabulary.quantities.contains(quantity), let n = m.value("quantity") {
-            reader.error(n, "unknown quantity '\(quantity)' in \(what) (known: \(Vocabulary.quantities.sorted().joined(separator: ", ")))")
+            reader.error(
+                n,
+                "unknown quantity '\(quantity)' in \(what) (known: \(Vocabulary.quantities.sorted().joined(separator: ", ")))"
+            )
         }
         let table = m.choice("table", tableChoices, required: true)
         let type = m.choice("type", ValueType.allCases.map { ($0.rawValue, $0) }, required: true)
         var address: Int?
-        if let n = m.value("address", required: true), let a = reader.int(n, what: "'address' of \(what)", range: 0...65535) {
+        if let n = m.value("address", required: true),
+            let a = reader.int(n, what: "'address' of \(what)", range: 0...65535)
+        {
             if let table, let hint = plcAddressHint(a, table: table) {
                 reader.error(n, hint)
             } else {
@@ -189,10 +200,14 @@ public enum ProfileParser {
                 order = o
             } else {
                 let example = String("ABCDEFGH".prefix(bytes))
-                reader.error(n, "'order' of \(what) must name all \(bytes) bytes of a \(type.rawValue), e.g. \(example), found '\(text)'")
+                reader.error(
+                    n,
+                    "'order' of \(what) must name all \(bytes) bytes of a \(type.rawValue), e.g. \(example), found '\(text)'"
+                )
             }
         }
-        let encoding = m.choice("encoding", [("twos_complement", IntegerEncoding.twosComplement), ("sign_magnitude", .signMagnitude)])
+        let encoding = m.choice(
+            "encoding", [("twos_complement", IntegerEncoding.twosComplement), ("sign_magnitude", .signMagnitude)])
         if encoding == .signMagnitude, let type, ![.i16, .i32, .i64].contains(type), let n = m.value("encoding") {
             reader.error(n, "sign_magnitude needs a signed integer type (i16, i32, i64), \(what) is \(type.rawValue)")
         }
@@ -215,7 +230,10 @@ public enum ProfileParser {
         let decimalsFrom = m.string("decimals_from")
         let unit = m.string("unit") ?? ""
         if !Vocabulary.units.contains(unit), let n = m.value("unit") {
-            reader.error(n, "unknown unit '\(unit)' in \(what) (known: \(Vocabulary.units.sorted().filter { !$0.isEmpty }.joined(separator: ", ")))")
+            reader.error(
+                n,
+                "unknown unit '\(unit)' in \(what) (known: \(Vocabulary.units.sorted().filter { !$0.isEmpty }.joined(separator: ", ")))"
+            )
         }
         var range: ClosedRange<Double>?
         if let n = m.value("range"), let items = reader.list(n, what: "'range' of \(what)") {
@@ -223,7 +241,11 @@ public enum ProfileParser {
             if items.count != 2 {
                 reader.error(n, "'range' of \(what) must be [minimum, maximum]")
             } else if bounds.count == 2 {
-                if bounds[0] <= bounds[1] { range = bounds[0]...bounds[1] } else { reader.error(n, "'range' of \(what) has its minimum above its maximum") }
+                if bounds[0] <= bounds[1] {
+                    range = bounds[0]...bounds[1]
+                } else {
+                    reader.error(n, "'range' of \(what) has its minimum above its maximum")
+                }
             }
         }
         let publish = m.bool("publish") ?? true
@@ -232,7 +254,8 @@ public enum ProfileParser {
         guard let name, let quantity, let table, let type, let address else { return nil }
         var spec = PointSpec(
             name: name, quantity: quantity, table: table, address: address, type: type, order: order,
-            length: length ?? 1, bit: bit, encoding: encoding ?? .twosComplement, scale: scale ?? 1, offset: offset ?? 0,
+            length: length ?? 1, bit: bit, encoding: encoding ?? .twosComplement, scale: scale ?? 1,
+            offset: offset ?? 0,
             decimalsFrom: decimalsFrom, unit: unit, validRange: range, publish: publish)
         spec.writable = writable
         return spec
@@ -240,12 +263,13 @@ public enum ProfileParser {
 
     /// Profiles use 0-based protocol addresses; Modicon notation (40001 = holding 0) is the commonest datasheet trap.
     static func plcAddressHint(_ address: Int, table: RegisterTable) -> String? {
-        let (lo, hi, prefix): (Int, Int, Int) = switch table {
-        case .holding: (40001, 49999, 40001)
-        case .input: (30001, 39999, 30001)
-        case .discrete: (10001, 19999, 10001)
-        case .coil: (Int.max, Int.max, 1)
-        }
+        let (lo, hi, prefix): (Int, Int, Int) =
+            switch table {
+            case .holding: (40001, 49999, 40001)
+            case .input: (30001, 39999, 30001)
+            case .discrete: (10001, 19999, 10001)
+            case .coil: (Int.max, Int.max, 1)
+            }
         guard address >= lo && address <= hi else { return nil }
         return "address \(address) looks like PLC (Modicon) notation; profiles use 0-based protocol addresses: "
             + "\(prefix) is \(table.rawValue) address 0, so write \(address - prefix)"
@@ -261,12 +285,15 @@ public enum ProfileParser {
                 guard case .mapping(let pairs) = t.node.content else { continue }
                 for pair in pairs {
                     _ = t.value(pair.key.scalar ?? "")
-                    guard let address = pair.key.scalar.flatMap(NodeReader.parseInt), (0...65535).contains(address) else {
+                    guard let address = pair.key.scalar.flatMap(NodeReader.parseInt), (0...65535).contains(address)
+                    else {
                         reader.error(pair.key, "a register address in a test vector must be a number 0-65535")
                         continue
                     }
                     let limit = table.isBitTable ? 1 : 65535
-                    if let v = reader.int(pair.value, what: "raw value at \(table.rawValue) \(address)", range: 0...limit) {
+                    if let v = reader.int(
+                        pair.value, what: "raw value at \(table.rawValue) \(address)", range: 0...limit)
+                    {
                         registers[table, default: [:]][address] = UInt16(v)
                     }
                 }
@@ -285,7 +312,9 @@ public enum ProfileParser {
                 }
                 switch point.type {
                 case .string:
-                    if let s = reader.string(pair.value, what: "expected value of '\(name)'") { expect[name] = .text(s) }
+                    if let s = reader.string(pair.value, what: "expected value of '\(name)'") {
+                        expect[name] = .text(s)
+                    }
                 case .bit:
                     if let b = reader.bool(pair.value, what: "expected value of '\(name)'") { expect[name] = .flag(b) }
                 default:
@@ -309,7 +338,8 @@ public enum ProfileParser {
         for point in profile.points {
             guard let node = nodes[point.name] else { continue }
             if point.span > cap {
-                reader.error(node, "point '\(point.name)' spans \(point.span) registers, more than one read allows (\(cap))")
+                reader.error(
+                    node, "point '\(point.name)' spans \(point.span) registers, more than one read allows (\(cap))")
             }
             if point.address + point.span > 65536 {
                 reader.error(node, "point '\(point.name)' runs past the last register address 65535")
@@ -317,10 +347,15 @@ public enum ProfileParser {
             if let source = point.decimalsFrom {
                 if let other = profile.point(named: source) {
                     if other.decimalsFrom != nil {
-                        reader.error(node, "point '\(point.name)' takes decimals from '\(source)', which itself takes decimals from another point")
+                        reader.error(
+                            node,
+                            "point '\(point.name)' takes decimals from '\(source)', which itself takes decimals from another point"
+                        )
                     }
                 } else {
-                    reader.error(node, "point '\(point.name)' takes decimals from '\(source)', which is not a point of this profile")
+                    reader.error(
+                        node,
+                        "point '\(point.name)' takes decimals from '\(source)', which is not a point of this profile")
                 }
             }
         }
@@ -330,7 +365,10 @@ public enum ProfileParser {
                 // Several bit fields of one status register share it legitimately.
                 let bitsOfOneRegister = a.type == .bit && b.type == .bit && a.address == b.address && a.bit != b.bit
                 if !bitsOfOneRegister, let node = nodes[b.name] {
-                    reader.error(node, "point '\(b.name)' overlaps point '\(a.name)' (\(a.table.rawValue) \(a.address)..<\(a.address + a.span))")
+                    reader.error(
+                        node,
+                        "point '\(b.name)' overlaps point '\(a.name)' (\(a.table.rawValue) \(a.address)..<\(a.address + a.span))"
+                    )
                 }
             }
         }

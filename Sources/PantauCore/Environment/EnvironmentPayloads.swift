@@ -55,8 +55,11 @@ public struct AggregatePayload: EnvironmentPayload, Hashable {
             ("min", min), ("max", max), ("mean", mean), ("stddev", stddev), ("first", first), ("last", last),
             ("expected", expected), ("coverage", coverage),
         ] where !value.isFinite {
-            throw EncodingError.invalidValue(value, EncodingError.Context(
-                codingPath: [], debugDescription: "aggregate \(name) of \(device) \(point) is not finite: \(value)"))
+            throw EncodingError.invalidValue(
+                value,
+                EncodingError.Context(
+                    codingPath: [], debugDescription: "aggregate \(name) of \(device) \(point) is not finite: \(value)")
+            )
         }
         var out = JSONBytes(capacity: 320 + device.utf8.count + point.utf8.count)
         out.byte(UInt8(ascii: "{"))
@@ -190,7 +193,8 @@ public struct ISPUPayload: EnvironmentPayload, Hashable {
                 status: p.subIndex == nil ? .insufficientData : .ok,
                 concentration: p.average.concentration?.roundedForPayload(decimals: 3),
                 unit: ConcentrationUnit.microgramsPerCubicMetre.rawValue,
-                averagingMs: p.average.averaging.milliseconds, coverage: p.average.coverage.roundedForPayload(decimals: 4),
+                averagingMs: p.average.averaging.milliseconds,
+                coverage: p.average.coverage.roundedForPayload(decimals: 4),
                 samples: p.average.samples, subIndex: p.subIndex?.value, beyondScale: p.subIndex?.beyondScale)
         }
         parameters = params

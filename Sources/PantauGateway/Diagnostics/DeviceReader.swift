@@ -2,7 +2,7 @@ import PantauCore
 import PantauModbus
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One read transaction of a poll and how it went.

@@ -144,7 +144,8 @@ extension ModbusError {
         case .connection:
             next = "check the serial device path or host:port, and that no other program holds the port"
         case .link:
-            next = "check power, wiring (A/B), the unit id and the line settings; "
+            next =
+                "check power, wiring (A/B), the unit id and the line settings; "
                 + "`pantau scan` lists the units that answer"
         case .config:
             next =

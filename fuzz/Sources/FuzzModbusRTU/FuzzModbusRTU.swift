@@ -7,7 +7,7 @@ import PantauCore
 import PantauModbus
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let tables: [RegisterTable] = [.holding, .input, .coil, .discrete]
