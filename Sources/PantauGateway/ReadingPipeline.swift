@@ -86,6 +86,19 @@ public final class ReadingPipeline: Sendable {
     /// At most this many polls are held in memory; beyond it the oldest goes out marked `tq: unsynced`.
     static let heldLimit = 20_000
 
+    /// One look at the clock and the time state that goes with it, read under one lock: what a poll, a tick or an
+    /// availability change stamps and marks its messages with.
+    struct ClockView {
+        /// The time on the gateway's timeline: the wall clock while synchronised, boottime-derived while not.
+        var now: UnixMillis
+        var sample: ClockSample
+        var synced: Bool
+        var keeper: TimeKeeper
+        var policy: UnsyncedTimePolicy
+        var untrustedBefore: UnixMillis?
+        var unsyncedOffset: Int64?
+    }
+
     /// The clock's state as `pantau status` shows it.
     public struct ClockStatus: Sendable {
         public var synced: Bool
@@ -143,11 +156,11 @@ public final class ReadingPipeline: Sendable {
     /// Looks at the clock: the time on the gateway's timeline now, whether it is synchronised, and the held
     /// telemetry to publish now that it is (corrected from boottime). `full` asks the system for the clock's
     /// synchronisation (the once-a-second tick); otherwise it is taken from the last full sample (the hot path).
-    private func observeClock(full: Bool = true) -> (now: UnixMillis, sample: ClockSample, synced: Bool) {
+    private func observeClock(full: Bool = true) -> ClockView {
         let last = full ? nil : time.withLock { $0.lastSample }
         let sample = last.map { clock.quickSample(after: $0) } ?? clock.clockSample()
         var released: [OutboundMessage] = []
-        let (now, synced, actions) = time.withLock { t in
+        let (view, actions) = time.withLock { t in
             if last == nil { t.lastSample = sample }
             let firstLook = !t.looked
             t.looked = true
@@ -169,9 +182,7 @@ public final class ReadingPipeline: Sendable {
                 t.correction = TimeCorrectionRequest(
                     bootId: sample.bootId, offset: t.keeper.synced ? t.keeper.offset : nil)
             }
-            if wasRunning, actions.contains(where: { if case .synchronised = $0 { true } else { false } }) {
-                t.untrustedBefore = sample.wall
-            }
+            if wasRunning, synchronised { t.untrustedBefore = sample.wall }
             if t.keeper.synced, !t.held.isEmpty {
                 released = t.held.compactMap { Self.encodeHeld($0, keeper: t.keeper, bootId: sample.bootId) }
                 t.released += t.held.count
@@ -179,12 +190,15 @@ public final class ReadingPipeline: Sendable {
             }
             // Synchronised: the wall clock is the truth. Unsynchronised: boottime on the last trusted offset.
             let now = t.keeper.synced ? sample.wall : t.keeper.time(atBoottime: sample.boottimeMs)
-            return (now, t.keeper.synced, actions)
+            let view = ClockView(
+                now: now, sample: sample, synced: t.keeper.synced, keeper: t.keeper, policy: t.policy,
+                untrustedBefore: t.untrustedBefore, unsyncedOffset: t.unsyncedOffset)
+            return (view, actions)
         }
         for action in actions {
             switch action {
             case .stepped(let ms):
-                logger.warning("wall clock stepped", metadata: ["by_ms": "\(ms)", "synced": "\(synced)"])
+                logger.warning("wall clock stepped", metadata: ["by_ms": "\(ms)", "synced": "\(view.synced)"])
             case .synchronised(let ms):
                 logger.notice(
                     "clock synchronised", metadata: ["correction_ms": "\(ms)", "released": "\(released.count)"])
@@ -192,8 +206,8 @@ public final class ReadingPipeline: Sendable {
                 logger.warning("clock lost its synchronisation; time runs on boottime")
             }
         }
-        if !released.isEmpty { append(released) }
-        return (now, sample, synced)
+        if !released.isEmpty { append(released, view) }
+        return view
     }
 
     /// What the journal should correct now that the clock was looked at or synchronised; nil when nothing new.
@@ -205,11 +219,11 @@ public final class ReadingPipeline: Sendable {
     }
 
     /// Queues messages with their clock stamp (journaled beside the wall time): the boot and the boottime their
-    /// time stands for on `keeper`'s timeline (the one they were stamped on), and the time quality of their body.
+    /// time stands for on the view's timeline (the one they were stamped on), and the time quality of their body.
     /// A message still marked `unsynced` once the keeper is synchronised was stamped on the timeline before it.
-    private func append(_ messages: [OutboundMessage], keeper given: TimeKeeper? = nil) {
-        let (current, unsyncedOffset) = time.withLock { ($0.keeper, $0.unsyncedOffset) }
-        let keeper = given ?? current
+    private func append(_ messages: [OutboundMessage], _ view: ClockView) {
+        let keeper = view.keeper
+        let unsyncedOffset = view.unsyncedOffset
         sink.append(
             messages.map { message in
                 guard message.stamp == nil else { return message }
@@ -237,12 +251,6 @@ public final class ReadingPipeline: Sendable {
             stamp: ClockStamp(bootId: h.bootId, boottimeMs: h.boottimes.first ?? 0, quality: quality))
     }
 
-    /// The gateway's time now: the wall clock while synchronised, boottime-derived while not.
-    func timelineNow() -> (UnixMillis, Bool) {
-        let (now, _, synced) = observeClock()
-        return (now, synced)
-    }
-
     static func makeDirectory(_ config: GatewayConfig, keeping old: [String: DeviceSlot]) -> Directory {
         var slots: [String: DeviceSlot] = [:]
         for device in config.devices {
@@ -263,14 +271,14 @@ public final class ReadingPipeline: Sendable {
     /// Applies a reloaded configuration; devices that did not change keep their state. A device the new
     /// configuration no longer has gets a last retained availability, `offline` with reason `removed`.
     public func reconfigure(_ config: GatewayConfig) {
-        let (now, synced) = timelineNow()
+        let view = observeClock()
         time.withLock { $0.policy = config.unsyncedTime }
         let removed: [OutboundMessage] = directory.withLock { d in
-            let gone = Self.removedAvailability(d, keeping: config, at: now).map { Self.marked($0, synced) }
+            let gone = Self.removedAvailability(d, keeping: config, at: view.now).map { Self.marked($0, view.synced) }
             d = Self.makeDirectory(config, keeping: d.slots)
             return gone
         }
-        if !removed.isEmpty { append(removed) }
+        if !removed.isEmpty { append(removed, view) }
         for message in removed {
             logger.notice("device removed by the new configuration", metadata: ["device": "\(message.device ?? "")"])
         }
@@ -308,17 +316,17 @@ public final class ReadingPipeline: Sendable {
     public func handle(_ received: DevicePoll) {
         guard let (slot, identity, topics) = slot(received.device) else { return }
         let compact = compactTelemetry
-        let (now, sample, synced) = observeClock(full: false)
+        let view = observeClock(full: false)
+        let (now, sample, synced, keeper) = (view.now, view.sample, view.synced, view.keeper)
         var poll = received
         var boottimes: [Int64] = []
         // The poll's boottime from its age on the wall clock (it is handled on its bus thread as acquired); an age
         // beyond a minute or negative means the wall clock stepped since: the poll was handled as soon as acquired.
         let age = sample.wall - received.acquiredAt
         let base = sample.boottimeMs - ((0...60_000).contains(age) ? age : 0)
-        let (keeper, untrustedBefore) = time.withLock { ($0.keeper, $0.untrustedBefore) }
         // Acquired before the synchronisation this process saw, though handled after it: corrected from boottime.
         let lateCorrected =
-            synced && untrustedBefore.map { received.acquiredAt < $0 - TimeKeeper.stepTolerance } == true
+            synced && view.untrustedBefore.map { received.acquiredAt < $0 - TimeKeeper.stepTolerance } == true
         if !synced || lateCorrected {
             // The wall clock was not to be trusted: restamp on the boottime timeline, so a step of the wall clock
             // neither opens nor loses a window.
@@ -329,7 +337,6 @@ public final class ReadingPipeline: Sendable {
             }
             poll.acquiredAt = keeper.time(atBoottime: base)
         }
-        let policy = time.withLock { $0.policy }
         var intervals: [Interval] = []
         var held: HeldTelemetry?
         var telemetry: OutboundMessage?
@@ -340,7 +347,7 @@ public final class ReadingPipeline: Sendable {
             if let sparkplug {
                 // Sparkplug DDATA carries its own timestamps and is never held or JSON-marked (docs/sparkplug.md).
                 telemetry = sparkplug.dataMessage(published, device: slot.device.name, acquiredAt: poll.acquiredAt)
-            } else if !synced, policy == .hold, !published.isEmpty {
+            } else if !synced, view.policy == .hold, !published.isEmpty {
                 held = HeldTelemetry(
                     topic: topics.telemetry(slot.device.name), identity: identity, device: slot.device.name,
                     readings: published, boottimes: keep.map { boottimes[$0] }, bootId: sample.bootId, compact: compact)
@@ -357,7 +364,7 @@ public final class ReadingPipeline: Sendable {
                 poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
-        var output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, synced))
+        var output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, view))
         if let held {
             let overflow: HeldTelemetry? = time.withLock { t in
                 t.held.append(held)
@@ -375,7 +382,7 @@ public final class ReadingPipeline: Sendable {
                         acquiredAt: o.readings.first?.acquiredAt ?? now, contentType: "application/senml+json"))
             }
         }
-        if !output.isEmpty { append(output, keeper: keeper) }
+        if !output.isEmpty { append(output, view) }
         for interval in intervals { onPollInterval(poll.device, interval) }
     }
 
@@ -390,9 +397,9 @@ public final class ReadingPipeline: Sendable {
     }
 
     /// Messages stamped on the unsynchronised timeline say so (`tq: unsynced`).
-    func marked(_ messages: [OutboundMessage], _ synced: Bool) -> [OutboundMessage] {
-        let before = time.withLock { $0.untrustedBefore } ?? .min
-        return messages.map { Self.marked($0, synced && $0.acquiredAt >= before) }
+    func marked(_ messages: [OutboundMessage], _ view: ClockView) -> [OutboundMessage] {
+        let before = view.untrustedBefore ?? .min
+        return messages.map { Self.marked($0, view.synced && $0.acquiredAt >= before) }
     }
 
     /// A message made while the clock is unsynchronised says so (`tq: unsynced`).
@@ -406,7 +413,8 @@ public final class ReadingPipeline: Sendable {
     /// Lets time pass: closes windows that ended without a new reading and flags silent level sensors stale.
     /// The gateway calls it about once a second.
     public func tick() {
-        let (now, synced) = timelineNow()
+        let view = observeClock()
+        let now = view.now
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
         let moves = time.withLock { t in
             defer { t.moves = [] }
@@ -423,8 +431,8 @@ public final class ReadingPipeline: Sendable {
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
-        if !moved.isEmpty { append(sparkplugged(moved)) }
-        if !messages.isEmpty { append(sparkplugged(marked(messages, synced))) }
+        if !moved.isEmpty { append(sparkplugged(moved), view) }
+        if !messages.isEmpty { append(sparkplugged(marked(messages, view)), view) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 
@@ -444,10 +452,11 @@ public final class ReadingPipeline: Sendable {
 
     /// A device came online or went offline: a retained availability message, queued like everything else.
     public func availability(device: String, online: Bool, reason: String) {
-        let (now, synced) = timelineNow()
+        let view = observeClock()
+        let now = view.now
         guard let (_, _, topics) = slot(device) else { return }
         var body = PayloadEncoder.encode(AvailabilityPayload(online: online, reason: online ? nil : reason, at: now))
-        if !synced { body = TimeMarking.mark(body, .unsynced) }
+        if !view.synced { body = TimeMarking.mark(body, .unsynced) }
         var messages = [
             OutboundMessage(
                 kind: .status, topic: topics.availability(device), body: body, retain: true, device: device,
@@ -457,7 +466,7 @@ public final class ReadingPipeline: Sendable {
         if let death = sparkplug?.availabilityMessage(device: device, online: online, at: now) {
             messages.append(death)
         }
-        append(messages)
+        append(messages, view)
         if online {
             logger.info("device online", metadata: ["device": "\(device)"])
         } else {
