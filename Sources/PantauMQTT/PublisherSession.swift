@@ -440,14 +440,15 @@ final class PublisherSession {
 }
 
 extension PublisherSession {
-    /// Publishes the queued command replies (QoS 1, not journaled: a reply to a lost connection is lost, the
-    /// audit event is not) and, when asked, the retained state again.
+    /// Publishes the queued command replies (QoS 1, not journaled: a reply in flight when the connection is lost
+    /// is lost, the audit event is not) and, when asked, the retained state again. While no broker is connected
+    /// they wait in the outbox (at most `CommandOutbox.limit` replies; a connection announces the state anyway).
     private func sendCommandOutbox() {
+        guard let client, machine.isConnected else { return }
         let outbox = publisher.control.withLock { control in
             defer { control.commandOutbox = CommandOutbox() }
             return control.commandOutbox
         }
-        guard let client, machine.isConnected else { return }
         if outbox.republish { announce() }
         for reply in outbox.replies {
             do {

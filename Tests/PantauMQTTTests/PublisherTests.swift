@@ -180,6 +180,20 @@ struct PublisherTests {
         #expect(stats.connects == 1 && stats.disconnects == 0)
         publisher.stop(drainTimeoutMs: 500)
     }
+
+    @Test("a command reply queued while no broker is connected waits in the outbox and goes out once connected")
+    func replyWaitsForTheConnection() throws {
+        let broker = try TestBroker()
+        let watcher = try TestSubscriber(host: broker.host, port: broker.port, filter: "replies/#")
+        let publisher = makePublisher(broker, FakeDeliveryQueue([]), deadPortFirst: try TestBroker.freePort())
+        publisher.reply(topic: "replies/1", body: Array("{\"status\":0}".utf8), correlationData: [7, 8])
+        publisher.start()
+        #expect(waitUntil(10, pumping: [watcher]) { !watcher.messages(on: "replies/1").isEmpty })
+        let reply = watcher.messages(on: "replies/1")
+        #expect(reply.map(\.text) == ["{\"status\":0}"])
+        #expect(reply.first?.correlationData == [7, 8])
+        publisher.stop(drainTimeoutMs: 500)
+    }
 }
 
 /// The text fields of a status payload, checking that it also carries an integer `ts`.
