@@ -1,22 +1,11 @@
-/// The one escaper for text that goes out as a JSON string literal (journal export, quoted log values).
+/// The one escaper for text that goes out as a JSON string literal (journal export, quoted log values): the hot
+/// path's `JSONBytes.string`, so exports, logs and payloads escape alike.
 public enum JSONString {
-    /// `text` as a JSON string literal with its quotes: RFC 8259 escapes, other control characters as `\u00XX`.
+    /// `text` as a JSON string literal with its quotes: `"` and `\` escaped, control characters as `\b \f \n \r \t`
+    /// or `\u00xx`, everything else as it is.
     public static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
-        return out
+        var out = JSONBytes(capacity: text.utf8.count + 2)
+        out.string(text)
+        return String(decoding: out.bytes, as: UTF8.self)
     }
 }
