@@ -114,7 +114,9 @@ def threads(pid: int) -> dict[str, dict]:
     return out
 
 
-def with_gateway(args, body):
+def start_load(args, seconds: float):
+    """The pantau binary, a fresh workdir, a private mosquitto, the pymodbus devices (for `seconds`) and the gateway
+    configuration for the load in `args`."""
     pantau = run.find_pantau(args.pantau)
     if pantau is None:
         sys.exit("no pantau binary; build one or pass --pantau")
@@ -123,8 +125,13 @@ def with_gateway(args, body):
     (work / "journal.db").unlink(missing_ok=True)
     broker = benchlib.Mosquitto(work / "mosq").start()
     ports = benchlib.free_ports(args.devices)
-    devices, _ = run.start_devices(ports, args.registers, args.seconds + args.warmup + 60)
+    devices, _ = run.start_devices(ports, args.registers, seconds)
     cfg = run.pantau_config(work, broker.port, ports, args.registers, args.poll_ms, work / "journal.db")
+    return pantau, work, broker, devices, cfg
+
+
+def with_gateway(args, body):
+    pantau, work, broker, devices, cfg = start_load(args, args.seconds + args.warmup + 60)
     gw = run.start_pantau(pantau, cfg, work)
     try:
         time.sleep(args.warmup)
@@ -167,25 +174,14 @@ def measure_idle(pid: int, seconds: float) -> dict:
 
 def measure_cpu(args) -> dict:
     """Instructions per reading under callgrind, over a window after the warm-up."""
-    pantau = run.find_pantau(args.pantau)
-    if pantau is None:
-        sys.exit("no pantau binary; build one or pass --pantau")
-    work = Path(args.workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "journal.db").unlink(missing_ok=True)
-    for old in work.glob("callgrind.out*"):
+    for old in Path(args.workdir).resolve().glob("callgrind.out*"):
         old.unlink()
-    broker = benchlib.Mosquitto(work / "mosq").start()
-    ports = benchlib.free_ports(args.devices)
     total = args.seconds + args.warmup + 120
-    devices, _ = run.start_devices(ports, args.registers, total)
-    cfg = run.pantau_config(work, broker.port, ports, args.registers, args.poll_ms, work / "journal.db")
+    pantau, work, broker, devices, cfg = start_load(args, total)
     sub = run.Subscriber(broker.port, work / "sub.json", total, False, work / "samples")
-    out_file = work / "callgrind.out"
-    log = open(work / "pantau.log", "w")
-    gw = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}",
-                           "--dump-instr=no", str(pantau), "run", "--config", str(cfg)],
-                          cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    gw = run.start_pantau(pantau, cfg, work, wrapper=(
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work / 'callgrind.out'}",
+        "--dump-instr=no"))
     try:
         time.sleep(args.warmup)
         if gw.poll() is not None:

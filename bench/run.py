@@ -124,9 +124,10 @@ def pantau_config(workdir: Path, broker_port: int, device_ports: list[int], regi
     return cfg
 
 
-def start_pantau(binary: Path, cfg: Path, workdir: Path) -> subprocess.Popen:
+def start_pantau(binary: Path, cfg: Path, workdir: Path, wrapper: tuple[str, ...] = ()) -> subprocess.Popen:
+    """`pantau run` on cfg, logging to workdir/pantau.log; `wrapper` goes first (valgrind, for instance)."""
     out = open(workdir / "pantau.log", "w")
-    return subprocess.Popen([str(binary), "run", "--config", str(cfg)], cwd=workdir, stdout=out,
+    return subprocess.Popen([*wrapper, str(binary), "run", "--config", str(cfg)], cwd=workdir, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
