@@ -62,11 +62,7 @@ import Testing
         var leased: [OutboundMessage] = []
         // The process restarts; a forward step at 420 s; the clock synchronises at 630 s.
         try process(board, journalPath: path, polls: minutes(360, 600), steps: [420: 3_600_000]) { pipeline, journal in
-            board.set { b in
-                b.boottime = 630_000
-                b.wallOffset = Self.trueBoot
-                b.synced = true
-            }
+            board.synchronise(atBoottime: 630_000)
             pipeline.tick()
             let c = try #require(pipeline.takeTimeCorrection())
             #expect(

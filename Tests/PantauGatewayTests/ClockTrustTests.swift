@@ -29,6 +29,14 @@ final class ClockTrustBoard: GatewayClock {
         }
     }
     func set(_ change: (inout State) -> Void) { state.withLock { change(&$0) } }
+    /// The time service answers at `boottime`: the wall clock is set to the true time and marked synchronised.
+    func synchronise(atBoottime boottime: Int64) {
+        set { s in
+            s.boottime = boottime
+            s.wallOffset = ClockTrustTests.trueBoot
+            s.synced = true
+        }
+    }
 }
 
 /// Issue 14: readings acquired while the clock is unsynchronised are never published with a wrong date.
@@ -97,11 +105,7 @@ final class ClockTrustBoard: GatewayClock {
             pipeline.handle(Self.poll(Double(100 + i), at: t))
             pipeline.tick()
         }
-        board.set { s in
-            s.boottime = syncAt
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: syncAt)
         pipeline.tick()
         return (sink, pipeline, board)
     }
@@ -221,11 +225,7 @@ final class ClockTrustBoard: GatewayClock {
     /// A synchronised clock changes nothing: no `tq`, the poll's own wall time.
     @Test func syncedClockLeavesBodiesUnchanged() throws {
         let board = ClockTrustBoard()
-        board.set { s in
-            s.boottime = 60_000
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 60_000)
         let sink = ClockTrustSink()
         let pipeline = Self.pipeline(config(.hold), sink, board)
         let t = board.now()
@@ -246,11 +246,7 @@ final class ClockTrustBoard: GatewayClock {
         let acquired = board.now()  // 120 s after the epoch, at boottime 120 s
         board.set { $0.boottime = 120_000 }
         let stale = board.now()
-        board.set { s in
-            s.boottime = 120_300
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 120_300)
         pipeline.tick()
         pipeline.handle(Self.poll(1, at: stale))
         #expect(acquired == 60_000)
@@ -313,11 +309,7 @@ final class ClockTrustBoard: GatewayClock {
             pipeline.tick()
         }
         for i in 1...10 { poll(Int64(i) * 60_000, count: Double(i - 1)) }
-        board.set { s in
-            s.boottime = 630_000
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 630_000)
         pipeline.tick()
         poll(690_000, count: 10)
         let last = try json(try #require(sink.all.last { $0.topic.hasSuffix("/rain") }))
@@ -341,11 +333,7 @@ final class ClockTrustBoard: GatewayClock {
             pipeline.tick()
         }
         for i in 1...5 { poll(Int64(i) * 60_000) }
-        board.set { s in
-            s.boottime = 330_000
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 330_000)
         pipeline.tick()
         for i in 6...9 { poll(Int64(i) * 60_000) }
         let after = try sink.all.filter { $0.kind == .aggregate }.map { try json($0) }
@@ -360,11 +348,7 @@ final class ClockTrustBoard: GatewayClock {
     /// once-a-second tick does, the polls reuse its state with fresh wall and boottime readings.
     @Test func pollsReuseTheTicksClockState() throws {
         let board = CountingBoard()
-        board.set { s in
-            s.boottime = 60_000
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 60_000)
         let sink = ClockTrustSink()
         let pipeline = Self.pipeline(config(.mark), sink, board)
         pipeline.tick()
@@ -415,4 +399,5 @@ final class CountingBoard: GatewayClock {
         return s
     }
     func set(_ change: (inout ClockTrustBoard.State) -> Void) { board.set(change) }
+    func synchronise(atBoottime boottime: Int64) { board.synchronise(atBoottime: boottime) }
 }
