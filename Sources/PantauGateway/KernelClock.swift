@@ -21,12 +21,13 @@ public struct KernelClock: GatewayClock {
 
     public func clockSample() -> ClockSample {
         let boottime = Self.boottimeMs()
-        let wall = now()
+        // The test clock's file is read once per sample: its wall offset and its synchronisation belong together.
         if let test = testState() {
             return ClockSample(
-                wall: wall, boottimeMs: boottime, synced: test.synced, maxErrorMs: nil,
+                wall: system.now() + test.offset, boottimeMs: boottime, synced: test.synced, maxErrorMs: nil,
                 bootId: test.bootId ?? Self.bootId)
         }
+        let wall = system.now()
         var tx = timex()
         let state = adjtimex(&tx)
         let kernelSynced = state >= 0 && state != TIME_ERROR && (tx.status & Int32(STA_UNSYNC)) == 0
@@ -48,12 +49,8 @@ public struct KernelClock: GatewayClock {
     /// and optionally a boot id standing in for this boot's, read on every call, so a test can start the gateway at
     /// 1970, unsynchronised, synchronise it later, or reboot it. libfaketime cannot do this for a Swift binary.
     private func testState() -> (offset: Int64, synced: Bool, bootId: String?)? {
-        guard let path = testFile, let f = fopen(path, "r") else { return nil }
-        defer { fclose(f) }
-        var buffer = [CChar](repeating: 0, count: 128)
-        guard fgets(&buffer, 128, f) != nil else { return nil }
-        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard let path = testFile, let text = try? FileSystem.readText(path) else { return nil }
+        let parts = text.prefix { $0 != "\n" }.split(separator: " ")
         guard parts.count == 2 || parts.count == 3, let offset = Int64(parts[0]) else { return nil }
         return (offset, parts[1] == "1", parts.count == 3 ? String(parts[2]) : nil)
     }
@@ -74,12 +71,6 @@ public struct KernelClock: GatewayClock {
     }()
 
     /// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
-    public static let bootId: String = {
-        guard let f = fopen("/proc/sys/kernel/random/boot_id", "r") else { return "" }
-        defer { fclose(f) }
-        var buffer = [CChar](repeating: 0, count: 64)
-        guard fgets(&buffer, 64, f) != nil else { return "" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .trimmedWhitespace()
-    }()
+    public static let bootId: String =
+        (try? FileSystem.readText("/proc/sys/kernel/random/boot_id"))?.trimmedWhitespace() ?? ""
 }

@@ -18,11 +18,7 @@ extension FloodAlertEngine.Memory {
         var m = self
         m.aboveSince = aboveSince.mapValues { $0 + d }
         m.belowSince = belowSince.mapValues { $0 + d }
-        m.recent = recent.map { sample in
-            var s = sample
-            s.at += d
-            return s
-        }
+        m.recent = recent.moved(\.at, by: d)
         m.lastGoodAt = lastGoodAt.map { $0 + d }
         m.firstSeenAt = firstSeenAt.map { $0 + d }
         return m
@@ -33,11 +29,7 @@ extension RainAccumulator.State {
     func moved(by d: Int64) -> RainAccumulator.State {
         var s = self
         s.lastAt = lastAt.map { $0 + d }
-        s.increments = increments.map { increment in
-            var i = increment
-            i.at += d
-            return i
-        }
+        s.increments = increments.moved(\.at, by: d)
         s.intervalStart = intervalStart.map { $0 + d }
         return s
     }
@@ -66,13 +58,18 @@ extension WindowAggregator.State {
     func moved(by d: Int64) -> WindowAggregator.State {
         var s = self
         if watermark != .min { s.watermark = watermark + d }
-        s.intervalChanges = intervalChanges?.mapValues { changes in
-            changes.map { change in
-                var c = change
-                c.at += d
-                return c
-            }
-        }
+        s.intervalChanges = intervalChanges?.mapValues { $0.moved(\.at, by: d) }
         return s
+    }
+}
+
+extension Array {
+    /// Every element with the time at `key` moved by `d` milliseconds.
+    func moved(_ key: WritableKeyPath<Element, Int64>, by d: Int64) -> [Element] {
+        map { element in
+            var e = element
+            e[keyPath: key] += d
+            return e
+        }
     }
 }

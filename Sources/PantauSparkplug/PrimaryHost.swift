@@ -91,7 +91,7 @@ public struct PrimaryHostSession: Sendable, Equatable {
     /// CONNACK: births at once without a primary host; with one, wait for its STATE.
     public mutating func connack() -> [Action] {
         connected = true
-        return hostId == nil || host?.online == true ? birth() : []
+        return hostAllowsBirths ? birth() : []
     }
 
     /// A STATE message of the primary host (already parsed). Returns nil when it is ignored as older than the
@@ -108,7 +108,7 @@ public struct PrimaryHostSession: Sendable, Equatable {
 
     /// `Node Control/Rebirth`: new births when births are allowed, else nothing (they come when the host does).
     public mutating func rebirth() -> [Action] {
-        guard connected, hostId == nil || host?.online == true else { return [] }
+        guard connected, hostAllowsBirths else { return [] }
         return birth()
     }
 
@@ -117,6 +117,9 @@ public struct PrimaryHostSession: Sendable, Equatable {
         connected = false
         born = false
     }
+
+    /// No primary host to wait for, or its last STATE on this connection said online.
+    private var hostAllowsBirths: Bool { hostId == nil || host?.online == true }
 
     private mutating func birth() -> [Action] {
         born = true

@@ -9,6 +9,16 @@ enum DerivedValue: Equatable {
     case int(Int64?)
     case string(String?)
     case bool(Bool?)
+
+    /// As a reading's value (nil: none), for `SparkplugEdge.metric`.
+    var pointValue: PointValue? {
+        switch self {
+        case .double(let d): d.map(PointValue.number)
+        case .int(let i): i.map { .integer(Int128($0)) }
+        case .string(let s): s.map(PointValue.text)
+        case .bool(let b): b.map(PointValue.flag)
+        }
+    }
 }
 
 extension SparkplugMetricSpec {
@@ -148,17 +158,7 @@ extension SparkplugEdge {
         payload.timestamp = UInt64(max(at, 0))
         for (name, value) in values {
             guard let spec = specs.first(where: { $0.name == name }) else { continue }
-            var m = SpBPayload.Metric()
-            m.alias = spec.alias
-            m.timestamp = payload.timestamp
-            switch value {
-            case .double(let d?) where d.isFinite: m.doubleValue = d
-            case .int(let i?): m.longValue = UInt64(bitPattern: i)
-            case .string(let s?): m.stringValue = s
-            case .bool(let b?): m.booleanValue = b
-            default: m.isNull = true
-            }
-            payload.metrics.append(m)
+            payload.metrics.append(Self.metric(spec, value: value.pointValue, quality: .good, at: at))
         }
         guard !payload.metrics.isEmpty else { return nil }
         return OutboundMessage(

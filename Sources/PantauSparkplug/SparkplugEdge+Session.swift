@@ -21,9 +21,8 @@ extension SparkplugEdge: SessionProfile {
     public var primaryHost: PrimaryHostSession { state.withLock { $0.session } }
 
     public func connected() -> SessionStep {
-        let (actions, host) = state.withLock { s in (s.session.connack(), s.session.hostId) }
-        if actions.isEmpty, let host {
-            let topic = SparkplugTopics.state(hostId: host)
+        let (actions, session) = state.withLock { s in (s.session.connack(), s.session) }
+        if actions.isEmpty, let host = session.hostId, let topic = session.stateTopic {
             warn("births and data wait for the primary host '\(host)' to be online (\(topic))")
         }
         return Self.step(actions)

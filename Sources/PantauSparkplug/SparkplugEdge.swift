@@ -98,25 +98,22 @@ public final class SparkplugEdge: Sendable {
         var payload = SpBPayload()
         for reading in readings {
             guard let spec = specs.first(where: { $0.name == reading.point }) else { continue }
-            var metric = Self.metric(spec, value: reading.value, quality: reading.quality, at: reading.acquiredAt)
             // By alias, without name or datatype: the DBIRTH declared both (the datatype SHOULD NOT be repeated).
-            metric.clearName()
-            metric.clearDatatype()
-            payload.metrics.append(metric)
+            payload.metrics.append(
+                Self.metric(spec, value: reading.value, quality: reading.quality, at: reading.acquiredAt))
         }
         guard !payload.metrics.isEmpty else { return nil }
         payload.timestamp = UInt64(max(readings[0].acquiredAt, 0))
         return Self.serialize(payload)
     }
 
+    /// A metric by alias (a DBIRTH adds its name and datatype), its value in the field its datatype uses.
     static func metric(
         _ spec: SparkplugMetricSpec, value: PointValue?, quality: Quality, at time: UnixMillis
     ) -> SpBPayload.Metric {
         var m = SpBPayload.Metric()
-        m.name = spec.name
         m.alias = spec.alias
         m.timestamp = UInt64(max(time, 0))
-        m.datatype = UInt32(spec.datatype.rawValue)
         if !set(&m, spec.datatype, value) { m.isNull = true }
         if quality != .good {
             var props = SpBPayload.PropertySet()

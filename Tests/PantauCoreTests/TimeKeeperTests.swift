@@ -116,10 +116,11 @@ import Testing
             text(TimeCorrection.retime(aggregate, by: 1000, quality: .corrected))
                 == #"{"tq":"corrected","count":3,"end":121000,"first_at":62000,"last_at":120000,"point":"at","#
                 + #""start":61000,"mean":{"at":5},"v":"since"}"#)
-        let escaped = Array(#"{"tq":"unsynced","device":"a"b","ts":5}"#.utf8)
+        // A key-like text inside an escaped string is not a key: the escapes are skipped, only the real `ts` moves.
+        let escaped = Array(#"{"tq":"unsynced","device":"a\",\"ts\":7","ts":5}"#.utf8)
         #expect(
-            text(TimeCorrection.retime(escaped, by: 0, quality: .unverified))
-                == #"{"tq":"unverified","device":"a"b","ts":5}"#)
+            text(TimeCorrection.retime(escaped, by: 1000, quality: .unverified))
+                == #"{"tq":"unverified","device":"a\",\"ts\":7","ts":1005}"#)
     }
 
     func stamped(_ body: String, at: Int64, boottime: Int64, boot: String, _ q: TimeQuality? = .unsynced)

@@ -28,23 +28,14 @@ import Testing
         let journal = try Journal(
             config: JournalConfig(path: journalPath, durability: .normal), clock: board, logger: quiet)
         defer { journal.close() }
-        let pipeline = ReadingPipeline(
-            config: ClockTrustTests().config(.mark), sink: journal, clock: board, logger: quiet,
-            onPollInterval: { _, _ in })
+        let pipeline = ClockTrustTests.pipeline(ClockTrustTests().config(.mark), journal, board, logger: quiet)
         for s in polls {
             board.set { b in
                 b.boottime = s * 1000
                 if let offset = steps[s] { b.wallOffset = offset }
             }
             let t = board.now()
-            pipeline.handle(
-                DevicePoll(
-                    device: "river",
-                    readings: [
-                        Reading(
-                            device: "river", point: "level", quantity: "water_level", unit: "cm",
-                            value: .number(Double(s)), quality: .good, acquiredAt: t)
-                    ], error: nil, acquiredAt: t))
+            pipeline.handle(ClockTrustTests.poll(Double(s), at: t))
             pipeline.tick()
             if let c = pipeline.takeTimeCorrection() { journal.correctTimes(bootId: c.bootId, offset: c.offset) }
         }
@@ -71,11 +62,7 @@ import Testing
         var leased: [OutboundMessage] = []
         // The process restarts; a forward step at 420 s; the clock synchronises at 630 s.
         try process(board, journalPath: path, polls: minutes(360, 600), steps: [420: 3_600_000]) { pipeline, journal in
-            board.set { b in
-                b.boottime = 630_000
-                b.wallOffset = Self.trueBoot
-                b.synced = true
-            }
+            board.synchronise(atBoottime: 630_000)
             pipeline.tick()
             let c = try #require(pipeline.takeTimeCorrection())
             #expect(

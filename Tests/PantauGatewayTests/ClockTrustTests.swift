@@ -29,6 +29,14 @@ final class ClockTrustBoard: GatewayClock {
         }
     }
     func set(_ change: (inout State) -> Void) { state.withLock { change(&$0) } }
+    /// The time service answers at `boottime`: the wall clock is set to the true time and marked synchronised.
+    func synchronise(atBoottime boottime: Int64) {
+        set { s in
+            s.boottime = boottime
+            s.wallOffset = ClockTrustTests.trueBoot
+            s.synced = true
+        }
+    }
 }
 
 /// Issue 14: readings acquired while the clock is unsynchronised are never published with a wrong date.
@@ -53,21 +61,39 @@ final class ClockTrustBoard: GatewayClock {
         return c
     }
 
+    /// A pipeline of `config` on `clock`, delivering to `sink`.
+    static func pipeline(
+        _ config: GatewayConfig, _ sink: MessageSink, _ clock: GatewayClock, logger: Logger = Logger(label: "t")
+    ) -> ReadingPipeline {
+        ReadingPipeline(config: config, sink: sink, clock: clock, logger: logger, onPollInterval: { _, _ in })
+    }
+
+    /// A poll of one good reading acquired at `t` (by default the river's level).
+    static func poll(
+        _ value: Double, at t: UnixMillis, device: String = "river", point: String = "level",
+        quantity: String = "water_level", unit: String = "cm"
+    ) -> DevicePoll {
+        DevicePoll(
+            device: device,
+            readings: [
+                Reading(
+                    device: device, point: point, quantity: quantity, unit: unit, value: .number(value),
+                    quality: .good, acquiredAt: t)
+            ], error: nil, acquiredAt: t)
+    }
+
     /// Polls at boottime 60 s, 120 s, ... 600 s; `steps` moves the wall clock before a poll (boottime -> offset).
     func run(
         _ policy: UnsyncedTimePolicy, steps: [Int64: Int64], syncAt: Int64 = 630_000, restartAfter: Int64? = nil
     ) -> (ClockTrustSink, ReadingPipeline, ClockTrustBoard) {
         let board = ClockTrustBoard()
         let sink = ClockTrustSink()
-        var pipeline = ReadingPipeline(
-            config: config(policy), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        var pipeline = Self.pipeline(config(policy), sink, board)
         for i in 1...10 {
             if let restart = restartAfter, Int64(i) * 60_000 == restart + 60_000 {
                 // The process restarts (same boot): its state saved and restored, as the gateway does.
                 let saved = pipeline.snapshot()
-                pipeline = ReadingPipeline(
-                    config: config(policy), sink: sink, clock: board, logger: Logger(label: "t"),
-                    onPollInterval: { _, _ in })
+                pipeline = Self.pipeline(config(policy), sink, board)
                 pipeline.restore(saved)
             }
             let boottime = Int64(i) * 60_000
@@ -76,21 +102,10 @@ final class ClockTrustBoard: GatewayClock {
                 if let offset = steps[boottime] { s.wallOffset = offset }
             }
             let t = board.now()
-            pipeline.handle(
-                DevicePoll(
-                    device: "river",
-                    readings: [
-                        Reading(
-                            device: "river", point: "level", quantity: "water_level", unit: "cm",
-                            value: .number(Double(100 + i)), quality: .good, acquiredAt: t)
-                    ], error: nil, acquiredAt: t))
+            pipeline.handle(Self.poll(Double(100 + i), at: t))
             pipeline.tick()
         }
-        board.set { s in
-            s.boottime = syncAt
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: syncAt)
         pipeline.tick()
         return (sink, pipeline, board)
     }
@@ -128,17 +143,9 @@ final class ClockTrustBoard: GatewayClock {
     @Test func holdPublishesNoTelemetryWhileUnsynced() {
         let board = ClockTrustBoard()
         let sink = ClockTrustSink()
-        let pipeline = ReadingPipeline(
-            config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let pipeline = Self.pipeline(config(.hold), sink, board)
         board.set { $0.boottime = 60_000 }
-        pipeline.handle(
-            DevicePoll(
-                device: "river",
-                readings: [
-                    Reading(
-                        device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
-                        quality: .good, acquiredAt: 60_000)
-                ], error: nil, acquiredAt: 60_000))
+        pipeline.handle(Self.poll(1, at: 60_000))
         #expect(sink.all.filter { $0.kind == .telemetry }.isEmpty)
         #expect(pipeline.clockStatus().held == 1)
     }
@@ -218,23 +225,11 @@ final class ClockTrustBoard: GatewayClock {
     /// A synchronised clock changes nothing: no `tq`, the poll's own wall time.
     @Test func syncedClockLeavesBodiesUnchanged() throws {
         let board = ClockTrustBoard()
-        board.set { s in
-            s.boottime = 60_000
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 60_000)
         let sink = ClockTrustSink()
-        let pipeline = ReadingPipeline(
-            config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let pipeline = Self.pipeline(config(.hold), sink, board)
         let t = board.now()
-        pipeline.handle(
-            DevicePoll(
-                device: "river",
-                readings: [
-                    Reading(
-                        device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
-                        quality: .good, acquiredAt: t)
-                ], error: nil, acquiredAt: t))
+        pipeline.handle(Self.poll(1, at: t))
         let m = try #require(sink.all.first { $0.kind == .telemetry })
         #expect(try json(m)["tq"] == nil)
         #expect(m.acquiredAt == t)
@@ -245,27 +240,15 @@ final class ClockTrustBoard: GatewayClock {
     @Test func aPollHandledAcrossTheSynchronisationIsCorrected() throws {
         let board = ClockTrustBoard()
         let sink = ClockTrustSink()
-        let pipeline = ReadingPipeline(
-            config: config(.hold), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let pipeline = Self.pipeline(config(.hold), sink, board)
         board.set { $0.boottime = 60_000 }
         pipeline.tick()
         let acquired = board.now()  // 120 s after the epoch, at boottime 120 s
         board.set { $0.boottime = 120_000 }
         let stale = board.now()
-        board.set { s in
-            s.boottime = 120_300
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 120_300)
         pipeline.tick()
-        pipeline.handle(
-            DevicePoll(
-                device: "river",
-                readings: [
-                    Reading(
-                        device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
-                        quality: .good, acquiredAt: stale)
-                ], error: nil, acquiredAt: stale))
+        pipeline.handle(Self.poll(1, at: stale))
         #expect(acquired == 60_000)
         let m = try #require(sink.all.first { $0.kind == .telemetry })
         let first = try json(m)
@@ -316,29 +299,17 @@ final class ClockTrustBoard: GatewayClock {
         ]
         let board = ClockTrustBoard()
         let sink = ClockTrustSink()
-        let pipeline = ReadingPipeline(
-            config: c, sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let pipeline = Self.pipeline(c, sink, board)
         // One millimetre a minute from boottime 60 s (count 0) to 600 s (count 9), unsynchronised at 1970.
         func poll(_ boottime: Int64, count: Double) {
             board.set { $0.boottime = boottime }
             let t = board.now()
             pipeline.handle(
-                DevicePoll(
-                    device: "gauge",
-                    readings: [
-                        Reading(
-                            device: "gauge", point: "tips", quantity: "precipitation", unit: "mm",
-                            value: .number(count),
-                            quality: .good, acquiredAt: t)
-                    ], error: nil, acquiredAt: t))
+                Self.poll(count, at: t, device: "gauge", point: "tips", quantity: "precipitation", unit: "mm"))
             pipeline.tick()
         }
         for i in 1...10 { poll(Int64(i) * 60_000, count: Double(i - 1)) }
-        board.set { s in
-            s.boottime = 630_000
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 630_000)
         pipeline.tick()
         poll(690_000, count: 10)
         let last = try json(try #require(sink.all.last { $0.topic.hasSuffix("/rain") }))
@@ -354,27 +325,15 @@ final class ClockTrustBoard: GatewayClock {
         let board = ClockTrustBoard()
         board.set { $0.wallOffset = Self.trueBoot + 10 * 86_400_000 }
         let sink = ClockTrustSink()
-        let pipeline = ReadingPipeline(
-            config: config(.mark), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let pipeline = Self.pipeline(config(.mark), sink, board)
         func poll(_ boottime: Int64) {
             board.set { $0.boottime = boottime }
             let t = board.now()
-            pipeline.handle(
-                DevicePoll(
-                    device: "river",
-                    readings: [
-                        Reading(
-                            device: "river", point: "level", quantity: "water_level", unit: "cm",
-                            value: .number(Double(boottime / 1000)), quality: .good, acquiredAt: t)
-                    ], error: nil, acquiredAt: t))
+            pipeline.handle(Self.poll(Double(boottime / 1000), at: t))
             pipeline.tick()
         }
         for i in 1...5 { poll(Int64(i) * 60_000) }
-        board.set { s in
-            s.boottime = 330_000
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 330_000)
         pipeline.tick()
         for i in 6...9 { poll(Int64(i) * 60_000) }
         let after = try sink.all.filter { $0.kind == .aggregate }.map { try json($0) }
@@ -389,26 +348,14 @@ final class ClockTrustBoard: GatewayClock {
     /// once-a-second tick does, the polls reuse its state with fresh wall and boottime readings.
     @Test func pollsReuseTheTicksClockState() throws {
         let board = CountingBoard()
-        board.set { s in
-            s.boottime = 60_000
-            s.wallOffset = Self.trueBoot
-            s.synced = true
-        }
+        board.synchronise(atBoottime: 60_000)
         let sink = ClockTrustSink()
-        let pipeline = ReadingPipeline(
-            config: config(.mark), sink: sink, clock: board, logger: Logger(label: "t"), onPollInterval: { _, _ in })
+        let pipeline = Self.pipeline(config(.mark), sink, board)
         pipeline.tick()
         for i in 1...50 {
             board.set { $0.boottime = 60_000 + Int64(i) * 100 }
             let t = board.now()
-            pipeline.handle(
-                DevicePoll(
-                    device: "river",
-                    readings: [
-                        Reading(
-                            device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(1),
-                            quality: .good, acquiredAt: t)
-                    ], error: nil, acquiredAt: t))
+            pipeline.handle(Self.poll(1, at: t))
         }
         #expect(board.fullSamples.withLock { $0 } == 1)
         let telemetry = sink.all.filter { $0.kind == .telemetry }
@@ -452,4 +399,5 @@ final class CountingBoard: GatewayClock {
         return s
     }
     func set(_ change: (inout ClockTrustBoard.State) -> Void) { board.set(change) }
+    func synchronise(atBoottime boottime: Int64) { board.synchronise(atBoottime: boottime) }
 }

@@ -23,10 +23,12 @@ pytestmark = pytest.mark.gateway
 SANE = 1_577_836_800
 
 
-def write_clock(path: str, offset_ms: int, synced: bool) -> None:
+def write_clock(path: str, offset_ms: int, synced: bool, boot: str | None = None) -> None:
+    """The test clock file, replaced atomically: `<offset ms> <synced 0|1>` and the boot id standing in for this
+    boot's, when given."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(f"{offset_ms} {1 if synced else 0}\n")
+        f.write(f"{offset_ms} {1 if synced else 0}" + (f" {boot}" if boot else "") + "\n")
     os.replace(tmp, path)
 
 
@@ -85,13 +87,6 @@ def test_a_board_booting_at_1970_publishes_only_true_times(
     assert held
 
 
-def write_clock_of_boot(path: str, offset_ms: int, synced: bool, boot: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{offset_ms} {1 if synced else 0} {boot}\n")
-    os.replace(tmp, path)
-
-
 def clock_line(socket_path: str) -> str:
     result = subprocess.run(
         [binary_path(), "status", "--socket", socket_path], capture_output=True, text=True, timeout=30)
@@ -119,7 +114,7 @@ def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
         # The wall clock says 10 s after the epoch now, and runs free from there.
         return -(int(time.time() * 1000) - 10_000)
 
-    write_clock_of_boot(clock, unsynced_offset(), False, "boot-a")
+    write_clock(clock, unsynced_offset(), False, "boot-a")
     first_started = time.time()
     gw = gateway(gateway_yaml(
         broker_port=broker.port, workdir=short_tmp, buses=[tcp_bus("tcp-1", sim.port)],
@@ -131,7 +126,7 @@ def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
     killed_at = time.time()
     if reboot:
         # The board rebooted: another boot, the wall clock back near the epoch.
-        write_clock_of_boot(clock, unsynced_offset(), False, "boot-b")
+        write_clock(clock, unsynced_offset(), False, "boot-b")
     second_started = time.time()
     gw.start()
     time.sleep(4)
@@ -139,7 +134,7 @@ def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
     assert clock_line(socket_path).startswith("clock    NOT SYNCED"), clock_line(socket_path)
     assert "policy mark" in clock_line(socket_path)
     synced_at = time.time()
-    write_clock_of_boot(clock, 0, True, "boot-b" if reboot else "boot-a")
+    write_clock(clock, 0, True, "boot-b" if reboot else "boot-a")
     assert wait_until(lambda: clock_line(socket_path).startswith("clock    synced"), 10), clock_line(socket_path)
     time.sleep(2)
     broker.start()

@@ -303,6 +303,17 @@ def test_primary_host_offline_and_online(
     def state(online: bool, timestamp: int) -> bytes:
         return json.dumps({"online": online, "timestamp": timestamp}).encode()
 
+    def check_waited(waited: list, online_at: int, what: str) -> None:
+        """The polls acquired before the host came online at `online_at` (ms), published after the births."""
+        assert len(waited) >= 3, f"the polls of {what} were not published after the births"
+        # live_window is 1 s: what waited longer than that is backlog.
+        old = [p for p in waited if p.timestamp < online_at - 1500]
+        assert old, "no poll waited longer than the live window"
+        for p in old:
+            assert all(m.is_historical for m in p.metrics)
+        for p in waited:
+            check_values(p)
+
     # Connected and polling, the data journaled: no birth, no data while no host is online, nor on a STATE that
     # is not one (the gateway logs each it ignores).
     collector.wait_for(holding(sock, 1), 30, "a connected gateway holding three polls", gw)
@@ -319,15 +330,8 @@ def test_primary_host_offline_and_online(
     kinds = [k for k, _, _ in decoded]
     assert kinds[:2] == ["NBIRTH", "DBIRTH"], kinds
     first_bd = bd_seq(decoded[0][1])
-    waited = [p for k, p, _ in decoded if k == "DDATA" and is_poll(p) and p.timestamp < online_1]
-    assert len(waited) >= 3, "the polls of the wait were not published after the births"
-    # live_window is 1 s: what waited longer than that is backlog.
-    old = [p for p in waited if p.timestamp < online_1 - 1500]
-    assert old, "no poll waited longer than the live window"
-    for p in old:
-        assert all(m.is_historical for m in p.metrics)
-    for p in waited:
-        check_values(p)
+    check_waited([p for k, p, _ in decoded if k == "DDATA" and is_poll(p) and p.timestamp < online_1], online_1,
+                 "the wait")
 
     # An offline STATE older than the one accepted is ignored: the rebirth asked after it comes without NDEATH.
     publish_state(state(False, online_1 - 1), retain=False)
@@ -360,15 +364,8 @@ def test_primary_host_offline_and_online(
     assert [k for k, _, _ in after[:2]] == ["NBIRTH", "DBIRTH"], [k for k, _, _ in after]
     assert bd_seq(after[0][1]) == (first_bd + 1) % 256
     assert [p.seq for _, p, _ in after] == [i % 256 for i in range(len(after))]
-    held = [p for k, p, _ in after if k == "DDATA" and is_poll(p) and p.timestamp < online_2]
-    assert len(held) >= 3, "the polls of the host's absence were not published after the new births"
-    # live_window is 1 s: what waited longer than that is backlog.
-    old = [p for p in held if p.timestamp < online_2 - 1500]
-    assert old, "no poll waited longer than the live window"
-    for p in old:
-        assert all(m.is_historical for m in p.metrics)
-    for p in held:
-        check_values(p)
+    check_waited([p for k, p, _ in after if k == "DDATA" and is_poll(p) and p.timestamp < online_2], online_2,
+                 "the host's absence")
 
     # Nothing lost: every journaled message (DDATA, DBIRTH/DDEATH records, pantau/... topics) arrived, the journal's
     # numbers without a gap, and every poll of the absence reached the host application.
