@@ -56,4 +56,34 @@ import Testing
         #expect(error.code == .illegalFunction)
         #expect(error.description.contains("cannot write"))
     }
+
+    /// A DTU forwards writes like any RTU master: the bus thread's write goes out as FC6 and is read back.
+    @Test func aWriteOnAnRTUOverTCPBusReachesTheDevice() throws {
+        let dtu = try DTURig([
+            [
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x06, 0x00, 0x0A, 0x00, 0x07])]),
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x03, 0x02, 0x00, 0x07])]),
+                // The device's first poll, due at the same turn.
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x03, 0x02, 0x00, 0x01])]),
+            ]
+        ])
+        defer { dtu.stop() }
+        nonisolated(unsafe) let transport = dtu.transport
+        let bus = BusConfig(name: "dtu-test", transport: .rtuOverTCP(RTUOverTCPSettings(host: "dtu", port: 4001)))
+        let poller = BusPoller(
+            bus: bus, devices: [device("lvl", unit: 3, every: 3600)], clock: FakeClock(), logger: quietLogger,
+            transportFactory: { _ in transport }, codec: testCodec, pause: { _ in }, onPoll: { _ in },
+            onAvailability: { _, _, _ in })
+        let worker = BusWorker(poller: poller)
+        let outcome = Mutex<Result<[UInt16], ModbusError>?>(nil)
+        poller.submit(
+            .write(device: "lvl", table: .holding, address: 10, words: [7]) { r in outcome.withLock { $0 = r } })
+        _ = worker.runDue()
+        #expect(outcome.withLock { $0 } == .success([7]))
+        #expect(
+            Array(dtu.allRequests.prefix(2)) == [
+                RTUFraming.frame(unit: 3, pdu: [0x06, 0x00, 0x0A, 0x00, 0x07]),
+                RTUFraming.frame(unit: 3, pdu: [0x03, 0x00, 0x0A, 0x00, 0x01]),
+            ])
+    }
 }

@@ -1,7 +1,8 @@
 import PantauCore
 
-extension ModbusConnection {
-    /// Holding registers with FC6 (one) or FC16 (several); a coil with FC5.
+extension ModbusMaster {
+    /// Holding registers with FC6 (one) or FC16 (several); a coil with FC5. Every master writes this way (libmodbus
+    /// and RTU over TCP); links without Modbus writes refuse in their own write functions.
     public func write(table: RegisterTable, address: Int, words: [UInt16]) throws(ModbusError) {
         switch table {
         case .holding where words.count == 1: try writeRegister(address: address, value: words[0])
