@@ -425,10 +425,7 @@ extension BusWorker {
         for request in requests {
             switch request {
             case .readNow(let device, let done):
-                guard entries[device] != nil else {
-                    done(nil)
-                    continue
-                }
+                // nil for a device this bus does not poll.
                 done(poll(device))
             case .write(let device, let table, let address, let words, let done):
                 done(write(device, table: table, address: address, words: words))
