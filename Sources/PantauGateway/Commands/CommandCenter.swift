@@ -12,8 +12,15 @@ final class CommandCenter: Sendable {
     struct Wiring: Sendable {
         var topics: TopicScheme
         var devices: [DeviceConfig]
-        var target: String
+
+        init(_ config: GatewayConfig) {
+            topics = TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity)
+            devices = config.devices
+        }
     }
+
+    /// What every signature names: `<site>/<gateway>`.
+    static func target(_ config: GatewayConfig) -> String { "\(config.identity.site)/\(config.identity.id)" }
 
     private let wiring: Mutex<Wiring>
     private let authorizer: Mutex<CommandAuthorizer>
@@ -30,13 +37,8 @@ final class CommandCenter: Sendable {
     }
 
     init(config: GatewayConfig, sink: MessageSink, clock: GatewayClock, logger: Logger, pollers: PollerDirectory) {
-        let target = "\(config.identity.site)/\(config.identity.id)"
-        wiring = Mutex(
-            Wiring(
-                topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-                devices: config.devices,
-                target: target))
-        authorizer = Mutex(CommandAuthorizer(config: config.commands, target: target, mac: HMACSHA256()))
+        wiring = Mutex(Wiring(config))
+        authorizer = Mutex(CommandAuthorizer(config: config.commands, target: Self.target(config), mac: HMACSHA256()))
         self.sink = sink
         self.clock = clock
         var logger = logger
@@ -58,12 +60,8 @@ final class CommandCenter: Sendable {
     /// A reload: new devices (their writes and points), a new command configuration; nonces stay remembered
     /// while the key and target stay.
     func reconfigure(_ config: GatewayConfig) {
-        let target = "\(config.identity.site)/\(config.identity.id)"
-        wiring.withLock {
-            $0 = Wiring(
-                topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-                devices: config.devices, target: target)
-        }
+        let target = Self.target(config)
+        wiring.withLock { $0 = Wiring(config) }
         authorizer.withLock { a in
             if a.config != config.commands || a.target != target {
                 a = CommandAuthorizer(config: config.commands, target: target, mac: HMACSHA256())
@@ -271,6 +269,6 @@ extension CommandCenter {
     /// The command channel of a configuration with a `commands:` section, else nil (no subscription).
     func channel(for config: GatewayConfig) -> CommandChannel? {
         guard config.commands.listening else { return nil }
-        return channel(base: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity).base)
+        return channel(base: Wiring(config).topics.base)
     }
 }
