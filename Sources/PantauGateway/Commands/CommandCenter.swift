@@ -97,9 +97,9 @@ final class CommandCenter: Sendable {
     private func run(_ request: CommandRequest, wiring: Wiring, respond: Responder) {
         switch request.verb {
         case .health:
-            respond.finish(request, .ok, "health", result: health().map { PayloadEncoder.encode($0) })
+            respond.finish(request, .ok, "health", result: health())
         case .journal:
-            respond.finish(request, .ok, "journal", result: health().map { PayloadEncoder.encode($0.journal) })
+            respond.finish(request, .ok, "journal", result: health()?.journal)
         case .republish:
             publisher()?.requestRepublish()
             respond.finish(request, .ok, "retained state queued for republishing")
@@ -112,7 +112,7 @@ final class CommandCenter: Sendable {
                     guard let poll else {
                         return respond.finish(request, .deviceUnknown, "no device '\(device)' on this gateway")
                     }
-                    let result = PayloadEncoder.encode(ReadResult(poll))
+                    let result = ReadResult(poll)
                     if let error = poll.error {
                         return respond.finish(request, .deviceError, "read failed: \(error)", result: result)
                     }
@@ -128,7 +128,7 @@ final class CommandCenter: Sendable {
             poller.setTemporaryPollInterval(device: device, Interval(milliseconds: interval), until: until)
             respond.finish(
                 request, .ok, "polling every \(interval) ms until \(until)",
-                result: PayloadEncoder.encode(IntervalResult(device: device, interval_ms: interval, until: until)))
+                result: IntervalResult(device: device, interval_ms: interval, until: until))
         case .write:
             write(request, wiring: wiring, respond: respond)
         }
@@ -152,14 +152,13 @@ final class CommandCenter: Sendable {
             ) { outcome in
                 switch outcome {
                 case .success(let back) where back == plan.words:
-                    let result = WriteResult(plan: plan, readBack: back)
                     respond.finish(
                         request, .ok, "wrote \(request.value ?? "") to \(plan.point.name), read back the same",
-                        result: PayloadEncoder.encode(result))
+                        result: WriteResult(plan: plan, readBack: back))
                 case .success(let back):
                     respond.finish(
                         request, .deviceError, "wrote \(plan.words) but read back \(back)",
-                        result: PayloadEncoder.encode(WriteResult(plan: plan, readBack: back)))
+                        result: WriteResult(plan: plan, readBack: back))
                 case .failure(let error):
                     respond.finish(request, .deviceError, "write failed: \(error)")
                 }
@@ -169,7 +168,7 @@ final class CommandCenter: Sendable {
     /// The reply, the audit event and the log line of one command.
     fileprivate func conclude(
         _ message: MQTTMessage, asked: String, at: UnixMillis, request: CommandRequest?, status: CommandStatus,
-        text: String, verb: CommandVerb?, result: [UInt8]?
+        text: String, verb: CommandVerb?, result: (any Encodable)?
     ) {
         let topics = wiring.withLock { $0.topics }
         let event = CommandAuditEvent(at: at, verb: asked, request: request, status: status, message: text)
@@ -191,16 +190,23 @@ final class CommandCenter: Sendable {
         guard let responseTopic = message.responseTopic, !responseTopic.isEmpty else { return }
         let reply = CommandReply(status: status, message: text, verb: verb ?? request?.verb)
         publisher()?.reply(
-            topic: responseTopic, body: Self.body(reply, result: result), correlationData: message.correlationData)
+            topic: responseTopic, body: PayloadEncoder.encode(ReplyBody(reply: reply, result: result)),
+            correlationData: message.correlationData)
     }
+}
 
-    /// The reply's JSON with the result's own JSON spliced in as `result` (it is already encoded).
-    static func body(_ reply: CommandReply, result: [UInt8]?) -> [UInt8] {
-        var body = PayloadEncoder.encode(reply)
-        guard let result, body.last == UInt8(ascii: "}") else { return body }
-        body.removeLast()
-        body += Array(",\"result\":".utf8) + result + [UInt8(ascii: "}")]
-        return body
+/// The reply with the verb's result beside its fields, as `result`.
+private struct ReplyBody: Encodable {
+    var reply: CommandReply
+    var result: (any Encodable)?
+
+    private enum Key: String, CodingKey { case result }
+
+    func encode(to encoder: any Encoder) throws {
+        try reply.encode(to: encoder)
+        guard let result else { return }
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(result, forKey: .result)
     }
 }
 
@@ -213,7 +219,7 @@ private struct Responder: Sendable {
 
     func finish(
         _ request: CommandRequest?, _ status: CommandStatus, _ text: String, verb: CommandVerb? = nil,
-        result: [UInt8]? = nil
+        result: (any Encodable)? = nil
     ) {
         center.conclude(
             message, asked: asked, at: at, request: request, status: status, text: text, verb: verb, result: result)
