@@ -43,6 +43,9 @@ public struct CommandRequest: Sendable, Hashable {
     /// True when any of the signature fields is present.
     public var isSigned: Bool { timestamp != nil || nonce != nil || signature != nil }
 
+    /// The JSON body a client sends: the fields present, with the signature fields when signed (what `parse` reads).
+    public var body: [UInt8] { PayloadEncoder.encode(WireBody(self)) }
+
     /// The verb of a command topic `<base>/cmd/<verb>`, or the refusal: a topic outside `base` is not ours.
     public static func verb(topic: String, base: String) -> Result<CommandVerb, CommandRefusal> {
         let prefix = base + "/cmd/"
@@ -170,7 +173,7 @@ public struct CommandRequest: Sendable, Hashable {
 }
 
 /// The body as JSON: only these fields, each of its own JSON type.
-private struct WireBody: Decodable {
+private struct WireBody: Codable {
     var device: String?
     var point: String?
     var value: String?
@@ -181,6 +184,17 @@ private struct WireBody: Decodable {
     var sig: String?
 
     init() {}
+
+    init(_ r: CommandRequest) {
+        device = r.device
+        point = r.point
+        value = r.value
+        interval_ms = r.intervalMs
+        duration_s = r.durationSeconds
+        ts = r.timestamp
+        nonce = r.nonce
+        sig = r.signature
+    }
 
     private struct AnyKey: CodingKey {
         var stringValue: String
