@@ -72,7 +72,7 @@ final class CommandCenter: Sendable {
     func handle(_ message: MQTTMessage) {
         let now = clock.now()
         let wiring = wiring.withLock { $0 }
-        let asked = String(message.topic.dropFirst(wiring.topics.base.count + 5))
+        let asked = CommandRequest.askedVerb(topic: message.topic, base: wiring.topics.base) ?? ""
         let respond = Responder(center: self, message: message, asked: asked, at: now)
         let verb: CommandVerb
         switch CommandRequest.verb(topic: message.topic, base: wiring.topics.base) {
