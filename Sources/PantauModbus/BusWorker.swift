@@ -188,7 +188,10 @@ final class BusWorker {
             let timeout =
                 probe
                 ? min(device.timing.responseTimeoutMs, poller.policy.probeTimeoutMs) : device.timing.responseTimeoutMs
-            switch transact(request, device, attempts: attempts, timeoutMs: timeout) {
+            let outcome = transact(request, device, attempts: attempts, timeoutMs: timeout) { t throws(ModbusError) in
+                try t.read(request)
+            }
+            switch outcome {
             case .words(let words):
                 image.store(words, table: request.table, at: request.address)
             case .failed(let error):
@@ -213,8 +216,11 @@ final class BusWorker {
         return transport
     }
 
+    /// One transaction (`operation`, a read unless a command writes) with the bus's pacing, counters, watchdog
+    /// deadline and link recovery; `request` names the registers in errors.
     private func transact(
-        _ request: ReadRequest, _ device: DeviceConfig, attempts: Int, timeoutMs: Int
+        _ request: ReadRequest, _ device: DeviceConfig, attempts: Int, timeoutMs: Int,
+        _ operation: (any ModbusTransport) throws(ModbusError) -> [UInt16]
     ) -> Outcome {
         var last = ModbusError(code: .other, bus: poller.bus.name)
         for attempt in 1...max(1, attempts) {
@@ -234,7 +240,7 @@ final class BusWorker {
             poller.ioDeadline.store(start + UInt64(max(0, timeoutMs) + 1000) * 1_000_000, ordering: .relaxed)
             defer { poller.ioDeadline.store(0, ordering: .relaxed) }
             do {
-                let words = try transport.read(request)
+                let words = try operation(transport)
                 let end = poller.clock.monotonicNanos()
                 lastFrameEndNanos = end
                 record(nil, start: start, end: end)
@@ -425,10 +431,7 @@ extension BusWorker {
         for request in requests {
             switch request {
             case .readNow(let device, let done):
-                guard entries[device] != nil else {
-                    done(nil)
-                    continue
-                }
+                // nil for a device this bus does not poll.
                 done(poll(device))
             case .write(let device, let table, let address, let words, let done):
                 done(write(device, table: table, address: address, words: words))
@@ -437,7 +440,8 @@ extension BusWorker {
         return revertAt
     }
 
-    /// Writes, then reads the same registers back, in the bus's normal pacing (silence, unit, timeout).
+    /// Writes, then reads the same registers back: two transactions like a poll's (pacing, counters, watchdog
+    /// deadline, link recovery), one attempt each (a write that timed out may still have been carried out).
     private func write(_ name: String, table: RegisterTable, address: Int, words: [UInt16])
         -> Result<[UInt16], ModbusError>
     {
@@ -446,20 +450,18 @@ extension BusWorker {
                 ModbusError(code: .invalidArgument, message: "no device \(name) on this bus", bus: poller.bus.name))
         }
         let readBack = ReadRequest(table: table, address: address, count: words.count)
-        do throws(ModbusError) {
-            let transport = try self.transport(for: device)
-            if currentTimeoutMs != device.timing.responseTimeoutMs {
-                transport.setResponseTimeout(ms: device.timing.responseTimeoutMs)
-                currentTimeoutMs = device.timing.responseTimeoutMs
-            }
-            keepSilence(extraMicros: device.timing.interRequestDelayMs * 1000)
-            defer { lastFrameEndNanos = poller.clock.monotonicNanos() }
-            try transport.write(table: table, address: address, words: words)
-            lastFrameEndNanos = poller.clock.monotonicNanos()
-            keepSilence(extraMicros: device.timing.interRequestDelayMs * 1000)
-            return .success(try transport.read(readBack))
-        } catch {
-            return .failure(placed(error, device, readBack))
+        let timeout = device.timing.responseTimeoutMs
+        let written = transact(readBack, device, attempts: 1, timeoutMs: timeout) { t throws(ModbusError) in
+            try t.write(table: table, address: address, words: words)
+            return words
+        }
+        if case .failed(let error) = written { return .failure(error) }
+        let back = transact(readBack, device, attempts: 1, timeoutMs: timeout) { t throws(ModbusError) in
+            try t.read(readBack)
+        }
+        switch back {
+        case .words(let back): return .success(back)
+        case .failed(let error): return .failure(error)
         }
     }
 }

@@ -15,7 +15,7 @@ public protocol ModbusTransport: AnyObject {
     func read(_ request: ReadRequest) throws(ModbusError) -> [UInt16]
     /// Discards whatever is waiting in the receive buffer (a late reply).
     func flush()
-    /// One write transaction: holding registers (FC16), or one coil (FC5) from a 0/1 word. Remote commands only.
+    /// One write transaction: holding registers or coils (0/1 words); see `ModbusMaster.write(table:address:words:)`.
     func write(table: RegisterTable, address: Int, words: [UInt16]) throws(ModbusError)
 }
 

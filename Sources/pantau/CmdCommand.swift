@@ -57,7 +57,7 @@ struct CmdCommand: ParsableCommand {
             _ = try client.subscribe(replyTopic, qos: 1)
             try waitFor(client, timeoutMs: 5000) { if case .subscribed = $0 { return true } else { return false } }
             _ = try client.publish(
-                topic: "\(broker.prefix)/\(site)/\(gateway)/cmd/\(verb.rawValue)", payload: Self.body(request), qos: 1,
+                topic: "\(broker.prefix)/\(site)/\(gateway)/cmd/\(verb.rawValue)", payload: request.body, qos: 1,
                 retain: false, contentType: "application/json", correlationData: correlation,
                 responseTopic: replyTopic)
         } catch let error as MQTTError {
@@ -76,20 +76,6 @@ struct CmdCommand: ParsableCommand {
         struct Status: Decodable { var status: String }
         let status = try? JSONDecoder().decode(Status.self, from: Data(reply.payload))
         if status?.status != "ok" { throw ExitCode(1) }
-    }
-
-    /// The JSON body: the arguments as given, with the signature fields when signed.
-    static func body(_ r: CommandRequest) -> [UInt8] {
-        struct Wire: Encodable {
-            var device, point, value: String?
-            var interval_ms, duration_s, ts: Int64?
-            var nonce, sig: String?
-        }
-        return PayloadEncoder.encode(
-            Wire(
-                device: r.device, point: r.point, value: r.value, interval_ms: r.intervalMs,
-                duration_s: r.durationSeconds,
-                ts: r.timestamp, nonce: r.nonce, sig: r.signature))
     }
 
     private func waitFor(_ client: MQTTClient, timeoutMs: Int, _ done: (MQTTEvent) -> Bool) throws {

@@ -262,12 +262,7 @@ struct RawCommand: ParsableCommand {
             let clock = SystemClock()
             let start = clock.monotonicNanos()
             do {
-                switch (table, words.count) {
-                case (.coil, 1): try connection.writeCoil(address: address, on: words[0] != 0)
-                case (.coil, _): try connection.writeCoils(address: address, values: words.map { $0 != 0 })
-                case (_, 1): try connection.writeRegister(address: address, value: words[0])
-                default: try connection.writeRegisters(address: address, values: words)
-                }
+                try connection.write(table: table, address: address, words: words)
             } catch {
                 throw modbusFailure(error)
             }

@@ -127,6 +127,9 @@ private func authorizer(window: Int = 30, capacity: Int = 4096) -> CommandAuthor
         #expect(
             text == "pantau-cmd-v1\nwrite\ntangerang/gw-01\ndevice=pump-1&point=setpoint&value=12.5\n"
                 + "1765000000000\nnonce-0001")
-        #expect(CommandAuthorizer.sign(write(), target: target, key: key, mac: HMACSHA256()).count == 64)
+        // Python: hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+        #expect(
+            CommandAuthorizer.sign(write(), target: target, key: key, mac: HMACSHA256())
+                == "15919ed5ebb200ff4b4484018243e208be6dde7ea5dc8513513d0167515dbb80")
     }
 }

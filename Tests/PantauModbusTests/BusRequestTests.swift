@@ -56,4 +56,75 @@ import Testing
         #expect(error.code == .illegalFunction)
         #expect(error.description.contains("cannot write"))
     }
+
+    /// A DTU forwards writes like any RTU master: the bus thread's write goes out as FC6 and is read back.
+    @Test func aWriteOnAnRTUOverTCPBusReachesTheDevice() throws {
+        let dtu = try DTURig([
+            [
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x06, 0x00, 0x0A, 0x00, 0x07])]),
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x03, 0x02, 0x00, 0x07])]),
+                // The device's first poll, due at the same turn.
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x03, 0x02, 0x00, 0x01])]),
+            ]
+        ])
+        defer { dtu.stop() }
+        let (poller, worker) = dtuPoller(dtu)
+        let outcome = Mutex<Result<[UInt16], ModbusError>?>(nil)
+        poller.submit(
+            .write(device: "lvl", table: .holding, address: 10, words: [7]) { r in outcome.withLock { $0 = r } })
+        _ = worker.runDue()
+        #expect(outcome.withLock { $0 } == .success([7]))
+        #expect(
+            Array(dtu.allRequests.prefix(2)) == [
+                RTUFraming.frame(unit: 3, pdu: [0x06, 0x00, 0x0A, 0x00, 0x07]),
+                RTUFraming.frame(unit: 3, pdu: [0x03, 0x00, 0x0A, 0x00, 0x01]),
+            ])
+    }
+
+    /// A write and its read-back are bus transactions like any read: counted, timed, announced to the watchdog
+    /// (a queue of writes to a silent device must not look like a stuck bus thread).
+    @Test func writesAndReadBacksAreBusTransactions() throws {
+        let dtu = try DTURig([
+            [
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x03, 0x02, 0x00, 0x01])]),
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x06, 0x00, 0x0A, 0x00, 0x07])]),
+                .chunks([RTUFraming.frame(unit: 3, pdu: [0x03, 0x02, 0x00, 0x07])]),
+                .silence,
+            ]
+        ])
+        defer { dtu.stop() }
+        let (poller, worker) = dtuPoller(dtu)
+        _ = worker.runDue()
+        #expect(poller.snapshot().transactions == 1)
+        let outcomes = Mutex<[Result<[UInt16], ModbusError>]>([])
+        for _ in 0..<2 {
+            poller.submit(
+                .write(device: "lvl", table: .holding, address: 10, words: [7]) { r in
+                    outcomes.withLock { $0.append(r) }
+                })
+        }
+        _ = worker.runDue()
+        let got = outcomes.withLock { $0 }
+        #expect(got.first == .success([7]))
+        guard case .failure(let error)? = got.last else {
+            Issue.record("the write to a silent device did not fail: \(got)")
+            return
+        }
+        #expect(error.code == .timeout)
+        let stats = poller.snapshot()
+        #expect(stats.transactions == 4)
+        #expect(stats.timeouts == 1)
+    }
+}
+
+/// A poller on a bus behind a scripted DTU, driven step by step without its thread; one device `lvl`, unit 3,
+/// polled hourly (only its first poll falls due).
+private func dtuPoller(_ dtu: DTURig) -> (BusPoller, BusWorker) {
+    nonisolated(unsafe) let transport = dtu.transport
+    let bus = BusConfig(name: "dtu-test", transport: .rtuOverTCP(RTUOverTCPSettings(host: "dtu", port: 4001)))
+    let poller = BusPoller(
+        bus: bus, devices: [device("lvl", unit: 3, every: 3600)], clock: FakeClock(), logger: quietLogger,
+        transportFactory: { _ in transport }, codec: testCodec, pause: { _ in }, onPoll: { _ in },
+        onAvailability: { _, _, _ in })
+    return (poller, BusWorker(poller: poller))
 }

@@ -138,17 +138,25 @@ def test_monitor_json_lines(pantau_bin, make_broker, pymodbus_tcp_device, gatewa
     river_gateway(gateway, broker, pymodbus_tcp_device, tmp_path, "gw-a", 150)
     proc = subprocess.Popen(
         [pantau_bin, "monitor", "--port", str(broker.port), "--refresh-ms", "300", "--json", "--site", "test-site"],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 40
+        pending = b""
+        # Read with a deadline (select, not readline): a silent monitor fails the test instead of hanging it.
         while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            row_json = json.loads(line)
-            river = row_json.get("devices", {}).get("river", {})
-            if row_json.get("status") == "online" and river.get("flood_level") == 2:
-                assert row_json["site"] == "test-site" and row_json["gateway"] == "gw-a"
-                assert river["flood_level_name"] == "siaga" and river["availability"] == "online"
-                return
+            if not select.select([proc.stdout], [], [], 0.5)[0]:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                row_json = json.loads(line)
+                river = row_json.get("devices", {}).get("river", {})
+                if row_json.get("status") == "online" and river.get("flood_level") == 2:
+                    assert row_json["site"] == "test-site" and row_json["gateway"] == "gw-a"
+                    assert river["flood_level_name"] == "siaga" and river["availability"] == "online"
+                    return
         raise AssertionError("no JSON line with gw-a online at flood level 2")
     finally:
         proc.kill()

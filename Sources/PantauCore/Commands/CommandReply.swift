@@ -1,14 +1,12 @@
 import FoundationEssentials
 
-/// A JSON value for a command's result (health, journal counters, readings).
-public indirect enum CommandValue: Encodable, Sendable, Hashable {
+/// A point's value in a command's result (the readings of `read`, the value of `write`).
+public enum CommandValue: Encodable, Sendable, Hashable {
     case string(String)
     case number(Double)
     case integer(Int64)
     case bool(Bool)
     case null
-    case array([CommandValue])
-    case object([String: CommandValue])
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
@@ -18,8 +16,6 @@ public indirect enum CommandValue: Encodable, Sendable, Hashable {
         case .integer(let i): try c.encode(i)
         case .bool(let b): try c.encode(b)
         case .null: try c.encodeNil()
-        case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
         }
     }
 
@@ -35,20 +31,18 @@ public indirect enum CommandValue: Encodable, Sendable, Hashable {
     }
 }
 
-/// The reply on the request's Response Topic, with its Correlation Data.
+/// The reply on the request's Response Topic, with its Correlation Data (the gateway adds the verb's `result`).
 public struct CommandReply: Encodable, Sendable, Hashable {
     public var status: CommandStatus
     public var code: Int
     public var message: String
     public var verb: String?
-    public var result: CommandValue?
 
-    public init(status: CommandStatus, message: String, verb: CommandVerb?, result: CommandValue? = nil) {
+    public init(status: CommandStatus, message: String, verb: CommandVerb?) {
         self.status = status
         code = status.code
         self.message = message
         self.verb = verb?.rawValue
-        self.result = result
     }
 }
 

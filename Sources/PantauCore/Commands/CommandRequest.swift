@@ -43,13 +43,22 @@ public struct CommandRequest: Sendable, Hashable {
     /// True when any of the signature fields is present.
     public var isSigned: Bool { timestamp != nil || nonce != nil || signature != nil }
 
+    /// The JSON body a client sends: the fields present, with the signature fields when signed (what `parse` reads).
+    public var body: [UInt8] { PayloadEncoder.encode(WireBody(self)) }
+
+    /// The last level of a command topic `<base>/cmd/<verb>` as sent (also an unknown verb), or nil for a topic
+    /// outside `base`.
+    public static func askedVerb(topic: String, base: String) -> String? {
+        let prefix = base + "/cmd/"
+        guard topic.hasPrefix(prefix) else { return nil }
+        return String(topic.dropFirst(prefix.count))
+    }
+
     /// The verb of a command topic `<base>/cmd/<verb>`, or the refusal: a topic outside `base` is not ours.
     public static func verb(topic: String, base: String) -> Result<CommandVerb, CommandRefusal> {
-        let prefix = base + "/cmd/"
-        guard topic.hasPrefix(prefix) else {
+        guard let name = askedVerb(topic: topic, base: base) else {
             return .failure(CommandRefusal(.badRequest, "not a command topic of this gateway"))
         }
-        let name = String(topic.dropFirst(prefix.count))
         guard let verb = CommandVerb(rawValue: name) else {
             let known = CommandVerb.allCases.map(\.rawValue).joined(separator: ", ")
             return .failure(CommandRefusal(.unknownVerb, "unknown verb '\(name.prefix(64))' (known: \(known))"))
@@ -170,7 +179,7 @@ public struct CommandRequest: Sendable, Hashable {
 }
 
 /// The body as JSON: only these fields, each of its own JSON type.
-private struct WireBody: Decodable {
+private struct WireBody: Codable {
     var device: String?
     var point: String?
     var value: String?
@@ -181,6 +190,17 @@ private struct WireBody: Decodable {
     var sig: String?
 
     init() {}
+
+    init(_ r: CommandRequest) {
+        device = r.device
+        point = r.point
+        value = r.value
+        interval_ms = r.intervalMs
+        duration_s = r.durationSeconds
+        ts = r.timestamp
+        nonce = r.nonce
+        sig = r.signature
+    }
 
     private struct AnyKey: CodingKey {
         var stringValue: String

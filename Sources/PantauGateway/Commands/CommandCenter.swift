@@ -12,8 +12,15 @@ final class CommandCenter: Sendable {
     struct Wiring: Sendable {
         var topics: TopicScheme
         var devices: [DeviceConfig]
-        var target: String
+
+        init(_ config: GatewayConfig) {
+            topics = TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity)
+            devices = config.devices
+        }
     }
+
+    /// What every signature names: `<site>/<gateway>`.
+    static func target(_ config: GatewayConfig) -> String { "\(config.identity.site)/\(config.identity.id)" }
 
     private let wiring: Mutex<Wiring>
     private let authorizer: Mutex<CommandAuthorizer>
@@ -30,13 +37,8 @@ final class CommandCenter: Sendable {
     }
 
     init(config: GatewayConfig, sink: MessageSink, clock: GatewayClock, logger: Logger, pollers: PollerDirectory) {
-        let target = "\(config.identity.site)/\(config.identity.id)"
-        wiring = Mutex(
-            Wiring(
-                topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-                devices: config.devices,
-                target: target))
-        authorizer = Mutex(CommandAuthorizer(config: config.commands, target: target, mac: HMACSHA256()))
+        wiring = Mutex(Wiring(config))
+        authorizer = Mutex(CommandAuthorizer(config: config.commands, target: Self.target(config), mac: HMACSHA256()))
         self.sink = sink
         self.clock = clock
         var logger = logger
@@ -58,12 +60,8 @@ final class CommandCenter: Sendable {
     /// A reload: new devices (their writes and points), a new command configuration; nonces stay remembered
     /// while the key and target stay.
     func reconfigure(_ config: GatewayConfig) {
-        let target = "\(config.identity.site)/\(config.identity.id)"
-        wiring.withLock {
-            $0 = Wiring(
-                topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
-                devices: config.devices, target: target)
-        }
+        let target = Self.target(config)
+        wiring.withLock { $0 = Wiring(config) }
         authorizer.withLock { a in
             if a.config != config.commands || a.target != target {
                 a = CommandAuthorizer(config: config.commands, target: target, mac: HMACSHA256())
@@ -74,7 +72,7 @@ final class CommandCenter: Sendable {
     func handle(_ message: MQTTMessage) {
         let now = clock.now()
         let wiring = wiring.withLock { $0 }
-        let asked = String(message.topic.dropFirst(wiring.topics.base.count + 5))
+        let asked = CommandRequest.askedVerb(topic: message.topic, base: wiring.topics.base) ?? ""
         let respond = Responder(center: self, message: message, asked: asked, at: now)
         let verb: CommandVerb
         switch CommandRequest.verb(topic: message.topic, base: wiring.topics.base) {
@@ -99,9 +97,9 @@ final class CommandCenter: Sendable {
     private func run(_ request: CommandRequest, wiring: Wiring, respond: Responder) {
         switch request.verb {
         case .health:
-            respond.finish(request, .ok, "health", result: health().map { PayloadEncoder.encode($0) })
+            respond.finish(request, .ok, "health", result: health())
         case .journal:
-            respond.finish(request, .ok, "journal", result: health().map { PayloadEncoder.encode($0.journal) })
+            respond.finish(request, .ok, "journal", result: health()?.journal)
         case .republish:
             publisher()?.requestRepublish()
             respond.finish(request, .ok, "retained state queued for republishing")
@@ -114,7 +112,7 @@ final class CommandCenter: Sendable {
                     guard let poll else {
                         return respond.finish(request, .deviceUnknown, "no device '\(device)' on this gateway")
                     }
-                    let result = PayloadEncoder.encode(ReadResult(poll))
+                    let result = ReadResult(poll)
                     if let error = poll.error {
                         return respond.finish(request, .deviceError, "read failed: \(error)", result: result)
                     }
@@ -130,7 +128,7 @@ final class CommandCenter: Sendable {
             poller.setTemporaryPollInterval(device: device, Interval(milliseconds: interval), until: until)
             respond.finish(
                 request, .ok, "polling every \(interval) ms until \(until)",
-                result: PayloadEncoder.encode(IntervalResult(device: device, interval_ms: interval, until: until)))
+                result: IntervalResult(device: device, interval_ms: interval, until: until))
         case .write:
             write(request, wiring: wiring, respond: respond)
         }
@@ -154,14 +152,13 @@ final class CommandCenter: Sendable {
             ) { outcome in
                 switch outcome {
                 case .success(let back) where back == plan.words:
-                    let result = WriteResult(plan: plan, readBack: back)
                     respond.finish(
                         request, .ok, "wrote \(request.value ?? "") to \(plan.point.name), read back the same",
-                        result: PayloadEncoder.encode(result))
+                        result: WriteResult(plan: plan, readBack: back))
                 case .success(let back):
                     respond.finish(
                         request, .deviceError, "wrote \(plan.words) but read back \(back)",
-                        result: PayloadEncoder.encode(WriteResult(plan: plan, readBack: back)))
+                        result: WriteResult(plan: plan, readBack: back))
                 case .failure(let error):
                     respond.finish(request, .deviceError, "write failed: \(error)")
                 }
@@ -171,7 +168,7 @@ final class CommandCenter: Sendable {
     /// The reply, the audit event and the log line of one command.
     fileprivate func conclude(
         _ message: MQTTMessage, asked: String, at: UnixMillis, request: CommandRequest?, status: CommandStatus,
-        text: String, verb: CommandVerb?, result: [UInt8]?
+        text: String, verb: CommandVerb?, result: (any Encodable)?
     ) {
         let topics = wiring.withLock { $0.topics }
         let event = CommandAuditEvent(at: at, verb: asked, request: request, status: status, message: text)
@@ -193,16 +190,23 @@ final class CommandCenter: Sendable {
         guard let responseTopic = message.responseTopic, !responseTopic.isEmpty else { return }
         let reply = CommandReply(status: status, message: text, verb: verb ?? request?.verb)
         publisher()?.reply(
-            topic: responseTopic, body: Self.body(reply, result: result), correlationData: message.correlationData)
+            topic: responseTopic, body: PayloadEncoder.encode(ReplyBody(reply: reply, result: result)),
+            correlationData: message.correlationData)
     }
+}
 
-    /// The reply's JSON with the result's own JSON spliced in as `result` (it is already encoded).
-    static func body(_ reply: CommandReply, result: [UInt8]?) -> [UInt8] {
-        var body = PayloadEncoder.encode(reply)
-        guard let result, body.last == UInt8(ascii: "}") else { return body }
-        body.removeLast()
-        body += Array(",\"result\":".utf8) + result + [UInt8(ascii: "}")]
-        return body
+/// The reply with the verb's result beside its fields, as `result`.
+private struct ReplyBody: Encodable {
+    var reply: CommandReply
+    var result: (any Encodable)?
+
+    private enum Key: String, CodingKey { case result }
+
+    func encode(to encoder: any Encoder) throws {
+        try reply.encode(to: encoder)
+        guard let result else { return }
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(result, forKey: .result)
     }
 }
 
@@ -215,7 +219,7 @@ private struct Responder: Sendable {
 
     func finish(
         _ request: CommandRequest?, _ status: CommandStatus, _ text: String, verb: CommandVerb? = nil,
-        result: [UInt8]? = nil
+        result: (any Encodable)? = nil
     ) {
         center.conclude(
             message, asked: asked, at: at, request: request, status: status, text: text, verb: verb, result: result)
@@ -271,6 +275,6 @@ extension CommandCenter {
     /// The command channel of a configuration with a `commands:` section, else nil (no subscription).
     func channel(for config: GatewayConfig) -> CommandChannel? {
         guard config.commands.listening else { return nil }
-        return channel(base: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity).base)
+        return channel(base: Wiring(config).topics.base)
     }
 }

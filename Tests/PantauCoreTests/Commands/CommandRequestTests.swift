@@ -52,6 +52,15 @@ private func parse(_ verb: CommandVerb, _ json: String) -> Result<CommandRequest
         #expect(CommandRequest.parse(verb: .health, body: body).failure?.status == .badRequest)
     }
 
+    /// What a client sends (`pantau cmd`) is what the gateway reads.
+    @Test func theBodyParsesBackToTheSameRequest() throws {
+        let r = CommandRequest(
+            verb: .pollInterval, device: "pump-1", intervalMs: 500, durationSeconds: 60, timestamp: 7,
+            nonce: "nonce-0001", signature: String(repeating: "b", count: 64))
+        #expect(try CommandRequest.parse(verb: .pollInterval, body: r.body).get() == r)
+        #expect(String(decoding: CommandRequest(verb: .read, device: "d").body, as: UTF8.self) == #"{"device":"d"}"#)
+    }
+
     @Test func anEmptyBodyIsAnEmptyObject() throws {
         #expect(try CommandRequest.parse(verb: .health, body: []).get() == CommandRequest(verb: .health))
     }
