@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "pantau", targets: ["pantau"]),
         // For the libFuzzer package in fuzz/ (a separate package that depends on this one by path).
-        .library(name: "PantauCore", targets: ["PantauCore", "PantauYAML"]),
+        .library(name: "PantauCore", targets: ["PantauCore", "PantauYAML", "PantauPlatform"]),
         .library(name: "PantauModbus", targets: ["PantauModbus"]),
     ],
     dependencies: [
@@ -31,21 +31,25 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
 
         .target(name: "PantauYAML", dependencies: ["CYAML"]),
-        .target(name: "PantauCore", dependencies: ["PantauYAML"]),
+        // The file system, threads, wake-up pipes and the system clock: the I/O PantauCore's values need, kept
+        // out of PantauCore so that it holds only values and rules.
+        .target(name: "PantauPlatform"),
+        .target(name: "PantauCore", dependencies: ["PantauYAML", "PantauPlatform"]),
         .target(
             name: "PantauModbus",
             dependencies: [
-                "PantauCore", "CModbus", .product(name: "Logging", package: "swift-log"),
+                "PantauCore", "PantauPlatform", "CModbus", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
             name: "PantauMQTT",
             dependencies: [
-                "PantauCore", "CMosquitto", "COpenSSL", .product(name: "Logging", package: "swift-log"),
+                "PantauCore", "PantauPlatform", "CMosquitto", "COpenSSL",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
             name: "PantauJournal",
             dependencies: [
-                "PantauCore", "CSQLite", .product(name: "Logging", package: "swift-log"),
+                "PantauCore", "PantauPlatform", "CSQLite", .product(name: "Logging", package: "swift-log"),
             ]),
         // Sparkplug B edge node: payloads from Sources/PantauSparkplug/sparkplug_b.proto (scripts/gen-sparkplug.sh).
         .target(
@@ -56,7 +60,8 @@ let package = Package(
         .target(
             name: "PantauGateway",
             dependencies: [
-                "PantauCore", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug", "CTimex",
+                "PantauCore", "PantauPlatform", "PantauModbus", "PantauMQTT", "PantauJournal", "PantauSparkplug",
+                "CTimex",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -64,18 +69,19 @@ let package = Package(
         .executableTarget(
             name: "pantau",
             dependencies: [
-                "PantauGateway",
+                "PantauGateway", "PantauPlatform",
                 "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]),
 
-        .testTarget(name: "PantauCoreTests", dependencies: ["PantauCore", "PantauYAML"]),
-        .testTarget(name: "PantauModbusTests", dependencies: ["PantauModbus"]),
-        .testTarget(name: "PantauMQTTTests", dependencies: ["PantauMQTT"]),
+        .testTarget(name: "PantauPlatformTests", dependencies: ["PantauPlatform"]),
+        .testTarget(name: "PantauCoreTests", dependencies: ["PantauCore", "PantauYAML", "PantauPlatform"]),
+        .testTarget(name: "PantauModbusTests", dependencies: ["PantauModbus", "PantauPlatform"]),
+        .testTarget(name: "PantauMQTTTests", dependencies: ["PantauMQTT", "PantauPlatform"]),
         .testTarget(name: "PantauJournalTests", dependencies: ["PantauJournal"]),
-        .testTarget(name: "PantauGatewayTests", dependencies: ["PantauGateway"]),
+        .testTarget(name: "PantauGatewayTests", dependencies: ["PantauGateway", "PantauPlatform"]),
         .testTarget(name: "PantauSparkplugTests", dependencies: ["PantauSparkplug"]),
     ]
 )

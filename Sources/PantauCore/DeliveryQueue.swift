@@ -1,3 +1,5 @@
+import PantauPlatform
+
 /// A journaled record handed to the publisher, with whether it is replayed backlog (published with `"hist":true`).
 public struct Delivery: Sendable, Hashable {
     public var record: JournalRecord

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import PantauPlatform
 
 /// Milliseconds since the Unix epoch (UTC). Every reading carries its acquisition time in this unit.
 public typealias UnixMillis = Int64
@@ -31,22 +27,7 @@ extension GatewayClock {
     public func quickSample(after last: ClockSample) -> ClockSample { clockSample() }
 }
 
-/// The real clocks of the system: `CLOCK_REALTIME` and `CLOCK_MONOTONIC`.
-public struct SystemClock: GatewayClock {
-    public init() {}
-
-    public func now() -> UnixMillis {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-
-    public func monotonicNanos() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-}
+extension SystemClock: GatewayClock {}
 
 /// A duration in milliseconds, parsed from `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"7d"` or a bare number of seconds.
 public struct Interval: Hashable, Sendable, Comparable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 import Synchronization
 
 /// Fault injection for the end-to-end tests, set through `PANTAU_FAILPOINT`; never set in the field.

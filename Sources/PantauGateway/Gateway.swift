@@ -5,6 +5,7 @@ import PantauCore
 import PantauJournal
 import PantauMQTT
 import PantauModbus
+import PantauPlatform
 import PantauSparkplug
 import Synchronization
 
@@ -17,13 +18,15 @@ public final class Gateway: Sendable {
     let logger: Logger
     let startedAt: UnixMillis
     let transportFactory: BusPoller.TransportFactory
-    private let parts: Mutex<Parts>
+    private let parts: Mutex<ReloadableParts>
     private let housekeeping = Mutex<OwnedThread?>(nil)
     private let stopping = Atomic<Bool>(false)
     private let housekeepingProgress = Atomic<UInt64>(0)
     let commands: CommandCenter
 
-    struct Parts {
+    /// What a configuration reload replaces: the configuration itself, the bus pollers, the publisher and the
+    /// status socket.
+    struct ReloadableParts {
         var config: GatewayConfig
         var pollers: [String: BusPoller]
         var publisher: Publisher
@@ -87,7 +90,7 @@ public final class Gateway: Sendable {
             config: config.mqtt, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
             queue: journal, clock: clock, logger: logger, version: PantauVersion.current, profile: sparkplug,
             commands: commands.channel(for: config))
-        parts = Mutex(Parts(config: config, pollers: [:], publisher: publisher, statusServer: nil))
+        parts = Mutex(ReloadableParts(config: config, pollers: [:], publisher: publisher, statusServer: nil))
         pollerDirectory = pollersBox
         commands.attach(
             CommandCenter.Hooks(

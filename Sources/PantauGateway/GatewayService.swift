@@ -1,5 +1,6 @@
 import Logging
 import PantauCore
+import PantauPlatform
 import ServiceLifecycle
 import UnixSignals
 

@@ -1,5 +1,6 @@
 import Logging
 import PantauCore
+import PantauPlatform
 
 #if canImport(Glibc)
     import Glibc

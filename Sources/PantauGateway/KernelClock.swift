@@ -1,6 +1,7 @@
 internal import CTimex
 import Glibc
 import PantauCore
+import PantauPlatform
 
 /// The system's clocks with their synchronisation state: `CLOCK_REALTIME`, `CLOCK_MONOTONIC`, `CLOCK_BOOTTIME`,
 /// adjtimex(2) (`STA_UNSYNC`, `maxerror`) and systemd-timesyncd's flag file.

@@ -1,5 +1,6 @@
 import Logging
 import PantauCore
+import PantauPlatform
 import Synchronization
 
 #if canImport(Glibc)

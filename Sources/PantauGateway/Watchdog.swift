@@ -1,5 +1,6 @@
 import Logging
 import PantauCore
+import PantauPlatform
 import ServiceLifecycle
 
 /// One thing the supervisor watches: a name and how to read the monotonic time of its last progress.

@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 
 extension Journal {
     /// Up to `limit` records not leased yet: alerts, then status (the file's backlog before memory, by sequence),

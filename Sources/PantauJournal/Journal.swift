@@ -1,6 +1,7 @@
 import Dispatch
 import Logging
 import PantauCore
+import PantauPlatform
 import Synchronization
 
 /// The store-and-forward queue between acquisition and publication: memory first, SQLite (WAL) behind it.

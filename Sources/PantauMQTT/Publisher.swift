@@ -1,5 +1,6 @@
 import Logging
 import PantauCore
+import PantauPlatform
 import Synchronization
 
 /// Publishes queued records to the broker over MQTT 5 from a thread of its own, acknowledging each to the queue

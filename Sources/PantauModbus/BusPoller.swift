@@ -1,5 +1,6 @@
 import Logging
 import PantauCore
+import PantauPlatform
 import Synchronization
 
 /// How a poller turns a profile into requests and raw registers into readings. `standard` uses PantauCore's

@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 
 /// A framed UART sensor (Plantower PMS5003/PMS7003, Nova SDS011, ...) behind the `ModbusTransport` seam, so the
 /// bus poller, health, counters and decoder treat it like any device. Its profile's `frame:` says how frames look;

@@ -1,5 +1,6 @@
 import Logging
 import PantauCore
+import PantauPlatform
 import Synchronization
 
 /// Simulated Modbus devices for `pantau simulate`, the demo and integration tests, served by libmodbus's server

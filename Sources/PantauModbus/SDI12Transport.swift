@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 
 /// SDI-12 sensors (v1.4) behind the `ModbusTransport` seam: the unit is the sensor's address (its ASCII code) and
 /// one read runs one measurement, `aM!` (or `aMC!`, `aC!`, `aCC!`) then `aD0!`, `aD1!`, ... until the announced

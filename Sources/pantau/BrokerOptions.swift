@@ -1,6 +1,7 @@
 import ArgumentParser
 import PantauCore
 import PantauMQTT
+import PantauPlatform
 
 /// How the command-center tools (`monitor`, `cmd`) reach the broker: the gateway's own connection settings (host,
 /// port, TLS, user, password file), given as options because the center has no gateway.yaml.

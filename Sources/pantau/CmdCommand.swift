@@ -3,6 +3,7 @@ import FoundationEssentials
 import PantauCore
 import PantauGateway
 import PantauMQTT
+import PantauPlatform
 
 /// `pantau cmd <verb>`: one remote command, signed with the key file when the verb needs it, answered by the
 /// gateway on a reply topic of our own (MQTT 5 Response Topic and Correlation Data).

@@ -5,6 +5,7 @@ import PantauCore
 import PantauGateway
 import PantauMQTT
 import PantauModbus
+import PantauPlatform
 import Synchronization
 import UnixSignals
 

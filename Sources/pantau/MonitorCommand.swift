@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import PantauCore
 import PantauMQTT
+import PantauPlatform
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,7 @@
 import ArgumentParser
 import PantauCore
 import PantauGateway
+import PantauPlatform
 
 struct ProfileDirectoryOptions: ParsableArguments {
     @Option(

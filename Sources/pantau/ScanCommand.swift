@@ -2,6 +2,7 @@ import ArgumentParser
 import PantauCore
 import PantauGateway
 import PantauModbus
+import PantauPlatform
 
 #if canImport(Glibc)
     import Glibc

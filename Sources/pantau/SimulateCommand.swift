@@ -3,6 +3,7 @@ import Logging
 import PantauCore
 import PantauGateway
 import PantauModbus
+import PantauPlatform
 import UnixSignals
 
 struct SimulateCommand: AsyncParsableCommand {

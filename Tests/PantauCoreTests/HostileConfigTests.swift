@@ -1,5 +1,6 @@
 import Foundation
 import PantauCore
+import PantauPlatform
 import PantauYAML
 import Testing
 

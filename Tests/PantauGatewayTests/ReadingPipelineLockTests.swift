@@ -1,6 +1,7 @@
 import Dispatch
 import Logging
 import PantauCore
+import PantauPlatform
 import Synchronization
 import Testing
 

@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 import Synchronization
 
 /// An in-memory journal at the publisher's seam: leases in sequence order and records every acknowledge and release.

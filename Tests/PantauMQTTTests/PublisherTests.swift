@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PantauCore
+import PantauPlatform
 import Testing
 
 @testable import PantauMQTT

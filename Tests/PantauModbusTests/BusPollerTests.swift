@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 import Testing
 
 @testable import PantauModbus

@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 import Synchronization
 import Testing
 

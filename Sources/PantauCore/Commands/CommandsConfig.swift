@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
+import PantauPlatform
 
 /// The `commands:` section: remote commands are off unless enabled, and signed verbs need the key.
 public struct CommandsConfig: Sendable, Hashable {
@@ -40,15 +38,16 @@ public struct CommandKey: Sendable, Hashable, CustomStringConvertible {
     /// Reads a key file: it must be a regular file owned by this process's user and readable by nobody else
     /// (no group or other permission bits), and hold at least 32 bytes (trailing newlines are not part of the key).
     public static func load(path: String) -> Result<CommandKey, CommandKeyError> {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            return .failure(
-                CommandKeyError("cannot read the command key file \(path): \(String(cString: strerror(errno)))"))
+        let status: FileSystem.Status
+        switch FileSystem.status(path) {
+        case .success(let found): status = found
+        case .failure(let error):
+            return .failure(CommandKeyError("cannot read the command key file \(path): \(error.reason)"))
         }
-        guard st.st_mode & S_IFMT == S_IFREG else {
+        guard status.isRegularFile else {
             return .failure(CommandKeyError("the command key file \(path) is not a regular file"))
         }
-        let permissions = st.st_mode & 0o777
+        let permissions = status.permissions & 0o777
         if permissions & 0o077 != 0 {
             let mode = String(permissions, radix: 8)
             return .failure(
@@ -56,11 +55,11 @@ public struct CommandKey: Sendable, Hashable, CustomStringConvertible {
                     "the command key file \(path) has mode 0\(mode): group or others may read it; "
                         + "it must be readable only by the service user (chmod 600 \(path))"))
         }
-        if st.st_uid != geteuid() {
+        if status.owner != FileSystem.effectiveUser {
             return .failure(
                 CommandKeyError(
-                    "the command key file \(path) belongs to uid \(st.st_uid), not the service user (uid \(geteuid()))")
-            )
+                    "the command key file \(path) belongs to uid \(status.owner), not the service user "
+                        + "(uid \(FileSystem.effectiveUser))"))
         }
         let bytes: [UInt8]
         do {

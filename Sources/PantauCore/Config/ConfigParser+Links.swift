@@ -1,3 +1,4 @@
+import PantauPlatform
 import PantauYAML
 
 extension ConfigParser {

@@ -1,3 +1,4 @@
+import PantauPlatform
 import PantauYAML
 
 /// Parses `gateway.yaml` into a validated `GatewayConfig`, reporting every problem as `file:line:column: message`.

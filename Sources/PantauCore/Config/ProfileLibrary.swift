@@ -1,3 +1,5 @@
+import PantauPlatform
+
 /// Every profile found in a list of folders, by id. A folder earlier in the list wins for a duplicate id.
 public struct ProfileLibrary: Sendable {
     public private(set) var profiles: [String: DeviceProfile] = [:]

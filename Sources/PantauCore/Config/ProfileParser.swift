@@ -1,3 +1,4 @@
+import PantauPlatform
 import PantauYAML
 
 /// Parses and validates device profiles (`firmware-profiles/*.yaml`, format in firmware-profiles/README.md).

@@ -1,5 +1,6 @@
 import PantauCore
 import PantauModbus
+import PantauPlatform
 
 /// A unit that answered a scan: where, how fast, and which profiles' identification registers it matches.
 public struct ScanHit: Sendable, Hashable {

@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 
 /// Loads the configuration the way `run` and `check-config` both do, so they accept and refuse the same files.
 public enum ConfigLoading {

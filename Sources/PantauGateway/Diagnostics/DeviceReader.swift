@@ -1,5 +1,6 @@
 import PantauCore
 import PantauModbus
+import PantauPlatform
 
 #if canImport(Glibc)
     import Glibc

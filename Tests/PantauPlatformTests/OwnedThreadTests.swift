@@ -1,5 +1,5 @@
 import Foundation
-import PantauCore
+import PantauPlatform
 import Synchronization
 import Testing
 

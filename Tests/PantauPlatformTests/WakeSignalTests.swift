@@ -1,4 +1,4 @@
-import PantauCore
+import PantauPlatform
 import Synchronization
 import Testing
 

@@ -99,6 +99,29 @@ public enum FileSystem {
         return nil
     }
 
+    /// What `stat` says of a path that decides whether a secret may be read from it.
+    public struct Status: Sendable {
+        public var isRegularFile: Bool
+        /// The permission bits (`0o777` and the set-id bits).
+        public var permissions: UInt32
+        public var owner: UInt32
+    }
+
+    /// The status of `path` (symlinks followed), or the reason it cannot be had.
+    public static func status(_ path: String) -> Result<Status, ReadError> {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            return .failure(ReadError(path: path, reason: String(cString: strerror(errno))))
+        }
+        return .success(
+            Status(
+                isRegularFile: st.st_mode & S_IFMT == S_IFREG, permissions: UInt32(st.st_mode) & 0o7777,
+                owner: UInt32(st.st_uid)))
+    }
+
+    /// The user this process acts as (its effective uid).
+    public static var effectiveUser: UInt32 { UInt32(geteuid()) }
+
     /// The permission bits of an existing file, or nil.
     public static func mode(_ path: String) -> UInt32? {
         var st = stat()
