@@ -1,4 +1,5 @@
 import PantauCore
+import PantauPlatform
 
 #if canImport(Glibc)
     import Glibc

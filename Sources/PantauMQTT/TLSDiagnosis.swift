@@ -1,5 +1,6 @@
 internal import COpenSSL
 import PantauCore
+import PantauPlatform
 
 #if canImport(Glibc)
     import Glibc

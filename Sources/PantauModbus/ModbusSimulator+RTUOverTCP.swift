@@ -72,12 +72,7 @@ extension ModbusSimulator {
             let n = chunk.withUnsafeMutableBytes { read(socket, $0.baseAddress, $0.count) }
             if n <= 0 { return }
             framer.append(chunk.prefix(n))
-            while let frame = framer.nextFrame() {
-                let unit = Int(frame[0])
-                guard unit != 0 else { continue }
-                modbus_set_slave(ctx, Int32(unit))
-                answer(ctx, request: frame, headerLength: 1, unknownGetsException: false)
-            }
+            answerFrames(&framer, ctx)
         }
     }
 }

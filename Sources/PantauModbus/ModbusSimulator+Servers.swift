@@ -96,14 +96,19 @@ extension ModbusSimulator {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n <= 0 { continue }
             framer.append(chunk.prefix(n))
-            while let frame = framer.nextFrame() {
-                // libmodbus's RTU server drops requests for any unit but its own, so frames are read here and
-                // only the reply goes through libmodbus, addressed as the requested unit.
-                let unit = Int(frame[0])
-                guard unit != 0 else { continue }
-                modbus_set_slave(ctx, Int32(unit))
-                answer(ctx, request: frame, headerLength: 1, unknownGetsException: false)
-            }
+            answerFrames(&framer, ctx)
+        }
+    }
+
+    /// Answers every whole RTU frame `framer` holds. libmodbus's RTU server drops requests for any unit but its
+    /// own, so frames are read here and only the reply goes through libmodbus, addressed as the requested unit;
+    /// broadcasts (unit 0) get no reply.
+    func answerFrames(_ framer: inout RTUFramer, _ ctx: OpaquePointer) {
+        while let frame = framer.nextFrame() {
+            let unit = Int(frame[0])
+            guard unit != 0 else { continue }
+            modbus_set_slave(ctx, Int32(unit))
+            answer(ctx, request: frame, headerLength: 1, unknownGetsException: false)
         }
     }
 

@@ -246,47 +246,23 @@ extension RTUOverTCPTransport {
         guard (1...65535).contains(port) else {
             throw ModbusError(code: .invalidArgument, message: "TCP port \(port) is outside 1...65535", bus: bus)
         }
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, String(port), &hints, &list)
-        guard rc == 0, let first = list else {
-            let text = String(cString: gai_strerror(rc))
-            throw ModbusError(code: .connection, message: "cannot resolve DTU host \(host): \(text)", bus: bus)
+        let addresses: [ResolvedAddress]
+        switch TCPConnect.resolve(host: host, port: port) {
+        case .success(let found): addresses = found
+        case .failure(let error):
+            throw ModbusError(code: .connection, message: "cannot resolve DTU host \(host): \(error.reason)", bus: bus)
         }
-        defer { freeaddrinfo(list) }
         var lastErrno: Int32 = ECONNREFUSED
-        var entry: UnsafeMutablePointer<addrinfo>? = first
-        while let current = entry?.pointee {
-            entry = current.ai_next
-            let kind = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-            let fd = socket(current.ai_family, kind, current.ai_protocol)
-            guard fd >= 0 else {
-                lastErrno = errno
-                continue
-            }
-            var code: Int32 = 0
-            if Glibc.connect(fd, current.ai_addr, current.ai_addrlen) < 0 {
-                code = errno
-                if code == EINPROGRESS {
-                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    if poll(&p, 1, Int32(max(1, timeoutMs))) > 0 {
-                        var length = socklen_t(MemoryLayout<Int32>.size)
-                        getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
-                    } else {
-                        code = ETIMEDOUT
-                    }
-                }
-            }
-            if code == 0 {
+        for address in addresses {
+            switch TCPConnect.connect(address, timeoutMs: timeoutMs) {
+            case .success(let fd):
                 var one: Int32 = 1
                 setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
                 return fd
+            case .failure(let error):
+                lastErrno = error.errno
             }
-            lastErrno = code
-            Glibc.close(fd)
         }
         if lastErrno == ETIMEDOUT {
             throw ModbusError(

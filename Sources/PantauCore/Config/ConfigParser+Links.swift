@@ -8,23 +8,8 @@ extension ConfigParser {
     static func rtuOverTCP(_ b: MappingReader, reader: NodeReader, what: String) -> BusConfig.Transport? {
         let host = b.string("host", required: true)
         let port = b.int("port", range: 1...65535) ?? 502
-        var serial: SerialSettings?
-        if b.has("baud") || b.has("parity") || b.has("data_bits") || b.has("stop_bits") {
-            var s = SerialSettings()
-            if let baud = b.int("baud") {
-                if ProfileParser.supportedBauds.contains(baud) {
-                    s.baud = baud
-                } else if let n = b.value("baud") {
-                    let known = ProfileParser.supportedBauds.map(String.init).joined(separator: ", ")
-                    reader.error(n, "baud \(baud) of \(what) is not a standard rate (\(known))")
-                }
-            }
-            let parities: [(String, SerialSettings.Parity)] = [("none", .none), ("even", .even), ("odd", .odd)]
-            if let p = b.choice("parity", parities) { s.parity = p }
-            if let d = b.int("data_bits", range: 7...8) { s.dataBits = d }
-            if let stop = b.int("stop_bits", range: 1...2) { s.stopBits = stop }
-            serial = s
-        }
+        let given = b.has("baud") || b.has("parity") || b.has("data_bits") || b.has("stop_bits")
+        let serial = given ? lineSettings(b, reader: reader, what: what).applied(to: SerialSettings()) : nil
         let delay = b.int("inter_frame_delay_us", range: 0...1_000_000)
         guard let host else { return nil }
         if host.isEmpty, let node = b.value("host") {
@@ -36,10 +21,9 @@ extension ConfigParser {
 }
 
 extension ConfigParser {
-    /// The keys of a `type: uart` bus: `device` and, when they differ from the sensor profile's, `baud`, `parity`,
-    /// `data_bits`, `stop_bits`. The line settings not given are taken from the profile in `attachSensors`.
-    static func uart(_ b: MappingReader, reader: NodeReader, what: String) -> BusConfig.Transport? {
-        let device = b.string("device", required: true)
+    /// The line-setting keys a serial bus may give (`baud`, `parity`, `data_bits`, `stop_bits`), each nil when
+    /// absent; a baud that is not a standard rate is an error and left out.
+    static func lineSettings(_ b: MappingReader, reader: NodeReader, what: String) -> UARTSettings.LineOverrides {
         var given = UARTSettings.LineOverrides()
         if let baud = b.int("baud") {
             if ProfileParser.supportedBauds.contains(baud) {
@@ -53,6 +37,14 @@ extension ConfigParser {
         given.parity = b.choice("parity", parities)
         given.dataBits = b.int("data_bits", range: 7...8)
         given.stopBits = b.int("stop_bits", range: 1...2)
+        return given
+    }
+
+    /// The keys of a `type: uart` bus: `device` and, when they differ from the sensor profile's, `baud`, `parity`,
+    /// `data_bits`, `stop_bits`. The line settings not given are taken from the profile in `attachSensors`.
+    static func uart(_ b: MappingReader, reader: NodeReader, what: String) -> BusConfig.Transport? {
+        let device = b.string("device", required: true)
+        let given = lineSettings(b, reader: reader, what: what)
         guard let device else { return nil }
         return .uart(UARTSettings(device: device, overrides: given))
     }
@@ -61,19 +53,7 @@ extension ConfigParser {
     /// `stop_bits` (default 1200 7E1, the SDI-12 line).
     static func sdi12(_ b: MappingReader, reader: NodeReader, what: String) -> BusConfig.Transport? {
         let device = b.string("device", required: true)
-        var serial = SDI12Settings.standardSerial
-        if let baud = b.int("baud") {
-            if ProfileParser.supportedBauds.contains(baud) {
-                serial.baud = baud
-            } else if let n = b.value("baud") {
-                let known = ProfileParser.supportedBauds.map(String.init).joined(separator: ", ")
-                reader.error(n, "baud \(baud) of \(what) is not a standard rate (\(known))")
-            }
-        }
-        let parities: [(String, SerialSettings.Parity)] = [("none", .none), ("even", .even), ("odd", .odd)]
-        if let p = b.choice("parity", parities) { serial.parity = p }
-        if let d = b.int("data_bits", range: 7...8) { serial.dataBits = d }
-        if let stop = b.int("stop_bits", range: 1...2) { serial.stopBits = stop }
+        let serial = lineSettings(b, reader: reader, what: what).applied(to: SDI12Settings.standardSerial)
         guard let device else { return nil }
         return .sdi12(SDI12Settings(device: device, serial: serial))
     }

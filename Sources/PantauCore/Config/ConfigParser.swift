@@ -184,22 +184,7 @@ struct Parsing {
                 transport = ConfigParser.sdi12(b, reader: reader, what: what)
             } else if type == "rtu" {
                 let device = b.string("device", required: true)
-                var serial = SerialSettings()
-                if let baud = b.int("baud") {
-                    if ProfileParser.supportedBauds.contains(baud) {
-                        serial.baud = baud
-                    } else if let n = b.value("baud") {
-                        reader.error(
-                            n,
-                            "baud \(baud) of \(what) is not a standard rate (\(ProfileParser.supportedBauds.map(String.init).joined(separator: ", ")))"
-                        )
-                    }
-                }
-                if let p = b.choice("parity", [("none", SerialSettings.Parity.none), ("even", .even), ("odd", .odd)]) {
-                    serial.parity = p
-                }
-                if let d = b.int("data_bits", range: 7...8) { serial.dataBits = d }
-                if let s = b.int("stop_bits", range: 1...2) { serial.stopBits = s }
+                let serial = ConfigParser.lineSettings(b, reader: reader, what: what).applied(to: SerialSettings())
                 let rs485 = b.bool("rs485") ?? false
                 let delay = b.int("inter_frame_delay_us", range: 0...1_000_000)
                 if let device, let node = b.value("device") {

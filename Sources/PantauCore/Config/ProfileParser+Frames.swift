@@ -118,21 +118,7 @@ extension ProfileParser {
             let description = m.string("description") ?? "frame vector at line \(item.mark.line)"
             let bytes = bytes(m, "frame", required: true)
             let fault = m.choice("expect_fault", [("checksum", FrameSpec.Fault.checksum), ("shape", .shape)])
-            var expect: [String: PointValue] = [:]
-            if let e = m.mapping("expect"), case .mapping(let pairs) = e.node.content {
-                for pair in pairs {
-                    guard let name = pair.key.scalar else { continue }
-                    _ = e.value(name)
-                    guard profile.point(named: name) != nil else {
-                        reader.error(pair.key, "frame vector expects '\(name)', which is not a point of this profile")
-                        continue
-                    }
-                    if let d = reader.double(pair.value, what: "expected value of '\(name)'") {
-                        expect[name] = .number(d)
-                    }
-                }
-                e.finish()
-            }
+            let expect = numericExpectations(m, of: profile, vector: "frame", reader: reader)
             m.finish()
             guard let bytes else { continue }
             switch (frame.scan(bytes), fault) {
@@ -150,6 +136,25 @@ extension ProfileParser {
                         + "expected " + (fault.map { "a \($0.rawValue) fault" } ?? "one whole good frame"))
             }
         }
+    }
+
+    /// A frame or SDI-12 vector's `expect:` mapping: point names of this profile, each with a number.
+    static func numericExpectations(
+        _ m: MappingReader, of profile: DeviceProfile, vector kind: String, reader: NodeReader
+    ) -> [String: PointValue] {
+        var expect: [String: PointValue] = [:]
+        guard let e = m.mapping("expect"), case .mapping(let pairs) = e.node.content else { return expect }
+        for pair in pairs {
+            guard let name = pair.key.scalar else { continue }
+            _ = e.value(name)
+            guard profile.point(named: name) != nil else {
+                reader.error(pair.key, "\(kind) vector expects '\(name)', which is not a point of this profile")
+                continue
+            }
+            if let d = reader.double(pair.value, what: "expected value of '\(name)'") { expect[name] = .number(d) }
+        }
+        e.finish()
+        return expect
     }
 
     private static func describe(_ scan: FrameSpec.Scan) -> String {

@@ -55,21 +55,7 @@ extension ProfileParser {
             let description = m.string("description") ?? "SDI-12 vector at line \(item.mark.line)"
             let response = m.string("response", required: true)
             let fault = m.choice("expect_fault", [("crc", SDI12Spec.Fault.crc), ("shape", .shape)])
-            var expect: [String: PointValue] = [:]
-            if let e = m.mapping("expect"), case .mapping(let pairs) = e.node.content {
-                for pair in pairs {
-                    guard let name = pair.key.scalar else { continue }
-                    _ = e.value(name)
-                    guard profile.point(named: name) != nil else {
-                        reader.error(pair.key, "SDI-12 vector expects '\(name)', which is not a point of this profile")
-                        continue
-                    }
-                    if let d = reader.double(pair.value, what: "expected value of '\(name)'") {
-                        expect[name] = .number(d)
-                    }
-                }
-                e.finish()
-            }
+            let expect = numericExpectations(m, of: profile, vector: "SDI-12", reader: reader)
             m.finish()
             guard let response, let address = response.utf8.first else { continue }
             switch (SDI12Spec.parseData(Array(response.utf8), address: address, crc: spec.crc), fault) {
