@@ -160,6 +160,17 @@ public struct SparkplugConfig: Sendable, Hashable {
 }
 
 public struct MQTTConfig: Sendable, Hashable {
+    /// The broker port when none is given: 1883, or 8883 over TLS.
+    public static func defaultPort(tls: Bool) -> Int { tls ? 8883 : 1883 }
+
+    /// What is wrong with `mode` (a file's permission bits) for a file holding the MQTT password, or nil.
+    /// Group-readable is fine (the pantau group); readable by every user of the board is not.
+    public static func passwordFileProblem(path: String, mode: UInt32) -> String? {
+        guard mode & 0o004 != 0 else { return nil }
+        return "password_file '\(path)' is readable by everyone (mode \(String(mode, radix: 8))); "
+            + "run chmod o-rwx '\(path)' (0600 or 0640)"
+    }
+
     public struct Broker: Sendable, Hashable {
         public var host: String
         public var port: Int

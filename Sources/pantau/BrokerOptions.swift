@@ -24,6 +24,11 @@ struct BrokerOptions: ParsableArguments {
     func connect(clientIdPrefix: String) throws -> MQTTClient {
         var password: String?
         if let passwordFile {
+            if let mode = FileSystem.mode(passwordFile),
+                let problem = MQTTConfig.passwordFileProblem(path: passwordFile, mode: mode)
+            {
+                throw fail(problem, code: .config)
+            }
             do {
                 password = try FileSystem.readText(passwordFile).trimmingSuffixNewlines()
             } catch {
@@ -31,7 +36,7 @@ struct BrokerOptions: ParsableArguments {
             }
         }
         let tls = caFile.map { MQTTConfig.TLS(caFile: $0, certFile: certFile, keyFile: keyFile) }
-        let brokerPort = port ?? (tls == nil ? 1883 : 8883)
+        let brokerPort = port ?? MQTTConfig.defaultPort(tls: tls != nil)
         let id = "\(clientIdPrefix)-\(UInt32.random(in: 0...UInt32.max))"
         let config = MQTTConfig(
             brokers: [MQTTConfig.Broker(host: host, port: brokerPort)], clientId: id, username: username,

@@ -365,7 +365,7 @@ struct Parsing {
             t.finish()
             if let ca { tls = MQTTConfig.TLS(caFile: ca, certFile: cert, keyFile: key) }
         }
-        let defaultPort = tlsMap == nil ? 1883 : 8883
+        let defaultPort = MQTTConfig.defaultPort(tls: tlsMap != nil)
         for item in m.list("brokers", required: true) ?? [] {
             if let text = item.scalar {
                 // "" and ":" split into no parts at all (a crash the config fuzzer found).
@@ -410,12 +410,8 @@ struct Parsing {
         }
         var password: String?
         if let node = m.value("password_file"), let path = reader.string(node, what: "'password_file' in \(m.what)") {
-            if let mode = FileSystem.mode(path), mode & 0o004 != 0 {
-                // Group-readable is fine (the pantau group); readable by every user of the board is not.
-                reader.error(
-                    node,
-                    "password_file '\(path)' is readable by everyone (mode \(String(mode, radix: 8))); "
-                        + "run chmod o-rwx '\(path)' (0600 or 0640)")
+            if let mode = FileSystem.mode(path), let problem = MQTTConfig.passwordFileProblem(path: path, mode: mode) {
+                reader.error(node, problem)
             }
             do {
                 var text = try FileSystem.readText(path)
