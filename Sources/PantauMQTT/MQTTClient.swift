@@ -224,6 +224,22 @@ public final class MQTTClient {
         return mid
     }
 
+    /// Runs `body` with the socket corked (TCP_CORK): the packets it queues (libmosquitto writes each PUBLISH at
+    /// once) leave together in as few segments as fit when it returns, instead of one segment per message as
+    /// TCP_NODELAY alone would send them. A burst from the window costs the kernel one send, not one per message.
+    public func corked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        let socket = mosquitto_socket(handle)
+        guard socket >= 0 else { return try body() }
+        Self.setCork(socket, on: true)
+        defer { Self.setCork(socket, on: false) }
+        return try body()
+    }
+
+    private static func setCork(_ socket: Int32, on: Bool) {
+        var flag: Int32 = on ? 1 : 0
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_CORK, &flag, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     /// Sends SUBSCRIBE and returns its message id (SUBACK comes back as `.subscribed`). With `retainAsPublished`
     /// the broker keeps the retain flag on live messages too (MQTT 5), so a watcher can tell retained state apart.
     public func subscribe(_ filter: String, qos: Int, retainAsPublished: Bool = false) throws(MQTTError) -> Int32 {

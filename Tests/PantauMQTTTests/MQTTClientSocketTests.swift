@@ -112,11 +112,37 @@ struct MQTTClientSocketTests {
         #expect(flag == 1)
     }
 
+    @Test("a corked burst sets TCP_CORK while it runs and clears it after, so the burst leaves at once")
+    func corkedBurst() throws {
+        let (client, broker) = try connected(window: 64)
+        func cork() -> Int32 {
+            var flag: Int32 = -1
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            _ = getsockopt(client.socketDescriptor, Int32(IPPROTO_TCP), TCP_CORK, &flag, &length)
+            return flag
+        }
+        let inside = try client.corked { () throws(MQTTError) -> Int32 in
+            for index in 0..<3 {
+                _ = try client.publish(topic: "t/\(index)", payload: [0x61], qos: 1, retain: false)
+            }
+            return cork()
+        }
+        #expect(inside == 1)
+        #expect(cork() == 0)
+        var publishes = 0
+        for _ in 0..<50 where publishes < 3 {
+            client.loop(timeoutMs: 10)
+            publishes = broker.packets(waitMs: 20).filter { $0 == 3 }.count
+        }
+        #expect(publishes == 3)
+    }
+
     @Test("the library lets out as many QoS 1 messages unacknowledged as mqtt.inflight says", arguments: [5, 64])
     func windowReachesTheLibrary(window: Int) throws {
         let (client, broker) = try connected(window: window)
         for index in 0..<(window + 30) {
-            _ = try client.publish(topic: "t/\(index)", payload: Array(repeating: 0x61, count: 100), qos: 1, retain: false)
+            _ = try client.publish(
+                topic: "t/\(index)", payload: Array(repeating: 0x61, count: 100), qos: 1, retain: false)
         }
         var publishes = 0
         for _ in 0..<50 where publishes < window {
