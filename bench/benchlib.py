@@ -64,19 +64,29 @@ def stop(proc: subprocess.Popen | None, timeout: float = 10.0, sig=signal.SIGTER
 
 
 class Mosquitto:
-    """A private mosquitto on a free loopback port, with unlimited in-flight and queued messages."""
+    """A private mosquitto on a free loopback port, with unlimited in-flight and queued messages.
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    TCP_NODELAY on its client sockets (`set_tcp_nodelay true`; BENCH_BROKER_NODELAY=0 turns it off): with Nagle's
+    algorithm on, the broker held the rest of each second's burst of messages to the bench subscriber (which
+    subscribes with QoS 0 and so sends nothing back) behind the delayed ACK of the first, about 40 ms, in one
+    second in four to ten. That was the bench's subscriber path, not the gateway's, and it made the p99 latency.
+    """
+
+    def __init__(self, workdir: Path, port: int | None = None, nodelay: bool | None = None):
         self.workdir = workdir
         self.port = port or free_port()
+        self.nodelay = nodelay if nodelay is not None else os.environ.get("BENCH_BROKER_NODELAY", "1") != "0"
         self.proc: subprocess.Popen | None = None
+
+    def settings(self) -> list[str]:
+        """The broker's settings besides its listener, as written in its configuration file."""
+        return (["allow_anonymous true", "persistence false", "max_inflight_messages 0", "max_queued_messages 0",
+                 "log_type error"] + (["set_tcp_nodelay true"] if self.nodelay else []))
 
     def start(self) -> "Mosquitto":
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_inflight_messages 0\nmax_queued_messages 0\nlog_type error\n")
+        conf.write_text(f"listener {self.port} 127.0.0.1\n" + "".join(line + "\n" for line in self.settings()))
         log = open(self.workdir / "mosquitto.log", "w")
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
         if not wait_port(self.port):

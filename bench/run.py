@@ -518,6 +518,10 @@ def bench_backlog(args, pantau: Path | None) -> dict:
         if r.returncode != 0:
             out["ceiling_error"] = r.stderr[-500:]
     # The ceiling: the same number of messages, of the same payload bytes, QoS 1, window 64.
+    # Both publishers keep 64 QoS 1 messages in flight (Pantau: `mqtt.inflight: 64`, which it hands to libmosquitto
+    # as its send maximum; mosq_pub: -w 64) against a private mosquitto with the same settings.
+    out["inflight_window"] = 64
+    out["broker_settings"] = benchlib.Mosquitto(work / "unused").settings()
     if mosq_pub.exists():
         broker = benchlib.Mosquitto(work / "broker-c").start()
         try:

@@ -29,6 +29,10 @@ struct DeliveryMemory {
 
     private(set) var entries: [Int64: Entry] = [:]
     private var offers: [Lane: SeqQueue] = [.alert: SeqQueue(), .status: SeqQueue(), .data: SeqQueue()]
+    /// Unleased data entries a walk found acquired before its cutoff, in sequence order. The cutoff only grows,
+    /// so they stay backlog: a walk for live data does not step over them again (after a restart the pipeline's
+    /// reopened aggregation windows put thousands of them behind the file's backlog, and every lease walked them).
+    private var aged = SeqQueue()
 
     var count: Int { entries.count }
     var isEmpty: Bool { entries.isEmpty }
@@ -39,7 +43,7 @@ struct DeliveryMemory {
     var leasedCount: Int { entries.values.reduce(0) { $0 + ($1.leased ? 1 : 0) } }
 
     /// Unleased entries of a lane exist (cheap: no scan when the front is live).
-    func hasOffers(_ lane: Lane) -> Bool { offers[lane]!.hasItems }
+    func hasOffers(_ lane: Lane) -> Bool { offers[lane]!.hasItems || (lane == .data && aged.hasItems) }
 
     /// Entries not yet written, in memory only.
     private(set) var unwrittenCount = 0
@@ -67,6 +71,56 @@ struct DeliveryMemory {
             { seq in
                 guard let entry = entries[seq], !entry.leased else { return .discard }
                 return take(entry) ? .take : .keep
+            }, into: &picked)
+        return picked
+    }
+
+    /// Unleased data entries acquired at or after `cutoff`, in sequence order, up to `limit`; nothing is leased.
+    /// The older ones the walk meets move to the aged queue.
+    mutating func liveCandidates(limit: Int, cutoff: UnixMillis) -> [Int64] {
+        guard limit > 0 else { return [] }
+        var picked: [Int64] = []
+        var old: [Int64] = []
+        let entries = self.entries
+        offers[.data]!.take(
+            limit: limit, keepTaken: true,
+            { seq in
+                guard let entry = entries[seq], !entry.leased else { return .discard }
+                guard entry.message.acquiredAt >= cutoff else {
+                    old.append(seq)
+                    return .discard
+                }
+                return .take
+            }, into: &picked)
+        for seq in old { aged.insertSorted(seq) }
+        return picked
+    }
+
+    /// Unleased data entries acquired before `cutoff`, in sequence order, up to `limit`; nothing is leased.
+    /// Entries aged once stay here even if the wall clock steps back (they are marked by their own time anyway).
+    mutating func agedCandidates(limit: Int, cutoff: UnixMillis) -> [Int64] {
+        guard limit > 0 else { return [] }
+        var unused: [Int64] = []
+        var old: [Int64] = []
+        let entries = self.entries
+        // Every older entry still among the offers first (the walk takes nothing: it only moves them).
+        offers[.data]!.take(
+            limit: 0, keepTaken: true,
+            { seq in
+                guard let entry = entries[seq], !entry.leased else { return .discard }
+                guard entry.message.acquiredAt >= cutoff else {
+                    old.append(seq)
+                    return .discard
+                }
+                return .keep
+            }, into: &unused, scanAll: true)
+        for seq in old { aged.insertSorted(seq) }
+        var picked: [Int64] = []
+        aged.take(
+            limit: limit, keepTaken: true,
+            { seq in
+                guard let entry = entries[seq], !entry.leased else { return .discard }
+                return .take
             }, into: &picked)
         return picked
     }
@@ -134,6 +188,8 @@ struct DeliveryMemory {
 
     /// Replaces the messages `change` gives a new version of (a clock correction, issue 14); returns how many.
     mutating func rewrite(_ change: (OutboundMessage) -> OutboundMessage?) -> Int {
+        // A corrected time may make an aged entry live again: back among the offers, in order.
+        restoreAged()
         var changed = 0
         for (seq, entry) in entries {
             guard let message = change(entry.message) else { continue }
@@ -141,6 +197,13 @@ struct DeliveryMemory {
             changed += 1
         }
         return changed
+    }
+
+    /// The aged entries go back among the data offers, in order.
+    private mutating func restoreAged() {
+        var seqs: [Int64] = []
+        aged.take(limit: Int.max, keepTaken: false, { _ in .take }, into: &seqs)
+        for seq in seqs { offers[.data]!.insertSorted(seq) }
     }
 
     /// Removes an entry a bound deleted from the file.
@@ -151,6 +214,7 @@ struct DeliveryMemory {
     mutating func evict(keeping window: Int) -> [Lane: [Int64]] {
         var excess = entries.count - window
         guard excess > 0 else { return [:] }
+        restoreAged()
         var evicted: [Lane: [Int64]] = [:]
         for lane in [Lane.data, .status, .alert] where excess > 0 {
             var gone: [Int64] = []
@@ -214,13 +278,17 @@ struct SeqQueue {
 
     /// Walks from the front until `limit` numbers are taken: `.take` moves one to `out` (and leaves it in place
     /// with `keepTaken`), `.discard` drops it (gone or leased), `.keep` leaves it in place.
-    mutating func take(limit: Int, keepTaken: Bool, _ verdict: (Int64) -> Verdict, into out: inout [Int64]) {
+    /// With `scanAll` the walk goes to the end even when `limit` is reached (`.take` then counts as `.keep`).
+    mutating func take(
+        limit: Int, keepTaken: Bool, _ verdict: (Int64) -> Verdict, into out: inout [Int64], scanAll: Bool = false
+    ) {
         var kept: [Int64] = []
         var index = head
         var taken = 0
-        while index < items.count && taken < limit {
+        while index < items.count && (taken < limit || scanAll) {
             let seq = items[index]
             switch verdict(seq) {
+            case .take where taken >= limit: kept.append(seq)
             case .take:
                 out.append(seq)
                 taken += 1

@@ -76,8 +76,8 @@ extension Journal {
             let granted = state.withLock { state -> [Delivery]? in
                 guard let allowed = grantable(fromFile.picks.map(\.record.seq), state, generation: fromFile.generation)
                 else { return nil }
-                var live = state.memory.candidates(.data, limit: limit) { $0.message.acquiredAt >= cutoff }[...]
-                let old = state.memory.candidates(.data, limit: limit) { $0.message.acquiredAt < cutoff }
+                var live = state.memory.liveCandidates(limit: limit, cutoff: cutoff)[...]
+                let old = state.memory.agedCandidates(limit: limit, cutoff: cutoff)
                 var backlog = merge(allowed, old)[...]
                 let records = Dictionary(uniqueKeysWithValues: fromFile.picks.map { ($0.record.seq, $0.record) })
                 var credit = state.backlogCredit

@@ -39,12 +39,16 @@ public final class MQTTClient {
         }
         self.handle = handle
         try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5), "set MQTT 5")
+        // Nagle's algorithm off: a burst of small PUBLISHes goes out as written instead of waiting behind the
+        // first one's ACK (libmosquitto leaves TCP_NODELAY off unless asked).
+        try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "set TCP_NODELAY")
         Self.installCallbacks(handle)
     }
 
     /// A client with the credentials and TLS settings of a gateway configuration.
     public convenience init(config: MQTTConfig, clientId: String? = nil) throws(MQTTError) {
         try self.init(clientId: clientId ?? config.clientId)
+        try setSendMaximum(config.inflightWindow)
         if let username = config.username {
             try setCredentials(username: username, password: config.password)
         }
@@ -74,6 +78,14 @@ public final class MQTTClient {
             return "it contains characters MQTT does not allow (control characters or non-characters)"
         }
         return nil
+    }
+
+    /// The most QoS 1 and 2 messages the library keeps in flight at once; the ones published beyond it wait in
+    /// its queue. libmosquitto's own default is 20; a broker that announces a smaller Receive Maximum in CONNACK
+    /// lowers it. Set before `connect`.
+    public func setSendMaximum(_ window: Int) throws(MQTTError) {
+        let value = Int32(min(max(window, 1), 65_535))
+        try check(mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, value), "set the in-flight window")
     }
 
     /// Username and optional password sent in CONNECT.
@@ -211,6 +223,22 @@ public final class MQTTClient {
         }
         try check(rc, "publish to \(topic)")
         return mid
+    }
+
+    /// Runs `body` with the socket corked (TCP_CORK): the packets it queues (libmosquitto writes each PUBLISH at
+    /// once) leave together in as few segments as fit when it returns, instead of one segment per message as
+    /// TCP_NODELAY alone would send them. A burst from the window costs the kernel one send, not one per message.
+    public func corked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        let socket = mosquitto_socket(handle)
+        guard socket >= 0 else { return try body() }
+        Self.setCork(socket, on: true)
+        defer { Self.setCork(socket, on: false) }
+        return try body()
+    }
+
+    private static func setCork(_ socket: Int32, on: Bool) {
+        var flag: Int32 = on ? 1 : 0
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_CORK, &flag, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Sends SUBSCRIBE and returns its message id (SUBACK comes back as `.subscribed`). With `retainAsPublished`

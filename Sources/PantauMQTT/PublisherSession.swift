@@ -262,38 +262,40 @@ final class PublisherSession {
         let deliveries = publisher.queue.lease(limit: machine.room, now: publisher.clock.now())
         var unsent: [Int64] = []
         var sent = 0
-        for delivery in deliveries {
-            let record = delivery.record
-            guard self.client === client, client.isConnected else {
-                unsent.append(record.seq)
-                continue
-            }
-            let message = record.message
-            let body =
-                publisher.profile?.frame(message, historical: delivery.historical)
-                ?? PayloadFraming.frame(message.body, seq: record.seq, historical: delivery.historical)
-            do {
-                let mid = try client.publish(
-                    topic: message.topic, payload: body, qos: Int(message.qos), retain: message.retain,
-                    contentType: message.contentType, userProperties: [UserProperty("seq", String(record.seq))])
-                machine.sent(seq: record.seq, mid: mid, topic: message.topic)
-                sent += 1
-                if message.retain {
-                    let copy = PublisherMachine.Retained(
-                        topic: message.topic, body: body, qos: Int(message.qos), contentType: message.contentType)
-                    publisher.control.withLock { $0.retained[message.topic] = copy }
-                }
-            } catch {
-                if client.isConnected {
-                    // The library refused this message itself (bad topic, oversize): retry later like a refusal.
-                    logger.warning(
-                        "record not publishable",
-                        metadata: [
-                            "seq": "\(record.seq)", "topic": "\(message.topic)", "error": "\(error)",
-                        ])
-                    machine.notPublishable(seq: record.seq, now: now)
-                } else {
+        client.corked {
+            for delivery in deliveries {
+                let record = delivery.record
+                guard self.client === client, client.isConnected else {
                     unsent.append(record.seq)
+                    continue
+                }
+                let message = record.message
+                let body =
+                    publisher.profile?.frame(message, historical: delivery.historical)
+                    ?? PayloadFraming.frame(message.body, seq: record.seq, historical: delivery.historical)
+                do {
+                    let mid = try client.publish(
+                        topic: message.topic, payload: body, qos: Int(message.qos), retain: message.retain,
+                        contentType: message.contentType, userProperties: [UserProperty("seq", String(record.seq))])
+                    machine.sent(seq: record.seq, mid: mid, topic: message.topic)
+                    sent += 1
+                    if message.retain {
+                        let copy = PublisherMachine.Retained(
+                            topic: message.topic, body: body, qos: Int(message.qos), contentType: message.contentType)
+                        publisher.control.withLock { $0.retained[message.topic] = copy }
+                    }
+                } catch {
+                    if client.isConnected {
+                        // The library refused this message itself (bad topic, oversize): retry later like a refusal.
+                        logger.warning(
+                            "record not publishable",
+                            metadata: [
+                                "seq": "\(record.seq)", "topic": "\(message.topic)", "error": "\(error)",
+                            ])
+                        machine.notPublishable(seq: record.seq, now: now)
+                    } else {
+                        unsent.append(record.seq)
+                    }
                 }
             }
         }
