@@ -45,9 +45,11 @@ import Testing
     /// Polls at boottime 60 s, 120 s, ... 600 s on a synchronised clock, the wall clock stepped by `step` just before
     /// the poll at 120 s (a tick runs after each poll, as the gateway's once a second). Returns the boottimes (in
     /// seconds) of the polls after which the float switch first said `wet` and the flood level became waspada.
-    func run(step: Int64) throws -> (wet: Int64?, waspada: Int64?) {
+    /// With `syncAt120` the board boots unsynchronised at 1970 instead and the clock synchronises there (the
+    /// timeline's jump, instead of a step).
+    func run(step: Int64, syncAt120: Bool = false) throws -> (wet: Int64?, waspada: Int64?) {
         let board = ClockTrustBoard()
-        board.synchronise(atBoottime: 0)
+        if !syncAt120 { board.synchronise(atBoottime: 0) }
         let sink = ClockTrustSink()
         let pipeline = ClockTrustTests.pipeline(config(), sink, board)
         pipeline.tick()
@@ -58,6 +60,7 @@ import Testing
                 b.boottime = s * 1000
                 if s == 120 { b.wallOffset += step }
             }
+            if syncAt120 && s == 120 { board.synchronise(atBoottime: 120_000) }
             let before = sink.all.count
             pipeline.handle(poll(at: board.now()))
             pipeline.tick()
@@ -67,7 +70,7 @@ import Testing
                 if waspada == nil, body.contains(#""waspada""#) { waspada = s }
             }
         }
-        #expect(pipeline.clockStatus().stepsSeen == (step == 0 ? 0 : 1))
+        #expect(pipeline.clockStatus().stepsSeen == (step == 0 && !syncAt120 ? 0 : 1))
         return (wet, waspada)
     }
 
@@ -93,5 +96,12 @@ import Testing
         let stepped = try run(step: -100_000)
         #expect(stepped.wet == 180 && steady.wet == 180)
         #expect(stepped.waspada == 360 && steady.waspada == 360)
+    }
+
+    /// The synchronisation's jump (1970 to the true time) moves the debounce as well as the flood dwell.
+    @Test func theSynchronisationFiresNoTimerEarly() throws {
+        let synced = try run(step: 0, syncAt120: true)
+        #expect(synced.wet == 180)
+        #expect(synced.waspada == 360)
     }
 }
