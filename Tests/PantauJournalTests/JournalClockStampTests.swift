@@ -204,4 +204,37 @@ import Testing
         try journal.flush()
         #expect(journal.stats().pending == 0)
     }
+
+    /// Held telemetry is bounded like the rest: the size bound drops it first among telemetry (it is the oldest),
+    /// counted as a drop; the age bound leaves it alone (its 1970 date says nothing about its age).
+    @Test func theSizeBoundDropsHeldTelemetryFirstAndTheAgeBoundNone() throws {
+        let folder = try TempFolder()
+        let clock = TestClock(Self.trueBoot)
+        func synced(_ n: Int64) -> OutboundMessage {
+            message(.telemetry, at: Self.trueBoot + n, body: #"{"ts":\#(Self.trueBoot + n)}"#)
+        }
+        let group = [synced(1), held(boottime: 10_000, boot: "b1"), held(boottime: 20_000, boot: "b1"), synced(2)]
+        let last = synced(3)
+        let total = (group + [last]).reduce(Int64(0)) { $0 + JournalSchema.size(of: $1) }
+        let journal = try Journal(
+            config: testConfig(folder, maxBytes: total - 1, maxAge: .minutes(60)), clock: clock, logger: quietLogger)
+        defer { journal.close() }
+        try journal.commit(group)
+        try journal.commit([last])
+        #expect(journal.stats().dropsByKind == [.telemetry: 1])
+        #expect(journal.stats().pendingByKind[.telemetry] == 4)
+        journal.correctTimes(bootId: "b1", offset: Self.trueBoot)
+        var sent: Set<String> = []
+        var batch = journal.lease(limit: 10, now: Self.trueBoot + 60_000)
+        while !batch.isEmpty {
+            sent.formUnion(bodies(batch))
+            journal.acknowledge(batch.seqs)
+            batch = journal.lease(limit: 10, now: Self.trueBoot + 60_000)
+        }
+        #expect(
+            sent == [
+                #"{"ts":\#(Self.trueBoot + 1)}"#, #"{"tq":"corrected","ts":\#(Self.trueBoot + 20_000)}"#,
+                #"{"ts":\#(Self.trueBoot + 2)}"#, #"{"ts":\#(Self.trueBoot + 3)}"#,
+            ])
+    }
 }
