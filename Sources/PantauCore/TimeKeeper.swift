@@ -31,6 +31,10 @@ public enum TimeQuality: String, Sendable, Hashable, Codable {
     case unsynced
     /// From an earlier boot whose boottime cannot be related to the synchronised clock: never shifted, only marked.
     case unverified
+    /// Journal only, never in a body: telemetry kept back under `time.unsynced: hold` (its body says `unsynced`).
+    /// The journal holds it durably and publishes nothing of it until the clock synchronises; then it becomes
+    /// `corrected` (same boot) or `unverified` (an earlier boot) like any `unsynced` record.
+    case held
 }
 
 /// The gateway's view of its wall clock: a value whose transitions return actions.
@@ -124,7 +128,8 @@ public struct ClockStamp: Sendable, Hashable {
 
 /// How the gateway publishes while its clock is unsynchronised (`time.unsynced`).
 public enum UnsyncedTimePolicy: String, Sendable, Hashable, CaseIterable {
-    /// Keep the data back until the clock synchronises, then publish it with corrected times (`tq: corrected`).
+    /// Keep telemetry back until the clock synchronises, then publish it with corrected times (`tq: corrected`).
+    /// Held telemetry is journaled (`tq` held), so a restart before the synchronisation loses none of it.
     case hold
     /// Publish at once, marked `tq: unsynced`.
     case mark
@@ -173,8 +178,9 @@ public enum TimeCorrection {
     /// The message with its times moved onto the synchronised timeline (`tq: corrected`) when it is of `bootId`
     /// and `offset` is known, marked `tq: unverified` without any shift when it is of another boot; nil when there
     /// is nothing to do (not marked `unsynced`, or of this boot while the offset is still unknown).
+    /// A `held` message is treated alike: it leaves the hold only with a known time (or marked `unverified`).
     public static func corrected(_ m: OutboundMessage, bootId: String, offset: Int64?) -> OutboundMessage? {
-        guard let stamp = m.stamp, stamp.quality == .unsynced else { return nil }
+        guard let stamp = m.stamp, stamp.quality == .unsynced || stamp.quality == .held else { return nil }
         var out = m
         if stamp.bootId != bootId {
             out.body = retime(m.body, by: 0, quality: .unverified)

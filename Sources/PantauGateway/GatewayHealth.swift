@@ -72,9 +72,9 @@ public struct GatewayHealth: Codable, Sendable {
         public var synced: Bool
         public var max_error_ms: Int64?
         public var steps_seen: Int
-        /// Telemetry polls held back until the clock synchronises (`time.unsynced: hold`).
+        /// Telemetry polls this process held back (journaled) until the clock synchronises (`time.unsynced: hold`).
         public var held: Int
-        /// Held polls published marked `unsynced` because the hold was full.
+        /// Always 0: held telemetry is journaled, bounded by the journal's `max_bytes` and counted in its drops.
         public var held_overflowed: Int
         /// Held polls published with corrected times after synchronisation.
         public var released: Int

@@ -20,16 +20,18 @@ public final class ReadingPipeline: Sendable {
     private let onPollInterval: @Sendable (_ device: String, _ interval: Interval) -> Void
     /// With `mqtt.format: sparkplug`, telemetry is the edge node's DDATA.
     private let sparkplug: SparkplugEdge?
-    /// The clock's state, and the telemetry held back while it is unsynchronised (`time.unsynced: hold`).
+    /// The clock's state, and how much telemetry was held back while it is unsynchronised (`time.unsynced: hold`).
     private let time: Mutex<TimeState>
 
     /// What the pipeline knows about time (issue 14).
     struct TimeState {
         var keeper = TimeKeeper()
         var policy: UnsyncedTimePolicy
-        var held: [HeldTelemetry] = []
-        /// Held polls published marked `unsynced` because the hold was full (never dropped).
+        /// Polls held (journaled, `tq` held) by this process since the clock last synchronised.
+        var held = 0
+        /// Always 0 since held telemetry is journaled: the journal's bounds and drop counters apply to it.
         var overflowed = 0
+        /// Polls this process held that the synchronisation released (the journal corrects and publishes them).
         var released = 0
         /// Set when the clock synchronised after running unsynchronised: a message stamped before this time (a
         /// window that closed at the jump, say) was stamped on the unsynchronised timeline and is marked.
@@ -46,15 +48,20 @@ public final class ReadingPipeline: Sendable {
         /// The unsynchronised timeline a previous process of this boot saved (`restore`), taken up at the first look.
         var resume: SavedClock?
         var looked = false
-        /// Synchronisations the intelligence has yet to follow (`tick`).
+        /// Every move of the timeline this process saw, in order: each device's intelligence follows those it has
+        /// not followed yet (`DeviceIntelligence.followed`) before it takes a reading or lets time pass.
         var moves: [TimelineMove] = []
     }
 
-    /// The timeline jumped at a synchronisation: from `from` (the boot clock's offset) to `to` (the true one).
+    /// The timeline jumped at a synchronisation: from `from` (the boot clock's offset) to `to` (the true one). Or,
+    /// with `step`, the synchronised wall clock stepped (by `to - from`): the timers of the intelligence (dwell,
+    /// debounce, staleness, rate of rise, rain and index histories) move with it, so the step neither fires nor
+    /// suppresses them; the windows stay on the wall clock.
     struct TimelineMove {
         var bootId: String
         var from: Int64
         var to: Int64
+        var step = false
     }
 
     /// The timeline of a process whose clock was unsynchronised, saved with the windows that run on it.
@@ -70,22 +77,6 @@ public final class ReadingPipeline: Sendable {
         public var offset: Int64?
     }
 
-    /// One poll's telemetry kept back until the clock synchronises: re-encoded then with corrected times.
-    struct HeldTelemetry {
-        var topic: String
-        var identity: GatewayIdentity
-        var device: String
-        var readings: [Reading]
-        /// Each reading's acquisition time on this boot's `CLOCK_BOOTTIME`.
-        var boottimes: [Int64]
-        var bootId: String
-        /// `mqtt.format: senml-compact` at the time it was held.
-        var compact = false
-    }
-
-    /// At most this many polls are held in memory; beyond it the oldest goes out marked `tq: unsynced`.
-    static let heldLimit = 20_000
-
     /// One look at the clock and the time state that goes with it, read under one lock: what a poll, a tick or an
     /// availability change stamps and marks its messages with.
     struct ClockView {
@@ -97,6 +88,8 @@ public final class ReadingPipeline: Sendable {
         var policy: UnsyncedTimePolicy
         var untrustedBefore: UnixMillis?
         var unsyncedOffset: Int64?
+        /// The timeline's moves so far (`TimeState.moves`).
+        var moves: [TimelineMove] = []
     }
 
     /// The clock's state as `pantau status` shows it.
@@ -148,18 +141,18 @@ public final class ReadingPipeline: Sendable {
         time.withLock { t in
             ClockStatus(
                 synced: t.keeper.synced, maxErrorMs: t.keeper.maxErrorMs, stepsSeen: t.keeper.stepsSeen,
-                held: t.held.count, heldOverflowed: t.overflowed, released: t.released, policy: t.policy,
+                held: t.held, heldOverflowed: t.overflowed, released: t.released, policy: t.policy,
                 bootId: t.keeper.bootId)
         }
     }
 
-    /// Looks at the clock: the time on the gateway's timeline now, whether it is synchronised, and the held
-    /// telemetry to publish now that it is (corrected from boottime). `full` asks the system for the clock's
+    /// Looks at the clock: the time on the gateway's timeline now and whether it is synchronised (held telemetry
+    /// is the journal's to correct and release then: `takeTimeCorrection`). `full` asks the system for the clock's
     /// synchronisation (the once-a-second tick); otherwise it is taken from the last full sample (the hot path).
     private func observeClock(full: Bool = true) -> ClockView {
         let last = full ? nil : time.withLock { $0.lastSample }
         let sample = last.map { clock.quickSample(after: $0) } ?? clock.clockSample()
-        var released: [OutboundMessage] = []
+        var released = 0
         let (view, actions) = time.withLock { t in
             if last == nil { t.lastSample = sample }
             let firstLook = !t.looked
@@ -171,6 +164,7 @@ public final class ReadingPipeline: Sendable {
             }
             t.resume = nil
             let wasRunning = t.keeper.offset != nil
+            let wasSynced = t.keeper.synced
             let before = t.keeper.offset
             let actions = t.keeper.observe(sample)
             let synchronised = actions.contains(where: { if case .synchronised = $0 { true } else { false } })
@@ -178,21 +172,25 @@ public final class ReadingPipeline: Sendable {
                 t.unsyncedOffset = from
                 t.moves.append(TimelineMove(bootId: sample.bootId, from: from, to: to))
             }
+            let stepped = actions.contains(where: { if case .stepped = $0 { true } else { false } })
+            if wasSynced, t.keeper.synced, stepped, let from = before, let to = t.keeper.offset, from != to {
+                t.moves.append(TimelineMove(bootId: sample.bootId, from: from, to: to, step: true))
+            }
             if firstLook || synchronised {
                 t.correction = TimeCorrectionRequest(
                     bootId: sample.bootId, offset: t.keeper.synced ? t.keeper.offset : nil)
             }
             if wasRunning, synchronised { t.untrustedBefore = sample.wall }
-            if t.keeper.synced, !t.held.isEmpty {
-                released = t.held.compactMap { Self.encodeHeld($0, keeper: t.keeper, bootId: sample.bootId) }
-                t.released += t.held.count
-                t.held = []
+            if t.keeper.synced, t.held > 0 {
+                released = t.held
+                t.released += t.held
+                t.held = 0
             }
             // Synchronised: the wall clock is the truth. Unsynchronised: boottime on the last trusted offset.
             let now = t.keeper.synced ? sample.wall : t.keeper.time(atBoottime: sample.boottimeMs)
             let view = ClockView(
                 now: now, sample: sample, synced: t.keeper.synced, keeper: t.keeper, policy: t.policy,
-                untrustedBefore: t.untrustedBefore, unsyncedOffset: t.unsyncedOffset)
+                untrustedBefore: t.untrustedBefore, unsyncedOffset: t.unsyncedOffset, moves: t.moves)
             return (view, actions)
         }
         for action in actions {
@@ -201,12 +199,11 @@ public final class ReadingPipeline: Sendable {
                 logger.warning("wall clock stepped", metadata: ["by_ms": "\(ms)", "synced": "\(view.synced)"])
             case .synchronised(let ms):
                 logger.notice(
-                    "clock synchronised", metadata: ["correction_ms": "\(ms)", "released": "\(released.count)"])
+                    "clock synchronised", metadata: ["correction_ms": "\(ms)", "released": "\(released)"])
             case .lostSync:
                 logger.warning("clock lost its synchronisation; time runs on boottime")
             }
         }
-        if !released.isEmpty { append(released, view) }
         return view
     }
 
@@ -235,23 +232,10 @@ public final class ReadingPipeline: Sendable {
             })
     }
 
-    /// A held poll's telemetry with its true times: `corrected` within this boot, `unverified` from another.
-    static func encodeHeld(_ h: HeldTelemetry, keeper: TimeKeeper, bootId: String) -> OutboundMessage? {
-        var readings = h.readings
-        let quality: TimeQuality = h.bootId == bootId ? .corrected : .unverified
-        if quality == .corrected {
-            for i in readings.indices { readings[i].acquiredAt = keeper.time(atBoottime: h.boottimes[i]) }
-        }
-        guard let body = PayloadEncoder.telemetry(readings, identity: h.identity, device: h.device, compact: h.compact),
-            let first = readings.first
-        else { return nil }
-        return OutboundMessage(
-            kind: .telemetry, topic: h.topic, body: TimeMarking.mark(body, quality), device: h.device,
-            acquiredAt: first.acquiredAt, contentType: "application/senml+json",
-            stamp: ClockStamp(bootId: h.bootId, boottimeMs: h.boottimes.first ?? 0, quality: quality))
-    }
-
-    static func makeDirectory(_ config: GatewayConfig, keeping old: [String: DeviceSlot]) -> Directory {
+    /// New devices start having followed `followed` timeline moves: their state begins on the current timeline.
+    static func makeDirectory(
+        _ config: GatewayConfig, keeping old: [String: DeviceSlot], followed: Int = 0
+    ) -> Directory {
         var slots: [String: DeviceSlot] = [:]
         for device in config.devices {
             // A device whose settings did not change keeps its windows, indices and alert state across a reload.
@@ -260,7 +244,9 @@ public final class ReadingPipeline: Sendable {
             {
                 slots[device.name] = existing
             } else {
-                slots[device.name] = DeviceSlot(DeviceIntelligence(device: device, aggregation: config.aggregation))
+                var intelligence = DeviceIntelligence(device: device, aggregation: config.aggregation)
+                intelligence.followed = followed
+                slots[device.name] = DeviceSlot(intelligence)
             }
         }
         return Directory(
@@ -275,7 +261,7 @@ public final class ReadingPipeline: Sendable {
         time.withLock { $0.policy = config.unsyncedTime }
         let removed: [OutboundMessage] = directory.withLock { d in
             let gone = Self.removedAvailability(d, keeping: config, at: view.now).map { Self.marked($0, view.synced) }
-            d = Self.makeDirectory(config, keeping: d.slots)
+            d = Self.makeDirectory(config, keeping: d.slots, followed: view.moves.count)
             return gone
         }
         if !removed.isEmpty { append(removed, view) }
@@ -317,9 +303,8 @@ public final class ReadingPipeline: Sendable {
         guard let (slot, identity, topics) = slot(received.device) else { return }
         let compact = compactTelemetry
         let view = observeClock(full: false)
-        let (now, sample, synced, keeper) = (view.now, view.sample, view.synced, view.keeper)
+        let (sample, synced, keeper) = (view.sample, view.synced, view.keeper)
         var poll = received
-        var boottimes: [Int64] = []
         // The poll's boottime from its age on the wall clock (it is handled on its bus thread as acquired); an age
         // beyond a minute or negative means the wall clock stepped since: the poll was handled as soon as acquired.
         let age = sample.wall - received.acquiredAt
@@ -333,24 +318,21 @@ public final class ReadingPipeline: Sendable {
             for i in poll.readings.indices {
                 let offset = min(max(received.readings[i].acquiredAt - received.acquiredAt, -60_000), 60_000)
                 poll.readings[i].acquiredAt = keeper.time(atBoottime: base + offset)
-                boottimes.append(base + offset)
             }
             poll.acquiredAt = keeper.time(atBoottime: base)
         }
         var intervals: [Interval] = []
-        var held: HeldTelemetry?
         var telemetry: OutboundMessage?
+        var moved: [OutboundMessage] = []
         let messages: [OutboundMessage] = slot.intelligence.withLock { intel in
+            // A move of the timeline since this device's last reading is followed before this one is taken.
+            moved = Self.catchUp(&intel, view.moves, topics: topics, logger: logger)
             var out: [OutboundMessage] = []
             let keep = poll.readings.indices.filter { intel.shouldPublish(poll.readings[$0]) }
             let published = keep.map { poll.readings[$0] }
             if let sparkplug {
                 // Sparkplug DDATA carries its own timestamps and is never held or JSON-marked (docs/sparkplug.md).
                 telemetry = sparkplug.dataMessage(published, device: slot.device.name, acquiredAt: poll.acquiredAt)
-            } else if !synced, view.policy == .hold, !published.isEmpty {
-                held = HeldTelemetry(
-                    topic: topics.telemetry(slot.device.name), identity: identity, device: slot.device.name,
-                    readings: published, boottimes: keep.map { boottimes[$0] }, bootId: sample.bootId, compact: compact)
             } else if let body = PayloadEncoder.telemetry(
                 published, identity: identity, device: slot.device.name, compact: compact)
             {
@@ -359,29 +341,19 @@ public final class ReadingPipeline: Sendable {
                     kind: .telemetry, topic: topics.telemetry(slot.device.name),
                     body: quality.map { TimeMarking.mark(body, $0) } ?? body, device: slot.device.name,
                     acquiredAt: poll.acquiredAt, contentType: "application/senml+json")
+                if !synced, view.policy == .hold {
+                    // Held (issue 14): journaled, never published until the clock synchronises; the journal then
+                    // corrects it from its boottime (`Journal.correctTimes`), also after a restart in this boot.
+                    telemetry?.stamp = ClockStamp(bootId: sample.bootId, boottimeMs: base, quality: .held)
+                }
             }
             out += intel.ingest(
                 poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
-        var output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, view))
-        if let held {
-            let overflow: HeldTelemetry? = time.withLock { t in
-                t.held.append(held)
-                guard t.held.count > Self.heldLimit else { return nil }
-                t.overflowed += 1
-                return t.held.removeFirst()
-            }
-            if let o = overflow,
-                let body = PayloadEncoder.telemetry(
-                    o.readings, identity: o.identity, device: o.device, compact: o.compact)
-            {
-                output.append(
-                    OutboundMessage(
-                        kind: .telemetry, topic: o.topic, body: TimeMarking.mark(body, .unsynced), device: o.device,
-                        acquiredAt: o.readings.first?.acquiredAt ?? now, contentType: "application/senml+json"))
-            }
-        }
+        if telemetry?.stamp?.quality == .held { time.withLock { $0.held += 1 } }
+        if !moved.isEmpty { append(sparkplugged(moved), view) }
+        let output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, view))
         if !output.isEmpty { append(output, view) }
         for interval in intervals { onPollInterval(poll.device, interval) }
     }
@@ -416,17 +388,13 @@ public final class ReadingPipeline: Sendable {
         let view = observeClock()
         let now = view.now
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
-        let moves = time.withLock { t in
-            defer { t.moves = [] }
-            return t.moves
-        }
         var intervals: [(String, Interval)] = []
         var messages: [OutboundMessage] = []
         var moved: [OutboundMessage] = []
         for slot in slots {
             var changed: [Interval] = []
             messages += slot.intelligence.withLock { intel in
-                for move in moves { moved += Self.follow(move, &intel, topics: topics, logger: logger) }
+                moved += Self.catchUp(&intel, view.moves, topics: topics, logger: logger)
                 return intel.advance(to: now, topics: topics, intervals: &changed, logger: logger)
             }
             intervals += changed.map { (slot.device.name, $0) }
@@ -436,13 +404,30 @@ public final class ReadingPipeline: Sendable {
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 
-    /// Makes a device's intelligence follow the synchronisation's jump: the windows open on the boot clock's
+    /// Makes a device's intelligence follow the timeline's moves it has not followed yet, in order.
+    static func catchUp(
+        _ intel: inout DeviceIntelligence, _ moves: [TimelineMove], topics: TopicScheme, logger: Logger
+    ) -> [OutboundMessage] {
+        var out: [OutboundMessage] = []
+        while intel.followed < moves.count {
+            out += follow(moves[intel.followed], &intel, topics: topics, logger: logger)
+            intel.followed += 1
+        }
+        return out
+    }
+
+    /// Makes a device's intelligence follow a step of the synchronised clock (its timers move, nothing is
+    /// published) or the synchronisation's jump: the windows open on the boot clock's
     /// timeline close with what they hold and go out with their true times (`tq: corrected`, from boottime), the
     /// histories move with the timeline.
     static func follow(
         _ move: TimelineMove, _ intel: inout DeviceIntelligence, topics: TopicScheme, logger: Logger
     ) -> [OutboundMessage] {
-        intel.timelineMoved(by: move.to - move.from, topics: topics, logger: logger).map { message in
+        guard !move.step else {
+            intel.timersMoved(by: move.to - move.from)
+            return []
+        }
+        return intel.timelineMoved(by: move.to - move.from, topics: topics, logger: logger).map { message in
             var m = message
             m.body = TimeMarking.mark(m.body, .unsynced)
             m.stamp = ClockStamp(bootId: move.bootId, boottimeMs: m.acquiredAt - move.from, quality: .unsynced)
@@ -525,6 +510,8 @@ struct DeviceIntelligence: Sendable {
     var rain: RainAccumulator?
     var lastRainReport: UnixMillis?
     var requestedInterval: Interval?
+    /// How many of the pipeline's timeline moves this intelligence followed (`ReadingPipeline.catchUp`).
+    var followed = 0
     /// Per flood engine: its state has been queued since this process started (issue 19.10: a retained alert
     /// message per water-level point from the start, not only from the first change).
     var floodAnnounced: [Bool] = []
@@ -618,7 +605,21 @@ struct DeviceIntelligence: Sendable {
         s.rain = s.rain?.moved(by: d)
         s.lastRainReport = s.lastRainReport.map { $0 + d }
         restore(s)
+        floatSwitches = floatSwitches.map { $0.moved(by: d) }
         return closed
+    }
+
+    /// The synchronised wall clock stepped by `d` (issue 14): every timer moves with it, so a dwell, a debounce,
+    /// a staleness or a rate-of-rise period counts the time that passed, not the step. Windows stay as they are.
+    mutating func timersMoved(by d: Int64) {
+        var s = saved()
+        s.air = s.air?.moved(by: d)
+        s.floods = s.floods.map { $0.moved(by: d) }
+        s.floodMemory = s.floodMemory?.map { $0.moved(by: d) }
+        s.rain = s.rain?.moved(by: d)
+        s.lastRainReport = s.lastRainReport.map { $0 + d }
+        restore(s)
+        floatSwitches = floatSwitches.map { $0.moved(by: d) }
     }
 
     /// Indices hourly and on category change; rain at each window of the shortest configured length.

@@ -14,7 +14,7 @@ struct DeliveryMemory {
         var message: OutboundMessage
         var stage: Stage
         var leased = false
-        var lane: Lane { Lane(message.kind) }
+        var lane: Lane { Lane(message) }
     }
 
     /// What an acknowledgement means for the file.
@@ -28,7 +28,9 @@ struct DeliveryMemory {
     }
 
     private(set) var entries: [Int64: Entry] = [:]
-    private var offers: [Lane: SeqQueue] = [.alert: SeqQueue(), .status: SeqQueue(), .data: SeqQueue()]
+    private var offers: [Lane: SeqQueue] = [
+        .alert: SeqQueue(), .status: SeqQueue(), .data: SeqQueue(), .held: SeqQueue(),
+    ]
     /// Unleased data entries a walk found acquired before its cutoff, in sequence order. The cutoff only grows,
     /// so they stay backlog: a walk for live data does not step over them again (after a restart the pipeline's
     /// reopened aggregation windows put thousands of them behind the file's backlog, and every lease walked them).
@@ -38,6 +40,13 @@ struct DeliveryMemory {
     var isEmpty: Bool { entries.isEmpty }
     func contains(_ seq: Int64) -> Bool { entries[seq] != nil }
     func entry(_ seq: Int64) -> Entry? { entries[seq] }
+
+    /// A record read back from the file (held telemetry a time correction released, issue 14): written already,
+    /// offered in its lane in sequence order.
+    mutating func insertWritten(seq: Int64, _ message: OutboundMessage) {
+        entries[seq] = Entry(message: message, stage: .written)
+        offers[Lane(message)]!.insertSorted(seq)
+    }
 
     /// Entries handed to the publisher (or claimed by a bound) and not yet acknowledged or released.
     var leasedCount: Int { entries.values.reduce(0) { $0 + ($1.leased ? 1 : 0) } }
@@ -51,7 +60,7 @@ struct DeliveryMemory {
     mutating func insert(seq: Int64, _ message: OutboundMessage) {
         entries[seq] = Entry(message: message, stage: .memoryOnly)
         unwrittenCount += 1
-        offers[Lane(message.kind)]!.append(seq)
+        offers[Lane(message)]!.append(seq)
     }
 
     /// Unleased entries of `lane` in sequence order, up to `limit`, for which `take` says yes; marks them leased.
@@ -187,6 +196,7 @@ struct DeliveryMemory {
     }
 
     /// Replaces the messages `change` gives a new version of (a clock correction, issue 14); returns how many.
+    /// A held message released by it is offered in its new lane (the old lane's queue drops it when it meets it).
     mutating func rewrite(_ change: (OutboundMessage) -> OutboundMessage?) -> Int {
         // A corrected time may make an aged entry live again: back among the offers, in order.
         restoreAged()
@@ -194,6 +204,7 @@ struct DeliveryMemory {
         for (seq, entry) in entries {
             guard let message = change(entry.message) else { continue }
             entries[seq]!.message = message
+            if Lane(message) != entry.lane, !entry.leased { offers[Lane(message)]!.insertSorted(seq) }
             changed += 1
         }
         return changed
@@ -216,13 +227,13 @@ struct DeliveryMemory {
         guard excess > 0 else { return [:] }
         restoreAged()
         var evicted: [Lane: [Int64]] = [:]
-        for lane in [Lane.data, .status, .alert] where excess > 0 {
+        for lane in [Lane.held, .data, .status, .alert] where excess > 0 {
             var gone: [Int64] = []
             let entries = self.entries
             offers[lane]!.take(
                 limit: excess, keepTaken: false,
                 { seq in
-                    guard let entry = entries[seq], !entry.leased else { return .discard }
+                    guard let entry = entries[seq], !entry.leased, entry.lane == lane else { return .discard }
                     return entry.stage == .written ? .take : .keep
                 }, into: &gone)
             for seq in gone { self.entries[seq] = nil }

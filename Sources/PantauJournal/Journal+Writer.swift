@@ -235,7 +235,7 @@ extension Journal {
             let size = JournalSchema.size(of: message)
             insert.reset()
             try insert.bind(
-                .integer(record.seq), .integer(Lane(message.kind).rawValue), .integer(Int64(message.kind.rawValue)),
+                .integer(record.seq), .integer(Lane(message).rawValue), .integer(Int64(message.kind.rawValue)),
                 .optionalText(message.device), .text(message.topic), .blob(message.body),
                 .integer(Int64(message.qos)), .integer(message.retain ? 1 : 0), .integer(message.acquiredAt),
                 .text(message.contentType), .integer(size), .optionalText(message.stamp?.bootId),

@@ -17,13 +17,14 @@ struct JournalBounds {
     let claim: (Int64) -> Bool
 
     /// A time stamped on an unsynchronised clock (`tq` unsynced, or unverified from another boot) says nothing about
-    /// the record's age (1970, or last week's shutdown): the age bound leaves it to the correction (issue 14).
+    /// the record's age (1970, or last week's shutdown): the age bound leaves it to the correction (issue 14). So
+    /// does held telemetry (`tq` held), which the size bound drops like any telemetry.
     static let agedSQL =
         "SELECT seq FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 AND acquired_at < ?2 "
-        + "AND coalesce(tq, '') NOT IN ('unsynced', 'unverified')"
+        + "AND coalesce(tq, '') NOT IN ('unsynced', 'unverified', 'held')"
     static let oldestSQL =
         "SELECT seq, size FROM records INDEXED BY records_lane_seq WHERE lane = ?1 AND kind = ?2 ORDER BY seq"
-    static let deleteSQL = "DELETE FROM records WHERE seq = ?1 RETURNING device, kind, size"
+    static let deleteSQL = "DELETE FROM records WHERE seq = ?1 RETURNING device, kind, size, lane"
 
     /// Kinds in the order a bound drops them.
     static let dropOrder: [MessageKind] = [.telemetry, .aggregate, .status, .alert]
@@ -39,8 +40,10 @@ struct JournalBounds {
         var dropped: [DropKey: Int64] = [:]
         for kind in Self.dropOrder {
             let kindGoal = kind == .alert ? sizeExcess : goal
-            guard freed < kindGoal else { continue }
-            freed += try dropOldest(kind, bytes: kindGoal - freed, into: &delta, counts: &dropped)
+            // Held telemetry (issue 14) is the oldest telemetry: it goes first.
+            for lane in kind == .telemetry ? [Lane.held, .data] : [Lane(kind)] where freed < kindGoal {
+                freed += try dropOldest(kind, in: lane, bytes: kindGoal - freed, into: &delta, counts: &dropped)
+            }
         }
         log(dropped, reason: sizeExcess > 0 ? "max_bytes" : "disk_full", freed: freed)
     }
@@ -67,11 +70,11 @@ struct JournalBounds {
 
     /// Deletes the oldest records of `kind` until at least `bytes` are freed (or none is left); returns the bytes.
     private func dropOldest(
-        _ kind: MessageKind, bytes goal: Int64, into delta: inout CommitDelta, counts: inout [DropKey: Int64]
+        _ kind: MessageKind, in lane: Lane, bytes goal: Int64, into delta: inout CommitDelta,
+        counts: inout [DropKey: Int64]
     ) throws(SQLiteError) -> Int64 {
-        let lane = Lane(kind).rawValue
         let scan = try db.cached(Self.oldestSQL)
-        try scan.bind(.integer(lane), .integer(Int64(kind.rawValue)))
+        try scan.bind(.integer(lane.rawValue), .integer(Int64(kind.rawValue)))
         var total: Int64 = 0
         var seqs: [Int64] = []
         while total < goal, try scan.step() {
@@ -98,7 +101,7 @@ struct JournalBounds {
             let key = DropKey(device: JournalSchema.deviceKey(delete.text(0)), kind: kind)
             delta.removed(kind: kind, size: size)
             delta.drops[key, default: 0] += 1
-            delta.droppedSeqs.append((seq, Lane(kind)))
+            delta.droppedSeqs.append((seq, Lane(rawValue: delete.int64(3)) ?? Lane(kind)))
             counts[key, default: 0] += 1
             freed += size
             while try delete.step() {}

@@ -4,7 +4,7 @@ import PantauCore
 /// The on-disk layout: tables, indexes, the version, and how a row becomes a record.
 enum JournalSchema {
     /// Stored in `PRAGMA user_version`; a file with a higher one was written by a newer pantau.
-    static let version: Int64 = 2
+    static let version: Int64 = 3
 
     /// `lane` groups kinds for delivery: alerts, status, then aggregates and telemetry together (one sequence, so
     /// per-device chronological order holds across the two). `size` is the record's logical size in bytes, kept so
@@ -29,6 +29,7 @@ enum JournalSchema {
         CREATE INDEX IF NOT EXISTS records_lane_seq ON records(lane, seq);
         CREATE INDEX IF NOT EXISTS records_lane_acquired ON records(lane, acquired_at);
         CREATE INDEX IF NOT EXISTS records_unsynced ON records(seq) WHERE tq = 'unsynced';
+        CREATE INDEX IF NOT EXISTS records_held ON records(seq) WHERE tq = 'held';
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         INSERT OR IGNORE INTO meta(key, value) VALUES ('last_seq', 0), ('committed_total', 0), ('acked_total', 0);
         CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -46,7 +47,9 @@ enum JournalSchema {
     static let migrations: [Int64: String] = [
         1: "ALTER TABLE records ADD COLUMN boot_id TEXT; ALTER TABLE records ADD COLUMN boottime INTEGER; "
             + "ALTER TABLE records ADD COLUMN tq TEXT; "
-            + "CREATE INDEX IF NOT EXISTS records_unsynced ON records(seq) WHERE tq = 'unsynced';"
+            + "CREATE INDEX IF NOT EXISTS records_unsynced ON records(seq) WHERE tq = 'unsynced';",
+        // Version 2 to 3: telemetry held under `time.unsynced: hold` is journaled in a lane of its own (`Lane.held`).
+        2: "CREATE INDEX IF NOT EXISTS records_held ON records(seq) WHERE tq = 'held';",
     ]
 
     /// The statements that bring a file of `version` to the current one: the whole schema for a new file.
@@ -101,11 +104,18 @@ enum JournalSchema {
     }
 }
 
-/// The delivery group of a kind: alerts first, then status, then data.
+/// The delivery group of a kind: alerts first, then status, then data. `held` is never delivered: telemetry kept
+/// back until the clock synchronises (`tq` held, issue 14); the time correction moves it to `data`.
 enum Lane: Int64, CaseIterable {
     case alert = 0
     case status = 1
     case data = 2
+    case held = 3
+
+    /// A message's lane: its kind's, or `held` while its time waits for the clock.
+    init(_ message: OutboundMessage) {
+        self = message.stamp?.quality == .held ? .held : Lane(message.kind)
+    }
 
     init(_ kind: MessageKind) {
         switch kind {

@@ -3,13 +3,14 @@ import PantauCore
 
 /// Where a record leased from the file came from, so a release rewinds the right cursor.
 enum DeliveryLane: CaseIterable {
-    case alert, status, data
+    case alert, status, data, held
 
     init(_ lane: Lane) {
         switch lane {
         case .alert: self = .alert
         case .status: self = .status
         case .data: self = .data
+        case .held: self = .held
         }
     }
 
@@ -18,6 +19,7 @@ enum DeliveryLane: CaseIterable {
         case .alert: return .alert
         case .status: return .status
         case .data: return .data
+        case .held: return .held
         }
     }
 }
@@ -85,11 +87,11 @@ struct JournalState {
     /// The committed state of a journal file, read once at open (sequence bookkeeping: `SequenceReservation`).
     static func load(from db: SQLiteConnection) throws(SQLiteError) -> JournalState {
         var state = JournalState()
-        let counts = try db.prepare("SELECT kind, count(*), total(size) FROM records GROUP BY kind")
+        let counts = try db.prepare("SELECT kind, count(*), total(size), lane FROM records GROUP BY kind, lane")
         while try counts.step() {
             guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
-            state.pendingByKind[kind] = Int(counts.int64(1))
-            state.diskOnly[Lane(kind), default: 0] += Int(counts.int64(1))
+            state.pendingByKind[kind, default: 0] += Int(counts.int64(1))
+            state.diskOnly[Lane(rawValue: counts.int64(3)) ?? Lane(kind), default: 0] += Int(counts.int64(1))
             state.bytes += counts.int64(2)
         }
         state.committedTotal = try JournalSchema.metaValue(db, "committed_total")

@@ -64,7 +64,8 @@ struct DemoCommand: AsyncParsableCommand {
             }
             return p
         }
-        let clock = SystemClock()
+        // The board's real clock and its synchronisation state, as the gateway uses them (issue 14).
+        let clock = KernelClock()
         let simulator = ModbusSimulator(
             devices: profiles.enumerated().map { ($0.offset + 1, $0.element) }, clock: clock, logger: logger)
         // The river starts just below Siaga 3 and rises fast enough to show the alerts within a few minutes.
@@ -85,6 +86,7 @@ struct DemoCommand: AsyncParsableCommand {
         gateway.start()
         print("demo: mosquitto on 127.0.0.1:\(brokerPort), simulated devices on 127.0.0.1:\(devicePort)")
         print("demo: subscribe yourself with: mosquitto_sub -p \(brokerPort) -t 'pantau/#' -v")
+        print(Self.clockLine(clock.clockSample()))
         print("demo: messages as they arrive (Ctrl-C stops):")
         flushStandardOutput()
 
@@ -105,6 +107,14 @@ struct DemoCommand: AsyncParsableCommand {
         gateway.stop(drainTimeoutMs: 1000)
         subscriber.stop()
         print("demo: \(subscriber.count) messages received")
+    }
+
+    /// What the demo says about the board's clock: synchronised, or not (times then run on the boot clock and
+    /// every message is marked `tq: unsynced`, docs/install.md).
+    static func clockLine(_ sample: ClockSample) -> String {
+        sample.synced
+            ? "demo: clock synced"
+            : "demo: clock NOT SYNCED: times run on the boot clock, messages are marked tq: unsynced"
     }
 
     static func embeddedConfig(brokerPort: Int, devicePort: Int, dir: String) -> String {
@@ -196,11 +206,12 @@ final class DemoSubscriber: Sendable {
         var q: String?
         var seq: Int?
         var hist: Bool?
+        var tq: String?
     }
 
     /// `HH:MM:SS topic: pm2_5=23.4 ug/m3 ...` for telemetry, the JSON body (shortened) for the rest.
     static func describe(_ m: MQTTMessage) -> String {
-        let now = SystemClock().now() / 1000
+        let now = KernelClock().now() / 1000
         let clock = "\(pad((now / 3600) % 24)):\(pad((now / 60) % 60)):\(pad(now % 60))Z"
         let topic = m.topic.split(separator: "/").dropFirst(3).joined(separator: "/")
         if m.topic.hasSuffix("/telemetry"),
@@ -213,7 +224,8 @@ final class DemoSubscriber: Sendable {
                 return "\(n)=\(v)\(r.u.map { " \($0)" } ?? "")\(r.q == "out_of_range" ? " (out of range)" : "")"
             }
             let seq = records.first?.seq.map { "#\($0) " } ?? ""
-            return "\(clock) \(topic) \(seq)\(values.joined(separator: ", "))"
+            let quality = records.first?.tq.map { " [tq: \($0)]" } ?? ""
+            return "\(clock) \(topic) \(seq)\(values.joined(separator: ", "))\(quality)"
         }
         var body = m.text
         if body.count > 240 { body = String(body.prefix(240)) + "..." }

@@ -23,12 +23,12 @@ import Testing
     /// `steps` moving the wall clock before a poll; the value of each reading is its boottime in seconds.
     func process(
         _ board: ClockTrustBoard, journalPath: String, polls: [Int64], steps: [Int64: Int64],
-        then: (ReadingPipeline, Journal) throws -> Void = { _, _ in }
+        policy: UnsyncedTimePolicy = .mark, then: (ReadingPipeline, Journal) throws -> Void = { _, _ in }
     ) throws {
         let journal = try Journal(
             config: JournalConfig(path: journalPath, durability: .normal), clock: board, logger: quiet)
         defer { journal.close() }
-        let pipeline = ClockTrustTests.pipeline(ClockTrustTests().config(.mark), journal, board, logger: quiet)
+        let pipeline = ClockTrustTests.pipeline(ClockTrustTests().config(policy), journal, board, logger: quiet)
         for s in polls {
             board.set { b in
                 b.boottime = s * 1000
@@ -44,14 +44,24 @@ import Testing
 
     func minutes(_ from: Int64, _ to: Int64) -> [Int64] { Array(stride(from: from, through: to, by: 60)) }
 
-    func run(reboot: Bool) throws -> [OutboundMessage] {
+    /// Everything the publisher could lease now, released again: what would go out before the synchronisation.
+    func leasable(_ journal: Journal, now: UnixMillis) -> [OutboundMessage] {
+        let batch = journal.lease(limit: 10_000, now: now)
+        journal.release(batch.map(\.record.seq))
+        return batch.map(\.record.message)
+    }
+
+    func run(reboot: Bool, policy: UnsyncedTimePolicy = .mark) throws -> [OutboundMessage] {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pantau-cc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.path + "/journal.sqlite"
         let board = ClockTrustBoard()
         // Boot at 1970, unsynchronised; a backward step of the wall clock at 180 s.
-        try process(board, journalPath: path, polls: minutes(60, 300), steps: [180: -100_000])
+        try process(board, journalPath: path, polls: minutes(60, 300), steps: [180: -100_000], policy: policy) {
+            _, journal in
+            if policy == .hold { #expect(leasable(journal, now: 300_000).filter { $0.kind == .telemetry }.isEmpty) }
+        }
         if reboot {
             // Another boot: boottime starts again, the wall clock near the epoch again.
             board.set { b in
@@ -61,7 +71,17 @@ import Testing
         }
         var leased: [OutboundMessage] = []
         // The process restarts; a forward step at 420 s; the clock synchronises at 630 s.
-        try process(board, journalPath: path, polls: minutes(360, 600), steps: [420: 3_600_000]) { pipeline, journal in
+        try process(board, journalPath: path, polls: minutes(360, 600), steps: [420: 3_600_000], policy: policy) {
+            pipeline, journal in
+            // Under `hold`, nothing of the telemetry held by either process goes out before the synchronisation
+            // (an earlier boot's is released at once, marked `unverified`: no synchronisation can correct it).
+            if policy == .hold {
+                let early = leasable(journal, now: 3_600_000).filter { $0.kind == .telemetry }
+                #expect(
+                    try early.map { try json($0)["tq"] as? String }
+                        == (reboot ? Array(repeating: "unverified", count: 5) : []))
+                #expect(pipeline.clockStatus().held == 5)
+            }
             board.synchronise(atBoottime: 630_000)
             pipeline.tick()
             let c = try #require(pipeline.takeTimeCorrection())
@@ -115,6 +135,38 @@ import Testing
             }
         }
         try checkAggregates(messages.filter { $0.stamp?.quality != .unverified }, from: 360)
+    }
+
+    /// `time.unsynced: hold` (issue 14): the held telemetry is journaled, so a restart within the same boot loses
+    /// none of it; nothing of it is offered before the synchronisation; then all of it, of both processes, goes out
+    /// with its true time (`tq: corrected`).
+    @Test func heldTelemetrySurvivesARestartAndIsCorrectedAtSync() throws {
+        let messages = try run(reboot: false, policy: .hold)
+        let telemetry = messages.filter { $0.kind == .telemetry }
+        #expect(telemetry.count == 10)
+        for m in telemetry {
+            let r = try json(m)
+            let boottime = Int64(try #require(r["v"] as? Double)) * 1000
+            #expect(r["tq"] as? String == "corrected")
+            #expect(Int64(((r["bt"] as? Double ?? 0) * 1000).rounded()) == Self.trueBoot + boottime)
+        }
+        #expect(
+            Set(try telemetry.map { try #require(json($0)["v"] as? Double) }) == Set((1...10).map { Double($0 * 60) }))
+        try checkAggregates(messages, from: 60)
+    }
+
+    /// Held telemetry of an earlier boot is released at the synchronisation marked `unverified`, never shifted.
+    @Test func heldTelemetryOfAnEarlierBootIsReleasedUnverified() throws {
+        let messages = try run(reboot: true, policy: .hold)
+        let telemetry = messages.filter { $0.kind == .telemetry }
+        #expect(telemetry.count == 10)
+        for m in telemetry {
+            let r = try json(m)
+            let boottime = Int64(try #require(r["v"] as? Double)) * 1000
+            let bt = Int64(((r["bt"] as? Double ?? 0) * 1000).rounded())
+            #expect(r["tq"] as? String == (boottime <= 300_000 ? "unverified" : "corrected"))
+            #expect(bt == (boottime <= 300_000 ? boottime : Self.trueBoot + boottime))
+        }
     }
 
     /// One-minute aggregates on true times: each holds exactly one reading, whose value says its boottime.

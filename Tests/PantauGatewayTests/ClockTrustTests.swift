@@ -10,6 +10,19 @@ final class ClockTrustSink: MessageSink {
     let messages = Mutex<[OutboundMessage]>([])
     func append(_ m: [OutboundMessage]) { messages.withLock { $0 += m } }
     var all: [OutboundMessage] { messages.withLock { $0 } }
+    /// What the journal does with the pipeline's correction request (`Journal.correctTimes`) to the telemetry it
+    /// holds; everything else counts as published already (a broker always reachable).
+    func correct(_ request: ReadingPipeline.TimeCorrectionRequest?) {
+        guard let request else { return }
+        messages.withLock { all in
+            all = all.map { m in
+                guard m.stamp?.quality == .held else { return m }
+                return TimeCorrection.corrected(m, bootId: request.bootId, offset: request.offset) ?? m
+            }
+        }
+    }
+    /// What a publisher could send: everything but telemetry still held.
+    var publishable: [OutboundMessage] { all.filter { $0.stamp?.quality != .held } }
 }
 
 /// A board without an RTC: boottime runs; the wall clock is boottime plus whatever offset it was set to.
@@ -104,9 +117,11 @@ final class ClockTrustBoard: GatewayClock {
             let t = board.now()
             pipeline.handle(Self.poll(Double(100 + i), at: t))
             pipeline.tick()
+            sink.correct(pipeline.takeTimeCorrection())
         }
         board.synchronise(atBoottime: syncAt)
         pipeline.tick()
+        sink.correct(pipeline.takeTimeCorrection())
         return (sink, pipeline, board)
     }
 
@@ -139,14 +154,19 @@ final class ClockTrustBoard: GatewayClock {
         }
     }
 
-    /// Before synchronisation nothing with a time goes out as telemetry under `hold`.
-    @Test func holdPublishesNoTelemetryWhileUnsynced() {
+    /// Before synchronisation nothing with a time goes out as telemetry under `hold`: it is journaled held, with
+    /// the boottime its correction needs.
+    @Test func holdPublishesNoTelemetryWhileUnsynced() throws {
         let board = ClockTrustBoard()
         let sink = ClockTrustSink()
         let pipeline = Self.pipeline(config(.hold), sink, board)
         board.set { $0.boottime = 60_000 }
         pipeline.handle(Self.poll(1, at: 60_000))
-        #expect(sink.all.filter { $0.kind == .telemetry }.isEmpty)
+        sink.correct(pipeline.takeTimeCorrection())
+        #expect(sink.publishable.filter { $0.kind == .telemetry }.isEmpty)
+        let held = try #require(sink.all.first { $0.kind == .telemetry })
+        #expect(held.stamp == ClockStamp(bootId: "boot-1", boottimeMs: 60_000, quality: .held))
+        #expect(try json(held)["tq"] as? String == "unsynced")
         #expect(pipeline.clockStatus().held == 1)
     }
 
@@ -210,16 +230,19 @@ final class ClockTrustBoard: GatewayClock {
         let reading = Reading(
             device: "river", point: "level", quantity: "water_level", unit: "cm", value: .number(7),
             quality: .good, acquiredAt: 120_000)
-        let held = ReadingPipeline.HeldTelemetry(
-            topic: "t", identity: GatewayIdentity(site: "s", id: "g"), device: "river", readings: [reading],
-            boottimes: [120_000], bootId: "boot-1")
-        let m = try #require(ReadingPipeline.encodeHeld(held, keeper: keeper, bootId: "boot-2"))
+        let body = try #require(
+            PayloadEncoder.telemetry([reading], identity: GatewayIdentity(site: "s", id: "g"), device: "river"))
+        let held = OutboundMessage(
+            kind: .telemetry, topic: "t", body: TimeMarking.mark(body, .unsynced), device: "river",
+            acquiredAt: 120_000, stamp: ClockStamp(bootId: "boot-1", boottimeMs: 120_000, quality: .held))
+        let m = try #require(TimeCorrection.corrected(held, bootId: "boot-2", offset: keeper.offset))
         let first = try json(m)
         #expect(first["tq"] as? String == "unverified")
         #expect(first["bt"] as? Double == 120)
-        // The same reading within its own boot is corrected.
-        let same = try #require(ReadingPipeline.encodeHeld(held, keeper: keeper, bootId: "boot-1"))
+        // The same reading within its own boot is corrected; while the offset is unknown it stays held.
+        let same = try #require(TimeCorrection.corrected(held, bootId: "boot-1", offset: keeper.offset))
         #expect(try json(same)["bt"] as? Double == Double(Self.trueBoot + 120_000) / 1000)
+        #expect(TimeCorrection.corrected(held, bootId: "boot-1", offset: nil) == nil)
     }
 
     /// A synchronised clock changes nothing: no `tq`, the poll's own wall time.

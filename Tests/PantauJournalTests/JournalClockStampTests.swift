@@ -70,7 +70,7 @@ import Testing
             try db.execute(Self.versionOneSchema)
         }
         let journal = try Journal(config: testConfig(folder), clock: TestClock(), logger: quietLogger)
-        #expect(journal.writerPragma("user_version") == "2")
+        #expect(journal.writerPragma("user_version") == "3")
         #expect(journal.startupEvents.isEmpty)
         var m = message(.telemetry, at: 1_790_000_001_000)
         m.stamp = ClockStamp(bootId: "boot-2", boottimeMs: 5_000, quality: .unsynced)
@@ -88,6 +88,9 @@ import Testing
             ])
         // The read-only reader of `pantau journal` opens the upgraded file.
         #expect(try JournalReader(path: folder.journalPath).stats().pendingByKind[.telemetry] == 2)
+        // Version 3: the index the time correction finds held telemetry by.
+        let db = try SQLiteConnection(path: folder.journalPath, readOnly: true)
+        #expect(try db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'records_held'") == 1)
     }
 
     @Test func aVersionOneFileOpensReadOnlyToo() throws {
@@ -157,5 +160,81 @@ import Testing
         }
         journal.close()
         #expect(try rows(folder.journalPath).map(\.tq) == ["unverified", "corrected", "corrected", "corrected", nil])
+    }
+
+    func held(boottime: Int64, boot: String) -> OutboundMessage {
+        var m = message(.telemetry, at: boottime, body: #"{"tq":"unsynced","ts":\#(boottime)}"#)
+        m.stamp = ClockStamp(bootId: boot, boottimeMs: boottime, quality: .held)
+        return m
+    }
+
+    /// `time.unsynced: hold` (issue 14): held telemetry is journaled in a lane no lease reads, across a restart;
+    /// alerts go out meanwhile; the correction releases every held record once, with its true time, whether the
+    /// file alone held it (an earlier process) or memory too.
+    @Test func heldTelemetryIsNeverLeasedBeforeItsCorrectionThenOnce() throws {
+        let folder = try TempFolder()
+        let clock = TestClock(60_000)
+        do {
+            let journal = try Journal(config: testConfig(folder), clock: clock, logger: quietLogger)
+            try journal.commit([held(boottime: 10_000, boot: "b1"), held(boottime: 20_000, boot: "b1")])
+            #expect(journal.lease(limit: 10, now: 60_000).isEmpty)
+            journal.close()
+        }
+        let journal = try Journal(config: testConfig(folder), clock: clock, logger: quietLogger)
+        defer { journal.close() }
+        journal.append([held(boottime: 30_000, boot: "b1"), message(.alert, at: 30_000)])
+        let first = journal.lease(limit: 10, now: 60_000)
+        #expect(first.map(\.record.message.kind) == [.alert])
+        journal.acknowledge(first.seqs)
+        // Still unsynchronised: nothing of this boot moves.
+        #expect(journal.correctTimes(bootId: "b1", offset: nil) == Journal.TimeCorrectionCount())
+        #expect(journal.lease(limit: 10, now: 60_000).isEmpty)
+        #expect(
+            journal.correctTimes(bootId: "b1", offset: Self.trueBoot)
+                == Journal.TimeCorrectionCount(inMemory: 1, corrected: 3, unverified: 0))
+        var sent: [String] = []
+        var batch = journal.lease(limit: 1, now: Self.trueBoot + 60_000)
+        while !batch.isEmpty {
+            sent += bodies(batch)
+            journal.acknowledge(batch.seqs)
+            batch = journal.lease(limit: 1, now: Self.trueBoot + 60_000)
+        }
+        #expect(
+            sent == [Int64(10_000), 20_000, 30_000].map { #"{"tq":"corrected","ts":\#(Self.trueBoot + $0)}"# })
+        try journal.flush()
+        #expect(journal.stats().pending == 0)
+    }
+
+    /// Held telemetry is bounded like the rest: the size bound drops it first among telemetry (it is the oldest),
+    /// counted as a drop; the age bound leaves it alone (its 1970 date says nothing about its age).
+    @Test func theSizeBoundDropsHeldTelemetryFirstAndTheAgeBoundNone() throws {
+        let folder = try TempFolder()
+        let clock = TestClock(Self.trueBoot)
+        func synced(_ n: Int64) -> OutboundMessage {
+            message(.telemetry, at: Self.trueBoot + n, body: #"{"ts":\#(Self.trueBoot + n)}"#)
+        }
+        let group = [synced(1), held(boottime: 10_000, boot: "b1"), held(boottime: 20_000, boot: "b1"), synced(2)]
+        let last = synced(3)
+        let total = (group + [last]).reduce(Int64(0)) { $0 + JournalSchema.size(of: $1) }
+        let journal = try Journal(
+            config: testConfig(folder, maxBytes: total - 1, maxAge: .minutes(60)), clock: clock, logger: quietLogger)
+        defer { journal.close() }
+        try journal.commit(group)
+        try journal.commit([last])
+        #expect(journal.stats().dropsByKind == [.telemetry: 1])
+        #expect(journal.stats().pendingByKind[.telemetry] == 4)
+        journal.correctTimes(bootId: "b1", offset: Self.trueBoot)
+        var sent: Set<String> = []
+        var batch = journal.lease(limit: 10, now: Self.trueBoot + 60_000)
+        while !batch.isEmpty {
+            sent.formUnion(bodies(batch))
+            journal.acknowledge(batch.seqs)
+            batch = journal.lease(limit: 10, now: Self.trueBoot + 60_000)
+        }
+        #expect(
+            sent == [
+                #"{"ts":\#(Self.trueBoot + 1)}"#, #"{"tq":"corrected","ts":\#(Self.trueBoot + 20_000)}"#,
+                #"{"ts":\#(Self.trueBoot + 2)}"#, #"{"ts":\#(Self.trueBoot + 3)}"#,
+            ])
     }
 }

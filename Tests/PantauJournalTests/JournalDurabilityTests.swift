@@ -101,7 +101,7 @@ struct JournalDurabilityTests {
         defer { journal.close() }
         #expect(journal.writerPragma("synchronous") == synchronous)
         #expect(journal.writerPragma("journal_mode") == "wal")
-        #expect(journal.writerPragma("user_version") == "2")
+        #expect(journal.writerPragma("user_version") == "3")
     }
 
     @Test("a file that is not a journal is moved aside, a fresh journal starts and the event is reported")

@@ -6,6 +6,7 @@ the clock synchronises. The subscriber must never see a 1970 date on telemetry, 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -176,3 +177,61 @@ def test_journaled_times_are_corrected_across_a_kill_and_marked_across_a_reboot(
         assert rec.get("tq") in (None, "corrected", "unverified"), rec
         if rec.get("tq") != "unverified":
             assert rec["ts"] > SANE * 1000, rec
+
+
+def test_held_telemetry_survives_a_sigkill_and_goes_out_corrected_after_sync(
+    mosquitto_broker, mqtt_collector, pymodbus_tcp_device, gateway, short_tmp
+):
+    """`time.unsynced: hold` with the broker up: the held telemetry is journaled, not kept in memory only. The
+    gateway is SIGKILLed while the clock is unsynchronised and started again in the same boot; then the clock
+    synchronises. The subscriber gets no telemetry before the synchronisation, then every held reading, those of
+    the killed process included, with its true time (`tq: corrected`), each once."""
+    clock = os.path.join(short_tmp, "clock")
+    socket_path = os.path.join(short_tmp, "st.sock")
+    collector: MqttCollector = mqtt_collector(mosquitto_broker, f"{BASE_TOPIC}/#")
+    sim = pymodbus_tcp_device(mixed_types.register_spec())
+    write_clock(clock, -(int(time.time() * 1000) - 10_000), False, "boot-a")
+    first_started = time.time()
+    gw = gateway(gateway_yaml(
+        broker_port=mosquitto_broker.port, workdir=short_tmp, buses=[tcp_bus("tcp-1", sim.port)],
+        devices=[device("dev-a", "tcp-1", 1, poll_interval="500ms")], status_socket=socket_path,
+        extra="time: {unsynced: hold}\n",
+    ), env={"PANTAU_TEST_CLOCK": clock})
+    # Connected and publishing (availability is never held), telemetry held.
+    collector.wait_for(lambda c: c.messages(topic("availability", "dev-a")), 30, "dev-a availability", gw)
+    time.sleep(4)
+    line = clock_line(socket_path)
+    assert re.search(r"held [1-9]", line) and "policy hold" in line, line
+    gw.kill()
+    killed_at = time.time()
+    gw.start()
+    collector.wait_for(
+        lambda c: c.messages(topic("availability", "dev-a"), since=killed_at), 30, "availability after restart", gw)
+    time.sleep(3)
+    assert collector.messages(topic("telemetry", "dev-a")) == [], "telemetry published with an unsynchronised clock"
+    synced_at = time.time()
+    write_clock(clock, 0, True, "boot-a")
+
+    collector.wait_for(
+        lambda c: [m for m in c.messages(topic("telemetry", "dev-a"))
+                   if "tq" not in first_record(m) and first_record(m)["bt"] > synced_at + 2],
+        60, "live telemetry after the held", gw)
+    gw.stop()
+
+    telemetry = collector.messages(topic("telemetry", "dev-a"))
+    # Nothing went out before the synchronisation.
+    assert all(m.received_at >= synced_at for m in telemetry), [m.received_at for m in telemetry][:3]
+    qualities = {first_record(m).get("tq") for m in telemetry}
+    assert qualities == {None, "corrected"}, qualities
+    corrected = [first_record(m)["bt"] for m in telemetry if first_record(m).get("tq") == "corrected"]
+    assert len(corrected) == len(set(corrected)), "a held reading went out twice"
+    for bt in corrected:
+        assert first_started - 1 <= bt <= synced_at + 1.5, (bt, first_started, synced_at)
+    # The killed process's held readings were journaled: they reach the subscriber with their true times.
+    before_kill = [bt for bt in corrected if bt < killed_at]
+    assert len(before_kill) >= 3, (sorted(corrected), killed_at)
+    after_restart = [bt for bt in corrected if bt > killed_at]
+    assert len(after_restart) >= 3, (sorted(corrected), killed_at)
+    for m in telemetry:
+        if "tq" not in first_record(m):
+            assert first_record(m)["bt"] >= synced_at - 1, first_record(m)

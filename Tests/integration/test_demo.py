@@ -19,8 +19,11 @@ from pantau_harness.procs import kill, port_open, wait_until
 
 pytestmark = pytest.mark.gateway
 
-# `HH:MM:SSZ devices/<dev>/telemetry #SEQ name=value unit, ...`, as DemoSubscriber prints it.
-TELEMETRY_LINE = re.compile(r"^\d\d:\d\d:\d\dZ devices/([\w.-]+)/telemetry #(\d+) (.+)$")
+# `HH:MM:SSZ devices/<dev>/telemetry #SEQ name=value unit, ... [tq: unsynced]`, as DemoSubscriber prints it (the
+# time quality only when the message carries one).
+TELEMETRY_LINE = re.compile(r"^\d\d:\d\d:\d\dZ devices/([\w.-]+)/telemetry #(\d+) (.+?)(?: \[tq: (\w+)\])?$")
+# What the demo says about the board's clock (KernelClock, like the gateway).
+CLOCK_LINE = re.compile(r"^demo: clock (synced|NOT SYNCED)")
 BROKER_LINE = re.compile(r"^demo: mosquitto on 127\.0\.0\.1:(\d+), simulated devices on 127\.0\.0\.1:(\d+)$")
 COUNT_LINE = re.compile(r"^demo: (\d+) messages received$")
 DEMO_DEVICES = {"aq-01", "river-01", "rain-01"}
@@ -29,14 +32,14 @@ DEMO_DEVICES = {"aq-01", "river-01", "rain-01"}
 class DemoRun:
     """`pantau demo` with its stdout read line by line on a thread, each line stamped on arrival."""
 
-    def __init__(self, binary: str, args: list[str], workdir: str):
+    def __init__(self, binary: str, args: list[str], workdir: str, env: dict[str, str] | None = None):
         self.lines: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         self.stderr_path = os.path.join(workdir, "demo.stderr")
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [binary, "demo", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, cwd=workdir,
-                text=True, bufsize=1,
+                text=True, bufsize=1, env={**os.environ, **(env or {})},
             )
         self.started = time.monotonic()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -83,8 +86,8 @@ class DemoRun:
 def demo(pantau_bin, tmp_path):
     runs: list[DemoRun] = []
 
-    def start(*args: str) -> DemoRun:
-        run = DemoRun(pantau_bin, list(args), str(tmp_path))
+    def start(*args: str, env: dict[str, str] | None = None) -> DemoRun:
+        run = DemoRun(pantau_bin, list(args), str(tmp_path), env)
         runs.append(run)
         return run
 
@@ -124,6 +127,11 @@ def test_demo_prints_telemetry_within_seconds_and_exits_0_after_its_duration(dem
         assert values and all(re.match(r"^[\w.]+=-?\d+(\.\d+)?( \S+)*$", v) for v in values), m.group(0)
     seqs = [int(m.group(2)) for m in lines]
     assert len(set(seqs)) == len(seqs), f"a telemetry seq printed twice: {seqs}"
+    # The demo says what the board's clock is, and the telemetry is marked accordingly.
+    clock = run.first(CLOCK_LINE)
+    assert clock is not None, "the demo does not say whether the clock is synchronised\n" + run.diagnostics()
+    expected_tq = None if clock[1].group(1) == "synced" else "unsynced"
+    assert {m.group(4) for m in lines} == {expected_tq}, [m.group(0) for m in lines][:5]
     river = [m.group(3) for m in lines if m.group(1) == "river-01"]
     assert river and all(re.match(r"^level=\d+(\.\d+)? cm$", r) for r in river), river
 
@@ -150,3 +158,21 @@ def test_demo_stops_cleanly_on_sigterm_before_its_duration(demo):
     assert rc == 0, f"exit {rc} after SIGTERM\n" + run.diagnostics()
     assert "demo: stopping" in run.text(), run.diagnostics()
     assert wait_until(lambda: not port_open(int(broker[1].group(1))), 5), "mosquitto outlived the demo"
+
+
+@pytest.mark.parametrize("synced", [False, True], ids=["unsynced", "synced"])
+def test_demo_shows_the_boards_true_clock_state(demo, tmp_path, synced):
+    """The demo runs on the kernel's clock state like the gateway (here the test-only clock source standing in for
+    it): an unsynchronised board says so and its telemetry is marked `tq: unsynced`; a synchronised one is not."""
+    clock = os.path.join(str(tmp_path), "clock")
+    with open(clock, "w") as f:
+        f.write(f"0 {1 if synced else 0}\n")
+    run = demo("--duration", "6", env={"PANTAU_TEST_CLOCK": clock})
+    rc = run.wait(40)
+    assert rc == 0, f"exit {rc}\n" + run.diagnostics()
+    line = run.first(CLOCK_LINE)
+    assert line is not None, run.diagnostics()
+    assert line[1].group(1) == ("synced" if synced else "NOT SYNCED"), line[1].group(0)
+    lines = telemetry_lines(run)
+    assert lines, "no telemetry\n" + run.diagnostics()
+    assert {m.group(4) for m in lines} == {None if synced else "unsynced"}, [m.group(0) for m in lines][:5]

@@ -280,4 +280,12 @@ public struct FloatSwitchDebouncer: Sendable {
         state = value
         return value
     }
+
+    /// The debouncer with its dwell start moved by `d` milliseconds: the gateway's timeline moved (a clock
+    /// synchronisation or step, issue 14), so the time a candidate state has held stays the time that passed.
+    public func moved(by d: Int64) -> FloatSwitchDebouncer {
+        var m = self
+        m.candidateSince += d
+        return m
+    }
 }
