@@ -28,20 +28,7 @@ extension Journal {
         guard !seqs.isEmpty else { return }
         let signal = state.withLock { state -> Bool in
             let wasClean = !state.isDirty
-            for seq in seqs {
-                switch state.memory.acknowledge(seq) {
-                case .neverWritten:
-                    state.neverWrittenTotal += 1
-                case .delete:
-                    state.acks.append(seq)
-                case .notInMemory:
-                    guard let lane = state.leased.removeValue(forKey: seq) else { continue }
-                    state.leasedPerLane[lane.lane, default: 0] -= 1
-                    state.diskOnly[lane.lane, default: 0] -= 1
-                    state.acked.insert(seq)
-                    state.acks.append(seq)
-                }
-            }
+            state.acknowledge(seqs)
             guard wasClean && state.isDirty else { return false }
             state.dirtySince = .now()
             return true

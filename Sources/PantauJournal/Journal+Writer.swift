@@ -186,12 +186,7 @@ extension Journal {
             if deleteAcks { try deleteAcknowledged(db, work.acks, into: &delta) }
             let bytes = state.withLock { $0.bytes } + delta.bytes
             let bounds = JournalBounds(db: db, logger: logger) { [self] seq in
-                self.state.withLock { state in
-                    guard state.leased[seq] == nil, !state.acked.contains(seq), state.memory.claimForDrop(seq)
-                    else { return false }
-                    state.dropping.insert(seq)
-                    return true
-                }
+                self.state.withLock { $0.claimForDrop(seq) }
             }
             try bounds.enforce(
                 bytes: bytes, maxBytes: config.maxBytes, makeRoom: makeRoom,

@@ -81,6 +81,37 @@ struct JournalState {
     /// The disk reserve file exists (writer thread only).
     var reserveInPlace = false
 
+    /// The broker acknowledged `seqs`: a message in memory and never written is done; any other leaves the file
+    /// with the next commit, and until then it is `acked`: no file read offers it again and no bound drops it.
+    /// (A written message acknowledged from memory was once left out of `acked`: a bound in a commit already
+    /// under way could delete its row and count a delivered message as dropped, and a file read could send it
+    /// twice.)
+    mutating func acknowledge(_ seqs: [Int64]) {
+        for seq in seqs {
+            switch memory.acknowledge(seq) {
+            case .neverWritten:
+                neverWrittenTotal += 1
+            case .delete:
+                acked.insert(seq)
+                acks.append(seq)
+            case .notInMemory:
+                guard let lane = leased.removeValue(forKey: seq) else { continue }
+                leasedPerLane[lane.lane, default: 0] -= 1
+                diskOnly[lane.lane, default: 0] -= 1
+                acked.insert(seq)
+                acks.append(seq)
+            }
+        }
+    }
+
+    /// A bound claims `seq` for deletion: refused while it is leased (the broker may have it) or acknowledged.
+    /// A claimed record is not leased until the transaction ends.
+    mutating func claimForDrop(_ seq: Int64) -> Bool {
+        guard leased[seq] == nil, !acked.contains(seq), memory.claimForDrop(seq) else { return false }
+        dropping.insert(seq)
+        return true
+    }
+
     /// Something for the writer: messages to write, rows to delete, drops to persist.
     var isDirty: Bool { memory.unwrittenCount > 0 || !acks.isEmpty || !unpersistedDrops.isEmpty }
 
