@@ -55,6 +55,8 @@ public final class SparkplugEdge: Sendable {
         var session: PrimaryHostSession
     }
     let state: Mutex<State>
+    /// Where NCMD/DCMD commands go (the gateway's command center), once wired.
+    let commandHandler = Mutex<(@Sendable (SparkplugCommand, Bool) -> Void)?>(nil)
 
     /// `savedBdSeq` is the bdSeq of the last Will (from the journal); `saveBdSeq` persists a new one. With a
     /// `primaryHostId` the births wait for that host's STATE to say online. `windows` are the aggregation windows
