@@ -33,7 +33,9 @@ public enum SparkplugCommandParser {
     /// DCMD `Device Control/Read` = true: the `read` verb (the readings go out as DDATA).
     public static let readMetric = "Device Control/Read"
     /// Node Control metrics of Sparkplug 3.0 that this edge node does not carry out (refused and audited).
-    public static let unsupportedNodeControls = ["Node Control/Reboot", "Node Control/Next Server", "Node Control/Scan Rate"]
+    public static let unsupportedNodeControls = [
+        "Node Control/Reboot", "Node Control/Next Server", "Node Control/Scan Rate",
+    ]
 
     /// An NCMD: whether it asks for a rebirth (`Node Control/Rebirth` = true), and a refusal for every other metric
     /// (the node has no other command; its signature metrics are ignored).
@@ -81,14 +83,17 @@ public enum SparkplugCommandParser {
         var request = CommandRequest(verb: .write, device: device)
         var action: (verb: CommandVerb, metric: SpBPayload.Metric, spec: SparkplugMetricSpec?)?
         func refuse(_ status: CommandStatus, _ message: String) -> SparkplugCommand {
-            SparkplugCommand(asked: action?.verb.rawValue ?? "DCMD", request: request, refusal: CommandRefusal(status, message))
+            SparkplugCommand(
+                asked: action?.verb.rawValue ?? "DCMD", request: request, refusal: CommandRefusal(status, message))
         }
         for metric in payload.metrics {
             var name = metric.hasName ? metric.name : nil
             var spec: SparkplugMetricSpec?
             if name == nil, metric.hasAlias {
                 spec = specs?.first(where: { $0.alias == metric.alias })
-                guard let spec else { return refuse(.badRequest, "alias \(metric.alias) is not a metric of '\(device)'") }
+                guard let spec else {
+                    return refuse(.badRequest, "alias \(metric.alias) is not a metric of '\(device)'")
+                }
                 name = spec.name
             }
             guard let name else { return refuse(.badRequest, "a metric has neither a name nor an alias") }
@@ -135,7 +140,8 @@ public enum SparkplugCommandParser {
         }
         switch request.checked() {
         case .success(let checked): return SparkplugCommand(asked: action.verb.rawValue, request: checked, refusal: nil)
-        case .failure(let refusal): return SparkplugCommand(asked: action.verb.rawValue, request: request, refusal: refusal)
+        case .failure(let refusal):
+            return SparkplugCommand(asked: action.verb.rawValue, request: request, refusal: refusal)
         }
     }
 

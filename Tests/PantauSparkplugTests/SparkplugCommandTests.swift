@@ -71,7 +71,12 @@ struct SparkplugCommandTests {
     @Test("a metric by DBIRTH alias, without name or datatype, takes the declared ones")
     func byAlias() throws {
         let alias = try #require(edge().catalog["pump-1"]?.first(where: { $0.name == "limit" })?.alias)
-        let command = dcmd([metric(nil, nil) { $0.alias = alias; $0.intValue = 9 }])
+        let command = dcmd([
+            metric(nil, nil) {
+                $0.alias = alias
+                $0.intValue = 9
+            }
+        ])
         #expect(command.refusal == nil)
         #expect(command.request?.point == "limit" && command.request?.value == "9")
         #expect(command.request?.isSigned == false)
@@ -114,7 +119,10 @@ struct SparkplugCommandTests {
                 "'Pantau/Nonce' must be a String"
             ),
             (
-                [metric("limit", nil) { $0.intValue = 1 }, metric("Pantau/Timestamp", .string) { $0.stringValue = "1" }],
+                [
+                    metric("limit", nil) { $0.intValue = 1 },
+                    metric("Pantau/Timestamp", .string) { $0.stringValue = "1" },
+                ],
                 "'Pantau/Timestamp' must be a UInt64"
             ),
             (
@@ -168,7 +176,9 @@ struct SparkplugCommandTests {
         #expect(e.subscriptions == ["spBv1.0/g/NCMD/e", "spBv1.0/g/DCMD/e/+"])
         let write = bytes([metric("limit", .uint16) { $0.intValue = 9 }])
         #expect(e.inbound(MQTTMessage(topic: "spBv1.0/g/DCMD/e/pump-1", payload: write, qos: 1, retain: true)) == .none)
-        #expect(e.inbound(MQTTMessage(topic: "spBv1.0/g/DCMD/other/pump-1", payload: write, qos: 1, retain: false)) == .none)
+        #expect(
+            e.inbound(MQTTMessage(topic: "spBv1.0/g/DCMD/other/pump-1", payload: write, qos: 1, retain: false)) == .none
+        )
         let reboot = bytes([metric("Node Control/Reboot", .boolean) { $0.booleanValue = true }])
         #expect(e.inbound(MQTTMessage(topic: "spBv1.0/g/NCMD/e", payload: reboot, qos: 1, retain: false)) == .none)
         #expect(seen.withLock { $0 } == ["write true", "Node Control/Reboot false"])
