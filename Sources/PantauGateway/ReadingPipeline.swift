@@ -345,8 +345,13 @@ public final class ReadingPipeline: Sendable {
             let keep = poll.readings.indices.filter { intel.shouldPublish(poll.readings[$0]) }
             let published = keep.map { poll.readings[$0] }
             if let sparkplug {
-                // Sparkplug DDATA carries its own timestamps and is never held or JSON-marked (docs/sparkplug.md).
-                telemetry = sparkplug.dataMessage(published, device: slot.device.name, acquiredAt: poll.acquiredAt)
+                // Sparkplug DDATA carries its own timestamps and is never held: a time not known true carries the
+                // metric property `tq`, an unsynced one its boottime for the edge to correct (docs/sparkplug.md).
+                let quality: TimeQuality? = !synced ? .unsynced : lateCorrected ? .corrected : nil
+                sparkplug.observeClock(bootId: sample.bootId, syncedOffset: synced ? keeper.offset : nil)
+                telemetry = sparkplug.dataMessage(
+                    published, device: slot.device.name, acquiredAt: poll.acquiredAt, time: quality,
+                    boottimes: quality == .unsynced ? keep.map { boottimes[$0] } : [], bootId: sample.bootId)
             } else if !synced, view.policy == .hold, !published.isEmpty {
                 held = HeldTelemetry(
                     topic: topics.telemetry(slot.device.name), identity: identity, device: slot.device.name,
@@ -415,6 +420,7 @@ public final class ReadingPipeline: Sendable {
     public func tick() {
         let view = observeClock()
         let now = view.now
+        sparkplug?.observeClock(bootId: view.sample.bootId, syncedOffset: view.synced ? view.keeper.offset : nil)
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
         let moves = time.withLock { t in
             defer { t.moves = [] }

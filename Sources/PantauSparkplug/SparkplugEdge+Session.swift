@@ -74,8 +74,13 @@ extension SparkplugEdge: SessionProfile {
     }
 
     /// The queued DDATA message of one poll, or nil when none of its points is a metric.
-    public func dataMessage(_ readings: [Reading], device: String, acquiredAt: UnixMillis) -> OutboundMessage? {
-        guard let body = data(readings, device: device) else { return nil }
+    public func dataMessage(
+        _ readings: [Reading], device: String, acquiredAt: UnixMillis, time: TimeQuality? = nil,
+        boottimes: [Int64] = [], bootId: String? = nil
+    ) -> OutboundMessage? {
+        guard let body = data(readings, device: device, time: time, boottimes: boottimes, bootId: bootId) else {
+            return nil
+        }
         return OutboundMessage(
             kind: .telemetry, topic: topics.ddata(device), body: body, device: device, acquiredAt: acquiredAt,
             contentType: Self.contentType)

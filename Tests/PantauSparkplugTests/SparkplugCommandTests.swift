@@ -185,3 +185,51 @@ struct SparkplugCommandTests {
         #expect(SparkplugTopics(group: "g", edgeNode: "e").dcmdDevice("spBv1.0/g/DCMD/e/a/b") == nil)
     }
 }
+
+@Suite("Sparkplug DDATA time quality (issue 14)")
+struct SparkplugTimeQualityTests {
+    private func reading(_ at: UnixMillis) -> Reading {
+        Reading(
+            device: "pump-1", point: "limit", quantity: "x", unit: "m", value: .number(7), quality: .good,
+            acquiredAt: at)
+    }
+
+    private func framed(_ e: SparkplugEdge, _ body: [UInt8]) throws -> SpBPayload {
+        try SpBPayload(serializedBytes: e.frame(body, topic: "spBv1.0/g/DDATA/e/pump-1", historical: true))
+    }
+
+    private func tq(_ m: SpBPayload.Metric) -> String? {
+        m.properties.keys.firstIndex(of: "tq").map { m.properties.values[$0].stringValue }
+    }
+
+    @Test("unsynced metrics are marked, then corrected from boottime at send time once the clock is synchronised")
+    func correctedFromBoottime() throws {
+        let e = edge()
+        // Acquired at 1970 + 10 s on the boot clock's timeline, 5 s after boot.
+        let body = try #require(
+            e.data([reading(10_000)], device: "pump-1", time: .unsynced, boottimes: [5_000], bootId: "boot-a"))
+        e.observeClock(bootId: "boot-a", syncedOffset: nil)
+        let unsynced = try framed(e, body)
+        #expect(unsynced.metrics[0].timestamp == 10_000 && tq(unsynced.metrics[0]) == "unsynced")
+        #expect(!unsynced.metrics[0].properties.keys.contains("Pantau/boottime") && !unsynced.hasUuid)
+        e.observeClock(bootId: "boot-a", syncedOffset: 1_800_000_000_000)
+        let corrected = try framed(e, body)
+        #expect(corrected.metrics[0].timestamp == 1_800_000_005_000 && tq(corrected.metrics[0]) == "corrected")
+        #expect(corrected.timestamp == 1_800_000_005_000)
+        #expect(corrected.metrics[0].properties.keys == ["tq"] && !corrected.hasUuid)
+    }
+
+    @Test("a metric of an earlier boot is marked unverified, never shifted; synced ones carry no mark")
+    func earlierBoot() throws {
+        let e = edge()
+        let body = try #require(
+            e.data([reading(10_000)], device: "pump-1", time: .unsynced, boottimes: [5_000], bootId: "boot-a"))
+        e.observeClock(bootId: "boot-b", syncedOffset: 1_800_000_000_000)
+        let old = try framed(e, body)
+        #expect(old.metrics[0].timestamp == 10_000 && tq(old.metrics[0]) == "unverified")
+        let synced = try framed(e, try #require(e.data([reading(1_800_000_000_000)], device: "pump-1")))
+        #expect(!synced.metrics[0].hasProperties)
+        let late = try framed(e, try #require(e.data([reading(1_800_000_000_000)], device: "pump-1", time: .corrected)))
+        #expect(tq(late.metrics[0]) == "corrected" && late.metrics[0].timestamp == 1_800_000_000_000)
+    }
+}
