@@ -81,8 +81,14 @@ extension SparkplugEdge: SessionProfile {
         guard let body = data(readings, device: device, time: time, boottimes: boottimes, bootId: bootId) else {
             return nil
         }
-        return OutboundMessage(
+        var message = OutboundMessage(
             kind: .telemetry, topic: topics.ddata(device), body: body, device: device, acquiredAt: acquiredAt,
             contentType: Self.contentType)
+        // The journal keeps an unsynced DDATA beyond its age bound and counts it in the correction at the sync (it
+        // does not change the protobuf body: `frame` corrects the metrics from their boottime).
+        if time == .unsynced, let bootId, let boottime = boottimes.first {
+            message.stamp = ClockStamp(bootId: bootId, boottimeMs: boottime, quality: .unsynced)
+        }
+        return message
     }
 }

@@ -233,3 +233,22 @@ struct SparkplugTimeQualityTests {
         #expect(tq(late.metrics[0]) == "corrected" && late.metrics[0].timestamp == 1_800_000_000_000)
     }
 }
+
+@Suite("Sparkplug DDATA in the journal's time correction")
+struct SparkplugJournalTimeTests {
+    @Test("an unsynced DDATA is stamped unsynced; the journal's correction moves its time but not its protobuf body")
+    func stampedAndBodyKept() throws {
+        let reading = Reading(
+            device: "pump-1", point: "limit", quantity: "x", unit: "m", value: .number(7), quality: .good,
+            acquiredAt: 10_000)
+        let message = try #require(
+            edge().dataMessage(
+                [reading], device: "pump-1", acquiredAt: 10_000, time: .unsynced, boottimes: [5_000], bootId: "boot-a"))
+        #expect(message.stamp == ClockStamp(bootId: "boot-a", boottimeMs: 5_000, quality: .unsynced))
+        let fixed = try #require(TimeCorrection.corrected(message, bootId: "boot-a", offset: 1_800_000_000_000))
+        #expect(fixed.body == message.body && fixed.acquiredAt == 1_800_000_005_000)
+        #expect(fixed.stamp?.quality == .corrected)
+        let other = try #require(TimeCorrection.corrected(message, bootId: "boot-b", offset: 1_800_000_000_000))
+        #expect(other.body == message.body && other.acquiredAt == 10_000 && other.stamp?.quality == .unverified)
+    }
+}
