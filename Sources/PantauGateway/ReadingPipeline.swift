@@ -369,7 +369,7 @@ public final class ReadingPipeline: Sendable {
                 poll.readings, now: poll.acquiredAt, topics: topics, intervals: &intervals, logger: logger)
             return out
         }
-        var output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, view))
+        var output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, view), view)
         if let held {
             let overflow: HeldTelemetry? = time.withLock { t in
                 t.held.append(held)
@@ -392,11 +392,16 @@ public final class ReadingPipeline: Sendable {
     }
 
     /// Sparkplug: aggregates, indices and flood alerts are metrics of their device's DDATA (docs/sparkplug.md).
-    func sparkplugged(_ messages: [OutboundMessage]) -> [OutboundMessage] {
+    /// Their time quality goes along (metric property `tq`); an unsynced one with its boottime, the offset taken as
+    /// `append` takes it, so the edge corrects it when it sends it.
+    func sparkplugged(_ messages: [OutboundMessage], _ view: ClockView) -> [OutboundMessage] {
         guard let sparkplug else { return messages }
+        let keeper = view.keeper
+        let offset = (keeper.synced ? view.unsyncedOffset : nil) ?? keeper.offset ?? 0
         return messages.map { message in
-            guard var derived = sparkplug.derivedMessage(message) else { return message }
-            derived.stamp = message.stamp
+            guard var derived = sparkplug.derivedMessage(message, boottimeOffset: offset, bootId: keeper.bootId)
+            else { return message }
+            if derived.stamp == nil { derived.stamp = message.stamp }
             return derived
         }
     }
@@ -437,8 +442,8 @@ public final class ReadingPipeline: Sendable {
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
-        if !moved.isEmpty { append(sparkplugged(moved), view) }
-        if !messages.isEmpty { append(sparkplugged(marked(messages, view)), view) }
+        if !moved.isEmpty { append(sparkplugged(moved, view), view) }
+        if !messages.isEmpty { append(sparkplugged(marked(messages, view), view), view) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 

@@ -252,3 +252,40 @@ struct SparkplugJournalTimeTests {
         #expect(other.body == message.body && other.acquiredAt == 10_000 && other.stamp?.quality == .unverified)
     }
 }
+
+@Suite("Sparkplug computed metrics carry the time quality of their JSON form")
+struct SparkplugDerivedTimeTests {
+    @Test("an unsynced aggregate window: tq on every metric, stamped for the journal, corrected when framed")
+    func unsyncedAggregate() throws {
+        let e = SparkplugEdge(
+            topics: SparkplugTopics(group: "g", edgeNode: "e"), devices: [device], windows: [.minutes(15)],
+            savedBdSeq: nil, saveBdSeq: { _ in })
+        let json = #"""
+            {"tq":"unsynced","count":3,"coverage":1,"device":"pump-1","end":910000,"expected":3,"first":7,
+             "first_at":10000,"last":7,"last_at":900000,"late":0,"max":7,"mean":7,"min":7,"point":"limit",
+             "quantity":"water_level","start":10000,"stddev":0,"unit":"m","window":"15m","window_ms":900000}
+            """#
+        let message = OutboundMessage(
+            kind: .aggregate, topic: "pantau/s/g/devices/pump-1/aggregates/15m", body: Array(json.utf8),
+            device: "pump-1", acquiredAt: 910_000)
+        // The boot clock's timeline ran 4 000 ms ahead of boottime.
+        let ddata = try #require(e.derivedMessage(message, boottimeOffset: 4_000, bootId: "boot-a"))
+        #expect(ddata.stamp == ClockStamp(bootId: "boot-a", boottimeMs: 906_000, quality: .unsynced))
+        let journaled = try SpBPayload(serializedBytes: ddata.body)
+        #expect(journaled.metrics.count == 6)
+        #expect(journaled.metrics.allSatisfy { $0.properties.keys == ["tq", "Pantau/boottime"] })
+        e.observeClock(bootId: "boot-a", syncedOffset: 1_800_000_000_000)
+        let sent = try SpBPayload(
+            serializedBytes: e.frame(ddata.body, topic: "spBv1.0/g/DDATA/e/pump-1", historical: false))
+        #expect(sent.metrics.allSatisfy { $0.timestamp == 1_800_000_906_000 && $0.properties.keys == ["tq"] })
+        #expect(sent.metrics.allSatisfy { $0.properties.values[0].stringValue == "corrected" })
+        // Synchronised (no tq in the JSON): no property, no stamp.
+        let plain = OutboundMessage(
+            kind: .aggregate, topic: message.topic,
+            body: Array(json.replacingOccurrences(of: #""tq":"unsynced","#, with: "").utf8),
+            device: "pump-1", acquiredAt: 910_000)
+        let synced = try #require(e.derivedMessage(plain, boottimeOffset: 4_000, bootId: "boot-a"))
+        #expect(synced.stamp == nil)
+        #expect(try SpBPayload(serializedBytes: synced.body).metrics.allSatisfy { !$0.hasProperties })
+    }
+}

@@ -105,3 +105,11 @@ def test_sparkplug_times_are_marked_then_corrected_or_marked_unverified(
         assert len([t for t in corrected if t < killed_at]) >= 3, (corrected, killed_at)
     for t in by_quality.get(None, []):
         assert t >= synced_at - 1, (t, synced_at)
+    # Every metric, computed ones included: never a wrong date unmarked.
+    for m in collector.messages(DDATA):
+        p = pb.Payload()
+        p.ParseFromString(m.payload)
+        for x in p.metrics:
+            tq = dict(zip(x.properties.keys, x.properties.values)).get("tq")
+            if x.timestamp < SANE * 1000:
+                assert tq is not None and tq.string_value in ("unsynced", "unverified"), (x.alias, x.timestamp)
