@@ -9,6 +9,7 @@ let package = Package(
         // For the libFuzzer package in fuzz/ (a separate package that depends on this one by path).
         .library(name: "PantauCore", targets: ["PantauCore", "PantauYAML", "PantauPlatform"]),
         .library(name: "PantauModbus", targets: ["PantauModbus"]),
+        .library(name: "PantauSparkplug", targets: ["PantauSparkplug"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -9,6 +9,7 @@ import PackageDescription
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 let core: Target.Dependency = .product(name: "PantauCore", package: root)
 let modbus: Target.Dependency = .product(name: "PantauModbus", package: root)
+let sparkplug: Target.Dependency = .product(name: "PantauSparkplug", package: root)
 
 let package = Package(
     name: "pantau-fuzz",
@@ -23,6 +24,7 @@ let package = Package(
         .executableTarget(name: "FuzzProfile", dependencies: [core, "CFuzzDriver"]),
         .executableTarget(name: "FuzzPayload", dependencies: [core, "CFuzzDriver"]),
         .executableTarget(name: "FuzzCommand", dependencies: [core, "CFuzzDriver"]),
+        .executableTarget(name: "FuzzSparkplugCommand", dependencies: [core, sparkplug, "CFuzzDriver"]),
         // These two hand their entry point to libFuzzer themselves (LLVMFuzzerRunDriver).
         .executableTarget(name: "FuzzModbusTCP", dependencies: [modbus]),
         .executableTarget(name: "FuzzModbusRTU", dependencies: [modbus]),

@@ -199,6 +199,8 @@ public enum TimeCorrection {
     /// the millisecond keys of a JSON object's top level, or the SenML base time `bt` (seconds) and `tq` of a
     /// pack's first record (the other records' `t` are relative to it).
     public static func retime(_ body: [UInt8], by delta: Int64, quality: TimeQuality) -> [UInt8] {
+        // Not JSON (a Sparkplug protobuf DDATA): left as it is; the edge node corrects it when it sends it.
+        guard let first = body.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else { return body }
         var out: [UInt8] = []
         out.reserveCapacity(body.count + 8)
         let target = body.first == UInt8(ascii: "[") ? 2 : 1

@@ -86,6 +86,7 @@ public final class Gateway: Sendable {
             sparkplug: sparkplug)
         if let saved = journal.loadState(key: Self.stateKey) { pipeline.restore(saved) }
         commands = CommandCenter(config: config, sink: journal, clock: clock, logger: logger, pollers: pollersBox)
+        if let sparkplug, config.commands.listening { commands.attach(sparkplug: sparkplug) }
         let publisher = Publisher(
             config: config.mqtt, topics: TopicScheme(prefix: config.mqtt.topicPrefix, identity: config.identity),
             queue: journal, clock: clock, logger: logger, version: PantauVersion.current, profile: sparkplug,

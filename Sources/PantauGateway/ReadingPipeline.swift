@@ -305,6 +305,7 @@ public final class ReadingPipeline: Sendable {
         let view = observeClock(full: false)
         let (sample, synced, keeper) = (view.sample, view.synced, view.keeper)
         var poll = received
+        var boottimes: [Int64] = []
         // The poll's boottime from its age on the wall clock (it is handled on its bus thread as acquired); an age
         // beyond a minute or negative means the wall clock stepped since: the poll was handled as soon as acquired.
         let age = sample.wall - received.acquiredAt
@@ -318,6 +319,7 @@ public final class ReadingPipeline: Sendable {
             for i in poll.readings.indices {
                 let offset = min(max(received.readings[i].acquiredAt - received.acquiredAt, -60_000), 60_000)
                 poll.readings[i].acquiredAt = keeper.time(atBoottime: base + offset)
+                boottimes.append(base + offset)
             }
             poll.acquiredAt = keeper.time(atBoottime: base)
         }
@@ -331,8 +333,13 @@ public final class ReadingPipeline: Sendable {
             let keep = poll.readings.indices.filter { intel.shouldPublish(poll.readings[$0]) }
             let published = keep.map { poll.readings[$0] }
             if let sparkplug {
-                // Sparkplug DDATA carries its own timestamps and is never held or JSON-marked (docs/sparkplug.md).
-                telemetry = sparkplug.dataMessage(published, device: slot.device.name, acquiredAt: poll.acquiredAt)
+                // Sparkplug DDATA carries its own timestamps and is never held: a time not known true carries the
+                // metric property `tq`, an unsynced one its boottime for the edge to correct (docs/sparkplug.md).
+                let quality: TimeQuality? = !synced ? .unsynced : lateCorrected ? .corrected : nil
+                sparkplug.observeClock(bootId: sample.bootId, syncedOffset: synced ? keeper.offset : nil)
+                telemetry = sparkplug.dataMessage(
+                    published, device: slot.device.name, acquiredAt: poll.acquiredAt, time: quality,
+                    boottimes: quality == .unsynced ? keep.map { boottimes[$0] } : [], bootId: sample.bootId)
             } else if let body = PayloadEncoder.telemetry(
                 published, identity: identity, device: slot.device.name, compact: compact)
             {
@@ -352,18 +359,23 @@ public final class ReadingPipeline: Sendable {
             return out
         }
         if telemetry?.stamp?.quality == .held { time.withLock { $0.held += 1 } }
-        if !moved.isEmpty { append(sparkplugged(moved), view) }
-        let output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, view))
+        if !moved.isEmpty { append(sparkplugged(moved, view), view) }
+        let output = (telemetry.map { [$0] } ?? []) + sparkplugged(marked(messages, view), view)
         if !output.isEmpty { append(output, view) }
         for interval in intervals { onPollInterval(poll.device, interval) }
     }
 
     /// Sparkplug: aggregates, indices and flood alerts are metrics of their device's DDATA (docs/sparkplug.md).
-    func sparkplugged(_ messages: [OutboundMessage]) -> [OutboundMessage] {
+    /// Their time quality goes along (metric property `tq`); an unsynced one with its boottime, the offset taken as
+    /// `append` takes it, so the edge corrects it when it sends it.
+    func sparkplugged(_ messages: [OutboundMessage], _ view: ClockView) -> [OutboundMessage] {
         guard let sparkplug else { return messages }
+        let keeper = view.keeper
+        let offset = (keeper.synced ? view.unsyncedOffset : nil) ?? keeper.offset ?? 0
         return messages.map { message in
-            guard var derived = sparkplug.derivedMessage(message) else { return message }
-            derived.stamp = message.stamp
+            guard var derived = sparkplug.derivedMessage(message, boottimeOffset: offset, bootId: keeper.bootId)
+            else { return message }
+            if derived.stamp == nil { derived.stamp = message.stamp }
             return derived
         }
     }
@@ -387,6 +399,7 @@ public final class ReadingPipeline: Sendable {
     public func tick() {
         let view = observeClock()
         let now = view.now
+        sparkplug?.observeClock(bootId: view.sample.bootId, syncedOffset: view.synced ? view.keeper.offset : nil)
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
         var intervals: [(String, Interval)] = []
         var messages: [OutboundMessage] = []
@@ -399,8 +412,8 @@ public final class ReadingPipeline: Sendable {
             }
             intervals += changed.map { (slot.device.name, $0) }
         }
-        if !moved.isEmpty { append(sparkplugged(moved), view) }
-        if !messages.isEmpty { append(sparkplugged(marked(messages, view)), view) }
+        if !moved.isEmpty { append(sparkplugged(moved, view), view) }
+        if !messages.isEmpty { append(sparkplugged(marked(messages, view), view), view) }
         for (device, interval) in intervals { onPollInterval(device, interval) }
     }
 

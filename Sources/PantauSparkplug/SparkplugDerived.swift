@@ -148,21 +148,39 @@ extension SparkplugEdge {
     }
 
     /// An aggregate, index, alert or rain message of the pipeline as the device's DDATA (by alias, like any
-    /// DDATA), or nil when it has no metric here (then it stays a Pantau JSON message).
-    public func derivedMessage(_ message: OutboundMessage) -> OutboundMessage? {
+    /// DDATA), or nil when it has no metric here (then it stays a Pantau JSON message). The JSON's time quality
+    /// (`tq`, put first by the pipeline) becomes each metric's `tq` property; an unsynced one also carries its
+    /// boottime (its time less `boottimeOffset`) and `bootId` for `frame` to correct, like a poll's DDATA.
+    public func derivedMessage(_ message: OutboundMessage, boottimeOffset: Int64? = nil, bootId: String? = nil)
+        -> OutboundMessage?
+    {
         guard let device = message.device, let specs = catalog[device],
             let (at, values) = Self.derivedValues(message, device: device),
             !state.withLock({ $0.dead.contains(device) })
         else { return nil }
+        let time = TimeMarking.quality(of: message.body)
+        let journaled = time == .unsynced && boottimeOffset != nil && bootId != nil
         var payload = SpBPayload()
         payload.timestamp = UInt64(max(at, 0))
         for (name, value) in values {
             guard let spec = specs.first(where: { $0.name == name }) else { continue }
-            payload.metrics.append(Self.metric(spec, value: value.pointValue, quality: .good, at: at))
+            var m = Self.metric(spec, value: value.pointValue, quality: .good, at: at)
+            if let time, time != .synced {
+                Self.setProperty(&m, Self.timeQualityProperty, string: time.rawValue)
+                if journaled, let offset = boottimeOffset {
+                    Self.setProperty(&m, Self.boottimeProperty, long: UInt64(max(at - offset, 0)))
+                }
+            }
+            payload.metrics.append(m)
         }
         guard !payload.metrics.isEmpty else { return nil }
-        return OutboundMessage(
+        if journaled, let bootId { payload.uuid = Self.bootPrefix + bootId }
+        var out = OutboundMessage(
             kind: message.kind, topic: topics.ddata(device), body: Self.serialize(payload), device: device,
             acquiredAt: message.acquiredAt, contentType: Self.contentType)
+        if journaled, let bootId, let offset = boottimeOffset {
+            out.stamp = ClockStamp(bootId: bootId, boottimeMs: message.acquiredAt - offset, quality: .unsynced)
+        }
+        return out
     }
 }

@@ -15,7 +15,18 @@ extension SparkplugEdge: SessionProfile {
 
     public func cleanStop() -> (topic: String, payload: [UInt8]) { currentDeath() }
 
-    public var subscriptions: [String] { [topics.ncmd] + (primaryHost.stateTopic.map { [$0] } ?? []) }
+    /// NCMD, DCMD when commands are wired (`onCommand`), and the primary host's STATE.
+    public var subscriptions: [String] {
+        [topics.ncmd] + (commandHandler.withLock { $0 } == nil ? [] : [topics.dcmdFilter])
+            + (primaryHost.stateTopic.map { [$0] } ?? [])
+    }
+
+    /// Hands every NCMD/DCMD command (besides Rebirth) to the command core, with the message's retain flag. Set
+    /// before the publisher starts (its subscriptions are made from it); without it DCMD is not subscribed and NCMD
+    /// metrics other than Rebirth are ignored.
+    public func onCommand(_ handler: @escaping @Sendable (SparkplugCommand, _ retained: Bool) -> Void) {
+        commandHandler.withLock { $0 = handler }
+    }
 
     /// The primary-host session as it stands.
     public var primaryHost: PrimaryHostSession { state.withLock { $0.session } }
@@ -44,10 +55,17 @@ extension SparkplugEdge: SessionProfile {
                 return Self.step(actions)
             }
         }
-        guard message.topic == topics.ncmd, let payload = try? SpBPayload(serializedBytes: message.payload),
-            payload.metrics.contains(where: { $0.name == Self.rebirthMetric && $0.booleanValue })
-        else { return .none }
-        return Self.step(state.withLock { $0.session.rebirth() })
+        let handler = commandHandler.withLock { $0 }
+        if let device = topics.dcmdDevice(message.topic) {
+            let command = SparkplugCommandParser.parseDeviceCommand(
+                message.payload, device: device, specs: catalog[device])
+            handler?(command, message.retain)
+            return .none
+        }
+        guard message.topic == topics.ncmd else { return .none }
+        let (rebirth, refused) = SparkplugCommandParser.parseNodeCommand(message.payload)
+        for command in refused { handler?(command, message.retain) }
+        return rebirth ? Self.step(state.withLock { $0.session.rebirth() }) : .none
     }
 
     static func step(_ actions: [PrimaryHostSession.Action]) -> SessionStep {
@@ -56,10 +74,21 @@ extension SparkplugEdge: SessionProfile {
     }
 
     /// The queued DDATA message of one poll, or nil when none of its points is a metric.
-    public func dataMessage(_ readings: [Reading], device: String, acquiredAt: UnixMillis) -> OutboundMessage? {
-        guard let body = data(readings, device: device) else { return nil }
-        return OutboundMessage(
+    public func dataMessage(
+        _ readings: [Reading], device: String, acquiredAt: UnixMillis, time: TimeQuality? = nil,
+        boottimes: [Int64] = [], bootId: String? = nil
+    ) -> OutboundMessage? {
+        guard let body = data(readings, device: device, time: time, boottimes: boottimes, bootId: bootId) else {
+            return nil
+        }
+        var message = OutboundMessage(
             kind: .telemetry, topic: topics.ddata(device), body: body, device: device, acquiredAt: acquiredAt,
             contentType: Self.contentType)
+        // The journal keeps an unsynced DDATA beyond its age bound and counts it in the correction at the sync (it
+        // does not change the protobuf body: `frame` corrects the metrics from their boottime).
+        if time == .unsynced, let bootId, let boottime = boottimes.first {
+            message.stamp = ClockStamp(bootId: bootId, boottimeMs: boottime, quality: .unsynced)
+        }
+        return message
     }
 }

@@ -53,8 +53,20 @@ public final class SparkplugEdge: Sendable {
         var dead: Set<String> = []
         /// Births and data wait for the primary host (`sparkplug.primary_host_id`).
         var session: PrimaryHostSession
+        /// The clock as the pipeline last saw it: this boot, and the synchronised clock's offset from boottime
+        /// (nil while unsynchronised). `frame` corrects unsynced metrics with it.
+        var bootId: String?
+        var syncedOffset: Int64?
     }
+
+    /// The time-quality property of a metric (`synced` is never sent: no property means a trusted time).
+    public static let timeQualityProperty = "tq"
+    /// Journal-only: the boottime of an unsynced metric, and the boot (payload `uuid`); removed by `frame`.
+    static let boottimeProperty = "Pantau/boottime"
+    static let bootPrefix = "pantau-boot:"
     let state: Mutex<State>
+    /// Where NCMD/DCMD commands go (the gateway's command center), once wired.
+    let commandHandler = Mutex<(@Sendable (SparkplugCommand, Bool) -> Void)?>(nil)
 
     /// `savedBdSeq` is the bdSeq of the last Will (from the journal); `saveBdSeq` persists a new one. With a
     /// `primaryHostId` the births wait for that host's STATE to say online. `windows` are the aggregation windows
@@ -93,18 +105,85 @@ public final class SparkplugEdge: Sendable {
 
     /// The DDATA body of one poll: metrics by alias, with their acquisition time, datatype and value; a reading that
     /// is not good carries its quality as a property, one without a value `is_null`. No seq yet (`frame` adds it).
-    public func data(_ readings: [Reading], device: String) -> [UInt8]? {
+    /// A time not known to be true carries the property `tq` (`unsynced`, `corrected`); an unsynced one also its
+    /// `boottimes` entry and `bootId` (journal-only, so `frame` can correct it once the clock is synchronised).
+    public func data(
+        _ readings: [Reading], device: String, time: TimeQuality? = nil, boottimes: [Int64] = [], bootId: String? = nil
+    ) -> [UInt8]? {
         guard let specs = catalog[device], !state.withLock({ $0.dead.contains(device) }) else { return nil }
         var payload = SpBPayload()
-        for reading in readings {
+        for (index, reading) in readings.enumerated() {
             guard let spec = specs.first(where: { $0.name == reading.point }) else { continue }
             // By alias, without name or datatype: the DBIRTH declared both (the datatype SHOULD NOT be repeated).
-            payload.metrics.append(
-                Self.metric(spec, value: reading.value, quality: reading.quality, at: reading.acquiredAt))
+            var m = Self.metric(spec, value: reading.value, quality: reading.quality, at: reading.acquiredAt)
+            if let time, time != .synced {
+                Self.setProperty(&m, Self.timeQualityProperty, string: time.rawValue)
+                if time == .unsynced, bootId != nil, index < boottimes.count {
+                    Self.setProperty(&m, Self.boottimeProperty, long: UInt64(max(boottimes[index], 0)))
+                }
+            }
+            payload.metrics.append(m)
         }
         guard !payload.metrics.isEmpty else { return nil }
         payload.timestamp = UInt64(max(readings[0].acquiredAt, 0))
+        if time == .unsynced, let bootId { payload.uuid = Self.bootPrefix + bootId }
         return Self.serialize(payload)
+    }
+
+    /// The clock as the pipeline sees it (each poll and tick): unsynced metrics framed after this are corrected
+    /// from their boottime when `syncedOffset` is known and they are of `bootId`, marked `unverified` otherwise.
+    public func observeClock(bootId: String, syncedOffset: Int64?) {
+        state.withLock { s in
+            s.bootId = bootId
+            s.syncedOffset = syncedOffset
+        }
+    }
+
+    /// Sets (or replaces) a metric property.
+    static func setProperty(_ m: inout SpBPayload.Metric, _ key: String, string: String? = nil, long: UInt64? = nil) {
+        var props = m.hasProperties ? m.properties : SpBPayload.PropertySet()
+        var value = SpBPayload.PropertyValue()
+        if let string {
+            value.type = UInt32(SpBDataType.string.rawValue)
+            value.stringValue = string
+        } else if let long {
+            value.type = UInt32(SpBDataType.uint64.rawValue)
+            value.longValue = long
+        }
+        if let i = props.keys.firstIndex(of: key) {
+            props.values[i] = value
+        } else {
+            props.keys.append(key)
+            props.values.append(value)
+        }
+        m.properties = props
+    }
+
+    /// A journaled DDATA's unsynced times as the clock now allows: corrected from boottime (`tq: corrected`) when
+    /// the clock is synchronised and the metric is of this boot, marked `tq: unverified` and never shifted when
+    /// it is of another boot, left `unsynced` while the clock is not synchronised. The journal-only boottime and
+    /// boot are removed.
+    static func retime(_ payload: inout SpBPayload, bootId: String?, syncedOffset: Int64?) {
+        let boot = payload.uuid.hasPrefix(bootPrefix) ? String(payload.uuid.dropFirst(bootPrefix.count)) : nil
+        payload.clearUuid()
+        var first: UInt64?
+        for i in payload.metrics.indices where payload.metrics[i].hasProperties {
+            var props = payload.metrics[i].properties
+            guard let k = props.keys.firstIndex(of: boottimeProperty) else { continue }
+            let boottime = Int64(clamping: props.values[k].longValue)
+            props.keys.remove(at: k)
+            props.values.remove(at: k)
+            payload.metrics[i].properties = props
+            guard let offset = syncedOffset else { continue }
+            if let boot, boot == bootId {
+                payload.metrics[i].timestamp = UInt64(max(boottime + offset, 0))
+                first = first ?? payload.metrics[i].timestamp
+                setProperty(&payload.metrics[i], timeQualityProperty, string: TimeQuality.corrected.rawValue)
+            } else {
+                setProperty(&payload.metrics[i], timeQualityProperty, string: TimeQuality.unverified.rawValue)
+            }
+        }
+        if let first { payload.timestamp = first }
     }
 
     /// A metric by alias (a DBIRTH adds its name and datatype), its value in the field its datatype uses.
@@ -272,6 +351,7 @@ public final class SparkplugEdge: Sendable {
                 return deviceBirth(device, seq: s.seq, at: UnixMillis(payload.timestamp), last: s.last)
             }
             payload.seq = s.seq
+            Self.retime(&payload, bootId: s.bootId, syncedOffset: s.syncedOffset)
             for i in payload.metrics.indices {
                 if historical {
                     payload.metrics[i].isHistorical = true

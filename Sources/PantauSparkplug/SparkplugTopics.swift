@@ -16,5 +16,15 @@ public struct SparkplugTopics: Sendable, Hashable {
     public func dbirth(_ device: String) -> String { "\(Self.namespace)/\(group)/DBIRTH/\(edgeNode)/\(device)" }
     public func ddeath(_ device: String) -> String { "\(Self.namespace)/\(group)/DDEATH/\(edgeNode)/\(device)" }
     public func ddata(_ device: String) -> String { "\(Self.namespace)/\(group)/DDATA/\(edgeNode)/\(device)" }
+    public func dcmd(_ device: String) -> String { "\(Self.namespace)/\(group)/DCMD/\(edgeNode)/\(device)" }
+    /// Every device command of this node: `spBv1.0/<group>/DCMD/<edge node>/+`.
+    public var dcmdFilter: String { "\(Self.namespace)/\(group)/DCMD/\(edgeNode)/+" }
+    /// The device a DCMD topic of this node names, or nil for another topic.
+    public func dcmdDevice(_ topic: String) -> String? {
+        let prefix = "\(Self.namespace)/\(group)/DCMD/\(edgeNode)/"
+        guard topic.hasPrefix(prefix) else { return nil }
+        let device = topic.dropFirst(prefix.count)
+        return device.isEmpty || device.contains("/") ? nil : String(device)
+    }
     public static func state(hostId: String) -> String { "\(namespace)/STATE/\(hostId)" }
 }

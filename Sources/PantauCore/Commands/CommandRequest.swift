@@ -88,6 +88,15 @@ public struct CommandRequest: Sendable, Hashable {
         return .success(request)
     }
 
+    /// The same checks as `parse` for a request built from another wire form (Sparkplug NCMD/DCMD metrics): every
+    /// field within its character set and length, the verb's fields present and no others; the signature lowercased.
+    public func checked() -> Result<CommandRequest, CommandRefusal> {
+        if let problem = problem() { return .failure(CommandRefusal(.badRequest, problem)) }
+        var request = self
+        request.signature = request.signature?.lowercased()
+        return .success(request)
+    }
+
     /// What is wrong with the fields for this verb, or nil.
     func problem() -> String? {
         for (field, text, limit) in [("device", device, 64), ("point", point, 64)] {

@@ -3,6 +3,7 @@ import Logging
 import PantauCore
 import PantauMQTT
 import PantauModbus
+import PantauSparkplug
 import Synchronization
 
 /// Carries out remote commands (issue 16): parses and authorises each request on the publishing thread (cheap,
@@ -29,6 +30,8 @@ final class CommandCenter: Sendable {
     private let logger: Logger
     private let pollers: PollerDirectory
     private let hooks = Mutex<Hooks>(Hooks())
+    /// With `mqtt.format: sparkplug`: NCMD/DCMD commands come from it, and a write's read-back goes out as DDATA.
+    private let sparkplug = Mutex<SparkplugEdge?>(nil)
 
     /// What the center asks of the gateway, set once the gateway is built.
     struct Hooks: Sendable {
@@ -48,6 +51,12 @@ final class CommandCenter: Sendable {
     }
 
     func attach(_ hooks: Hooks) { self.hooks.withLock { $0 = hooks } }
+
+    /// Takes the Sparkplug edge node's NCMD/DCMD commands (before the publisher starts: DCMD is subscribed then).
+    func attach(sparkplug edge: SparkplugEdge) {
+        sparkplug.withLock { $0 = edge }
+        edge.onCommand { [weak self] command, retained in self?.handle(command, retained: retained) }
+    }
 
     private func health() -> GatewayHealth? { hooks.withLock { $0.health }() }
     private func publisher() -> Publisher? { hooks.withLock { $0.publisher }() }
@@ -87,6 +96,28 @@ final class CommandCenter: Sendable {
         switch CommandRequest.parse(verb: verb, body: message.payload) {
         case .success(let r): request = r
         case .failure(let refusal): return respond.finish(nil, refusal.status, refusal.message, verb: verb)
+        }
+        if let refusal = authorizer.withLock({ $0.authorize(request, now: now) }) {
+            return respond.finish(request, refusal.status, refusal.message)
+        }
+        run(request, wiring: wiring, respond: respond)
+    }
+
+    /// A Sparkplug NCMD/DCMD command, mapped by `SparkplugCommandParser`: the same checks, authoriser, verbs and
+    /// audit events as an MQTT command; no reply (Sparkplug has no response topic): a write's read-back goes out as
+    /// DDATA, a read's readings as the poll's DDATA.
+    func handle(_ command: SparkplugCommand, retained: Bool) {
+        let now = clock.now()
+        let wiring = wiring.withLock { $0 }
+        let respond = Responder(center: self, message: nil, asked: command.asked, at: now)
+        if retained {
+            return respond.finish(command.request, .badRequest, "retained commands are ignored")
+        }
+        if let refusal = command.refusal {
+            return respond.finish(command.request, refusal.status, refusal.message)
+        }
+        guard let request = command.request else {
+            return respond.finish(nil, .badRequest, "no command in the Sparkplug message")
         }
         if let refusal = authorizer.withLock({ $0.authorize(request, now: now) }) {
             return respond.finish(request, refusal.status, refusal.message)
@@ -149,7 +180,8 @@ final class CommandCenter: Sendable {
         poller.submit(
             .write(
                 device: plan.device, table: plan.point.table, address: plan.point.address, words: plan.words
-            ) { outcome in
+            ) { [self] outcome in
+                if case .success(let back) = outcome { publishReadBack(plan, back, at: clock.now()) }
                 switch outcome {
                 case .success(let back) where back == plan.words:
                     respond.finish(
@@ -165,9 +197,22 @@ final class CommandCenter: Sendable {
             })
     }
 
+    /// Sparkplug: the value read back after a write, as DDATA of its device (when the point is one of its metrics).
+    private func publishReadBack(_ plan: WritePlan, _ words: [UInt16], at now: UnixMillis) {
+        guard let edge = sparkplug.withLock({ $0 }),
+            let device = wiring.withLock({ $0.devices.first(where: { $0.name == plan.device }) })
+        else { return }
+        var image = RegisterImage()
+        image.store(words, table: plan.point.table, at: plan.point.address)
+        var profile = device.profile
+        profile.points = [plan.point]
+        let readings = RegisterDecoder.decode(profile: profile, image: image, device: plan.device, acquiredAt: now)
+        if let message = edge.dataMessage(readings, device: plan.device, acquiredAt: now) { sink.append([message]) }
+    }
+
     /// The reply, the audit event and the log line of one command.
     fileprivate func conclude(
-        _ message: MQTTMessage, asked: String, at: UnixMillis, request: CommandRequest?, status: CommandStatus,
+        _ message: MQTTMessage?, asked: String, at: UnixMillis, request: CommandRequest?, status: CommandStatus,
         text: String, verb: CommandVerb?, result: (any Encodable)?
     ) {
         let topics = wiring.withLock { $0.topics }
@@ -187,7 +232,7 @@ final class CommandCenter: Sendable {
         } else {
             logger.warning("command refused or failed", metadata: metadata)
         }
-        guard let responseTopic = message.responseTopic, !responseTopic.isEmpty else { return }
+        guard let message, let responseTopic = message.responseTopic, !responseTopic.isEmpty else { return }
         let reply = CommandReply(status: status, message: text, verb: verb ?? request?.verb)
         publisher()?.reply(
             topic: responseTopic, body: PayloadEncoder.encode(ReplyBody(reply: reply, result: result)),
@@ -213,7 +258,8 @@ private struct ReplyBody: Encodable {
 /// Answers one command once, from whichever thread finishes it.
 private struct Responder: Sendable {
     let center: CommandCenter
-    let message: MQTTMessage
+    /// nil for a Sparkplug command: no reply.
+    let message: MQTTMessage?
     let asked: String
     let at: UnixMillis
 
