@@ -16,6 +16,8 @@ import pysparkplug as spb
 import pytest
 from pymodbus.client import ModbusTcpClient
 
+from pysparkplug._protobuf import sparkplug_b_pb2 as pb
+
 from pantau_harness.commander import sign
 from pantau_harness.config import BASE_TOPIC, device, gateway_yaml, tcp_bus
 
@@ -64,7 +66,14 @@ def dcmd(point: str | None, datatype=None, value=None, key: bytes | None = KEY, 
 
 @pytest.fixture
 def site(request, tmp_path, make_broker, pymodbus_tcp_device, gateway, mqtt_collector, schemas):
-    enabled = "true" if getattr(request, "param", True) else "false"
+    param = getattr(request, "param", True)
+    enabled = "false" if param is False else "true"
+    env = None
+    if param == "unsynced":
+        # The board's clock is right but not known to be (no time service yet): offset 0, unsynchronised.
+        clock = tmp_path / "clock"
+        clock.write_text("0 0\n")
+        env = {"PANTAU_TEST_CLOCK": str(clock)}
     broker = make_broker()
     dev = pymodbus_tcp_device({1: REGISTERS, 2: REGISTERS})
     profiles = tmp_path / "profiles"
@@ -84,7 +93,7 @@ def site(request, tmp_path, make_broker, pymodbus_tcp_device, gateway, mqtt_coll
     )
     audit = mqtt_collector(broker, f"{BASE_TOPIC}/audit")
     host = mqtt_collector(broker, "spBv1.0/#")
-    gw = gateway(config)
+    gw = gateway(config, env=env)
     # The DCMD subscription precedes the births on the same connection: once the first DDATA is out it is in place.
     host.wait_for_messages(f"{NS}/DDATA/{NODE}/pump-1", timeout=30, watch=gw)
     modbus = ModbusTcpClient("127.0.0.1", port=dev.port)
@@ -191,3 +200,32 @@ def test_commands_disabled_refuse_a_signed_dcmd_write(site):
     event = audited(site, "disabled", nonce)
     assert event["code"] == 503
     assert holding(site, 10) == 100
+
+
+@pytest.mark.parametrize("site", ["unsynced"], indirect=True, ids=["clock-unsynced"])
+def test_read_back_on_an_unsynchronised_clock_is_marked_unsynced(site):
+    """A write's read-back DDATA is a reading like any other: on a clock not known to be right it carries the metric
+    property tq=unsynced (issue 14), never a bare timestamp."""
+    since = time.time()
+    payload, nonce = dcmd("setpoint", spb.DataType.DOUBLE, 2.5)
+    send(site, payload)
+    audited(site, "ok", nonce)
+    assert holding(site, 10) == 250
+
+    def read_back_marks(collector):
+        birth, marks = None, []
+        for m in collector.messages(f"{NS}/#"):
+            if m.topic == f"{NS}/DBIRTH/{NODE}/pump-1":
+                birth = spb.DBirth.decode(m.payload)
+            elif m.topic == f"{NS}/DDATA/{NODE}/pump-1" and m.received_at >= since and birth is not None:
+                names = {x.alias: x.name for x in birth.metrics}
+                raw = pb.Payload()
+                raw.ParseFromString(m.payload)
+                for x in raw.metrics:
+                    if names.get(x.alias, x.name) == "setpoint":
+                        props = dict(zip(x.properties.keys, x.properties.values))
+                        marks.append(props["tq"].string_value if "tq" in props else None)
+        return marks
+
+    marks = site["host"].wait_for(read_back_marks, 10, "DDATA with the read-back", site["gw"])
+    assert marks == ["unsynced"], marks

@@ -207,7 +207,14 @@ final class CommandCenter: Sendable {
         var profile = device.profile
         profile.points = [plan.point]
         let readings = RegisterDecoder.decode(profile: profile, image: image, device: plan.device, acquiredAt: now)
-        if let message = edge.dataMessage(readings, device: plan.device, acquiredAt: now) { sink.append([message]) }
+        // On an unsynchronised clock the read-back is marked like any poll's DDATA (`tq`), with its boottime for the
+        // edge to correct it once the clock synchronises (issue 14): never published as if its time were known.
+        let sample = clock.clockSample()
+        let time: TimeQuality? = sample.synced ? nil : .unsynced
+        let message = edge.dataMessage(
+            readings, device: plan.device, acquiredAt: now, time: time,
+            boottimes: time == nil ? [] : readings.map { _ in sample.boottimeMs }, bootId: sample.bootId)
+        if let message { sink.append([message]) }
     }
 
     /// The reply, the audit event and the log line of one command.
