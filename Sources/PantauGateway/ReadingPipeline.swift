@@ -612,13 +612,8 @@ struct DeviceIntelligence: Sendable {
         state.watermark = watermark
         var s = saved()
         s.windows = state.moved(by: d)
-        s.air = s.air?.moved(by: d)
-        s.floods = s.floods.map { $0.moved(by: d) }
-        s.floodMemory = s.floodMemory?.map { $0.moved(by: d) }
-        s.rain = s.rain?.moved(by: d)
-        s.lastRainReport = s.lastRainReport.map { $0 + d }
         restore(s)
-        floatSwitches = floatSwitches.map { $0.moved(by: d) }
+        timersMoved(by: d)
         return closed
     }
 

@@ -64,17 +64,20 @@ extension ConfigParser {
         _ buses: [(BusConfig, YAMLNode)], _ devices: [DeviceConfig], _ reader: NodeReader
     ) -> [BusConfig] {
         var ports: [String: String] = [:]
+        // One bus per serial port, however it is spelled.
+        func claim(_ device: String, for bus: String, _ node: YAMLNode) {
+            let canonical = FileSystem.canonical(device)
+            if let other = ports[canonical] {
+                reader.error(
+                    node,
+                    "bus '\(bus)' uses serial port '\(device)', which bus '\(other)' already owns; one bus per port")
+            }
+            ports[canonical] = bus
+        }
         return buses.map { bus, node in
             let on = devices.filter { $0.bus == bus.name }
             if case .sdi12(var settings) = bus.transport {
-                let canonical = FileSystem.canonical(settings.device)
-                if let other = ports[canonical] {
-                    reader.error(
-                        node,
-                        "bus '\(bus.name)' uses serial port '\(settings.device)', which bus '\(other)' "
-                            + "already owns; one bus per port")
-                }
-                ports[canonical] = bus.name
+                claim(settings.device, for: bus.name, node)
                 for device in on {
                     guard let spec = device.profile.sdi12 else {
                         reader.error(
@@ -106,14 +109,7 @@ extension ConfigParser {
                 if case .rtu(let rtu) = bus.transport { ports[FileSystem.canonical(rtu.device)] = bus.name }
                 return bus
             }
-            let canonical = FileSystem.canonical(settings.device)
-            if let other = ports[canonical] {
-                reader.error(
-                    node,
-                    "bus '\(bus.name)' uses serial port '\(settings.device)', which bus '\(other)' "
-                        + "already owns; one bus per port")
-            }
-            ports[canonical] = bus.name
+            claim(settings.device, for: bus.name, node)
             guard on.count == 1, let sensor = on.first else {
                 reader.error(
                     node,
