@@ -1,4 +1,4 @@
-import Crypto
+internal import Crypto
 import PantauCore
 
 /// HMAC-SHA256 from swift-crypto (BoringSSL on Linux): the MAC of signed remote commands.
