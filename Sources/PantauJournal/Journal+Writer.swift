@@ -245,10 +245,11 @@ extension Journal {
     private func deleteAcknowledged(
         _ db: SQLiteConnection, _ seqs: [Int64], into delta: inout CommitDelta
     ) throws(SQLiteError) {
-        let delete = try db.cached("DELETE FROM records WHERE seq = ?1 RETURNING kind, size")
-        for seq in seqs {
+        // One range delete per run of consecutive numbers: a drained backlog is acknowledged in long runs.
+        let delete = try db.cached("DELETE FROM records WHERE seq BETWEEN ?1 AND ?2 RETURNING kind, size")
+        for run in consecutiveRuns(seqs) {
             delete.reset()
-            try delete.bind(.integer(seq))
+            try delete.bind(.integer(run.lowerBound), .integer(run.upperBound))
             // A record a bound dropped while it was in flight is already gone: nothing to count.
             while try delete.step() {
                 delta.removed(kind: MessageKind(rawValue: Int(delete.int64(0))) ?? .telemetry, size: delete.int64(1))
@@ -277,4 +278,17 @@ extension Journal {
             try upsert.run()
         }
     }
+}
+
+/// The numbers as ranges of consecutive values, ascending; duplicates count once.
+func consecutiveRuns(_ seqs: [Int64]) -> [ClosedRange<Int64>] {
+    var runs: [ClosedRange<Int64>] = []
+    for seq in seqs.sorted() {
+        if let last = runs.last, seq <= last.upperBound + 1 {
+            if seq > last.upperBound { runs[runs.count - 1] = last.lowerBound...seq }
+        } else {
+            runs.append(seq...seq)
+        }
+    }
+    return runs
 }

@@ -15,6 +15,7 @@ final class MQTTEventSink: Sendable {
         /// A CONNACK success was seen on this client.
         var everConnected = false
         var lastLibraryError: String?
+        var libraryLogLines = 0
         /// OpenSSL's verification result of the last failed handshake (X509_V_ERR_*), when it was not OK.
         var verifyResult: Int?
     }
@@ -37,6 +38,12 @@ final class MQTTEventSink: Sendable {
     func noteLibraryError(_ text: String) {
         state.withLock { $0.lastLibraryError = text }
     }
+
+    func noteLibraryLogLine() {
+        state.withLock { $0.libraryLogLines += 1 }
+    }
+
+    var libraryLogLines: Int { state.withLock { $0.libraryLogLines } }
 
     func noteVerifyResult(_ result: Int) {
         state.withLock { $0.verifyResult = result }
@@ -97,6 +104,7 @@ extension MQTTClient {
             sink.append(.message(MQTTClient.receivedMessage(message, properties)))
         }
         mosquitto_log_callback_set(handle) { mosq, userdata, level, text in
+            MQTTEventSink.from(userdata)?.noteLibraryLogLine()
             // Only errors: they carry the OpenSSL reason (e.g. "certificate verify failed") the return code lacks.
             guard level == MOSQ_LOG_ERR, let text, let sink = MQTTEventSink.from(userdata) else { return }
             let line = String(cString: text)

@@ -183,7 +183,23 @@ public final class MQTTClient {
     }
 
     /// The events queued by callbacks since the last call, oldest first.
-    public func takeEvents() -> [MQTTEvent] { sink.take() }
+    public func takeEvents() -> [MQTTEvent] {
+        let events = sink.take()
+        if libraryLogOn && sink.everConnected {
+            // The log callback is for the handshake's errors (the OpenSSL reason). Once connected it goes: with a
+            // callback set, libmosquitto formats a debug line (malloc, vsnprintf) for every PUBLISH and PUBACK.
+            // A failure later is diagnosed by the next attempt's handshake, which has a client of its own.
+            mosquitto_log_callback_set(handle, nil)
+            libraryLogOn = false
+        }
+        return events
+    }
+
+    /// The library's log callback is installed (until the first CONNACK success is taken).
+    private(set) var libraryLogOn = true
+
+    /// Lines the library has handed to the log callback, any level (tests count them).
+    var libraryLogLines: Int { sink.libraryLogLines }
 
     /// True between a successful CONNACK and the end of the connection.
     public var isConnected: Bool { sink.connected }

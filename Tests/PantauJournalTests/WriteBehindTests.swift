@@ -51,6 +51,35 @@ struct WriteBehindTests {
         #expect(try JournalReader(path: folder.journalPath).peek().map(\.seq) == [4])
     }
 
+    @Test("acknowledgements in runs with gaps delete exactly those rows, counted once, bytes freed exactly")
+    func ackedRunsWithGaps() throws {
+        let folder = try TempFolder()
+        let clock = TestClock()
+        let journal = try Journal(config: testConfig(folder), clock: clock, logger: quietLogger)
+        defer { journal.close() }
+        journal.append((0..<10).map { i in message(.telemetry, at: clock.now() + Int64(i)) })
+        try journal.flush()
+        let before = journal.stats()
+        #expect(journal.lease(limit: 10, now: clock.now()).seqs == Array(1...10))
+        // Out of order, one twice, three runs (1-3, 5, 7-9) around the gaps 4, 6 and 10.
+        journal.acknowledge([9, 1, 2, 3, 5, 7, 8, 2])
+        try journal.flush()
+        let stats = journal.stats()
+        #expect(stats.ackedTotal == 7)
+        #expect(stats.pending == 3)
+        #expect(try JournalReader(path: folder.journalPath).peek().map(\.seq) == [4, 6, 10])
+        // Every record has the same size: what is left is three tenths of what was there.
+        #expect(stats.bytes * 10 == before.bytes * 3)
+    }
+
+    @Test("runs of consecutive numbers: sorted, duplicates once, gaps split them")
+    func runs() {
+        #expect(consecutiveRuns([]) == [])
+        #expect(consecutiveRuns([5]) == [5...5])
+        #expect(consecutiveRuns([9, 1, 2, 3, 5, 7, 8, 2]) == [1...3, 5...5, 7...9])
+        #expect(consecutiveRuns([4, 4, 4]) == [4...4])
+    }
+
     @Test("an acknowledgement that arrives while its group is being written deletes the row with the next commit")
     func ackedWhileWriting() {
         var memory = DeliveryMemory()

@@ -50,6 +50,28 @@ struct MQTTClientTests {
         #expect(received.first?.userProperties == [UserProperty("seq", "7")])
     }
 
+    @Test("once connected the library formats no log line per PUBLISH and PUBACK; before, the handshake logs")
+    func noLogLinePerMessage() throws {
+        let broker = try TestBroker()
+        let publisher = try MQTTClient(clientId: "pub-\(UUID().uuidString.prefix(8))")
+        try publisher.connect(host: broker.host, port: broker.port, keepaliveSeconds: 10, timeoutMs: 5000)
+        #expect(publisher.isConnected)
+        _ = publisher.takeEvents()
+        // The handshake went through the callback (CONNECT sent, CONNACK received are debug lines).
+        let linesAtConnack = publisher.libraryLogLines
+        #expect(linesAtConnack >= 2)
+        #expect(!publisher.libraryLogOn)
+        var mids: Set<Int32> = []
+        for n in 0..<50 {
+            mids.insert(try publisher.publish(topic: "t/\(n)", payload: Array("x".utf8), qos: 1, retain: false))
+        }
+        let events = drive(publisher) { events in
+            events.filter { if case .published = $0 { true } else { false } }.count == mids.count
+        }
+        #expect(events.filter { if case .published = $0 { true } else { false } }.count == 50)
+        #expect(publisher.libraryLogLines == linesAtConnack)
+    }
+
     @Test("publishing while disconnected is refused instead of queued in RAM")
     func noPublishWhileDisconnected() throws {
         let client = try MQTTClient(clientId: "idle")
