@@ -240,6 +240,34 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def status_json(sock: Path) -> dict | None:
+    """The gateway's status snapshot from its unix socket (`pantau status` reads the same), or None."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(1)
+            s.connect(str(sock))
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return json.loads(data)
+    except (OSError, ValueError):
+        return None
+
+
+def journal_kinds(path: Path) -> dict[str, int] | None:
+    """Rows in Pantau's journal by message kind (Sources/PantauCore/OutboundMessage.swift), or None if unknown."""
+    names = {0: "alert", 1: "status", 2: "aggregate", 3: "telemetry"}
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+        try:
+            rows = con.execute("SELECT kind, count(*) FROM records GROUP BY kind").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    return {names.get(kind, str(kind)): n for kind, n in rows}
+
+
 def journal_depth(path: Path) -> int | None:
     """Rows waiting in Pantau's journal, read with a read-only SQLite connection, or None if unknown."""
     if not path.exists():

@@ -281,42 +281,48 @@ def backlog_table(results: dict) -> str:
         return "_Not run._"
     c = b.get("ceiling_c_libmosquitto") or {}
     p = b.get("pantau") or {}
+    per_msg = b["registers_per_record"]
     rows = [
-        ["records (messages) to send", fmt(p.get("records_drained")), fmt(c.get("messages"))],
-        ["readings in them", fmt(p.get("readings_drained")), fmt((c.get("messages") or 0) * b["registers_per_record"])],
+        ["records (messages) to send", fmt(b.get("journal_rows_before_drain")), fmt(c.get("messages"))],
+        ["readings in them", fmt((b.get("journal_rows_before_drain") or 0) * per_msg),
+         fmt((c.get("messages") or 0) * per_msg)],
         ["payload bytes per message", "same sample", fmt(c.get("payload_bytes"))],
         ["QoS 1 messages in flight", fmt(b.get("inflight_window")) if b.get("inflight_window") else "n/m",
          fmt(c.get("window"))],
         ["broker (same private mosquitto settings)", "; ".join(b.get("broker_settings") or []) or "n/m",
          "same" if b.get("broker_settings") else "n/m"],
-        ["seconds", fmt(p.get("seconds_draining"), 2), fmt(c.get("seconds"), 2)],
-        ["messages per second (PUBACKed)", fmt(p.get("records_per_s")), fmt(c.get("messages_per_s"))],
-        ["readings per second", fmt(p.get("readings_per_s")),
-         fmt((c.get("messages_per_s") or 0) * b["registers_per_record"]) if c.get("messages_per_s") else "n/m"],
-        ["CPU seconds", fmt(p.get("cpu_seconds"), 2), fmt(c.get("cpu_seconds"), 2)],
+        ["seconds until the broker acknowledged all of them", fmt(p.get("seconds_to_broker"), 2),
+         fmt(c.get("seconds"), 2)],
+        ["messages per second to the broker (PUBACKed), median round", fmt(p.get("records_per_s_to_broker")),
+         fmt(c.get("messages_per_s"))],
+        ["readings per second", fmt((p.get("records_per_s_to_broker") or 0) * per_msg)
+         if p.get("records_per_s_to_broker") else "n/m",
+         fmt((c.get("messages_per_s") or 0) * per_msg) if c.get("messages_per_s") else "n/m"],
+        ["every round (messages per second to the broker)",
+         ", ".join(fmt(r) for r in b.get("pantau_rounds_records_per_s_to_broker") or []) or "n/m",
+         ", ".join(fmt(r) for r in b.get("ceiling_rounds_messages_per_s") or []) or "n/m"],
+        ["seconds until the journal file is empty (acknowledged rows deleted)",
+         fmt(p.get("seconds_to_empty_file"), 2), "no file"],
+        ["every round (records per second until the file is empty)",
+         ", ".join(fmt(r) for r in b.get("pantau_rounds_records_per_s_to_empty_file") or []) or "n/m", "no file"],
+        ["CPU seconds (the drain round above)", fmt(p.get("cpu_seconds"), 2), fmt(c.get("cpu_seconds"), 2)],
         ["peak RSS during the drain (VmHWM), MB", fmt(p.get("rss_peak_mb")), "n/m"],
     ]
     out = table(["", "Pantau drain", "C libmosquitto ceiling"], rows)
     if b.get("pantau_over_ceiling") is not None:
-        out += f"\n\nPantau reaches **{b['pantau_over_ceiling'] * 100:.1f} %** of the ceiling."
+        out += (f"\n\nTo the broker, Pantau reaches **{b['pantau_over_ceiling'] * 100:.1f} %** of the ceiling "
+                "(median rounds)")
+        if b.get("pantau_over_ceiling_to_empty_file") is not None:
+            out += (f"; counted until its file is empty as well, "
+                    f"{b['pantau_over_ceiling_to_empty_file'] * 100:.1f} %")
+        out += "."
+    if p.get("messages_acked") is not None:
+        out += (f"\n\nThe broker acknowledged {fmt(p['messages_acked'])} journaled messages in the round: the "
+                "backlog and what the gateway made meanwhile (device offline alerts, the aggregates of the windows "
+                "its restart closed).")
     for k in ("skipped", "error"):
         if p.get(k):
             out += f"\n\nPantau drain not measured: {p[k]}."
-    samples = p.get("depth_samples") or []
-    if p.get("records_per_s_first_quarter") is not None:
-        out += (f"\n\nDrain rate over the first quarter of the draining time: "
-                f"{fmt(p['records_per_s_first_quarter'], 0)} records/s; over the last quarter: "
-                f"{fmt(p.get('records_per_s_last_quarter'), 0)} records/s.")
-    elif len(samples) >= 8:
-        q = len(samples) // 4
-        def rate(part):
-            (t0, d0), (t1, d1) = part[0], part[-1]
-            return (d0 - d1) / (t1 - t0) if t1 > t0 else None
-        early, late = rate(samples[: q + 1]), rate(samples[-q - 1:])
-        out += (f"\n\nDrain rate over the first quarter of the samples: {fmt(early, 0)} records/s; over the last "
-                f"quarter: {fmt(late, 0)} records/s (journal depth sampled every "
-                f"{fmt(samples[1][0] - samples[0][0], 2)}"
-                " s or so; the table keeps up to 40 samples).")
     if b.get("journal_rows_before_drain") is not None:
         out += (f"\n\nJournal before the drain: {fmt(b['journal_rows_before_drain'])} rows, "
                 f"{fmt(b.get('journal_bytes_before_drain'))} bytes on disk, filled in {fmt(b.get('fill_seconds'))} s "
@@ -400,6 +406,8 @@ def outage_table(results: dict) -> str:
         ["seconds measured (broker down)", fmt(o.get("seconds"), 1)],
         ["readings acquired", fmt(o.get("readings_offered"))],
         ["journal rows added", fmt(o.get("journal_rows_added"))],
+        ["of which, by kind", ", ".join(f"{k} {fmt(n)}" for k, n in (o.get("journal_rows_added_by_kind") or {}).items())
+         or "n/m"],
         ["disk write_bytes", fmt(o.get("disk_write_bytes"))],
         ["disk write_bytes per reading", fmt(o.get("disk_write_bytes_per_reading"), 1)],
         ["CPU seconds per 1,000 readings", fmt(o.get("cpu_s_per_1000_readings"), 4)],
