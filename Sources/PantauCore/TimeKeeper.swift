@@ -182,24 +182,32 @@ public enum TimeCorrection {
     public static func corrected(_ m: OutboundMessage, bootId: String, offset: Int64?) -> OutboundMessage? {
         guard let stamp = m.stamp, stamp.quality == .unsynced || stamp.quality == .held else { return nil }
         var out = m
+        // Only a JSON body carries its times as text; any other (a Sparkplug protobuf DDATA) is left as it is,
+        // and its sender corrects it when it sends it.
+        let json = isJSON(m.contentType)
         if stamp.bootId != bootId {
-            out.body = retime(m.body, by: 0, quality: .unverified)
+            if json { out.body = retime(m.body, by: 0, quality: .unverified) }
             out.stamp?.quality = .unverified
             return out
         }
         guard let offset else { return nil }
         let delta = stamp.boottimeMs + offset - m.acquiredAt
-        out.body = retime(m.body, by: delta, quality: .corrected)
+        if json { out.body = retime(m.body, by: delta, quality: .corrected) }
         out.acquiredAt = stamp.boottimeMs + offset
         out.stamp?.quality = .corrected
         return out
+    }
+
+    /// `application/json` and the `+json` types (`application/senml+json`): the bodies `retime` understands.
+    static func isJSON(_ contentType: String) -> Bool {
+        contentType == "application/json" || contentType.hasSuffix("+json")
     }
 
     /// Moves every time of a body by `delta` milliseconds and sets its `tq`, leaving every other byte as it was:
     /// the millisecond keys of a JSON object's top level, or the SenML base time `bt` (seconds) and `tq` of a
     /// pack's first record (the other records' `t` are relative to it).
     public static func retime(_ body: [UInt8], by delta: Int64, quality: TimeQuality) -> [UInt8] {
-        // Not JSON (a Sparkplug protobuf DDATA): left as it is; the edge node corrects it when it sends it.
+        // Neither an object nor a pack: nothing of ours to move.
         guard let first = body.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else { return body }
         var out: [UInt8] = []
         out.reserveCapacity(body.count + 8)

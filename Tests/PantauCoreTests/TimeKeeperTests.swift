@@ -149,6 +149,23 @@ import Testing
         #expect(TimeCorrection.corrected(synced, bootId: "b1", offset: TimeKeeperTests.trueBoot) == nil)
     }
 
+    @Test func aBodyThatIsNotJSONIsNeverRewrittenWhateverItsFirstByte() throws {
+        // A protobuf may start with any byte, `{` (0x7B) included: the content type decides, not the bytes.
+        var m = stamped(#"{"tq":"unsynced","ts":3600000}"#, at: 3_600_000, boottime: 65_000, boot: "b1")
+        m.contentType = "application/vnd.sparkplug.b"
+        let fixed = try #require(TimeCorrection.corrected(m, bootId: "b1", offset: TimeKeeperTests.trueBoot))
+        #expect(fixed.body == m.body)
+        #expect(fixed.acquiredAt == TimeKeeperTests.trueBoot + 65_000)
+        #expect(fixed.stamp?.quality == .corrected)
+        let other = try #require(TimeCorrection.corrected(m, bootId: "b2", offset: TimeKeeperTests.trueBoot))
+        #expect(other.body == m.body)
+        #expect(other.stamp?.quality == .unverified)
+        // The same bytes as SenML JSON are moved.
+        m.contentType = "application/senml+json"
+        let moved = try #require(TimeCorrection.corrected(m, bootId: "b1", offset: TimeKeeperTests.trueBoot))
+        #expect(text(moved.body) == #"{"tq":"corrected","ts":\#(TimeKeeperTests.trueBoot + 65_000)}"#)
+    }
+
     @Test func theQualityOfAMarkedBody() {
         #expect(TimeMarking.quality(of: Array(#"[{"tq":"unsynced","bt":1}]"#.utf8)) == .unsynced)
         #expect(TimeMarking.quality(of: Array(#"{"tq":"corrected"}"#.utf8)) == .corrected)
