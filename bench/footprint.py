@@ -11,8 +11,15 @@
       and total wake-ups per second.
   bench/footprint.py smaps PID
       the breakdown of a running process.
-  bench/footprint.py floor BINARY [ARGS...]
-      the breakdown of any program (e.g. a trivial static Swift binary) a second after it starts.
+  bench/footprint.py floor [--warmup 15 --seconds 10] -- BINARY [ARGS...]
+      the same figures as `memory` (median VmRSS every 0.5 s over the window after the warm-up, and the smaps
+      breakdown) for any program, e.g. the runtime-floor programs of bench/floor/build.sh: the program must stay
+      up for warm-up plus window.
+  bench/footprint.py pages PID
+      which parts of the program file are resident in a running process: every page of its mappings of the
+      executable (from /proc/PID/pagemap, root only), by ELF section, split into clean file pages and private
+      (copied on write: relocated or written) pages; the resident .text by module of the symbols on each page
+      (Swift mangled names carry the module).
   bench/footprint.py cpu [--devices 10 --registers 20 --poll-ms 1000 --seconds 60 --warmup 30]
       runs the gateway under `valgrind --tool=callgrind` (instruction counts are repeatable on a noisy machine)
       with instrumentation off during start-up and warm-up, counts instructions over the window and the readings
@@ -101,6 +108,97 @@ def classify(pid: int) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def elf_layout(exe: str) -> tuple[int, list[tuple[str, int, int]]]:
+    """The first LOAD segment's address and the allocated sections (name, address, size), from readelf."""
+    heads = subprocess.run(["readelf", "-lW", exe], capture_output=True, text=True, check=True).stdout
+    first = min(int(line.split()[2], 16) for line in heads.splitlines() if line.strip().startswith("LOAD"))
+    secs = []
+    out = subprocess.run(["readelf", "-SW", exe], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        m = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\S+\s+(\S*A\S*)", line)
+        if m and int(m.group(2), 16):
+            secs.append((m.group(1), int(m.group(2), 16), int(m.group(3), 16)))
+    return first, sorted(secs, key=lambda x: x[1])
+
+
+def symbol_module(name: str) -> str:
+    """The module a symbol's code belongs to, from its (Swift or C++) mangled name, roughly."""
+    if name.startswith("$s"):
+        rest = name[2:]
+        if rest.startswith("s") or rest.startswith("S"):
+            return "Swift standard library"
+        m = re.match(r"(\d+)", rest)
+        if m:
+            n = int(m.group(1))
+            mod = rest[len(m.group(1)):len(m.group(1)) + n]
+            return "Swift runtime and Concurrency" if mod.startswith("Swift") or mod == "_Concurrency" else mod
+        return "Swift (other)"
+    if name.startswith("CCryptoBoringSSL") or name.startswith("_CCryptoBoringSSL"):
+        return "BoringSSL (swift-crypto)"
+    if name.startswith("swift") or name.startswith("_swift") or name.startswith("_ZN5swift") \
+            or name.startswith("_ZN4llvm") or name.startswith("_ZNK5swift"):
+        return "Swift runtime and Concurrency"
+    if name.startswith("_Z"):
+        return "C++ (other)"
+    return "C (other)"
+
+
+def resident_pages(pid: int) -> dict:
+    """Resident pages of the executable's mappings, by section and (for .text) by module, in kB."""
+    exe = str(Path(f"/proc/{pid}/exe").resolve())
+    first, secs = elf_layout(exe)
+    maps = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] == exe:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                maps.append((lo, hi, int(parts[2], 16)))
+    base = next(lo for lo, _, off in maps if off == 0) - (first & ~0xFFF)
+    pages: list[tuple[int, bool]] = []  # (vaddr, private)
+    with open(f"/proc/{pid}/pagemap", "rb") as pm:
+        for lo, hi, _ in maps:
+            pm.seek((lo // 4096) * 8)
+            raw = pm.read(((hi - lo) // 4096) * 8)
+            for i in range(len(raw) // 8):
+                e = int.from_bytes(raw[i * 8:i * 8 + 8], "little")
+                if e >> 63 & 1:
+                    pages.append((lo + i * 4096 - base, not (e >> 61 & 1)))
+    # the anonymous rw mapping right after the executable (the rest of .bss) is not a mapping of the file
+    by_sec: dict[str, dict[str, int]] = {}
+    text = next((s for s in secs if s[0] == ".text"), None)
+    text_pages = []
+    for va, private in pages:
+        names = [n for n, a, z in secs if a < va + 4096 and a + z > va] or ["(between sections)"]
+        key = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]}"
+        d = by_sec.setdefault(key, {"clean": 0, "private": 0})
+        d["private" if private else "clean"] += 4
+        if text and text[1] <= va < text[1] + text[2]:
+            text_pages.append(va)
+    syms = []
+    out = subprocess.run(["nm", "-nS", "--defined-only", exe], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[2] in "tTwW":
+            syms.append((int(f[0], 16), int(f[1], 16), f[3]))
+    by_mod: dict[str, float] = {}
+    j = 0
+    for va in sorted(text_pages):
+        while j < len(syms) and syms[j][0] + syms[j][1] <= va:
+            j += 1
+        k, covered = j, 0
+        while k < len(syms) and syms[k][0] < va + 4096:
+            a, z, n = syms[k]
+            part = min(a + z, va + 4096) - max(a, va)
+            if part > 0:
+                by_mod[symbol_module(n)] = by_mod.get(symbol_module(n), 0) + part / 1024
+                covered += part
+            k += 1
+        by_mod["(no symbol)"] = by_mod.get("(no symbol)", 0) + (4096 - covered) / 1024
+    return {"by_section_kb": dict(sorted(by_sec.items(), key=lambda kv: -sum(kv[1].values()))),
+            "text_by_module_kb": {k: round(v) for k, v in sorted(by_mod.items(), key=lambda kv: -kv[1])}}
+
+
 def threads(pid: int) -> dict[str, dict]:
     out = {}
     for t in sorted(Path(f"/proc/{pid}/task").iterdir()):
@@ -178,8 +276,12 @@ def measure_cpu(args) -> dict:
         old.unlink()
     total = args.seconds + args.warmup + 120
     pantau, work, broker, devices, cfg = start_load(args, total)
+    # valgrind 3.19 gives up on the Swift 6.3 toolchain's debug information ("Possibly corrupted debuginfo file"):
+    # profile a copy without it (function names come from .symtab).
+    plain = work / "pantau-nodebug"
+    subprocess.run(["strip", "--strip-debug", "-o", str(plain), str(pantau)], check=True)
     sub = run.Subscriber(broker.port, work / "sub.json", total, False, work / "samples")
-    gw = run.start_pantau(pantau, cfg, work, wrapper=(
+    gw = run.start_pantau(plain, cfg, work, wrapper=(
         "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work / 'callgrind.out'}",
         "--dump-instr=no"))
     try:
@@ -216,7 +318,7 @@ def measure_cpu(args) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["memory", "idle", "smaps", "floor", "cpu"])
+    ap.add_argument("mode", choices=["memory", "idle", "smaps", "pages", "floor", "cpu"])
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--pantau")
     ap.add_argument("--devices", type=int)
@@ -225,15 +327,26 @@ def main() -> int:
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--warmup", type=float, default=15)
     ap.add_argument("--workdir", default=str(BENCH / "out" / "work-footprint"))
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    program = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args.rest += program
+    if args.mode == "pages":
+        print(json.dumps(resident_pages(int(args.rest[0])), indent=1))
+        return 0
     if args.mode == "smaps":
         print(json.dumps(classify(int(args.rest[0])), indent=1))
         return 0
     if args.mode == "floor":
-        p = subprocess.Popen(args.rest)
-        time.sleep(1.0)
-        r = {"rss_kb": benchlib.status_kb(p.pid, "VmRSS"), "smaps_kb": classify(p.pid)}
-        benchlib.stop(p)
+        args.seconds = args.seconds or 10
+        p = subprocess.Popen(args.rest, stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(args.warmup)
+            if p.poll() is not None:
+                sys.exit(f"{args.rest[0]} exited before the window; give it more seconds")
+            r = {"program": " ".join(args.rest)} | measure_memory(p.pid, args.seconds)
+        finally:
+            benchlib.stop(p)
         print(json.dumps(r, indent=1))
         return 0
     if args.mode == "cpu":

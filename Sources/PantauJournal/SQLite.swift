@@ -28,7 +28,11 @@ final class SQLiteConnection: @unchecked Sendable {
     /// Statements stepped or executed on this connection, so tests can show an idle journal runs no SQL.
     private(set) var statementsRun = 0
 
+    /// Process-wide settings, applied once before the first connection initializes the library (issue 17).
+    private static let libraryConfigured: Bool = pantau_sqlite3_no_page_cache_block() == SQLITE_OK
+
     init(path: String, readOnly: Bool) throws(SQLiteError) {
+        _ = Self.libraryConfigured
         var db: OpaquePointer?
         let flags =
             readOnly

@@ -34,3 +34,28 @@ def test_breakdown_sums_to_the_process_rss():
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_pages_account_for_every_resident_page_of_the_executable():
+    """`footprint.py pages` puts every resident page of the executable's file mappings in exactly one section row."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / "footprint.py"), "pages", str(sleeper.pid)],
+                             capture_output=True, text=True, timeout=120, check=True)
+        pages = json.loads(out.stdout)
+        exe = str(Path(f"/proc/{sleeper.pid}/exe").resolve())
+        smaps_kb, current = 0, None
+        for line in Path(f"/proc/{sleeper.pid}/smaps").read_text().splitlines():
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+                current = head[5] if len(head) > 5 else ""
+            elif head[0] == "Rss:" and current == exe:
+                smaps_kb += int(head[1])
+        by_section = pages["by_section_kb"]
+        assert smaps_kb > 0
+        assert sum(v["clean"] + v["private"] for v in by_section.values()) == smaps_kb
+        assert by_section[".text"]["clean"] > 0
+        assert by_section[".text"]["private"] == 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()
