@@ -178,14 +178,12 @@ struct ProfilesCommand: ParsableCommand {
                 return
             }
             let plan = ReadPlanner.plan(points: p.points, timing: p.timing)
-            print("\(p.id): \(plan.count) request\(plan.count == 1 ? "" : "s") per poll for \(p.points.count) points")
+            print(planHeader(p, plan))
             for r in plan {
                 let covered = p.points.filter {
                     $0.table == r.table && $0.address >= r.address && $0.address + $0.span <= r.address + r.count
                 }
-                print(
-                    "  FC\(String(r.table.readFunctionCode, radix: 16).leftPadded(2)) \(r.table.rawValue.padding(8)) address \(String(r.address).padding(5)) count \(String(r.count).padding(4)) \(covered.map(\.name).joined(separator: ", "))"
-                )
+                print(requestLine(r) + covered.map(\.name).joined(separator: ", "))
             }
         }
     }
