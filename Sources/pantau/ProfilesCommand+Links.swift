@@ -1,4 +1,5 @@
 import PantauCore
+import PantauGateway
 
 /// What `profiles plan` prints for a profile that is not polled with Modbus reads (a framed UART sensor);
 /// nil for a Modbus profile.
@@ -54,7 +55,7 @@ func sdi12PlanLines(_ p: DeviceProfile, _ spec: SDI12Spec) -> [String] {
 
 /// The first line of every `profiles plan`: how many requests a poll makes for how many points.
 func planHeader(_ p: DeviceProfile, _ plan: [ReadRequest]) -> String {
-    "\(p.id): \(plan.count) request\(plan.count == 1 ? "" : "s") per poll for \(p.points.count) points"
+    "\(p.id): \(DiagnosticsFormat.counted(plan.count, "request")) per poll for \(p.points.count) points"
 }
 
 /// One request of a plan, up to what it covers: `  FC03 holding  address 0     count 2    `.

@@ -240,7 +240,7 @@ struct RawCommand: ParsableCommand {
             }
             let resolved = try target.link.link()
             let what =
-                "\(words.count) \(table == .coil ? "coil" : "holding register")\(words.count == 1 ? "" : "s") "
+                DiagnosticsFormat.counted(words.count, table == .coil ? "coil" : "holding register") + " "
                 + "at address \(address) (PLC \(PLCAddress.text(table: table, address: address))) "
                 + "on unit \(target.unit) via \(resolved)"
             if !yes {

@@ -115,8 +115,8 @@ struct ScanCommand: ParsableCommand {
         var lastDraw: UInt64 = 0
         Interruption.install()
         printError(
-            "scanning \(place): \(unitIds.count) unit id\(unitIds.count == 1 ? "" : "s") x "
-                + "\(settings.count) line setting\(settings.count == 1 ? "" : "s"), \(timeoutMs) ms each")
+            "scanning \(place): \(DiagnosticsFormat.counted(unitIds.count, "unit id")) x "
+                + "\(DiagnosticsFormat.counted(settings.count, "line setting")), \(timeoutMs) ms each")
         let outcome = scanner.run(
             open: { serial throws(ModbusError) in
                 try links[settings.firstIndex(of: serial) ?? 0].open(responseTimeoutMs: timeoutMs)
@@ -191,7 +191,7 @@ struct ScanCommand: ParsableCommand {
                     + (hit.serial?.parity.rawValue ?? "-").padding(6) + "  "
                     + DiagnosticsFormat.milliseconds(hit.responseMs).padding(8) + "  " + model)
         }
-        print("\(outcome.hits.count) unit\(outcome.hits.count == 1 ? "" : "s") found")
+        print("\(DiagnosticsFormat.counted(outcome.hits.count, "unit")) found")
     }
 }
 
