@@ -175,6 +175,15 @@ public struct ProfileTiming: Sendable, Hashable {
     }
 }
 
+extension ProfileTiming {
+    /// One poll is one read spanning every point: a framed sensor's frame, an SDI-12 measurement.
+    mutating func spanEveryPointInOneRead() {
+        maxRegistersPerRead = 125
+        maxGap = 124
+        singlePointReads = false
+    }
+}
+
 /// Registers that identify a model, used by `pantau scan`.
 public struct IdentificationRule: Sendable, Hashable {
     public var table: RegisterTable

@@ -260,8 +260,9 @@ public final class Gateway: Sendable {
         let (config, connected) = parts.withLock { ($0.config, $0.publisher.snapshot().connected) }
         let pending = journal.stats().pending
         return
-            "polling \(config.devices.count) device\(config.devices.count == 1 ? "" : "s") on \(config.buses.count) bus"
-            + "\(config.buses.count == 1 ? "" : "es"); broker \(connected ? "connected" : "not connected"); backlog \(pending)"
+            "polling \(DiagnosticsFormat.counted(config.devices.count, "device")) on "
+            + "\(DiagnosticsFormat.counted(config.buses.count, "bus", plural: "buses")); "
+            + "broker \(connected ? "connected" : "not connected"); backlog \(pending)"
     }
 
     public func health() -> GatewayHealth {

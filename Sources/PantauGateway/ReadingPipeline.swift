@@ -51,6 +51,31 @@ public final class ReadingPipeline: Sendable {
         /// Every move of the timeline this process saw, in order: each device's intelligence follows those it has
         /// not followed yet (`DeviceIntelligence.followed`) before it takes a reading or lets time pass.
         var moves: [TimelineMove] = []
+        /// What the Sparkplug edge was last told of the clock (`SparkplugEdge.observeClock`).
+        var edgeClock: EdgeClock?
+    }
+
+    /// The clock as the Sparkplug edge needs it to correct unsynced DDATA when it sends them: the boot, and the
+    /// timeline's offset while synchronised.
+    struct EdgeClock: Equatable {
+        var bootId: String
+        var syncedOffset: Int64?
+
+        /// Whether the edge must hear of `next`: another boot, the synchronisation gained or lost, or a step of the
+        /// synchronised offset. Its jitter within `TimeKeeper.stepTolerance` is no news (the tick tells it anyway).
+        func differs(from next: EdgeClock) -> Bool {
+            guard bootId == next.bootId else { return true }
+            switch (syncedOffset, next.syncedOffset) {
+            case (nil, nil): return false
+            case (let a?, let b?): return abs(a - b) > TimeKeeper.stepTolerance
+            default: return true
+            }
+        }
+    }
+
+    /// When a look at the clock tells the Sparkplug edge: never, every time (the tick), or on a change (a poll).
+    enum EdgeTelling {
+        case never, always, onChange
     }
 
     /// The timeline jumped at a synchronisation: from `from` (the boot clock's offset) to `to` (the true one). Or,
@@ -90,6 +115,8 @@ public final class ReadingPipeline: Sendable {
         var unsyncedOffset: Int64?
         /// The timeline's moves so far (`TimeState.moves`).
         var moves: [TimelineMove] = []
+        /// What to tell the Sparkplug edge of the clock now; nil when nothing.
+        var tellEdge: EdgeClock?
     }
 
     /// The clock's state as `pantau status` shows it.
@@ -149,7 +176,8 @@ public final class ReadingPipeline: Sendable {
     /// Looks at the clock: the time on the gateway's timeline now and whether it is synchronised (held telemetry
     /// is the journal's to correct and release then: `takeTimeCorrection`). `full` asks the system for the clock's
     /// synchronisation (the once-a-second tick); otherwise it is taken from the last full sample (the hot path).
-    private func observeClock(full: Bool = true) -> ClockView {
+    /// `edge` says when the view carries the clock for the Sparkplug edge (`tellEdge`).
+    private func observeClock(full: Bool = true, edge: EdgeTelling = .never) -> ClockView {
         let last = full ? nil : time.withLock { $0.lastSample }
         let sample = last.map { clock.quickSample(after: $0) } ?? clock.clockSample()
         var released = 0
@@ -188,9 +216,14 @@ public final class ReadingPipeline: Sendable {
             }
             // Synchronised: the wall clock is the truth. Unsynchronised: boottime on the last trusted offset.
             let now = t.keeper.synced ? sample.wall : t.keeper.time(atBoottime: sample.boottimeMs)
-            let view = ClockView(
+            var view = ClockView(
                 now: now, sample: sample, synced: t.keeper.synced, keeper: t.keeper, policy: t.policy,
                 untrustedBefore: t.untrustedBefore, unsyncedOffset: t.unsyncedOffset, moves: t.moves)
+            let edgeClock = EdgeClock(bootId: sample.bootId, syncedOffset: t.keeper.synced ? t.keeper.offset : nil)
+            if edge == .always || (edge == .onChange && t.edgeClock.map { $0.differs(from: edgeClock) } ?? true) {
+                view.tellEdge = edgeClock
+                t.edgeClock = edgeClock
+            }
             return (view, actions)
         }
         for action in actions {
@@ -310,7 +343,7 @@ public final class ReadingPipeline: Sendable {
     public func handle(_ received: DevicePoll) {
         guard let (slot, identity, topics) = slot(received.device) else { return }
         let compact = compactTelemetry
-        let view = observeClock(full: false)
+        let view = observeClock(full: false, edge: sparkplug == nil ? .never : .onChange)
         let (sample, synced, keeper) = (view.sample, view.synced, view.keeper)
         var poll = received
         var boottimes: [Int64] = []
@@ -344,7 +377,10 @@ public final class ReadingPipeline: Sendable {
                 // Sparkplug DDATA carries its own timestamps and is never held: a time not known true carries the
                 // metric property `tq`, an unsynced one its boottime for the edge to correct (docs/sparkplug.md).
                 let quality: TimeQuality? = !synced ? .unsynced : lateCorrected ? .corrected : nil
-                sparkplug.observeClock(bootId: sample.bootId, syncedOffset: synced ? keeper.offset : nil)
+                // The edge's mutex only when the clock changed (a synchronisation, a step, another boot).
+                if let told = view.tellEdge {
+                    sparkplug.observeClock(bootId: told.bootId, syncedOffset: told.syncedOffset)
+                }
                 telemetry = sparkplug.dataMessage(
                     published, device: slot.device.name, acquiredAt: poll.acquiredAt, time: quality,
                     boottimes: quality == .unsynced ? keep.map { boottimes[$0] } : [], bootId: sample.bootId)
@@ -405,9 +441,9 @@ public final class ReadingPipeline: Sendable {
     /// Lets time pass: closes windows that ended without a new reading and flags silent level sensors stale.
     /// The gateway calls it about once a second.
     public func tick() {
-        let view = observeClock()
+        let view = observeClock(edge: sparkplug == nil ? .never : .always)
         let now = view.now
-        sparkplug?.observeClock(bootId: view.sample.bootId, syncedOffset: view.synced ? view.keeper.offset : nil)
+        if let told = view.tellEdge { sparkplug?.observeClock(bootId: told.bootId, syncedOffset: told.syncedOffset) }
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }
         var intervals: [(String, Interval)] = []
         var messages: [OutboundMessage] = []

@@ -5,32 +5,23 @@ import PantauCore
 // NowCast still count the readings taken before the synchronisation, on times consistent with the boot clock.
 
 extension FloodAlertStatus {
-    func moved(by d: Int64) -> FloodAlertStatus {
-        var s = self
-        s.since = since.map { $0 + d }
-        s.valueAt = valueAt.map { $0 + d }
-        return s
-    }
+    func moved(by d: Int64) -> FloodAlertStatus { moving(self, \.since, \.valueAt, by: d) }
 }
 
 extension FloodAlertEngine.Memory {
     func moved(by d: Int64) -> FloodAlertEngine.Memory {
-        var m = self
+        var m = moving(self, \.lastGoodAt, \.firstSeenAt, by: d)
         m.aboveSince = aboveSince.mapValues { $0 + d }
         m.belowSince = belowSince.mapValues { $0 + d }
         m.recent = recent.moved(\.at, by: d)
-        m.lastGoodAt = lastGoodAt.map { $0 + d }
-        m.firstSeenAt = firstSeenAt.map { $0 + d }
         return m
     }
 }
 
 extension RainAccumulator.State {
     func moved(by d: Int64) -> RainAccumulator.State {
-        var s = self
-        s.lastAt = lastAt.map { $0 + d }
+        var s = moving(self, \.lastAt, \.intervalStart, by: d)
         s.increments = increments.moved(\.at, by: d)
-        s.intervalStart = intervalStart.map { $0 + d }
         return s
     }
 }
@@ -42,10 +33,8 @@ extension AirQualityIndexer.State {
         var s = self
         s.minutes = minutes.mapValues { sums in
             sums.map { sum in
-                var m = sum
+                var m = moving(sum, \.first, \.last, by: minutesMoved)
                 m.minute += minutesMoved
-                m.first = sum.first.map { $0 + minutesMoved }
-                m.last = sum.last.map { $0 + minutesMoved }
                 return m
             }
         }
@@ -61,6 +50,13 @@ extension WindowAggregator.State {
         s.intervalChanges = intervalChanges?.mapValues { $0.moved(\.at, by: d) }
         return s
     }
+}
+
+/// `value` with the times at `keys` moved by `d` milliseconds; an absent time stays absent.
+func moving<Value>(_ value: Value, _ keys: WritableKeyPath<Value, Int64?>..., by d: Int64) -> Value {
+    var moved = value
+    for key in keys { moved[keyPath: key] = value[keyPath: key].map { $0 + d } }
+    return moved
 }
 
 extension Array {

@@ -35,7 +35,8 @@ struct CheckConfigCommand: ParsableCommand {
                     Report(file: file, ok: true, errors: [], devices: config.devices.count, buses: config.buses.count))
             } else {
                 print(
-                    "\(file): OK (\(config.buses.count) bus\(config.buses.count == 1 ? "" : "es"), \(config.devices.count) device\(config.devices.count == 1 ? "" : "s"))"
+                    "\(file): OK (\(DiagnosticsFormat.counted(config.buses.count, "bus", plural: "buses")), "
+                        + "\(DiagnosticsFormat.counted(config.devices.count, "device")))"
                 )
             }
         case .failure(let error):
@@ -51,7 +52,7 @@ struct CheckConfigCommand: ParsableCommand {
                         devices: 0, buses: 0))
             } else {
                 print(error.description)
-                printError("\(file): \(error.diagnostics.count) error\(error.diagnostics.count == 1 ? "" : "s")")
+                printError("\(file): \(DiagnosticsFormat.counted(error.diagnostics.count, "error"))")
             }
             throw ExitCode(PantauGateway.ExitCode.config.rawValue)
         }

@@ -1,4 +1,5 @@
 import PantauCore
+import PantauGateway
 
 /// What `profiles plan` prints for a profile that is not polled with Modbus reads (a framed UART sensor);
 /// nil for a Modbus profile.
@@ -7,15 +8,8 @@ func linkPlanLines(_ p: DeviceProfile) -> [String]? {
     guard let frame = p.frame else { return nil }
     // The first lines keep the Modbus plan's shape (bench/bus.py reads them): the frame is one input-register read.
     let plan = ReadPlanner.plan(points: p.points, timing: p.timing)
-    var lines = [
-        "\(p.id): \(plan.count) request\(plan.count == 1 ? "" : "s") per poll for \(p.points.count) points "
-            + "(framed UART sensor, bus type uart: one \(frame.length)-byte frame per poll)"
-    ]
-    for r in plan {
-        lines.append(
-            "  FC04 input    address \(String(r.address).padding(5)) count \(String(r.count).padding(4)) "
-                + "frame bytes \(r.address * 2)-\(r.endAddress * 2 - 1)")
-    }
+    var lines = [planHeader(p, plan) + " (framed UART sensor, bus type uart: one \(frame.length)-byte frame per poll)"]
+    for r in plan { lines.append(requestLine(r) + "frame bytes \(r.address * 2)-\(r.endAddress * 2 - 1)") }
     var shape = "  frame    start \(hexString(frame.start))"
     if let field = frame.lengthField { shape += ", length field at byte \(field.offset) = \(field.value)" }
     if !frame.end.isEmpty { shape += ", end \(hexString(frame.end))" }
@@ -46,14 +40,9 @@ func linkPlanLines(_ p: DeviceProfile) -> [String]? {
 func sdi12PlanLines(_ p: DeviceProfile, _ spec: SDI12Spec) -> [String] {
     let plan = ReadPlanner.plan(points: p.points, timing: p.timing)
     var lines = [
-        "\(p.id): \(plan.count) request\(plan.count == 1 ? "" : "s") per poll for \(p.points.count) points "
-            + "(SDI-12 sensor, bus type sdi12: one measurement of \(spec.values) values per poll)"
+        planHeader(p, plan) + " (SDI-12 sensor, bus type sdi12: one measurement of \(spec.values) values per poll)"
     ]
-    for r in plan {
-        lines.append(
-            "  FC04 input    address \(String(r.address).padding(5)) count \(String(r.count).padding(4)) "
-                + "values \(r.address / 4 + 1)-\(r.endAddress / 4)")
-    }
+    for r in plan { lines.append(requestLine(r) + "values \(r.address / 4 + 1)-\(r.endAddress / 4)") }
     let wait = spec.concurrent ? "wait the announced ttt seconds" : "wait for the service request a<CR><LF>"
     lines.append(
         "  sdi12    break, a\(spec.command.rawValue)! -> a\(spec.concurrent ? "tttnn" : "tttn"), \(wait), "
@@ -62,4 +51,15 @@ func sdi12PlanLines(_ p: DeviceProfile, _ spec: SDI12Spec) -> [String] {
         lines.append("  value \(point.address / 4 + 1)".padding(16) + "\(point.name) (\(point.unit))")
     }
     return lines
+}
+
+/// The first line of every `profiles plan`: how many requests a poll makes for how many points.
+func planHeader(_ p: DeviceProfile, _ plan: [ReadRequest]) -> String {
+    "\(p.id): \(DiagnosticsFormat.counted(plan.count, "request")) per poll for \(p.points.count) points"
+}
+
+/// One request of a plan, up to what it covers: `  FC03 holding  address 0     count 2    `.
+func requestLine(_ r: ReadRequest) -> String {
+    "  FC\(String(r.table.readFunctionCode, radix: 16).leftPadded(2)) \(r.table.rawValue.padding(8)) "
+        + "address \(String(r.address).padding(5)) count \(String(r.count).padding(4)) "
 }

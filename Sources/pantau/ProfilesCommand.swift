@@ -125,7 +125,8 @@ struct ProfilesCommand: ParsableCommand {
                 switch result {
                 case .success(let p):
                     print(
-                        "\(file): OK (\(p.id), \(p.points.count) point\(p.points.count == 1 ? "" : "s"), \(p.testVectors.count) vector\(p.testVectors.count == 1 ? "" : "s"))"
+                        "\(file): OK (\(p.id), \(DiagnosticsFormat.counted(p.points.count, "point")), "
+                            + "\(DiagnosticsFormat.counted(p.testVectors.count, "vector")))"
                     )
                 case .failure(let e):
                     print(e.description)
@@ -133,7 +134,7 @@ struct ProfilesCommand: ParsableCommand {
                 }
             }
             if bad > 0 {
-                throw fail("\(bad) of \(files.count) profile\(files.count == 1 ? "" : "s") invalid", code: .config)
+                throw fail("\(bad) of \(DiagnosticsFormat.counted(files.count, "profile")) invalid", code: .config)
             }
         }
     }
@@ -160,7 +161,7 @@ struct ProfilesCommand: ParsableCommand {
                 if outcome.vectors == 0 { print("  warning: \(p.id) has no test vectors") }
             }
             if failed > 0 {
-                throw fail("\(failed) profile\(failed == 1 ? "" : "s") failed their vectors", code: .dataError)
+                throw fail("\(DiagnosticsFormat.counted(failed, "profile")) failed their vectors", code: .dataError)
             }
         }
     }
@@ -178,14 +179,12 @@ struct ProfilesCommand: ParsableCommand {
                 return
             }
             let plan = ReadPlanner.plan(points: p.points, timing: p.timing)
-            print("\(p.id): \(plan.count) request\(plan.count == 1 ? "" : "s") per poll for \(p.points.count) points")
+            print(planHeader(p, plan))
             for r in plan {
                 let covered = p.points.filter {
                     $0.table == r.table && $0.address >= r.address && $0.address + $0.span <= r.address + r.count
                 }
-                print(
-                    "  FC\(String(r.table.readFunctionCode, radix: 16).leftPadded(2)) \(r.table.rawValue.padding(8)) address \(String(r.address).padding(5)) count \(String(r.count).padding(4)) \(covered.map(\.name).joined(separator: ", "))"
-                )
+                print(requestLine(r) + covered.map(\.name).joined(separator: ", "))
             }
         }
     }

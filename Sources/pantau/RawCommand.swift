@@ -64,7 +64,7 @@ struct RawCommand: ParsableCommand {
 
         func validate() throws {
             if !(0...255).contains(unit) { throw ValidationError("--unit must be within 0...255") }
-            if !link.given { throw ValidationError("give --device /dev/ttyUSB0 or --tcp host:port") }
+            try link.requireGiven()
         }
 
         func protocolAddress() throws -> Int {
@@ -73,6 +73,13 @@ struct RawCommand: ParsableCommand {
             } catch {
                 throw usageFailure(error)
             }
+        }
+
+        /// Where a report says the registers are: link, unit, table and the address in both notations.
+        func place(_ resolved: ModbusLink, address: Int) -> RawPlace {
+            RawPlace(
+                link: resolved.description, unit: unit, table: table.rawValue, address: address,
+                plc: PLCAddress.text(table: table, address: address))
         }
 
         /// Opens `resolved` (the link these options give, resolved once) and addresses the unit.
@@ -100,11 +107,6 @@ struct RawCommand: ParsableCommand {
         var interpret = false
 
         struct Report: Encodable {
-            var link: String
-            var unit: Int
-            var table: String
-            var address: Int
-            var plc: String
             var convention: String
             var responseMs: Double
             var values: [Item]
@@ -158,16 +160,16 @@ struct RawCommand: ParsableCommand {
                     }
                 }
                 printJSON(
-                    Report(
-                        link: link.description, unit: target.unit, table: table.rawValue, address: address,
-                        plc: PLCAddress.text(table: table, address: address),
-                        convention: PLCAddress.convention(table: table, address: address), responseMs: ms,
-                        values: words.enumerated().map { i, w in
-                            .init(
-                                address: address + i, value: Int(w),
-                                hex: table.isBitTable ? nil : DiagnosticsFormat.hex(w))
-                        },
-                        interpretations: interpretations))
+                    Placed(
+                        place: target.place(link, address: address),
+                        report: Report(
+                            convention: PLCAddress.convention(table: table, address: address), responseMs: ms,
+                            values: words.enumerated().map { i, w in
+                                .init(
+                                    address: address + i, value: Int(w),
+                                    hex: table.isBitTable ? nil : DiagnosticsFormat.hex(w))
+                            },
+                            interpretations: interpretations)))
                 return
             }
             print(
@@ -213,11 +215,6 @@ struct RawCommand: ParsableCommand {
         var values: [String]
 
         struct Report: Encodable {
-            var link: String
-            var unit: Int
-            var table: String
-            var address: Int
-            var plc: String
             var values: [Int]
             var responseMs: Double
         }
@@ -243,7 +240,7 @@ struct RawCommand: ParsableCommand {
             }
             let resolved = try target.link.link()
             let what =
-                "\(words.count) \(table == .coil ? "coil" : "holding register")\(words.count == 1 ? "" : "s") "
+                DiagnosticsFormat.counted(words.count, table == .coil ? "coil" : "holding register") + " "
                 + "at address \(address) (PLC \(PLCAddress.text(table: table, address: address))) "
                 + "on unit \(target.unit) via \(resolved)"
             if !yes {
@@ -270,13 +267,32 @@ struct RawCommand: ParsableCommand {
             let ms = Double(clock.monotonicNanos() - start) / 1_000_000
             if target.json {
                 printJSON(
-                    Report(
-                        link: resolved.description, unit: target.unit, table: table.rawValue, address: address,
-                        plc: PLCAddress.text(table: table, address: address), values: words.map(Int.init),
-                        responseMs: ms))
+                    Placed(
+                        place: target.place(resolved, address: address),
+                        report: Report(values: words.map(Int.init), responseMs: ms)))
             } else {
                 print("wrote \(what) (\(DiagnosticsFormat.milliseconds(ms)))")
             }
         }
+    }
+}
+
+/// Where the registers of a `raw` report are: the fields `raw read` and `raw write` both start with.
+struct RawPlace: Encodable {
+    var link: String
+    var unit: Int
+    var table: String
+    var address: Int
+    var plc: String
+}
+
+/// A `raw` report with its place, written as one JSON object.
+struct Placed<Report: Encodable>: Encodable {
+    var place: RawPlace
+    var report: Report
+
+    func encode(to encoder: any Encoder) throws {
+        try place.encode(to: encoder)
+        try report.encode(to: encoder)
     }
 }

@@ -68,27 +68,12 @@ struct ReadCommand: ParsableCommand {
         }
         struct Point: Encodable {
             var name: String
-            var value: Value?
+            var value: CommandValue?
             var unit: String
             var quality: String
             var raw: [String]
             var request: Int?
             var error: String?
-        }
-        enum Value: Encodable {
-            case number(Double)
-            case integer(Int128)
-            case text(String)
-            case flag(Bool)
-            func encode(to encoder: Encoder) throws {
-                var c = encoder.singleValueContainer()
-                switch self {
-                case .number(let n): try c.encode(n)
-                case .integer(let i): try c.encode(SenMLNumber(exactly: i))
-                case .text(let t): try c.encode(t)
-                case .flag(let b): try c.encode(b)
-                }
-            }
         }
     }
 
@@ -109,7 +94,7 @@ struct ReadCommand: ParsableCommand {
             }
         } else {
             if profile == nil { throw ValidationError("give --profile ID (or --config FILE --name DEVICE)") }
-            if !link.given { throw ValidationError("give --device /dev/ttyUSB0 or --tcp host:port") }
+            try link.requireGiven()
         }
         if let unit, !(0...255).contains(unit) { throw ValidationError("--unit must be within 0...255") }
     }
@@ -132,18 +117,23 @@ struct ReadCommand: ParsableCommand {
             case .uart(let s): link = .uart(s)
             case .sdi12(let s): link = .sdi12(s)
             }
-            var timing = device.timing
-            if let timeoutMs = self.link.timeoutMs { timing.responseTimeoutMs = timeoutMs }
-            return Target(device: name, profile: device.profile, link: link, unit: device.unitId, timing: timing)
+            return withTimeout(
+                Target(device: name, profile: device.profile, link: link, unit: device.unitId, timing: device.timing))
         }
         let found = try profileDirectories(profileDirs).profile(profile ?? "")
         guard let unitId = unit ?? found.defaultUnitId else {
             throw fail("no unit id", hint: "add --unit N (profile \(found.id) names no factory id)", code: .usage)
         }
-        var timing = found.timing
-        if let timeoutMs = link.timeoutMs { timing.responseTimeoutMs = timeoutMs }
         let resolved = try link.link(defaults: found.serial)
-        return Target(device: "unit\(unitId)", profile: found, link: resolved, unit: unitId, timing: timing)
+        return withTimeout(
+            Target(device: "unit\(unitId)", profile: found, link: resolved, unit: unitId, timing: found.timing))
+    }
+
+    /// The target with the response timeout of `--timeout-ms`, when given, in place of the profile's.
+    func withTimeout(_ target: Target) -> Target {
+        var target = target
+        if let timeoutMs = link.timeoutMs { target.timing.responseTimeoutMs = timeoutMs }
+        return target
     }
 
     func run() throws {
@@ -208,17 +198,10 @@ struct ReadCommand: ParsableCommand {
                     error: $0.error?.description)
             },
             points: snapshot.points.map { p in
-                let value: Report.Value? = p.reading.value.map {
-                    switch $0 {
-                    case .number(let n): return .number(n)
-                    case .integer(let i): return .integer(i)
-                    case .text(let t): return .text(t)
-                    case .flag(let b): return .flag(b)
-                    }
-                }
-                return .init(
-                    name: p.point.name, value: value, unit: p.reading.unit, quality: p.reading.quality.rawValue,
-                    raw: p.raw.map(DiagnosticsFormat.hex), request: p.request, error: p.failure?.message)
+                .init(
+                    name: p.point.name, value: p.reading.value.map { CommandValue($0) }, unit: p.reading.unit,
+                    quality: p.reading.quality.rawValue, raw: p.raw.map(DiagnosticsFormat.hex), request: p.request,
+                    error: p.failure?.message)
             })
     }
 }

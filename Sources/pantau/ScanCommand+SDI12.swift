@@ -53,7 +53,7 @@ extension ScanCommand {
             for s in found {
                 print(s.address.padding(7) + "  " + String(s.unit).padding(4) + "  " + (s.identification ?? "?"))
             }
-            print("\(found.count) sensor\(found.count == 1 ? "" : "s") found")
+            print("\(DiagnosticsFormat.counted(found.count, "sensor")) found")
         }
         if Interruption.requested { throw ArgumentParser.ExitCode(130) }
         if found.isEmpty {

@@ -20,18 +20,13 @@ struct ScanCommand: ParsableCommand {
             Exit 0 when something answered, 69 when nothing did, 130 when interrupted.
             """)
 
-    @Option(help: "Serial device of the RS-485 adapter, e.g. /dev/ttyUSB0.")
-    var device: String?
+    enum Help: EndpointHelp {
+        static let tcp = "Scan unit ids behind a Modbus TCP server, host:port (port 502 when left out)."
+        static let rtuOverTcp =
+            "Scan unit ids behind a DTU or serial device server forwarding RTU frames over TCP, host:port."
+    }
 
-    @Option(
-        help: "Scan unit ids behind a Modbus TCP server, host:port (port 502 when left out).",
-        transform: TCPEndpoint.parser(example: "--tcp 192.168.1.50:502"))
-    var tcp: TCPEndpoint?
-
-    @Option(
-        help: "Scan unit ids behind a DTU or serial device server forwarding RTU frames over TCP, host:port.",
-        transform: TCPEndpoint.parser(example: "--rtu-over-tcp 10.0.0.7:4001"))
-    var rtuOverTcp: TCPEndpoint?
+    @OptionGroup var endpoint: LinkEndpoint<Help>
 
     @Option(help: "Find SDI-12 sensors (?!, a! at every address, aI!) on this serial port or USB SDI-12 adapter.")
     var sdi12: String?
@@ -80,7 +75,7 @@ struct ScanCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if [device != nil, tcp != nil, rtuOverTcp != nil, sdi12 != nil].filter({ $0 }).count != 1 {
+        if endpoint.count + (sdi12 == nil ? 0 : 1) != 1 {
             throw ValidationError(
                 "give one of --device /dev/ttyUSB0, --tcp host:port, --rtu-over-tcp host:port or --sdi12 TTY")
         }
@@ -94,11 +89,11 @@ struct ScanCommand: ParsableCommand {
         let settings: [SerialSettings?]
         do {
             // Over TCP, gateways often use 0 or 255 for the device itself.
-            unitIds = try ScanArguments.units(units, allowed: tcp == nil ? 1...247 : 0...255)
+            unitIds = try ScanArguments.units(units, allowed: endpoint.tcp == nil ? 1...247 : 0...255)
             let bauds = try ScanArguments.bauds(baud)
             let parities = try ScanArguments.parities(parity)
             settings =
-                tcp != nil || rtuOverTcp != nil
+                endpoint.device == nil
                 ? [nil]
                 : bauds.flatMap { b in
                     parities.map { p in SerialSettings(baud: b, parity: p, dataBits: dataBits, stopBits: stopBits) }
@@ -106,12 +101,9 @@ struct ScanCommand: ParsableCommand {
         } catch {
             throw usageFailure(error)
         }
-        let links = settings.map { serial -> ModbusLink in
-            if let serial, let device { return .rtu(device: device, serial: serial) }
-            if let rtuOverTcp { return .rtuOverTCP(host: rtuOverTcp.host, port: rtuOverTcp.port) }
-            return .tcp(host: tcp?.host ?? "", port: tcp?.port ?? ModbusLink.defaultTCPPort)
-        }
-        let place = device ?? links[0].description
+        // Exactly one of the endpoint's options is given (`validate`): one link per line setting.
+        let links = settings.compactMap { endpoint.link(serial: $0 ?? SerialSettings()) }
+        let place = endpoint.device ?? links[0].description
         let profiles = try profileDirectories(profileDirs).library().profiles.values
         let scanner = BusScanner(
             units: unitIds, settings: settings, probe: ReadRequest(table: probe, address: 0, count: 1),
@@ -123,8 +115,8 @@ struct ScanCommand: ParsableCommand {
         var lastDraw: UInt64 = 0
         Interruption.install()
         printError(
-            "scanning \(place): \(unitIds.count) unit id\(unitIds.count == 1 ? "" : "s") x "
-                + "\(settings.count) line setting\(settings.count == 1 ? "" : "s"), \(timeoutMs) ms each")
+            "scanning \(place): \(DiagnosticsFormat.counted(unitIds.count, "unit id")) x "
+                + "\(DiagnosticsFormat.counted(settings.count, "line setting")), \(timeoutMs) ms each")
         let outcome = scanner.run(
             open: { serial throws(ModbusError) in
                 try links[settings.firstIndex(of: serial) ?? 0].open(responseTimeoutMs: timeoutMs)
@@ -137,7 +129,7 @@ struct ScanCommand: ParsableCommand {
                     printError(erase + Self.describe(hit))
                     lastDraw = 0
                 case .openFailed(let serial, let error):
-                    let what = serial.map { "\(device ?? "") at \($0.baud) \($0.frameNotation)" } ?? place
+                    let what = serial.map { "\(endpoint.device ?? "") at \($0.baud) \($0.frameNotation)" } ?? place
                     printError(erase + "cannot open \(what): \(error.message)")
                     lastDraw = 0
                 case .progress(let done, let total, let found):
@@ -199,7 +191,7 @@ struct ScanCommand: ParsableCommand {
                     + (hit.serial?.parity.rawValue ?? "-").padding(6) + "  "
                     + DiagnosticsFormat.milliseconds(hit.responseMs).padding(8) + "  " + model)
         }
-        print("\(outcome.hits.count) unit\(outcome.hits.count == 1 ? "" : "s") found")
+        print("\(DiagnosticsFormat.counted(outcome.hits.count, "unit")) found")
     }
 }
 

@@ -35,7 +35,7 @@ func loadConfigOrExit(_ path: String) throws -> GatewayConfig {
     case .failure(let error):
         printError(error.description)
         printError(
-            "\(path): \(error.diagnostics.count) error\(error.diagnostics.count == 1 ? "" : "s"); nothing was started")
+            "\(path): \(DiagnosticsFormat.counted(error.diagnostics.count, "error")); nothing was started")
         throw ArgumentParser.ExitCode(PantauGateway.ExitCode.config.rawValue)
     }
 }

@@ -187,6 +187,15 @@ struct DiagnosticsFormattingTests {
                 == "0-based protocol address 10 = holding register 40011 in PLC notation (4xxxx = address + 40001)")
     }
 
+    @Test("a count with its noun, plural unless one")
+    func counts() {
+        #expect(DiagnosticsFormat.counted(1, "device") == "1 device")
+        #expect(DiagnosticsFormat.counted(0, "unit id") == "0 unit ids")
+        #expect(DiagnosticsFormat.counted(3, "holding register") == "3 holding registers")
+        #expect(DiagnosticsFormat.counted(1, "bus", plural: "buses") == "1 bus")
+        #expect(DiagnosticsFormat.counted(2, "bus", plural: "buses") == "2 buses")
+    }
+
     @Test("values as a technician reads them")
     func values() {
         #expect(DiagnosticsFormat.value(.number(1234)) == "1234")

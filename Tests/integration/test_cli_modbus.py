@@ -388,3 +388,45 @@ def test_raw_interpret_gives_64_bit_integers_with_every_digit(pantau_bin, pymodb
     text = pantau(pantau_bin, "raw", "read", *tcp_link(device), "--unit", "1", "--address", "40", "--count", "4",
                   "--interpret").stdout
     assert "18446744073709551614" in text, text
+
+
+def test_raw_reports_are_one_flat_object_with_the_place_first(pantau_bin, pymodbus_tcp_device):
+    # `raw read` and `raw write` share the place fields (link, unit, table, address, plc): one JSON object each,
+    # keys sorted, exactly as before they were shared.
+    device = pymodbus_tcp_device({"holding": {0: 215, 1: 0xFFFF}})
+    link = f"tcp 127.0.0.1:{device.port}"
+    read = pantau(pantau_bin, "raw", "read", *tcp_link(device), "--unit", "1", "--count", "2", "--address", "0",
+                  "--json")
+    assert read.returncode == 0, read.stderr
+    assert list(json.loads(read.stdout)) == sorted(json.loads(read.stdout)), read.stdout
+    report = json.loads(read.stdout)
+    assert isinstance(report.pop("responseMs"), float)
+    assert report == {
+        "address": 0, "link": link, "plc": "40001", "table": "holding", "unit": 1,
+        "convention": "0-based protocol address 0 = holding register 40001 in PLC notation (4xxxx = address + 40001)",
+        "values": [{"address": 0, "hex": "0x00D7", "value": 215}, {"address": 1, "hex": "0xFFFF", "value": 65535}],
+    }
+    write = pantau(pantau_bin, "raw", "write", *tcp_link(device), "--unit", "1", "--address", "5", "--yes", "--json",
+                   "7", "-3")
+    assert write.returncode == 0, write.stderr
+    report = json.loads(write.stdout)
+    assert isinstance(report.pop("responseMs"), float)
+    assert report == {"address": 5, "link": link, "plc": "40006", "table": "holding", "unit": 1, "values": [7, 65533]}
+
+
+@pytest.mark.parametrize("profile,first_lines", [
+    ("xy-md02", ["xy-md02: 1 request per poll for 2 points",
+                 "  FC04 input    address 1     count 2    temperature, humidity"]),
+    ("nova-sds011", ["nova-sds011: 1 request per poll for 2 points (framed UART sensor, bus type uart: one 10-byte "
+                     "frame per poll)",
+                     "  FC04 input    address 1     count 2    frame bytes 2-5"]),
+    ("ott-pls", ["ott-pls: 1 request per poll for 2 points (SDI-12 sensor, bus type sdi12: one measurement of 2 "
+                 "values per poll)",
+                 "  FC04 input    address 0     count 8    values 1-2"]),
+])
+def test_profiles_plan_header_and_request_lines(pantau_bin, profile, first_lines):
+    # One header and one request-line shape for Modbus, framed UART and SDI-12 plans (bench/bus.py reads them).
+    shipped = os.path.join(os.path.dirname(__file__), "..", "..", "firmware-profiles")
+    done = pantau(pantau_bin, "profiles", "plan", "--dir", shipped, profile)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == first_lines, done.stdout

@@ -1,10 +1,12 @@
 import FoundationEssentials
 
-/// A point's value in a command's result (the readings of `read`, the value of `write`).
+/// A point's value as JSON: in a command's result (the readings of `read`, the value of `write`) and in the JSON of
+/// `pantau read`.
 public enum CommandValue: Encodable, Sendable, Hashable {
     case string(String)
     case number(Double)
-    case integer(Int64)
+    /// Written with all its digits (a Double would round it beyond 2^53).
+    case integer(Int128)
     case bool(Bool)
     case null
 
@@ -13,7 +15,7 @@ public enum CommandValue: Encodable, Sendable, Hashable {
         switch self {
         case .string(let s): try c.encode(s)
         case .number(let d): if d.isFinite { try c.encode(d) } else { try c.encodeNil() }
-        case .integer(let i): try c.encode(i)
+        case .integer(let i): try c.encode(SenMLNumber(exactly: i))
         case .bool(let b): try c.encode(b)
         case .null: try c.encodeNil()
         }
@@ -23,7 +25,7 @@ public enum CommandValue: Encodable, Sendable, Hashable {
     public init(_ value: PointValue?) {
         switch value {
         case .number(let d)?: self = .number(d)
-        case .integer(let i)?: self = Int64(exactly: i).map(CommandValue.integer) ?? .number(Double(i))
+        case .integer(let i)?: self = .integer(i)
         case .text(let s)?: self = .string(s)
         case .flag(let b)?: self = .bool(b)
         case nil: self = .null

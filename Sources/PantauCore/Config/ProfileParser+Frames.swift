@@ -96,9 +96,7 @@ extension ProfileParser {
         guard let frame = section.frame else { return }
         profile.frame = frame
         // One poll reads one frame: a single request must span every point.
-        profile.timing.maxRegistersPerRead = 125
-        profile.timing.maxGap = 124
-        profile.timing.singlePointReads = false
+        profile.timing.spanEveryPointInOneRead()
         for point in profile.points {
             guard let node = pointNodes[point.name] else { continue }
             if point.table != .input {
@@ -113,14 +111,12 @@ extension ProfileParser {
                         + "(input registers 0...\(frame.registerCount - 1))")
             }
         }
-        for item in section.vectors {
-            guard let m = reader.mapping(item, what: "a frame vector") else { continue }
-            let description = m.string("description") ?? "frame vector at line \(item.mark.line)"
+        eachVector(section.vectors, what: "a frame vector", kind: "frame", reader: reader) { m, description, item in
             let bytes = bytes(m, "frame", required: true)
             let fault = m.choice("expect_fault", [("checksum", FrameSpec.Fault.checksum), ("shape", .shape)])
             let expect = numericExpectations(m, of: profile, vector: "frame", reader: reader)
             m.finish()
-            guard let bytes else { continue }
+            guard let bytes else { return }
             switch (frame.scan(bytes), fault) {
             case (.frame(0, let good), nil) where good.count == bytes.count:
                 let words = FrameSpec.registers(good)
@@ -128,13 +124,25 @@ extension ProfileParser {
                 profile.testVectors.append(
                     TestVector(description: description, registers: [.input: registers], expect: expect))
             case (.invalid(0, let found, _), let wanted?) where found == wanted:
-                continue
+                return
             case (let outcome, _):
                 reader.error(
                     item,
                     "frame vector '\(description)': the frame check gives \(describe(outcome)), "
                         + "expected " + (fault.map { "a \($0.rawValue) fault" } ?? "one whole good frame"))
             }
+        }
+    }
+
+    /// Each frame or SDI-12 vector (`what` names one in the error when it is not a mapping) with its description,
+    /// by default "`kind` vector at line N".
+    static func eachVector(
+        _ items: [YAMLNode], what: String, kind: String, reader: NodeReader,
+        _ body: (MappingReader, _ description: String, _ item: YAMLNode) -> Void
+    ) {
+        for item in items {
+            guard let m = reader.mapping(item, what: what) else { continue }
+            body(m, m.string("description") ?? "\(kind) vector at line \(item.mark.line)", item)
         }
     }
 

@@ -32,9 +32,7 @@ extension ProfileParser {
     ) {
         guard let spec = section.sdi12 else { return }
         profile.sdi12 = spec
-        profile.timing.maxRegistersPerRead = 125
-        profile.timing.maxGap = 124
-        profile.timing.singlePointReads = false
+        profile.timing.spanEveryPointInOneRead()
         for point in profile.points {
             guard let node = pointNodes[point.name] else { continue }
             let ok = point.table == .input && point.type == .f64 && point.address % SDI12Spec.registersPerValue == 0
@@ -50,21 +48,20 @@ extension ProfileParser {
                         + "gives \(spec.values)")
             }
         }
-        for item in section.sdi12Vectors {
-            guard let m = reader.mapping(item, what: "an SDI-12 vector") else { continue }
-            let description = m.string("description") ?? "SDI-12 vector at line \(item.mark.line)"
+        eachVector(section.sdi12Vectors, what: "an SDI-12 vector", kind: "SDI-12", reader: reader) {
+            m, description, item in
             let response = m.string("response", required: true)
             let fault = m.choice("expect_fault", [("crc", SDI12Spec.Fault.crc), ("shape", .shape)])
             let expect = numericExpectations(m, of: profile, vector: "SDI-12", reader: reader)
             m.finish()
-            guard let response, let address = response.utf8.first else { continue }
+            guard let response, let address = response.utf8.first else { return }
             switch (SDI12Spec.parseData(Array(response.utf8), address: address, crc: spec.crc), fault) {
             case (.success(let values), nil):
                 profile.testVectors.append(
                     TestVector(
                         description: description, registers: [.input: SDI12Spec.registers(values)], expect: expect))
             case (.failure(let failure), let wanted?) where failure.fault == wanted:
-                continue
+                return
             case (.success(let values), let wanted?):
                 reader.error(
                     item, "SDI-12 vector '\(description)': parsed \(values), expected a \(wanted.rawValue) fault")

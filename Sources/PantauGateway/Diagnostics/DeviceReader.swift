@@ -108,6 +108,11 @@ public enum DiagnosticsFormat {
         return "\(n)"
     }
 
+    /// A count with its noun, `1 device` or `3 devices` (`plural` where an `s` is not enough: `2 buses`).
+    public static func counted(_ n: Int, _ noun: String, plural: String? = nil) -> String {
+        "\(n) \(n == 1 ? noun : plural ?? noun + "s")"
+    }
+
     /// Milliseconds with one decimal.
     public static func milliseconds(_ ms: Double) -> String {
         let tenths = Int((ms * 10).rounded())
