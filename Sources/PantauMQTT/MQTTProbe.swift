@@ -14,12 +14,6 @@ public struct ProbeStep: Sendable, Hashable, CustomStringConvertible {
     /// What was found, or why it failed, with a hint for the technician.
     public var detail: String
 
-    public init(name: String, ok: Bool, detail: String) {
-        self.name = name
-        self.ok = ok
-        self.detail = detail
-    }
-
     public var description: String { "\(ok ? "ok  " : "FAIL") \(name): \(detail)" }
 }
 

@@ -10,7 +10,7 @@ import PantauPlatform
 /// the start bytes is skipped; a whole frame is checked (length field, end bytes, checksum) before any byte of it
 /// is returned. A bad checksum is a CRC error, a malformed frame bad data, a frame cut short a timeout: each is
 /// counted and nothing of it is decoded. Not thread safe: the bus thread owns it.
-public final class FrameTransport: ModbusMaster {
+public final class FrameTransport: ReadOnlyMaster {
     public let frame: FrameSpec
     public let bus: String
     private let link: any ByteLink
@@ -114,12 +114,5 @@ public final class FrameTransport: ModbusMaster {
 
     public func flush() { link.discardInput() }
 
-    public func writeRegister(address: Int, value: UInt16) throws(ModbusError) { throw noWrites() }
-    public func writeRegisters(address: Int, values: [UInt16]) throws(ModbusError) { throw noWrites() }
-    public func writeCoil(address: Int, on: Bool) throws(ModbusError) { throw noWrites() }
-    public func writeCoils(address: Int, values: [Bool]) throws(ModbusError) { throw noWrites() }
-
-    private func noWrites() -> ModbusError {
-        ModbusError(code: .illegalFunction, message: "a framed UART sensor takes no Modbus writes", bus: bus)
-    }
+    public static let writeRefusal = "a framed UART sensor takes no Modbus writes"
 }

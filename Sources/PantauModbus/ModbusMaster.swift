@@ -13,3 +13,21 @@ public protocol ModbusMaster: ModbusTransport {
 }
 
 extension ModbusConnection: ModbusMaster {}
+
+/// A link that only reads (framed UART sensors, SDI-12): every write is refused as an illegal function.
+public protocol ReadOnlyMaster: ModbusMaster {
+    var bus: String { get }
+    /// Why, for the technician: e.g. "SDI-12 sensors take no Modbus writes".
+    static var writeRefusal: String { get }
+}
+
+extension ReadOnlyMaster {
+    public func writeRegister(address: Int, value: UInt16) throws(ModbusError) { throw noWrites() }
+    public func writeRegisters(address: Int, values: [UInt16]) throws(ModbusError) { throw noWrites() }
+    public func writeCoil(address: Int, on: Bool) throws(ModbusError) { throw noWrites() }
+    public func writeCoils(address: Int, values: [Bool]) throws(ModbusError) { throw noWrites() }
+
+    private func noWrites() -> ModbusError {
+        ModbusError(code: .illegalFunction, message: Self.writeRefusal, bus: bus)
+    }
+}

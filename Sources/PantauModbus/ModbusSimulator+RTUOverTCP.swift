@@ -35,15 +35,7 @@ extension ModbusSimulator {
         }
         let chosen = Int(UInt16(bigEndian: address.sin_port))
         logger.info("simulator serving Modbus RTU over TCP", metadata: ["host": "\(host)", "port": "\(chosen)"])
-        startThread { [self] in
-            defer { Glibc.close(listener) }
-            while !isStopping {
-                guard waitReadable(listener) else { continue }
-                let client = accept(listener, nil, nil)
-                if client < 0 { continue }
-                startThread { [self] in rtuOverTCPClient(client) }
-            }
-        }
+        startThread { [self] in acceptLoop(listener: listener) { [self] in rtuOverTCPClient($0) } }
         return chosen
     }
 

@@ -30,7 +30,7 @@ extension ModbusSimulator {
         }
         let bound = Int(UInt16(bigEndian: address.sin_port))
         logger.info("simulator serving Modbus TCP", metadata: ["host": "\(host)", "port": "\(bound)"])
-        startThread { [self] in acceptLoop(listener: listener) }
+        startThread { [self] in acceptLoop(listener: listener) { [self] in clientLoop($0) } }
         return bound
     }
 
@@ -47,13 +47,14 @@ extension ModbusSimulator {
         startThread { [self] in rtuLoop(handed.pointer) }
     }
 
-    private func acceptLoop(listener: Int32) {
+    /// Accepts clients until the simulator stops, each served by `serve` on a thread of its own; closes `listener`.
+    func acceptLoop(listener: Int32, serve: @escaping @Sendable (Int32) -> Void) {
         defer { Glibc.close(listener) }
         while !isStopping {
             guard waitReadable(listener) else { continue }
             let client = accept(listener, nil, nil)
             if client < 0 { continue }
-            startThread { [self] in clientLoop(client) }
+            startThread { serve(client) }
         }
     }
 

@@ -9,7 +9,7 @@ import PantauPlatform
 /// after more than 87 ms of marking. Every response is checked before its values are used: the address, the
 /// `atttn` shape, the CRC for the C variants; a truncated or silent response is a timeout. An echo of the command
 /// (one-wire adapters hear themselves) is skipped. Not thread safe: the bus thread owns it.
-public final class SDI12Transport: ModbusMaster {
+public final class SDI12Transport: ReadOnlyMaster {
     public let settings: SDI12Settings
     public let bus: String
     private let link: any ByteLink
@@ -198,12 +198,5 @@ public final class SDI12Transport: ModbusMaster {
         }
     }
 
-    public func writeRegister(address: Int, value: UInt16) throws(ModbusError) { throw noWrites() }
-    public func writeRegisters(address: Int, values: [UInt16]) throws(ModbusError) { throw noWrites() }
-    public func writeCoil(address: Int, on: Bool) throws(ModbusError) { throw noWrites() }
-    public func writeCoils(address: Int, values: [Bool]) throws(ModbusError) { throw noWrites() }
-
-    private func noWrites() -> ModbusError {
-        ModbusError(code: .illegalFunction, message: "SDI-12 sensors take no Modbus writes", bus: bus)
-    }
+    public static let writeRefusal = "SDI-12 sensors take no Modbus writes"
 }

@@ -40,24 +40,22 @@ public final class OwnedThread: Sendable {
 
     /// Lets the thread finish on its own, for fire-and-forget work; `join` then returns at once.
     public func detach() {
-        guard
-            let thread = handle.withLock({ h -> pthread_t? in
-                defer { h = nil }
-                return h
-            })
-        else { return }
+        guard let thread = takeHandle() else { return }
         pthread_detach(thread)
     }
 
     /// Waits for the thread to finish; later calls return at once.
     public func join() {
-        guard
-            let thread = handle.withLock({ h -> pthread_t? in
-                defer { h = nil }
-                return h
-            })
-        else { return }
+        guard let thread = takeHandle() else { return }
         pthread_join(thread, nil)
+    }
+
+    /// The handle for the one caller that detaches or joins the thread; nil for every later call.
+    private func takeHandle() -> pthread_t? {
+        handle.withLock { h in
+            defer { h = nil }
+            return h
+        }
     }
 }
 

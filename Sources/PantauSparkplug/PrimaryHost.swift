@@ -6,11 +6,6 @@ public struct HostState: Sendable, Hashable, Decodable {
     public var online: Bool
     public var timestamp: UInt64
 
-    public init(online: Bool, timestamp: UInt64) {
-        self.online = online
-        self.timestamp = timestamp
-    }
-
     /// A valid STATE body is about 40 bytes; anything beyond this is not one.
     public static let maximumBytes = 1024
 

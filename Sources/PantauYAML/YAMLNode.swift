@@ -70,11 +70,6 @@ public struct YAMLPair: Sendable, Hashable {
 public struct YAMLSyntaxError: Error, Sendable, Hashable {
     public var mark: YAMLMark
     public var message: String
-
-    public init(mark: YAMLMark, message: String) {
-        self.mark = mark
-        self.message = message
-    }
 }
 
 /// Bounds on what one YAML text may cost, so a hostile file is refused instead of exhausting memory or time.

@@ -106,6 +106,20 @@ private let good = """
         #expect(error.diagnostics.count == expected.count, "case \(index): \(error)")
     }
 
+    @Test func namesBothBoundsOfAnIntegerOrNumberOutOfRange() {
+        let text = good.replacingFirst("timeout_ms: 200", with: "timeout_ms: 5")
+            .replacingFirst("max_age: 3d}", with: "max_age: 3d, backlog_share: 2}")
+        guard case .failure(let error) = parse(text, env: ["PANTAU_PW": "x"]) else {
+            Issue.record("expected errors")
+            return
+        }
+        #expect(
+            error.diagnostics.map(\.description) == [
+                "gw.yaml:7:91: 'timeout_ms' in device 'th-2' must be between 10 and 60000, found 5",
+                "gw.yaml:12:98: 'backlog_share' in 'journal' in the configuration must be between 0.05 and 1.0, found 2.0",
+            ])
+    }
+
     @Test func reportsEveryErrorNotOnlyTheFirst() {
         let text = good.replacingFirst("unit: 1,", with: "unit: 0,").replacingFirst("baud: 9600", with: "baud: 9601")
             .replacingFirst("durability: normal", with: "durability: sometimes")

@@ -169,7 +169,28 @@ private let sdsFrame: [UInt8] = parseHexBytes("AA C0 D4 04 3A 0A A1 60 1D AB")!
         } catch {
             #expect(error.code == .illegalAddress)
         }
-        do { try transport.writeRegister(address: 0, value: 1) } catch { #expect(error.code == .illegalFunction) }
+        expectWritesRefused(transport, "a framed UART sensor takes no Modbus writes", bus: "sds")
+    }
+}
+
+/// Every write of a read-only link throws illegal function with `message`, and writes nothing.
+func expectWritesRefused(_ master: some ModbusMaster, _ message: String, bus: String) {
+    let writes: [(String, () throws(ModbusError) -> Void)] = [
+        ("writeRegister", { () throws(ModbusError) in try master.writeRegister(address: 0, value: 1) }),
+        ("writeRegisters", { () throws(ModbusError) in try master.writeRegisters(address: 0, values: [1, 2]) }),
+        ("writeCoil", { () throws(ModbusError) in try master.writeCoil(address: 0, on: true) }),
+        ("writeCoils", { () throws(ModbusError) in try master.writeCoils(address: 0, values: [true]) }),
+        ("write", { () throws(ModbusError) in try master.write(table: .holding, address: 0, words: [1]) }),
+    ]
+    for (name, write) in writes {
+        do {
+            try write()
+            Issue.record("\(name) did not throw")
+        } catch {
+            #expect(error.code == .illegalFunction, "\(name)")
+            #expect(error.message == message, "\(name)")
+            #expect(error.bus == bus, "\(name)")
+        }
     }
 }
 

@@ -147,4 +147,11 @@ private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         #expect(try t.identification(unit: 48) == "13OTTHACHPLS000100123456")
         #expect(link.written == [bytes("?!"), bytes("0!"), bytes("1!"), bytes("0I!")])
     }
+
+    @Test func refusesEveryWrite() {
+        let link = ScriptedLink(answers: [])
+        let t = SDI12Transport(settings: SDI12Settings(device: "x"), link: link, bus: "sdi")
+        expectWritesRefused(t, "SDI-12 sensors take no Modbus writes", bus: "sdi")
+        #expect(link.written.isEmpty)
+    }
 }

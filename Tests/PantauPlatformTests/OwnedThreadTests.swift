@@ -43,4 +43,19 @@ import Testing
         #expect(ran.withLock { $0 })
         thread.join()
     }
+
+    /// Only the first of `detach` and `join` gets the thread: a join after a detach returns at once, while the body
+    /// is still running (it waits up to 10 s for the test to let it finish).
+    @Test func joinAfterDetachDoesNotWait() {
+        let release = Mutex(false)
+        let finished = Mutex(false)
+        let thread = OwnedThread {
+            for _ in 0..<1000 where !release.withLock({ $0 }) { sleepMillis(10) }
+            finished.withLock { $0 = true }
+        }
+        thread.detach()
+        thread.join()
+        #expect(!finished.withLock { $0 })
+        release.withLock { $0 = true }
+    }
 }

@@ -62,11 +62,7 @@ public final class NodeReader {
             error(node, "\(what) must be a whole number, found \(describe(node))")
             return nil
         }
-        if let range, !range.contains(value) {
-            error(node, "\(what) must be between \(range.lowerBound) and \(range.upperBound), found \(value)")
-            return nil
-        }
-        return value
+        return inRange(value, range, node, what: what)
     }
 
     public func double(_ node: YAMLNode, what: String, range: ClosedRange<Double>? = nil) -> Double? {
@@ -74,6 +70,11 @@ public final class NodeReader {
             error(node, "\(what) must be a number, found \(describe(node))")
             return nil
         }
+        return inRange(value, range, node, what: what)
+    }
+
+    /// The value if it is within `range` (or there is none); otherwise an error naming both bounds, and nil.
+    private func inRange<T: Comparable>(_ value: T, _ range: ClosedRange<T>?, _ node: YAMLNode, what: String) -> T? {
         if let range, !range.contains(value) {
             error(node, "\(what) must be between \(range.lowerBound) and \(range.upperBound), found \(value)")
             return nil
