@@ -36,13 +36,27 @@ public final class JournalReader: Sendable {
         try read { db throws(SQLiteError) in
             var pending = Dictionary(uniqueKeysWithValues: MessageKind.allCases.map { ($0, 0) })
             var bytes: Int64 = 0
-            let counts = try db.prepare("SELECT kind, count(*), total(size) FROM records GROUP BY kind")
-            while try counts.step() {
-                guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
-                pending[kind] = Int(counts.int64(1))
-                bytes += counts.int64(2)
+            let acked = try JournalSchema.ackedRanges(db)
+            var ackedInFile = 0
+            // Acknowledged rows whose deletes are deferred are counted apart, not as pending.
+            let queries =
+                ["SELECT kind, count(*), total(size) FROM records GROUP BY kind"]
+                + (acked.isEmpty
+                    ? []
+                    : [
+                        "SELECT r.kind, -count(*), -total(r.size) FROM acked a "
+                            + "JOIN records r ON r.seq BETWEEN a.lo AND a.hi GROUP BY r.kind"
+                    ])
+            for sql in queries {
+                let counts = try db.prepare(sql)
+                while try counts.step() {
+                    guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
+                    pending[kind, default: 0] += Int(counts.int64(1))
+                    bytes += counts.int64(2)
+                    if sql != queries[0] { ackedInFile -= Int(counts.int64(1)) }
+                }
             }
-            let facts = try JournalQueries.diskFacts(db)
+            let facts = try JournalQueries.diskFacts(db, skipping: acked)
             var dropsByDevice: [String: Int64] = [:]
             var dropsByKind: [MessageKind: Int64] = [:]
             for (key, count) in try JournalSchema.drops(db) {
@@ -57,6 +71,7 @@ public final class JournalReader: Sendable {
                 dropsByKind: dropsByKind, lastCommitError: nil, diskFull: false, pendingSeqRange: facts.seqRange,
                 lastIssuedSeq: try JournalSchema.metaValue(db, "last_seq"), queued: 0, leased: 0, transactions: 0)
             stats.lostInCrash = try JournalSchema.metaValue(db, "lost_in_crash")
+            stats.ackedInFile = ackedInFile
             return stats
         }
     }
@@ -90,10 +105,13 @@ public final class JournalReader: Sendable {
         _ filter: JournalFilter, orderBy order: String, _ each: (JournalRecord) -> Void
     ) throws(JournalError) {
         try read { db throws(SQLiteError) in
+            // Acknowledged rows whose deletes are deferred are not pending: left out.
+            let acked = try JournalSchema.ackedRanges(db)
+            let notAcked = acked.isEmpty ? "" : "AND NOT EXISTS (SELECT 1 FROM acked WHERE seq BETWEEN lo AND hi) "
             let statement = try db.prepare(
                 "SELECT \(JournalSchema.recordColumns) FROM records WHERE (?1 IS NULL OR kind = ?1) "
                     + "AND (?2 IS NULL OR device = ?2) AND (?3 IS NULL OR acquired_at >= ?3) "
-                    + "AND (?4 IS NULL OR acquired_at < ?4) ORDER BY \(order) LIMIT ?5")
+                    + "AND (?4 IS NULL OR acquired_at < ?4) \(notAcked)ORDER BY \(order) LIMIT ?5")
             try statement.bind(
                 filter.kind.map { .integer(Int64($0.rawValue)) } ?? .null, .optionalText(filter.device),
                 filter.since.map(SQLiteValue.integer) ?? .null, filter.until.map(SQLiteValue.integer) ?? .null,
