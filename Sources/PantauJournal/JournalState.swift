@@ -126,7 +126,8 @@ struct JournalState {
     /// broker. While it lasts, the rows of acknowledged records are not deleted one by one at each commit (the
     /// deletes would compete with the drain for the CPU); their acknowledgements are committed instead, and the
     /// rows go in one go once it is over.
-    var fileBacklog: Bool { diskOnly.values.contains { $0 > 0 } }
+    /// (Held telemetry waiting for the clock is not a backlog: nothing sends it until a correction releases it.)
+    var fileBacklog: Bool { [Lane.alert, .status, .data].contains { diskOnly[$0, default: 0] > 0 } }
 
     /// The committed state of a journal file, read once at open (sequence bookkeeping: `SequenceReservation`).
     static func load(from db: SQLiteConnection) throws(SQLiteError) -> JournalState {
