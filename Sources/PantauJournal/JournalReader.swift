@@ -36,25 +36,19 @@ public final class JournalReader: Sendable {
         try read { db throws(SQLiteError) in
             var pending = Dictionary(uniqueKeysWithValues: MessageKind.allCases.map { ($0, 0) })
             var bytes: Int64 = 0
+            let counts = try db.prepare("SELECT kind, count(*), total(size) FROM records GROUP BY kind")
+            while try counts.step() {
+                guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
+                pending[kind] = Int(counts.int64(1))
+                bytes += counts.int64(2)
+            }
+            // Acknowledged rows whose deletes are deferred are counted apart, not as pending.
             let acked = try JournalSchema.ackedRanges(db)
             var ackedInFile = 0
-            // Acknowledged rows whose deletes are deferred are counted apart, not as pending.
-            let queries =
-                ["SELECT kind, count(*), total(size) FROM records GROUP BY kind"]
-                + (acked.isEmpty
-                    ? []
-                    : [
-                        "SELECT r.kind, -count(*), -total(r.size) FROM acked a "
-                            + "JOIN records r ON r.seq BETWEEN a.lo AND a.hi GROUP BY r.kind"
-                    ])
-            for sql in queries {
-                let counts = try db.prepare(sql)
-                while try counts.step() {
-                    guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
-                    pending[kind, default: 0] += Int(counts.int64(1))
-                    bytes += counts.int64(2)
-                    if sql != queries[0] { ackedInFile -= Int(counts.int64(1)) }
-                }
+            for part in try JournalSchema.rowsIn(db, acked) {
+                pending[part.kind, default: 0] -= part.rows
+                bytes -= part.bytes
+                ackedInFile += part.rows
             }
             let facts = try JournalQueries.diskFacts(db, skipping: acked)
             var dropsByDevice: [String: Int64] = [:]

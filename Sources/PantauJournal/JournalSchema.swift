@@ -99,10 +99,31 @@ enum JournalSchema {
             return ranges
         }
         let select = try db.prepare("SELECT lo, hi FROM acked")
-        while try select.step(), select.int64(0) <= select.int64(1) {
-            ranges.insert(contentsOf: select.int64(0)..<(select.int64(1) + 1))
+        // Overlapping rows merge; a row no writer makes (lo above hi, hi at the top of the range) is left out.
+        while try select.step() {
+            let (lo, hi) = (select.int64(0), select.int64(1))
+            guard lo <= hi, hi < Int64.max else { continue }
+            ranges.insert(contentsOf: lo..<(hi + 1))
         }
         return ranges
+    }
+
+    /// Counts, bytes and lanes of the rows in `ranges`, per kind and lane: (kind, lane, rows, bytes).
+    static func rowsIn(
+        _ db: SQLiteConnection, _ ranges: RangeSet<Int64>
+    ) throws(SQLiteError) -> [(kind: MessageKind, lane: Lane, rows: Int, bytes: Int64)] {
+        var out: [(kind: MessageKind, lane: Lane, rows: Int, bytes: Int64)] = []
+        let counts = try db.prepare(
+            "SELECT kind, lane, count(*), total(size) FROM records WHERE seq >= ?1 AND seq < ?2 GROUP BY kind, lane")
+        for range in ranges.ranges {
+            counts.reset()
+            try counts.bind(.integer(range.lowerBound), .integer(range.upperBound))
+            while try counts.step() {
+                guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
+                out.append((kind, Lane(rawValue: counts.int64(1)) ?? Lane(kind), Int(counts.int64(2)), counts.int64(3)))
+            }
+        }
+        return out
     }
 
     /// The name drop counters use for a message without a device (gateway messages).

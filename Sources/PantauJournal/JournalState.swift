@@ -140,19 +140,15 @@ struct JournalState {
             state.bytes += counts.int64(2)
         }
         // Acknowledged rows a previous run left in the file are not pending: their deletes stay deferred.
-        let acked = try db.prepare(
-            "SELECT r.kind, count(*), total(r.size), r.lane FROM acked a JOIN records r ON r.seq BETWEEN a.lo AND a.hi "
-                + "GROUP BY r.kind, r.lane")
-        while try acked.step() {
-            guard let kind = MessageKind(rawValue: Int(acked.int64(0))) else { continue }
-            state.pendingByKind[kind, default: 0] -= Int(acked.int64(1))
-            state.diskOnly[Lane(rawValue: acked.int64(3)) ?? Lane(kind), default: 0] -= Int(acked.int64(1))
-            state.bytes -= acked.int64(2)
-            state.deferred.rows += Int(acked.int64(1))
-            state.deferred.bytes += acked.int64(2)
-        }
         state.deferred.ranges = try JournalSchema.ackedRanges(db)
         state.deferred.tableRows = state.deferred.ranges.ranges.count
+        for part in try JournalSchema.rowsIn(db, state.deferred.ranges) {
+            state.pendingByKind[part.kind, default: 0] -= part.rows
+            state.diskOnly[part.lane, default: 0] -= part.rows
+            state.bytes -= part.bytes
+            state.deferred.rows += part.rows
+            state.deferred.bytes += part.bytes
+        }
         state.acked = state.deferred.ranges
         state.committedTotal = try JournalSchema.metaValue(db, "committed_total")
         state.ackedTotal = try JournalSchema.metaValue(db, "acked_total")

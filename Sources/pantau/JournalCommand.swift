@@ -92,7 +92,8 @@ struct JournalCommand: ParsableCommand {
                 "totals     committed \(out.committed_total), acknowledged \(out.acked_total), last seq \(out.last_seq)"
             )
             if out.acked_in_file > 0 {
-                print("deferred   \(out.acked_in_file) acknowledged records still in the file (deleted after the drain)")
+                print(
+                    "deferred   \(out.acked_in_file) acknowledged records still in the file (deleted after the drain)")
             }
             print("crashes    \(out.lost_in_crash) sequence numbers possibly lost in crash windows")
             print(

@@ -141,6 +141,31 @@ struct DeferredDeleteTests {
         #expect(try FileRows(copy.journalPath).acked == [])
     }
 
+    @Test("a damaged acked table (overlaps, a range upside down, one at the top of the numbers) counts each row once")
+    func damagedAckedTable() throws {
+        let folder = try TempFolder()
+        let clock = TestClock()
+        let journal = try outage(folder, clock: clock, count: 20, window: 5)
+        journal.acknowledge(journal.lease(limit: 8, now: clock.now()).seqs)
+        try journal.flush()
+        journal.close()
+        do {
+            let db = try SQLiteConnection(path: folder.journalPath, readOnly: false)
+            defer { db.close() }
+            try db.execute(
+                "INSERT INTO acked (lo, hi) VALUES (2, 6), (7, 3), (300, 9223372036854775807), (-5, 2)")
+        }
+        let reopened = try Journal(config: testConfig(folder), clock: clock, logger: quietLogger)
+        defer { reopened.close() }
+        let stats = reopened.stats()
+        #expect(stats.pending == 12)
+        #expect(stats.ackedInFile == 8)
+        let read = try JournalReader(path: folder.journalPath).stats()
+        #expect(read.pending == 12)
+        #expect(read.ackedInFile == 8)
+        #expect(reopened.lease(limit: 100, now: clock.now()).seqs == Array(9...20))
+    }
+
     @Test("a size bound that deferred rows would pass purges them first and drops nothing")
     func boundPurgesFirst() throws {
         let folder = try TempFolder()
