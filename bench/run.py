@@ -641,6 +641,8 @@ def bench_backlog(args, pantau: Path | None) -> dict:
             t1, a1, _ = samples[crossing]
             t0, a0, _ = samples[crossing - 1] if crossing > 0 else (t_a, 0, 0)
             to_broker = t0 + (t1 - t0) * (depth - a0) / (a1 - a0) if a1 > a0 else t1
+        sampled_start = samples[first_ack - 1][0] if first_ack > 0 else 0.0
+        sampled_end = samples[crossing][0] if crossing is not None else None
         t_end, acked_end, pending_end = samples[-1]
         drained = depth - pending_end
         res.update({
@@ -650,6 +652,10 @@ def bench_backlog(args, pantau: Path | None) -> dict:
             # (device offline alerts, aggregates of the windows its restart closed).
             "messages_acked": acked_end,
             "start": "CONNACK (log)" if connack else "last sample before the first acknowledgement",
+            # The method used before 2026-12-06 14:30 UTC on the same samples: from the last sample before the first
+            # acknowledgement to the first sample past the backlog's size (both ends quantised to 50 ms).
+            "records_per_s_to_broker_sampled": round(depth / (sampled_end - sampled_start), 1)
+            if sampled_end and sampled_end > sampled_start else None,
             "seconds_to_broker": round(to_broker - t_a, 3) if to_broker else None,
             "records_per_s_to_broker": round(depth / (to_broker - t_a), 1) if to_broker else None,
             "seconds_to_empty_file": round(t_end - t_a, 3),
@@ -680,6 +686,7 @@ def bench_backlog(args, pantau: Path | None) -> dict:
     p = median_round(drains, "records_per_s_to_broker")
     out["pantau"] = p
     out["pantau_rounds_records_per_s_to_broker"] = [r.get("records_per_s_to_broker") for r in drains]
+    out["pantau_rounds_records_per_s_to_broker_sampled"] = [r.get("records_per_s_to_broker_sampled") for r in drains]
     out["pantau_rounds_records_per_s_to_empty_file"] = [r.get("records_per_s_to_empty_file") for r in drains]
     if p.get("records_per_s_to_broker") and c.get("messages_per_s"):
         out["pantau_over_ceiling"] = round(p["records_per_s_to_broker"] / c["messages_per_s"], 3)

@@ -184,12 +184,13 @@ extension Journal {
         do {
             let (committedBytes, deferred) = state.withLock { ($0.bytes, $0.deferred) }
             if deleteAcks {
-                // Room wanted, or the file would pass its bound with the deferred rows, or their list grew long:
-                // the deferred deletes happen now too.
+                // Room wanted, or the file would pass its bound with the deferred rows, or their list grew long, or
+                // one of them passed the age bound (the bound's walk would meet it at every commit): they go now too.
                 let group = insert ? work.records.reduce(Int64(0)) { $0 + JournalSchema.size(of: $1.message) } : 0
                 let purge =
                     work.purge || makeRoom > 0 || committedBytes + deferred.bytes + group > config.maxBytes
                     || deferred.tableRows >= Self.deferredRangesLimit
+                    || deferred.oldest.map { $0 < now - config.maxAge.milliseconds } == true
                 try settleAcknowledged(db, work.acks, deferred: deferred, purge: purge, into: &delta)
             }
             if insert { try insertGroup(db, work.records, into: &delta) }
@@ -261,7 +262,7 @@ extension Journal {
     ) throws(SQLiteError) {
         let runs = consecutiveRuns(seqs)
         // One range query per run of consecutive numbers: a drained backlog is acknowledged in long runs.
-        let count = try db.cached("SELECT kind, size FROM records WHERE seq BETWEEN ?1 AND ?2")
+        let count = try db.cached("SELECT kind, size, acquired_at FROM records WHERE seq BETWEEN ?1 AND ?2")
         for run in runs {
             count.reset()
             try count.bind(.integer(run.lowerBound), .integer(run.upperBound))
@@ -272,6 +273,7 @@ extension Journal {
                 delta.acked += 1
                 delta.settledRows += 1
                 delta.settledBytes += size
+                delta.settledOldest = min(delta.settledOldest ?? count.int64(2), count.int64(2))
             }
             delta.settled.insert(contentsOf: run.lowerBound..<(run.upperBound + 1))
         }

@@ -108,19 +108,24 @@ enum JournalSchema {
         return ranges
     }
 
-    /// Counts, bytes and lanes of the rows in `ranges`, per kind and lane: (kind, lane, rows, bytes).
+    /// The rows in `ranges` per kind and lane: how many, their logical bytes and earliest acquisition time.
     static func rowsIn(
         _ db: SQLiteConnection, _ ranges: RangeSet<Int64>
-    ) throws(SQLiteError) -> [(kind: MessageKind, lane: Lane, rows: Int, bytes: Int64)] {
-        var out: [(kind: MessageKind, lane: Lane, rows: Int, bytes: Int64)] = []
+    ) throws(SQLiteError) -> [(kind: MessageKind, lane: Lane, rows: Int, bytes: Int64, oldest: UnixMillis?)] {
+        var out: [(kind: MessageKind, lane: Lane, rows: Int, bytes: Int64, oldest: UnixMillis?)] = []
         let counts = try db.prepare(
-            "SELECT kind, lane, count(*), total(size) FROM records WHERE seq >= ?1 AND seq < ?2 GROUP BY kind, lane")
+            "SELECT kind, lane, count(*), total(size), min(acquired_at) FROM records WHERE seq >= ?1 AND seq < ?2 "
+                + "GROUP BY kind, lane")
         for range in ranges.ranges {
             counts.reset()
             try counts.bind(.integer(range.lowerBound), .integer(range.upperBound))
             while try counts.step() {
                 guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
-                out.append((kind, Lane(rawValue: counts.int64(1)) ?? Lane(kind), Int(counts.int64(2)), counts.int64(3)))
+                out.append(
+                    (
+                        kind, Lane(rawValue: counts.int64(1)) ?? Lane(kind), Int(counts.int64(2)), counts.int64(3),
+                        counts.isNull(4) ? nil : counts.int64(4)
+                    ))
             }
         }
         return out

@@ -148,6 +148,7 @@ struct JournalState {
             state.bytes -= part.bytes
             state.deferred.rows += part.rows
             state.deferred.bytes += part.bytes
+            if let oldest = part.oldest { state.deferred.oldest = min(state.deferred.oldest ?? oldest, oldest) }
         }
         state.acked = state.deferred.ranges
         state.committedTotal = try JournalSchema.metaValue(db, "committed_total")
@@ -202,6 +203,7 @@ struct JournalState {
             deferred.ranges.formUnion(delta.settled)
             deferred.rows += delta.settledRows
             deferred.bytes += delta.settledBytes
+            if let oldest = delta.settledOldest { deferred.oldest = min(deferred.oldest ?? oldest, oldest) }
             deferred.tableRows += delta.settled.ranges.count
         }
         accountedSeq = max(accountedSeq, delta.accountedSeq)
@@ -225,6 +227,7 @@ struct CommitDelta {
     var settled = RangeSet<Int64>()
     var settledRows = 0
     var settledBytes: Int64 = 0
+    var settledOldest: UnixMillis?
     /// The acknowledged rows were deleted: the deferred ones and this transaction's.
     var purged = false
 
@@ -240,6 +243,8 @@ struct DeferredDeletes: Equatable {
     /// Rows and logical bytes they hold in the file.
     var rows = 0
     var bytes: Int64 = 0
+    /// The earliest acquisition time among them.
+    var oldest: UnixMillis?
     /// Rows of the `acked` table (a purge is due when it grows long).
     var tableRows = 0
 }

@@ -166,6 +166,30 @@ struct DeferredDeleteTests {
         #expect(reopened.lease(limit: 100, now: clock.now()).seqs == Array(9...20))
     }
 
+    @Test("deferred rows that pass the age bound are deleted at the next commit, and nothing pending is dropped")
+    func agedDeferredRowsPurged() throws {
+        let folder = try TempFolder()
+        let clock = TestClock()
+        let start = clock.now()
+        let journal = try Journal(
+            config: testConfig(folder, maxAge: .minutes(30)), clock: clock, logger: quietLogger, memoryWindow: 5)
+        defer { journal.close() }
+        for i in 0..<20 { journal.append([message(.telemetry, at: start + Int64(i) * 60_000)]) }
+        try journal.flush()
+        clock.advance(.minutes(21))
+        journal.acknowledge(journal.lease(limit: 8, now: clock.now()).seqs)
+        try journal.flush()
+        #expect(journal.stats().ackedInFile == 8)
+        // 15 minutes on, readings 1 to 6 are older than 30 minutes; the pending ones (9 on) are not.
+        clock.advance(.minutes(15))
+        try journal.flush()
+        let stats = journal.stats()
+        #expect(stats.ackedInFile == 0)
+        #expect(stats.dropsTotal == 0)
+        #expect(stats.pending == 12)
+        #expect(try FileRows(folder.journalPath).records == Array(9...20))
+    }
+
     @Test("a size bound that deferred rows would pass purges them first and drops nothing")
     func boundPurgesFirst() throws {
         let folder = try TempFolder()
