@@ -240,6 +240,19 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def log_time(log: Path, text: str) -> float | None:
+    """The time (Unix seconds) of the first line of a pantau log that contains `text`, or None."""
+    import datetime
+    try:
+        for line in log.read_text(errors="replace").splitlines():
+            if text in line:
+                stamp = line.split(" ", 1)[0].replace("Z", "+00:00")
+                return datetime.datetime.fromisoformat(stamp).timestamp()
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def status_json(sock: Path) -> dict | None:
     """The gateway's status snapshot from its unix socket (`pantau status` reads the same), or None."""
     try:

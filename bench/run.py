@@ -593,7 +593,10 @@ def bench_backlog(args, pantau: Path | None) -> dict:
     def drain_round(index: int) -> dict:
         # Drain: broker up on the same port, devices gone (their polls fail fast: connection refused), the gateway
         # restarted on a copy of the filled journal. Its status socket is read every 50 ms: the broker's
-        # acknowledgements (`broker.acked_total`) and the rows left in the file (`journal.pending`).
+        # acknowledgements (`broker.acked_total`) and the rows left in the file (`journal.pending` plus
+        # `journal.acked_in_file`, acknowledged rows whose deletes wait for the end of the drain). The clock starts
+        # at the gateway's CONNACK (its log line, ms), as mosq_pub's does; the moment the acknowledgements reach the
+        # backlog's size is interpolated between the two samples around it.
         rundir = work / f"drain{index}"
         shutil.copytree(filled, rundir, ignore=shutil.ignore_patterns("*.sock", "pantau.log"))
         cfg_round = rundir / "gateway.yaml"
@@ -601,18 +604,19 @@ def bench_backlog(args, pantau: Path | None) -> dict:
         broker = benchlib.Mosquitto(work / f"broker-p{index}", port=broker_port).start()
         proc = start_pantau(pantau, cfg_round, rundir)
         tree = benchlib.ProcTree(proc.pid, children=False, interval=0.5).start()
-        t_start = time.monotonic()
-        samples: list[tuple[float, int, int]] = []  # (seconds since start, acked_total, journal pending)
+        t_start = time.time()
+        samples: list[tuple[float, int, int]] = []  # (seconds since start, acked_total, rows left in the file)
         hwm_kb = 0
         limit = 120 if args.smoke else 900
         try:
-            while time.monotonic() - t_start < limit and proc.poll() is None:
+            while time.time() - t_start < limit and proc.poll() is None:
                 time.sleep(0.05)
                 status = benchlib.status_json(rundir / "status.sock")
                 if not status:
                     continue
-                samples.append((time.monotonic() - t_start, status["broker"]["acked_total"],
-                                status["journal"]["pending"]))
+                journal_part = status["journal"]
+                samples.append((time.time() - t_start, status["broker"]["acked_total"],
+                                journal_part["pending"] + journal_part.get("acked_in_file", 0)))
                 if samples[-1][2] <= max(10, depth // 1000):
                     break
             s1 = tree.snapshot()
@@ -628,9 +632,17 @@ def bench_backlog(args, pantau: Path | None) -> dict:
             res["error"] = "no acknowledgement seen"
             res["log_tail"] = tail(rundir / "pantau.log")
             return res
-        # From the last sample before the first acknowledgement (start-up and connect excluded).
-        t_a = samples[first_ack - 1][0] if first_ack > 0 else 0.0
-        to_broker = next((t for t, acked, _ in samples if acked >= depth), None)
+        # From the CONNACK (start-up and connect excluded), else from the last sample before the first acknowledgement.
+        connack = benchlib.log_time(rundir / "pantau.log", "connected to MQTT broker")
+        t_a = (connack - t_start) if connack else (samples[first_ack - 1][0] if first_ack > 0 else 0.0)
+        crossing = next((i for i, (_, acked, _) in enumerate(samples) if acked >= depth), None)
+        to_broker = None
+        if crossing is not None:
+            t1, a1, _ = samples[crossing]
+            t0, a0, _ = samples[crossing - 1] if crossing > 0 else (t_a, 0, 0)
+            to_broker = t0 + (t1 - t0) * (depth - a0) / (a1 - a0) if a1 > a0 else t1
+        sampled_start = samples[first_ack - 1][0] if first_ack > 0 else 0.0
+        sampled_end = samples[crossing][0] if crossing is not None else None
         t_end, acked_end, pending_end = samples[-1]
         drained = depth - pending_end
         res.update({
@@ -639,6 +651,11 @@ def bench_backlog(args, pantau: Path | None) -> dict:
             # Every journaled message the broker acknowledged, the backlog and what the gateway made meanwhile
             # (device offline alerts, aggregates of the windows its restart closed).
             "messages_acked": acked_end,
+            "start": "CONNACK (log)" if connack else "last sample before the first acknowledgement",
+            # The method used before 2026-12-06 14:30 UTC on the same samples: from the last sample before the first
+            # acknowledgement to the first sample past the backlog's size (both ends quantised to 50 ms).
+            "records_per_s_to_broker_sampled": round(depth / (sampled_end - sampled_start), 1)
+            if sampled_end and sampled_end > sampled_start else None,
             "seconds_to_broker": round(to_broker - t_a, 3) if to_broker else None,
             "records_per_s_to_broker": round(depth / (to_broker - t_a), 1) if to_broker else None,
             "seconds_to_empty_file": round(t_end - t_a, 3),
@@ -669,6 +686,7 @@ def bench_backlog(args, pantau: Path | None) -> dict:
     p = median_round(drains, "records_per_s_to_broker")
     out["pantau"] = p
     out["pantau_rounds_records_per_s_to_broker"] = [r.get("records_per_s_to_broker") for r in drains]
+    out["pantau_rounds_records_per_s_to_broker_sampled"] = [r.get("records_per_s_to_broker_sampled") for r in drains]
     out["pantau_rounds_records_per_s_to_empty_file"] = [r.get("records_per_s_to_empty_file") for r in drains]
     if p.get("records_per_s_to_broker") and c.get("messages_per_s"):
         out["pantau_over_ceiling"] = round(p["records_per_s_to_broker"] / c["messages_per_s"], 3)

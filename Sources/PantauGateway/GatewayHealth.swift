@@ -26,6 +26,8 @@ public struct GatewayHealth: Codable, Sendable {
         public var never_written_total: Int64
         /// Messages held in memory (unacknowledged, written or not).
         public var in_memory: Int
+        /// Acknowledged records whose rows stay in the file until the backlog has drained.
+        public var acked_in_file: Int
     }
 
     public struct BrokerPart: Codable, Sendable {
@@ -115,7 +117,7 @@ public struct GatewayHealth: Codable, Sendable {
             acked_total: j.ackedTotal, drops_total: j.dropsTotal, drops: j.dropsByDevice,
             drops_by_kind: Dictionary(uniqueKeysWithValues: j.dropsByKind.map { ($0.key.name, $0.value) }),
             disk_full: j.diskFull, last_error: j.lastCommitError, events: events, lost_in_crash: j.lostInCrash,
-            never_written_total: j.neverWrittenTotal, in_memory: j.inMemory)
+            never_written_total: j.neverWrittenTotal, in_memory: j.inMemory, acked_in_file: j.ackedInFile)
         broker = BrokerPart(
             connected: p.connected, broker: p.broker, connects: p.connects, disconnects: p.disconnects,
             in_flight: p.inFlight, published_total: p.publishedTotal, acked_total: p.ackedTotal,

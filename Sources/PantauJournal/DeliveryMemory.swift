@@ -88,49 +88,43 @@ struct DeliveryMemory {
     /// The older ones the walk meets move to the aged queue.
     mutating func liveCandidates(limit: Int, cutoff: UnixMillis) -> [Int64] {
         guard limit > 0 else { return [] }
-        var picked: [Int64] = []
-        var old: [Int64] = []
-        let entries = self.entries
-        offers[.data]!.take(
-            limit: limit, keepTaken: true,
-            { seq in
-                guard let entry = entries[seq], !entry.leased else { return .discard }
-                guard entry.message.acquiredAt >= cutoff else {
-                    old.append(seq)
-                    return .discard
-                }
-                return .take
-            }, into: &picked)
-        for seq in old { aged.insertSorted(seq) }
-        return picked
+        return walkOffers(taking: limit, cutoff: cutoff)
     }
 
     /// Unleased data entries acquired before `cutoff`, in sequence order, up to `limit`; nothing is leased.
     /// Entries aged once stay here even if the wall clock steps back (they are marked by their own time anyway).
     mutating func agedCandidates(limit: Int, cutoff: UnixMillis) -> [Int64] {
         guard limit > 0 else { return [] }
-        var unused: [Int64] = []
-        var old: [Int64] = []
-        let entries = self.entries
         // Every older entry still among the offers first (the walk takes nothing: it only moves them).
-        offers[.data]!.take(
-            limit: 0, keepTaken: true,
-            { seq in
-                guard let entry = entries[seq], !entry.leased else { return .discard }
-                guard entry.message.acquiredAt >= cutoff else {
-                    old.append(seq)
-                    return .discard
-                }
-                return .keep
-            }, into: &unused, scanAll: true)
-        for seq in old { aged.insertSorted(seq) }
+        _ = walkOffers(taking: 0, cutoff: cutoff)
         var picked: [Int64] = []
+        let entries = self.entries
         aged.take(
             limit: limit, keepTaken: true,
             { seq in
                 guard let entry = entries[seq], !entry.leased else { return .discard }
                 return .take
             }, into: &picked)
+        return picked
+    }
+
+    /// Walks the data offers: up to `limit` live entries (acquired at or after `cutoff`) are returned, in sequence
+    /// order; the older entries met move to the aged queue. With a limit of 0 the walk covers every offer.
+    private mutating func walkOffers(taking limit: Int, cutoff: UnixMillis) -> [Int64] {
+        var picked: [Int64] = []
+        var old: [Int64] = []
+        let entries = self.entries
+        offers[.data]!.take(
+            limit: limit, keepTaken: true,
+            { seq in
+                guard let entry = entries[seq], !entry.leased else { return .discard }
+                guard entry.message.acquiredAt >= cutoff else {
+                    old.append(seq)
+                    return .discard
+                }
+                return limit > 0 ? .take : .keep
+            }, into: &picked, scanAll: limit == 0)
+        for seq in old { aged.insertSorted(seq) }
         return picked
     }
 

@@ -143,7 +143,9 @@ extension Journal {
     private func planFromFile(_ lane: Lane, want: Int, cutoff: UnixMillis) -> LeasePlan {
         let view = state.withLock { state -> (cursor: Int64, generation: UInt64)? in
             guard state.diskOffers(lane) else { return nil }
-            return (state.cursors[DeliveryLane(lane)] ?? 0, state.generation)
+            // Acknowledged rows right after the cursor (a drain's deferred deletes, after a rewind) are skipped.
+            let cursor = state.acked.firstOutside(after: state.cursors[DeliveryLane(lane)] ?? 0) - 1
+            return (cursor, state.generation)
         }
         guard let view else { return LeasePlan(generation: 0, scannedTo: 0) }
         let records = readerDB.withLock { db in

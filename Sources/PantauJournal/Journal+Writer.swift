@@ -15,6 +15,9 @@ struct CommitWork {
     var accounted: Int64
     /// `reserved_seq` after this commit: extended ahead while running, shrunk to the last issued at shutdown.
     var reserved: Int64
+    /// No backlog only the file holds was left when the group was taken: acknowledged rows are deleted now
+    /// (otherwise their acknowledgements are committed and the deletes deferred, see `JournalState.fileBacklog`).
+    var purge = true
 
     var messages: [OutboundMessage] { records.map(\.message) }
 }
@@ -44,7 +47,7 @@ extension JournalState {
         }
         let work = CommitWork(
             records: memory.takeUnwritten(), acks: acks, memoryDrops: unpersistedDrops, waiters: flushWaiters,
-            final: stopping, accounted: lastSeq, reserved: reserved)
+            final: stopping, accounted: lastSeq, reserved: reserved, purge: !fileBacklog)
         acks = []
         unpersistedDrops = [:]
         flushWaiters = []
@@ -160,10 +163,7 @@ extension Journal {
                 state.backoff.reset()
                 state.retryAt = nil
                 state.memory.written(work.records.map(\.seq))
-                if !work.acks.isEmpty {
-                    state.acked.subtract(work.acks)
-                    state.generation &+= 1
-                }
+                if !work.acks.isEmpty { state.generation &+= 1 }
                 state.evict(keeping: memoryWindow)
                 return state.diskOffers(.data) || state.diskOffers(.alert) || state.diskOffers(.status)
             }
@@ -182,9 +182,19 @@ extension Journal {
         var delta = CommitDelta(accountedSeq: work.accounted, reservedSeq: work.reserved)
         try db.execute("BEGIN IMMEDIATE")
         do {
+            let (committedBytes, deferred) = state.withLock { ($0.bytes, $0.deferred) }
+            if deleteAcks {
+                // Room wanted, or the file would pass its bound with the deferred rows, or their list grew long, or
+                // one of them passed the age bound (the bound's walk would meet it at every commit): they go now too.
+                let group = insert ? work.records.reduce(Int64(0)) { $0 + JournalSchema.size(of: $1.message) } : 0
+                let purge =
+                    work.purge || makeRoom > 0 || committedBytes + deferred.bytes + group > config.maxBytes
+                    || deferred.tableRows >= Self.deferredRangesLimit
+                    || deferred.oldest.map { $0 < now - config.maxAge.milliseconds } == true
+                try settleAcknowledged(db, work.acks, deferred: deferred, purge: purge, into: &delta)
+            }
             if insert { try insertGroup(db, work.records, into: &delta) }
-            if deleteAcks { try deleteAcknowledged(db, work.acks, into: &delta) }
-            let bytes = state.withLock { $0.bytes } + delta.bytes
+            let bytes = committedBytes + delta.bytes
             let bounds = JournalBounds(db: db, logger: logger) { [self] seq in
                 self.state.withLock { $0.claimForDrop(seq) }
             }
@@ -242,20 +252,73 @@ extension Journal {
         delta.committed += Int64(records.count)
     }
 
-    private func deleteAcknowledged(
-        _ db: SQLiteConnection, _ seqs: [Int64], into delta: inout CommitDelta
+    /// A purge is due once the `acked` table holds this many ranges (a long drain acknowledges in many runs).
+    static let deferredRangesLimit = 1024
+
+    /// Commits acknowledgements: counts the rows they free (the pending counters drop now), then deletes those rows
+    /// and the deferred ones (`purge`), or records them in the `acked` table for a later purge.
+    private func settleAcknowledged(
+        _ db: SQLiteConnection, _ seqs: [Int64], deferred: DeferredDeletes, purge: Bool, into delta: inout CommitDelta
     ) throws(SQLiteError) {
-        // One range delete per run of consecutive numbers: a drained backlog is acknowledged in long runs.
-        let delete = try db.cached("DELETE FROM records WHERE seq BETWEEN ?1 AND ?2 RETURNING kind, size")
-        for run in consecutiveRuns(seqs) {
-            delete.reset()
-            try delete.bind(.integer(run.lowerBound), .integer(run.upperBound))
-            // A record a bound dropped while it was in flight is already gone: nothing to count.
-            while try delete.step() {
-                delta.removed(kind: MessageKind(rawValue: Int(delete.int64(0))) ?? .telemetry, size: delete.int64(1))
+        let runs = consecutiveRuns(seqs)
+        // One range query per run of consecutive numbers: a drained backlog is acknowledged in long runs.
+        let count = try db.cached("SELECT kind, size, acquired_at FROM records WHERE seq BETWEEN ?1 AND ?2")
+        for run in runs {
+            count.reset()
+            try count.bind(.integer(run.lowerBound), .integer(run.upperBound))
+            // A record whose row never committed (its group failed) has no row: nothing to count.
+            while try count.step() {
+                let size = count.int64(1)
+                delta.removed(kind: MessageKind(rawValue: Int(count.int64(0))) ?? .telemetry, size: size)
                 delta.acked += 1
+                delta.settledRows += 1
+                delta.settledBytes += size
+                delta.settledOldest = min(delta.settledOldest ?? count.int64(2), count.int64(2))
+            }
+            delta.settled.insert(contentsOf: run.lowerBound..<(run.upperBound + 1))
+        }
+        count.reset()
+        if purge {
+            guard !deferred.ranges.isEmpty || !runs.isEmpty else { return }
+            var all = deferred.ranges
+            all.formUnion(delta.settled)
+            if try holdsOnly(db, all) {
+                // Every row is acknowledged: SQLite clears the table without visiting row by row.
+                try db.execute("DELETE FROM records")
+            } else {
+                let delete = try db.cached("DELETE FROM records WHERE seq >= ?1 AND seq < ?2")
+                for range in all.ranges {
+                    delete.reset()
+                    try delete.bind(.integer(range.lowerBound), .integer(range.upperBound))
+                    try delete.run()
+                }
+            }
+            if !deferred.ranges.isEmpty { try db.execute("DELETE FROM acked") }
+            delta.purged = true
+        } else {
+            let insert = try db.cached(
+                "INSERT INTO acked (lo, hi) VALUES (?1, ?2) ON CONFLICT (lo) DO UPDATE SET hi = max(hi, excluded.hi)")
+            for run in runs {
+                insert.reset()
+                try insert.bind(.integer(run.lowerBound), .integer(run.upperBound))
+                try insert.run()
             }
         }
+    }
+
+    /// The file holds no row outside `ranges` (one indexed lookup per gap).
+    private func holdsOnly(_ db: SQLiteConnection, _ ranges: RangeSet<Int64>) throws(SQLiteError) -> Bool {
+        let probe = try db.cached("SELECT EXISTS (SELECT 1 FROM records WHERE seq >= ?1 AND seq < ?2)")
+        defer { probe.reset() }
+        var from = Int64.min
+        for range in ranges.ranges + [Int64.max..<Int64.max] {
+            probe.reset()
+            try probe.bind(.integer(from), .integer(range.lowerBound))
+            if try probe.step(), probe.int64(0) != 0 { return false }
+            from = range.upperBound
+        }
+        // The last gap ends below Int64.max: a row numbered Int64.max cannot exist (numbers are reserved ahead).
+        return true
     }
 
     private func persistCounters(

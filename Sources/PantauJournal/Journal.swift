@@ -40,6 +40,8 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
     let writerDB: Mutex<SQLiteConnection>
     /// A second connection for backlog leases and stats, so they read while the writer commits (WAL).
     let readerDB: Mutex<SQLiteConnection>
+    /// `diskFacts` of the last commit while deletes are deferred.
+    private let factsCache = Mutex<(transactions: Int64, facts: DiskFacts)?>(nil)
     let state: Mutex<JournalState>
     let wake = DispatchSemaphore(value: 0)
     private let thread: Mutex<OwnedThread?>
@@ -185,10 +187,10 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
                 pending: s.pendingByKind, bytes: s.bytes, committed: s.committedTotal, acked: s.ackedTotal,
                 neverWritten: s.neverWrittenTotal, drops: s.drops, error: s.lastCommitError, full: s.diskFull,
                 last: s.lastSeq, lost: s.lostInCrash, unwritten: s.memory.unwrittenCount, inMemory: s.memory.count,
-                leased: s.leased.count + s.memory.leasedCount, transactions: s.transactions
+                leased: s.leased.count + s.memory.leasedCount, transactions: s.transactions, deferred: s.deferred
             )
         }
-        let onDisk = readerDB.withLock { db in (try? JournalQueries.diskFacts(db)) ?? DiskFacts() }
+        let onDisk = diskFacts(skipping: snapshot.deferred.ranges, transactions: snapshot.transactions)
         var dropsByDevice: [String: Int64] = [:]
         var dropsByKind: [MessageKind: Int64] = [:]
         for (key, count) in snapshot.drops {
@@ -205,7 +207,19 @@ public final class Journal: MessageSink, DeliveryQueue, Sendable {
         stats.lostInCrash = snapshot.lost
         stats.neverWrittenTotal = snapshot.neverWritten
         stats.inMemory = snapshot.inMemory
+        stats.ackedInFile = snapshot.deferred.rows
         return stats
+    }
+
+    /// The file's facts; with deferred deletes, read once per commit (skipping acknowledged rows walks an index).
+    private func diskFacts(skipping acked: RangeSet<Int64>, transactions: Int64) -> DiskFacts {
+        readerDB.withLock { db in
+            guard !acked.isEmpty else { return (try? JournalQueries.diskFacts(db)) ?? DiskFacts() }
+            if let cached = factsCache.withLock({ $0 }), cached.transactions == transactions { return cached.facts }
+            let facts = (try? JournalQueries.diskFacts(db, skipping: acked)) ?? DiskFacts()
+            factsCache.withLock { $0 = (transactions, facts) }
+            return facts
+        }
     }
 
     /// Reserves more sequence numbers now (an append found the reserved range used up).

@@ -110,19 +110,49 @@ struct DiskFacts {
 
 /// Queries shared by the writer's stats and the read-only reader; each uses an index, none scans the table.
 enum JournalQueries {
-    static func diskFacts(_ db: SQLiteConnection) throws(SQLiteError) -> DiskFacts {
+    /// The file's size and its pending rows' oldest time and sequence range; rows in `acked` (acknowledged, their
+    /// deletes deferred) are not pending. Without any, one indexed lookup each; with some, the lookups step over
+    /// them (the oldest-time walk visits the acknowledged index entries older than the first pending one).
+    static func diskFacts(
+        _ db: SQLiteConnection, skipping acked: RangeSet<Int64> = RangeSet()
+    ) throws(SQLiteError) -> DiskFacts {
         var facts = DiskFacts()
         facts.fileBytes = (try db.scalar("PRAGMA page_count") ?? 0) * (try db.scalar("PRAGMA page_size") ?? 0)
+        let oldest = try db.prepare(
+            "SELECT seq, acquired_at FROM records INDEXED BY records_lane_acquired WHERE lane = ?1 "
+                + "ORDER BY acquired_at")
         for lane in Lane.allCases {
-            if let oldest = try db.scalar("SELECT min(acquired_at) FROM records WHERE lane = \(lane.rawValue)") {
-                facts.oldestAcquiredAt = min(facts.oldestAcquiredAt ?? oldest, oldest)
+            oldest.reset()
+            try oldest.bind(.integer(lane.rawValue))
+            while try oldest.step() {
+                guard acked.contains(oldest.int64(0)) else {
+                    facts.oldestAcquiredAt = min(facts.oldestAcquiredAt ?? oldest.int64(1), oldest.int64(1))
+                    break
+                }
             }
         }
-        if let low = try db.scalar("SELECT min(seq) FROM records"),
-            let high = try db.scalar("SELECT max(seq) FROM records")
-        {
-            facts.seqRange = low...high
+        oldest.reset()
+        let above = try db.prepare("SELECT min(seq) FROM records WHERE seq > ?1")
+        let below = try db.prepare("SELECT max(seq) FROM records WHERE seq < ?1")
+        var low = Int64.min
+        var high = Int64.max
+        while true {
+            above.reset()
+            try above.bind(.integer(low))
+            guard try above.step(), !above.isNull(0) else { return facts }
+            low = above.int64(0)
+            guard acked.contains(low) else { break }
+            low = acked.firstOutside(after: low) - 1
         }
+        while true {
+            below.reset()
+            try below.bind(.integer(high))
+            guard try below.step(), !below.isNull(0) else { return facts }
+            high = below.int64(0)
+            guard acked.contains(high) else { break }
+            high = acked.lastOutside(before: high) + 1
+        }
+        facts.seqRange = low...high
         return facts
     }
 }

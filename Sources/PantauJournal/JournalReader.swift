@@ -42,7 +42,15 @@ public final class JournalReader: Sendable {
                 pending[kind] = Int(counts.int64(1))
                 bytes += counts.int64(2)
             }
-            let facts = try JournalQueries.diskFacts(db)
+            // Acknowledged rows whose deletes are deferred are counted apart, not as pending.
+            let acked = try JournalSchema.ackedRanges(db)
+            var ackedInFile = 0
+            for part in try JournalSchema.rowsIn(db, acked) {
+                pending[part.kind, default: 0] -= part.rows
+                bytes -= part.bytes
+                ackedInFile += part.rows
+            }
+            let facts = try JournalQueries.diskFacts(db, skipping: acked)
             var dropsByDevice: [String: Int64] = [:]
             var dropsByKind: [MessageKind: Int64] = [:]
             for (key, count) in try JournalSchema.drops(db) {
@@ -57,6 +65,7 @@ public final class JournalReader: Sendable {
                 dropsByKind: dropsByKind, lastCommitError: nil, diskFull: false, pendingSeqRange: facts.seqRange,
                 lastIssuedSeq: try JournalSchema.metaValue(db, "last_seq"), queued: 0, leased: 0, transactions: 0)
             stats.lostInCrash = try JournalSchema.metaValue(db, "lost_in_crash")
+            stats.ackedInFile = ackedInFile
             return stats
         }
     }
@@ -90,10 +99,13 @@ public final class JournalReader: Sendable {
         _ filter: JournalFilter, orderBy order: String, _ each: (JournalRecord) -> Void
     ) throws(JournalError) {
         try read { db throws(SQLiteError) in
+            // Acknowledged rows whose deletes are deferred are not pending: left out.
+            let acked = try JournalSchema.ackedRanges(db)
+            let notAcked = acked.isEmpty ? "" : "AND NOT EXISTS (SELECT 1 FROM acked WHERE seq BETWEEN lo AND hi) "
             let statement = try db.prepare(
                 "SELECT \(JournalSchema.recordColumns) FROM records WHERE (?1 IS NULL OR kind = ?1) "
                     + "AND (?2 IS NULL OR device = ?2) AND (?3 IS NULL OR acquired_at >= ?3) "
-                    + "AND (?4 IS NULL OR acquired_at < ?4) ORDER BY \(order) LIMIT ?5")
+                    + "AND (?4 IS NULL OR acquired_at < ?4) \(notAcked)ORDER BY \(order) LIMIT ?5")
             try statement.bind(
                 filter.kind.map { .integer(Int64($0.rawValue)) } ?? .null, .optionalText(filter.device),
                 filter.since.map(SQLiteValue.integer) ?? .null, filter.until.map(SQLiteValue.integer) ?? .null,

@@ -4,7 +4,7 @@ import PantauCore
 /// The on-disk layout: tables, indexes, the version, and how a row becomes a record.
 enum JournalSchema {
     /// Stored in `PRAGMA user_version`; a file with a higher one was written by a newer pantau.
-    static let version: Int64 = 3
+    static let version: Int64 = 4
 
     /// `lane` groups kinds for delivery: alerts, status, then aggregates and telemetry together (one sequence, so
     /// per-device chronological order holds across the two). `size` is the record's logical size in bytes, kept so
@@ -39,7 +39,13 @@ enum JournalSchema {
             count INTEGER NOT NULL,
             PRIMARY KEY (device, kind)
         );
+        \(ackedTable)
         """
+
+    /// Acknowledged rows still in the file, as ranges of sequence numbers (`lo` to `hi`, both included). While a
+    /// backlog drains, the writer commits its acknowledgements here and deletes the rows once the drain is over
+    /// (deleting row by row competes with the drain for the CPU); every reader leaves these rows out.
+    static let ackedTable = "CREATE TABLE IF NOT EXISTS acked (lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL);"
 
     /// Version 1 to 2 (issue 14): each record's boot id, the `CLOCK_BOOTTIME` its `acquired_at` stands for, and
     /// the time quality its body carries (NULL: a synchronised time), so an unsynchronised time can be corrected
@@ -50,6 +56,8 @@ enum JournalSchema {
             + "CREATE INDEX IF NOT EXISTS records_unsynced ON records(seq) WHERE tq = 'unsynced';",
         // Version 2 to 3: telemetry held under `time.unsynced: hold` is journaled in a lane of its own (`Lane.held`).
         2: "CREATE INDEX IF NOT EXISTS records_held ON records(seq) WHERE tq = 'held';",
+        // Version 3 to 4: acknowledgements committed before their rows are deleted (`ackedTable`).
+        3: ackedTable,
     ]
 
     /// The statements that bring a file of `version` to the current one: the whole schema for a new file.
@@ -81,6 +89,46 @@ enum JournalSchema {
         Int64(
             message.body.count + message.topic.utf8.count + (message.device?.utf8.count ?? 0)
                 + message.contentType.utf8.count + 48)
+    }
+
+    /// The acknowledged rows still in the file (table `acked`).
+    static func ackedRanges(_ db: SQLiteConnection) throws(SQLiteError) -> RangeSet<Int64> {
+        var ranges = RangeSet<Int64>()
+        // A file of version 3 or older, opened read-only, has no such table: nothing is acknowledged in it.
+        guard try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'acked'") == 1 else {
+            return ranges
+        }
+        let select = try db.prepare("SELECT lo, hi FROM acked")
+        // Overlapping rows merge; a row no writer makes (lo above hi, hi at the top of the range) is left out.
+        while try select.step() {
+            let (lo, hi) = (select.int64(0), select.int64(1))
+            guard lo <= hi, hi < Int64.max else { continue }
+            ranges.insert(contentsOf: lo..<(hi + 1))
+        }
+        return ranges
+    }
+
+    /// The rows in `ranges` per kind and lane: how many, their logical bytes and earliest acquisition time.
+    static func rowsIn(
+        _ db: SQLiteConnection, _ ranges: RangeSet<Int64>
+    ) throws(SQLiteError) -> [(kind: MessageKind, lane: Lane, rows: Int, bytes: Int64, oldest: UnixMillis?)] {
+        var out: [(kind: MessageKind, lane: Lane, rows: Int, bytes: Int64, oldest: UnixMillis?)] = []
+        let counts = try db.prepare(
+            "SELECT kind, lane, count(*), total(size), min(acquired_at) FROM records WHERE seq >= ?1 AND seq < ?2 "
+                + "GROUP BY kind, lane")
+        for range in ranges.ranges {
+            counts.reset()
+            try counts.bind(.integer(range.lowerBound), .integer(range.upperBound))
+            while try counts.step() {
+                guard let kind = MessageKind(rawValue: Int(counts.int64(0))) else { continue }
+                out.append(
+                    (
+                        kind, Lane(rawValue: counts.int64(1)) ?? Lane(kind), Int(counts.int64(2)), counts.int64(3),
+                        counts.isNull(4) ? nil : counts.int64(4)
+                    ))
+            }
+        }
+        return out
     }
 
     /// The name drop counters use for a message without a device (gateway messages).

@@ -43,8 +43,11 @@ struct JournalState {
     /// Records leased from the file, not yet acknowledged or released.
     var leased: [Int64: DeliveryLane] = [:]
     var leasedPerLane: [Lane: Int] = [.alert: 0, .status: 0, .data: 0]
-    /// Acknowledged rows still in the file until the next commit deletes them; never offered again.
-    var acked: Set<Int64> = []
+    /// Acknowledged rows still in the file (until a commit deletes them, or while deletes are deferred); never
+    /// offered again.
+    var acked = RangeSet<Int64>()
+    /// Acknowledged rows whose acknowledgement is committed (table `acked`) and whose rows are deleted later.
+    var deferred = DeferredDeletes()
     /// Rows a bound is deleting in the open transaction: not to be leased until it commits.
     var dropping: Set<Int64> = []
     /// Last sequence read from the file per lane; rows at or below it are skipped unless a lane comes up short.
@@ -81,8 +84,9 @@ struct JournalState {
     /// The disk reserve file exists (writer thread only).
     var reserveInPlace = false
 
-    /// The broker acknowledged `seqs`: a message in memory and never written is done; any other leaves the file
-    /// with the next commit, and until then it is `acked`: no file read offers it again and no bound drops it.
+    /// The broker acknowledged `seqs`: a message in memory and never written is done; any other is committed as
+    /// acknowledged with the next commit and its row deleted then (or later, see `fileBacklog`); until its row is
+    /// gone it is `acked`: no file read offers it again and no bound drops it.
     /// (A written message acknowledged from memory was once left out of `acked`: a bound in a commit already
     /// under way could delete its row and count a delivered message as dropped, and a file read could send it
     /// twice.)
@@ -112,8 +116,18 @@ struct JournalState {
         return true
     }
 
-    /// Something for the writer: messages to write, rows to delete, drops to persist.
-    var isDirty: Bool { memory.unwrittenCount > 0 || !acks.isEmpty || !unpersistedDrops.isEmpty }
+    /// Something for the writer: messages to write, acknowledgements to commit, drops to persist, or deferred
+    /// deletes that are due.
+    var isDirty: Bool {
+        memory.unwrittenCount > 0 || !acks.isEmpty || !unpersistedDrops.isEmpty || (deferred.rows > 0 && !fileBacklog)
+    }
+
+    /// Rows only the file holds are waiting to be sent (or are in flight): a backlog is draining or waits for the
+    /// broker. While it lasts, the rows of acknowledged records are not deleted one by one at each commit (the
+    /// deletes would compete with the drain for the CPU); their acknowledgements are committed instead, and the
+    /// rows go in one go once it is over.
+    /// (Held telemetry waiting for the clock is not a backlog: nothing sends it until a correction releases it.)
+    var fileBacklog: Bool { [Lane.alert, .status, .data].contains { diskOnly[$0, default: 0] > 0 } }
 
     /// The committed state of a journal file, read once at open (sequence bookkeeping: `SequenceReservation`).
     static func load(from db: SQLiteConnection) throws(SQLiteError) -> JournalState {
@@ -125,6 +139,18 @@ struct JournalState {
             state.diskOnly[Lane(rawValue: counts.int64(3)) ?? Lane(kind), default: 0] += Int(counts.int64(1))
             state.bytes += counts.int64(2)
         }
+        // Acknowledged rows a previous run left in the file are not pending: their deletes stay deferred.
+        state.deferred.ranges = try JournalSchema.ackedRanges(db)
+        state.deferred.tableRows = state.deferred.ranges.ranges.count
+        for part in try JournalSchema.rowsIn(db, state.deferred.ranges) {
+            state.pendingByKind[part.kind, default: 0] -= part.rows
+            state.diskOnly[part.lane, default: 0] -= part.rows
+            state.bytes -= part.bytes
+            state.deferred.rows += part.rows
+            state.deferred.bytes += part.bytes
+            if let oldest = part.oldest { state.deferred.oldest = min(state.deferred.oldest ?? oldest, oldest) }
+        }
+        state.acked = state.deferred.ranges
         state.committedTotal = try JournalSchema.metaValue(db, "committed_total")
         state.ackedTotal = try JournalSchema.metaValue(db, "acked_total")
         state.drops = try JournalSchema.drops(db)
@@ -169,6 +195,17 @@ struct JournalState {
             }
         }
         if !delta.droppedSeqs.isEmpty { generation &+= 1 }
+        if delta.purged {
+            acked.subtract(deferred.ranges)
+            acked.subtract(delta.settled)
+            deferred = DeferredDeletes()
+        } else if !delta.settled.isEmpty {
+            deferred.ranges.formUnion(delta.settled)
+            deferred.rows += delta.settledRows
+            deferred.bytes += delta.settledBytes
+            if let oldest = delta.settledOldest { deferred.oldest = min(deferred.oldest ?? oldest, oldest) }
+            deferred.tableRows += delta.settled.ranges.count
+        }
         accountedSeq = max(accountedSeq, delta.accountedSeq)
         reservedSeq = max(reservedSeq, delta.reservedSeq)
         transactions += 1
@@ -186,9 +223,54 @@ struct CommitDelta {
     var droppedSeqs: [(Int64, Lane)] = []
     var accountedSeq: Int64 = 0
     var reservedSeq: Int64 = 0
+    /// The acknowledgements this transaction committed (rows found: `settledRows`, `settledBytes`).
+    var settled = RangeSet<Int64>()
+    var settledRows = 0
+    var settledBytes: Int64 = 0
+    var settledOldest: UnixMillis?
+    /// The acknowledged rows were deleted: the deferred ones and this transaction's.
+    var purged = false
 
     mutating func removed(kind: MessageKind, size: Int64) {
         pending[kind, default: 0] -= 1
         bytes -= size
+    }
+}
+
+/// Acknowledged rows left in the file on purpose while a backlog drains (table `acked`).
+struct DeferredDeletes: Equatable {
+    var ranges = RangeSet<Int64>()
+    /// Rows and logical bytes they hold in the file.
+    var rows = 0
+    var bytes: Int64 = 0
+    /// The earliest acquisition time among them.
+    var oldest: UnixMillis?
+    /// Rows of the `acked` table (a purge is due when it grows long).
+    var tableRows = 0
+}
+
+extension RangeSet<Int64> {
+    mutating func insert(_ seq: Int64) { insert(contentsOf: seq..<(seq + 1)) }
+
+    /// The number right after `seq` that is not in the set (`seq + 1` when that is not in it).
+    func firstOutside(after seq: Int64) -> Int64 {
+        var next = seq + 1
+        // The ranges are sorted and disjoint: one binary search finds the range holding `next`, if any.
+        let all = ranges
+        var low = all.startIndex
+        var high = all.endIndex
+        while low < high {
+            let mid = all.index(low, offsetBy: all.distance(from: low, to: high) / 2)
+            if all[mid].upperBound <= next { low = all.index(after: mid) } else { high = mid }
+        }
+        if low < all.endIndex, all[low].contains(next) { next = all[low].upperBound }
+        return next
+    }
+
+    /// The number right before `seq` that is not in the set (`seq - 1` when that is not in it).
+    func lastOutside(before seq: Int64) -> Int64 {
+        let previous = seq - 1
+        guard contains(previous) else { return previous }
+        return ranges.last { $0.contains(previous) }!.lowerBound - 1
     }
 }

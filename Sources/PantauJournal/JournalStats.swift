@@ -15,7 +15,7 @@ public struct JournalStats: Sendable, Hashable {
     public var oldestPendingAcquiredAt: UnixMillis?
     /// Records ever committed to this journal file.
     public var committedTotal: Int64
-    /// Records ever acknowledged by the broker and removed.
+    /// Records ever acknowledged by the broker (their rows deleted, or about to be: `ackedInFile`).
     public var ackedTotal: Int64
     /// Records dropped by a bound (size, age, disk full, memory), per device; gateway messages under `""`.
     public var dropsByDevice: [String: Int64]
@@ -42,6 +42,9 @@ public struct JournalStats: Sendable, Hashable {
     public var neverWrittenTotal: Int64 = 0
     /// Messages held in memory, written or not (writer only).
     public var inMemory = 0
+    /// Acknowledged records whose rows are still in the file: their deletes wait until the backlog has drained
+    /// (they are not pending, and nothing sends them again).
+    public var ackedInFile = 0
 
     /// All pending records.
     public var pending: Int { pendingByKind.values.reduce(0, +) }

@@ -330,12 +330,7 @@ final class PublisherSession {
         let attempted = config.brokers[machine.brokerIndex]
         let failed = client?.broker ?? "\(attempted.host):\(attempted.port)"
         perform(machine.attemptFailed(now: now, jitter: jitter))
-        recordLoss(error, wasConnected: false)
-        logger.warning(
-            "MQTT connection attempt failed",
-            metadata: [
-                "broker": "\(failed)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)",
-            ])
+        recordLoss(error, broker: failed, wasConnected: false)
     }
 
     /// An established connection (or an attempt) ended.
@@ -346,12 +341,7 @@ final class PublisherSession {
         }
         let broker = client?.broker ?? "?"
         perform(machine.connectionLost(now: now, jitter: jitter))
-        recordLoss(error, wasConnected: true)
-        logger.warning(
-            "MQTT connection lost",
-            metadata: [
-                "broker": "\(broker)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)",
-            ])
+        recordLoss(error, broker: broker, wasConnected: true)
     }
 
     private var retryDelaySeconds: Double {
@@ -359,7 +349,8 @@ final class PublisherSession {
         return Double(until - now) / 1e9
     }
 
-    private func recordLoss(_ error: any Error, wasConnected: Bool) {
+    /// Counts a lost connection or a failed attempt and logs it with the wait the machine chose.
+    private func recordLoss(_ error: any Error, broker: String, wasConnected: Bool) {
         let mqttError = error as? MQTTError ?? MQTTError(code: .other, message: "\(error)")
         publisher.updateStats { stats in
             stats.connected = false
@@ -367,6 +358,9 @@ final class PublisherSession {
             stats.lastError = mqttError
             stats.inFlight = 0
         }
+        logger.warning(
+            wasConnected ? "MQTT connection lost" : "MQTT connection attempt failed",
+            metadata: ["broker": "\(broker)", "error": "\(error)", "retryInSeconds": "\(retryDelaySeconds)"])
     }
 
     /// The session profile ended the session (Sparkplug: the primary host went offline): its death certificate,

@@ -58,6 +58,8 @@ struct JournalCommand: ParsableCommand {
             var oldest_pending_ts: Int64?
             var committed_total: Int64
             var acked_total: Int64
+            /// Acknowledged records whose rows stay in the file until the backlog has drained.
+            var acked_in_file: Int
             var drops_total: Int64
             var drops: [String: Int64]
             /// Every number up to here is written, acknowledged or a counted drop (at the last commit).
@@ -72,7 +74,8 @@ struct JournalCommand: ParsableCommand {
                 path: s.path, pending: s.pending,
                 pending_by_kind: Dictionary(uniqueKeysWithValues: s.pendingByKind.map { ($0.key.name, $0.value) }),
                 bytes: s.bytes, file_bytes: s.fileBytes, oldest_pending_ts: s.oldestPendingAcquiredAt,
-                committed_total: s.committedTotal, acked_total: s.ackedTotal, drops_total: s.dropsTotal,
+                committed_total: s.committedTotal, acked_total: s.ackedTotal, acked_in_file: s.ackedInFile,
+                drops_total: s.dropsTotal,
                 drops: s.dropsByDevice, last_seq: s.lastIssuedSeq, lost_in_crash: s.lostInCrash)
             if json {
                 printJSON(out)
@@ -88,6 +91,10 @@ struct JournalCommand: ParsableCommand {
             print(
                 "totals     committed \(out.committed_total), acknowledged \(out.acked_total), last seq \(out.last_seq)"
             )
+            if out.acked_in_file > 0 {
+                print(
+                    "deferred   \(out.acked_in_file) acknowledged records still in the file (deleted after the drain)")
+            }
             print("crashes    \(out.lost_in_crash) sequence numbers possibly lost in crash windows")
             print(
                 "drops      \(out.drops_total)"

@@ -70,7 +70,8 @@ import Testing
             try db.execute(Self.versionOneSchema)
         }
         let journal = try Journal(config: testConfig(folder), clock: TestClock(), logger: quietLogger)
-        #expect(journal.writerPragma("user_version") == "3")
+        #expect(journal.writerPragma("user_version") == "4")
+        #expect(journal.writerPragma("table_info(acked)") != nil)
         #expect(journal.startupEvents.isEmpty)
         var m = message(.telemetry, at: 1_790_000_001_000)
         m.stamp = ClockStamp(bootId: "boot-2", boottimeMs: 5_000, quality: .unsynced)

@@ -101,7 +101,7 @@ struct JournalDurabilityTests {
         defer { journal.close() }
         #expect(journal.writerPragma("synchronous") == synchronous)
         #expect(journal.writerPragma("journal_mode") == "wal")
-        #expect(journal.writerPragma("user_version") == "3")
+        #expect(journal.writerPragma("user_version") == "4")
         // Debian's SQLite zeroes deleted rows by default (1): a second write of every acknowledged record.
         #expect(journal.writerPragma("secure_delete") == "2")
     }

@@ -92,6 +92,22 @@ def test_smoke_ceiling_publisher_gets_every_puback(smoke):
     assert c["refused"] == 0
 
 
+def test_smoke_backlog_drain_empties_the_file(smoke):
+    """The drain round: timed from the gateway's CONNACK, every backlog row acknowledged and gone from the file
+    (pending plus acknowledged rows whose deletes were deferred)."""
+    if not smoke["results"]["meta"]["pantau_has_run"]:
+        pytest.skip("this pantau has no `run` subcommand")
+    b = smoke["results"]["backlog"]
+    p = b["pantau"]
+    assert "error" not in p, p
+    depth = b["journal_rows_before_drain"]
+    assert depth > 0
+    assert p["start"] == "CONNACK (log)"
+    assert p["messages_acked"] >= depth
+    assert p["records_drained"] >= depth - max(10, depth // 1000)
+    assert p["seconds_to_broker"] > 0 and p["records_per_s_to_broker"] > 0
+
+
 def test_smoke_pantau_standard_load_delivers_readings(smoke):
     if not smoke["results"]["meta"]["pantau_has_run"]:
         pytest.skip("this pantau has no `run` subcommand")
