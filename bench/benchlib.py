@@ -292,7 +292,11 @@ def journal_depth(path: Path) -> int | None:
     try:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         # Pantau's schema (Sources/PantauJournal/JournalSchema.swift): pending records live in `records` and are
-        # deleted once acknowledged.
+        # deleted once acknowledged; while a backlog drains, acknowledged rows stay until it is over, listed as
+        # ranges in `acked`, and are not pending.
+        if "records" in tables and "acked" in tables:
+            return int(con.execute("SELECT count(*) FROM records WHERE NOT EXISTS "
+                                   "(SELECT 1 FROM acked WHERE seq BETWEEN lo AND hi)").fetchone()[0])
         preferred = ["records"] if "records" in tables else [
             t for t in tables if re.search(r"journal|record|outbox|message|queue", t, re.I)]
         for t in preferred or tables:

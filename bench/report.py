@@ -301,7 +301,7 @@ def backlog_table(results: dict) -> str:
         ["every round (messages per second to the broker)",
          ", ".join(fmt(r) for r in b.get("pantau_rounds_records_per_s_to_broker") or []) or "n/m",
          ", ".join(fmt(r) for r in b.get("ceiling_rounds_messages_per_s") or []) or "n/m"],
-        ["every round, timed as before 2026-12-06 14:30 (between 50 ms samples)",
+        ["every round, timed as before 2026-12-06 14:55 (from the sample before the first PUBACK)",
          ", ".join(fmt(r) for r in b.get("pantau_rounds_records_per_s_to_broker_sampled") or []) or "n/m", "its own clock"],
         ["seconds until the journal file is empty (acknowledged rows deleted)",
          fmt(p.get("seconds_to_empty_file"), 2), "no file"],

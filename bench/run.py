@@ -456,6 +456,9 @@ def bench_throughput(args, pantau: Path | None) -> dict:
         # Up to 312,500 readings/s: issue 12 asks for 300,000 within one core.
         steps = [(50, 20, 1000), (50, 125, 1000), (50, 125, 500), (50, 125, 250), (50, 125, 100),
                  (75, 125, 100), (100, 125, 100), (150, 125, 100), (200, 125, 100), (250, 125, 100)]
+    if args.throughput_steps:
+        # e.g. "250x125@100,200x125@100": re-run chosen steps only.
+        steps = [tuple(int(n) for n in spec.replace("@", "x").split("x")) for spec in args.throughput_steps.split(",")]
     warm, dur = (2, 4) if args.smoke else (8, 20)
     results = []
     best = None
@@ -652,7 +655,7 @@ def bench_backlog(args, pantau: Path | None) -> dict:
             # (device offline alerts, aggregates of the windows its restart closed).
             "messages_acked": acked_end,
             "start": "CONNACK (log)" if connack else "last sample before the first acknowledgement",
-            # The method used before 2026-12-06 14:30 UTC on the same samples: from the last sample before the first
+            # The method used before 2026-12-06 14:55 UTC, on the same samples: from the last sample before the first
             # acknowledgement to the first sample past the backlog's size (both ends quantised to 50 ms).
             "records_per_s_to_broker_sampled": round(depth / (sampled_end - sampled_start), 1)
             if sampled_end and sampled_end > sampled_start else None,
@@ -780,6 +783,7 @@ def main() -> int:
     ap.add_argument("--tb-sqlite-too", action=argparse.BooleanOptionalAction, default=True,
                     help="standard load: also measure ThingsBoard with its SQLite storage (durable, like the journal)")
     ap.add_argument("--backlog-readings", type=int, default=1_000_000)
+    ap.add_argument("--throughput-steps", help="only these throughput steps, DEVICESxREGISTERS@POLL_MS,...")
     ap.add_argument("--build-deb", action="store_true", help="package the measured binary with build-deb.sh")
     ap.add_argument("--deb-script", help="build-deb.sh to use (default scripts/build-deb.sh of this tree)")
     ap.add_argument("--results", default=str(OUT / "results.json"))
