@@ -73,9 +73,10 @@ public final class ReadingPipeline: Sendable {
         }
     }
 
-    /// When a look at the clock tells the Sparkplug edge: never, every time (the tick), or on a change (a poll).
+    /// When a look at the clock tells the Sparkplug edge (if there is one): every time (the tick), or on a change
+    /// (a poll).
     enum EdgeTelling {
-        case never, always, onChange
+        case always, onChange
     }
 
     /// The timeline jumped at a synchronisation: from `from` (the boot clock's offset) to `to` (the true one). Or,
@@ -177,7 +178,8 @@ public final class ReadingPipeline: Sendable {
     /// is the journal's to correct and release then: `takeTimeCorrection`). `full` asks the system for the clock's
     /// synchronisation (the once-a-second tick); otherwise it is taken from the last full sample (the hot path).
     /// `edge` says when the view carries the clock for the Sparkplug edge (`tellEdge`).
-    private func observeClock(full: Bool = true, edge: EdgeTelling = .never) -> ClockView {
+    private func observeClock(full: Bool = true, edge: EdgeTelling? = nil) -> ClockView {
+        let edge = sparkplug == nil ? nil : edge
         let last = full ? nil : time.withLock { $0.lastSample }
         let sample = last.map { clock.quickSample(after: $0) } ?? clock.clockSample()
         var released = 0
@@ -343,7 +345,7 @@ public final class ReadingPipeline: Sendable {
     public func handle(_ received: DevicePoll) {
         guard let (slot, identity, topics) = slot(received.device) else { return }
         let compact = compactTelemetry
-        let view = observeClock(full: false, edge: sparkplug == nil ? .never : .onChange)
+        let view = observeClock(full: false, edge: .onChange)
         let (sample, synced, keeper) = (view.sample, view.synced, view.keeper)
         var poll = received
         var boottimes: [Int64] = []
@@ -441,7 +443,7 @@ public final class ReadingPipeline: Sendable {
     /// Lets time pass: closes windows that ended without a new reading and flags silent level sensors stale.
     /// The gateway calls it about once a second.
     public func tick() {
-        let view = observeClock(edge: sparkplug == nil ? .never : .always)
+        let view = observeClock(edge: .always)
         let now = view.now
         if let told = view.tellEdge { sparkplug?.observeClock(bootId: told.bootId, syncedOffset: told.syncedOffset) }
         let (slots, topics) = directory.withLock { d in (d.slots.sorted { $0.key < $1.key }.map(\.value), d.topics) }

@@ -132,27 +132,33 @@ enum JournalQueries {
             }
         }
         oldest.reset()
-        let above = try db.prepare("SELECT min(seq) FROM records WHERE seq > ?1")
-        let below = try db.prepare("SELECT max(seq) FROM records WHERE seq < ?1")
-        var low = Int64.min
-        var high = Int64.max
-        while true {
-            above.reset()
-            try above.bind(.integer(low))
-            guard try above.step(), !above.isNull(0) else { return facts }
-            low = above.int64(0)
-            guard acked.contains(low) else { break }
-            low = acked.firstOutside(after: low) - 1
+        let low = try pendingSeq(db, "SELECT min(seq) FROM records WHERE seq > ?1", from: .min, acked) {
+            acked.firstOutside(after: $0) - 1
         }
-        while true {
-            below.reset()
-            try below.bind(.integer(high))
-            guard try below.step(), !below.isNull(0) else { return facts }
-            high = below.int64(0)
-            guard acked.contains(high) else { break }
-            high = acked.lastOutside(before: high) + 1
+        let high = try pendingSeq(db, "SELECT max(seq) FROM records WHERE seq < ?1", from: .max, acked) {
+            acked.lastOutside(before: $0) + 1
         }
+        guard let low, let high
+        else { return facts }
         facts.seqRange = low...high
         return facts
+    }
+
+    /// The first row `next` finds from `start` that is not acknowledged, stepping over acknowledged ranges (`past`
+    /// gives where the next lookup starts from an acknowledged row); nil when there is none.
+    private static func pendingSeq(
+        _ db: SQLiteConnection, _ next: String, from start: Int64, _ acked: RangeSet<Int64>,
+        past: (Int64) -> Int64
+    ) throws(SQLiteError) -> Int64? {
+        let lookup = try db.prepare(next)
+        var from = start
+        while true {
+            lookup.reset()
+            try lookup.bind(.integer(from))
+            guard try lookup.step(), !lookup.isNull(0) else { return nil }
+            let seq = lookup.int64(0)
+            guard acked.contains(seq) else { return seq }
+            from = past(seq)
+        }
     }
 }
